@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* The client's internal types: config, the relay session, intercepted flows, and the
+ * netfilter rules that bring connections to it. */
+#ifndef CLIENT_H
+#define CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <ev.h>
+#include <openssl/ssl.h>
+
+#include "tn/cidr.h"
+#include "tn/h2.h"
+#include "tn/opts.h"
+#include "tn/tls.h"
+
+struct client_config {
+    char *server_addr;
+    struct tn_cidr_list target_cidr;
+    int64_t listen_port;
+    struct tn_tls_conf tls;
+    struct tn_log_conf log;
+    int64_t stream_window, connection_window;
+};
+
+struct client {
+    struct ev_loop *loop;
+    const struct client_config *cfg;
+    SSL_CTX *tls;
+    struct tn_h2 *h2;        /* the relay session; NULL when lost */
+    bool is_ready;           /* relay accepted us and the rules are in */
+    bool has_rules;
+    struct sockaddr_storage relay_addr;
+    ev_io listener;
+    int status;              /* exit status once the loop stops */
+    uint64_t flows;
+};
+
+/* netfilter.c: the only code that changes netfilter. */
+struct nf_rules {
+    const struct tn_cidr_list *cidrs;
+    const struct sockaddr *relay; /* never intercepted */
+    unsigned port;                /* where REDIRECT sends connections */
+};
+/* Installs our chain and its jump atomically.  Returns 0 or TN_ERR_CONFIG (logged). */
+int nf_rules_install(const struct nf_rules *rules);
+/* Removes our chain and every jump to it, whoever installed them.  Returns how many rules or
+ * chains were removed. */
+int nf_rules_remove(void);
+
+/* flow.c */
+void flow_accept(struct client *c, int fd);
+
+#endif

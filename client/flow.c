@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/* An intercepted connection: its original destination from SO_ORIGINAL_DST, one Connect stream
+ * to the relay, and bytes both ways.  Data may follow Open before the relay answers; a refusal
+ * resets the application's connection so it sees an error, never an empty success. */
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "tn/addr.h"
+#include "tn/err.h"
+#include "tn/log.h"
+#include "tn/pipe.h"
+#include "tn/util.h"
+
+#define PATH_CONNECT "/tunnel.v1.Relay/Connect"
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h, which clashes with netinet/in.h */
+#endif
+
+struct flow {
+    struct tn_pipe pipe;
+    struct client *c;
+    uint64_t id;
+    char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
+    char proxy[TN_ID_MAX + 1];
+    char why[96];
+};
+
+/* The flow id: FNV-1a over protocol and 4-tuple, so every hop logs the same number. */
+static uint64_t
+flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst,
+        unsigned dport)
+{
+    uint8_t key[1 + 16 + 2 + 16 + 2];
+    uint64_t h = 0xcbf29ce484222325ULL;
+    size_t i, alen = src->family == AF_INET ? 4 : 16, n = 0;
+
+    key[n++] = (uint8_t)proto;
+    memcpy(key + n, src->bytes, alen);
+    n += alen;
+    key[n++] = (uint8_t)(sport >> 8);
+    key[n++] = (uint8_t)sport;
+    memcpy(key + n, dst->bytes, alen);
+    n += alen;
+    key[n++] = (uint8_t)(dport >> 8);
+    key[n++] = (uint8_t)dport;
+    for (i = 0; i < n; i++)
+        h = (h ^ key[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+static const char *
+result_name(Tunnel__V1__OpenResult r)
+{
+    switch (r) {
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK:
+        return "ok";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE:
+        return "no route";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN:
+        return "forbidden";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_REFUSED:
+        return "refused";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE:
+        return "unreachable";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT:
+        return "timeout";
+    default:
+        return "unknown result";
+    }
+}
+
+static int
+pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
+{
+    struct flow *f = tn_container_of(p, struct flow, pipe);
+    const Tunnel__V1__Opened *o = fr->opened;
+
+    if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPENED) {
+        p->abort_reason = "unexpected message from relay";
+        return TN_ERR_PROTO;
+    }
+    snprintf(f->proxy, sizeof(f->proxy), "%s", o->proxy_id);
+    if (o->result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
+        snprintf(f->why, sizeof(f->why), "%s%s%.64s", result_name(o->result),
+                 o->reason[0] != '\0' ? ": " : "", o->reason);
+        p->abort_reason = f->why;
+        return TN_ERR_NO_ROUTE;
+    }
+    return 0;
+}
+
+static void
+pipe_on_close(struct tn_pipe *p, const char *reason)
+{
+    struct flow *f = tn_container_of(p, struct flow, pipe);
+
+    tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
+           "flow=%016" PRIx64 " %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
+           f->src, f->dst, f->proxy[0] != '\0' ? f->proxy : "-", p->bytes_up, p->bytes_down,
+           reason != NULL ? reason : "closed");
+    free(f);
+}
+
+static const struct tn_pipe_ops flow_pipe_ops = {
+    .on_frame = pipe_on_frame,
+    .on_close = pipe_on_close,
+};
+
+static void
+endpoint_set(Tunnel__V1__Endpoint *ep, struct tn_ip *ip, unsigned port)
+{
+    ep->ip.data = ip->bytes;
+    ep->ip.len = ip->family == AF_INET ? 4 : 16;
+    ep->port = port;
+}
+
+void
+flow_accept(struct client *c, int fd)
+{
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    Tunnel__V1__Open open = TUNNEL__V1__OPEN__INIT;
+    Tunnel__V1__Endpoint esrc = TUNNEL__V1__ENDPOINT__INIT, edst = TUNNEL__V1__ENDPOINT__INIT;
+    struct sockaddr_storage src, dst;
+    socklen_t slen = sizeof(src), dlen = sizeof(dst);
+    struct tn_ip sip, dip;
+    unsigned sport, dport;
+    struct flow *f;
+
+    if (getpeername(fd, (struct sockaddr *)&src, &slen) < 0 ||
+        getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen) < 0 ||
+        tn_addr_to_ip((struct sockaddr *)&src, &sip, &sport) != 0 ||
+        tn_addr_to_ip((struct sockaddr *)&dst, &dip, &dport) != 0) {
+        tn_log_warn("accepted connection without an original destination");
+        tn_addr_close_reset(fd);
+        return;
+    }
+    if (c->h2 == NULL || !c->is_ready || (f = calloc(1, sizeof(*f))) == NULL) {
+        tn_addr_close_reset(fd); /* no relay: fail at once rather than hang */
+        return;
+    }
+    f->c = c;
+    f->id = flow_id(IPPROTO_TCP, &sip, sport, &dip, dport);
+    tn_addr_format((struct sockaddr *)&src, f->src, sizeof(f->src));
+    tn_addr_format((struct sockaddr *)&dst, f->dst, sizeof(f->dst));
+    tn_pipe_init(&f->pipe, c->loop, &flow_pipe_ops);
+    endpoint_set(&esrc, &sip, sport);
+    endpoint_set(&edst, &dip, dport);
+    open.flow_id = f->id;
+    open.protocol = TUNNEL__V1__PROTOCOL__PROTOCOL_TCP;
+    open.src = &esrc;
+    open.dst = &edst;
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
+    fr.open = &open;
+    if (tn_pipe_open(&f->pipe, c->h2, PATH_CONNECT) != 0) {
+        tn_addr_close_reset(fd);
+        free(f);
+        return;
+    }
+    tn_pipe_attach(&f->pipe, fd); /* reads start on the next loop turn: Open goes first */
+    if (tn_pipe_send(&f->pipe, &fr) != 0) {
+        tn_pipe_abort(&f->pipe, "out of memory");
+        return;
+    }
+    c->flows++;
+    tn_log_debug("flow=%016" PRIx64 " %s -> %s: open", f->id, f->src, f->dst);
+}

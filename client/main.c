@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: MIT */
+/* client: intercepts TCP to the configured networks (iptables REDIRECT to a local listener,
+ * SO_ORIGINAL_DST for the real destination) and carries each connection to the relay as one
+ * HTTP/2 stream over mutual TLS. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "tn/addr.h"
+#include "tn/conf.h"
+#include "tn/err.h"
+#include "tn/log.h"
+#include "tn/util.h"
+
+static const struct tn_conf_key keys[] = {
+    { .key = "server_addr", .flag = "server", .type = TN_CONF_HOSTPORT,
+      .offset = offsetof(struct client_config, server_addr), .metavar = "HOST:PORT",
+      .help = "the relay to connect to (required)" },
+    { .key = "target_cidr", .flag = "cidr", .type = TN_CONF_CIDR_LIST,
+      .offset = offsetof(struct client_config, target_cidr), .metavar = "CIDR",
+      .help = "a network to intercept (repeat for more; required)" },
+    { .key = "listen_port", .flag = "listen-port", .type = TN_CONF_INT,
+      .offset = offsetof(struct client_config, listen_port), .def = "9999", .metavar = "PORT",
+      .help = "local port intercepted connections are redirected to", .min = 1, .max = 65535 },
+    TN_OPTS_TLS(struct client_config, tls, "client"),
+    TN_OPTS_LOG(struct client_config, log),
+    TN_OPTS_WINDOWS(struct client_config, stream_window, connection_window),
+    { 0 },
+};
+
+static const struct tn_cli cli = {
+    .prog = "client",
+    .summary = "The tunnel client: carries connections to the given networks through the "
+               "relay (needs root or CAP_NET_ADMIN).",
+    .keys = keys,
+};
+
+static int
+config_check(const struct client_config *cfg)
+{
+    if (cfg->server_addr == NULL) {
+        fprintf(stderr, "client: --server (server_addr) is required\n");
+        return TN_ERR_CONFIG;
+    }
+    if (cfg->target_cidr.n == 0) {
+        fprintf(stderr, "client: at least one --cidr (target_cidr) is required\n");
+        return TN_ERR_CONFIG;
+    }
+    return 0;
+}
+
+static void
+client_stop(struct client *c, int status)
+{
+    c->status = status;
+    ev_break(c->loop, EVBREAK_ALL);
+}
+
+static int
+relay_on_ready(struct tn_h2 *h2)
+{
+    struct client *c = tn_h2_owner(h2);
+    const struct tn_identity *peer = tn_h2_peer(h2);
+    struct nf_rules rules = {
+        .cidrs = &c->cfg->target_cidr,
+        .relay = (const struct sockaddr *)&c->relay_addr,
+        .port = (unsigned)c->cfg->listen_port,
+    };
+    char nets[256] = "", net[TN_CIDR_STRLEN];
+    size_t i;
+
+    if (peer->role != TN_ROLE_SERVER) {
+        tn_log_warnx("%s presents a %s certificate, not a relay's", tn_h2_peer_addr(h2),
+                     tn_role_name(peer->role));
+        client_stop(c, 1);
+        return TN_ERR_AUTH;
+    }
+    if (nf_rules_install(&rules) != 0) {
+        client_stop(c, 1);
+        return TN_ERR_CONFIG;
+    }
+    c->has_rules = true;
+    c->is_ready = true;
+    for (i = 0; i < c->cfg->target_cidr.n; i++) {
+        tn_cidr_format(&c->cfg->target_cidr.v[i], net, sizeof(net));
+        snprintf(nets + strlen(nets), sizeof(nets) - strlen(nets), "%s%s", i ? " " : "", net);
+    }
+    tn_log_info("ready: intercepting %s through relay %s (%s)", nets, tn_h2_peer_addr(h2),
+                peer->id);
+    return 0;
+}
+
+static void
+relay_on_request(struct tn_h2 *h2, struct tn_h2_stream *s, const char *path)
+{
+    (void)h2;
+    (void)s;
+    (void)path; /* a client session never receives requests */
+}
+
+static void
+relay_on_close(struct tn_h2 *h2, const char *reason)
+{
+    struct client *c = tn_h2_owner(h2);
+
+    tn_log_warnx("relay connection closed: %s", reason);
+    c->h2 = NULL;
+    c->is_ready = false;
+    tn_h2_free(h2);
+    client_stop(c, 1); /* TODO(#8): reconnect with backoff instead */
+}
+
+static const struct tn_h2_ops relay_ops = {
+    .on_ready = relay_on_ready,
+    .on_request = relay_on_request,
+    .on_close = relay_on_close,
+};
+
+static void
+on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct client *c = tn_container_of(w, struct client, listener);
+    int fd, i;
+
+    (void)loop;
+    (void)revents;
+    for (i = 0; i < 64; i++) {
+        if ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                tn_log_warn("accept");
+            return;
+        }
+        flow_accept(c, fd);
+    }
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct client *c = w->data;
+
+    (void)loop;
+    (void)revents;
+    tn_log_info("signal %d: removing rules and stopping", w->signum);
+    client_stop(c, 0);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct client_config cfg = { 0 };
+    struct client c = { 0 };
+    struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    struct tn_h2_settings settings;
+    ev_signal sigint, sigterm, sighup;
+    socklen_t len = sizeof(c.relay_addr);
+    int r, fd, lfd = -1;
+
+    if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0 || (r = config_check(&cfg)) != 0) {
+        tn_conf_fini(keys, &cfg);
+        return r == TN_CLI_EXIT ? 0 : 2;
+    }
+    c.status = 1;
+    if (tn_opts_log_open("client", &cfg.log) != 0)
+        goto out;
+    signal(SIGPIPE, SIG_IGN);
+    c.loop = EV_DEFAULT;
+    c.cfg = &cfg;
+    if (tn_tls_ctx_new(&c.tls, &cfg.tls, false) != 0)
+        goto out;
+    nf_rules_remove(); /* whatever a killed earlier run left */
+    lo.sin_port = htons((uint16_t)cfg.listen_port);
+    if ((lfd = tn_addr_listen((struct sockaddr *)&lo, sizeof(lo), 1024)) < 0) {
+        tn_log_warnx("listen on 127.0.0.1:%d: %s", (int)cfg.listen_port, tn_strerror(lfd));
+        goto out;
+    }
+    settings = (struct tn_h2_settings){
+        .stream_window = (uint32_t)cfg.stream_window,
+        .connection_window = (uint32_t)cfg.connection_window,
+        .max_streams = 100,
+        .authority = cfg.server_addr,
+    };
+    if ((fd = tn_addr_dial(cfg.server_addr, 10000)) < 0)
+        goto out;
+    getpeername(fd, (struct sockaddr *)&c.relay_addr, &len);
+    if ((c.h2 = tn_h2_new(c.loop, c.tls, fd, false, &settings, &relay_ops, &c)) == NULL)
+        goto out;
+    ev_io_init(&c.listener, on_accept, lfd, EV_READ);
+    ev_io_start(c.loop, &c.listener);
+    ev_signal_init(&sigint, on_signal, SIGINT);
+    ev_signal_init(&sigterm, on_signal, SIGTERM);
+    ev_signal_init(&sighup, on_signal, SIGHUP);
+    sigint.data = sigterm.data = sighup.data = &c;
+    ev_signal_start(c.loop, &sigint);
+    ev_signal_start(c.loop, &sigterm);
+    ev_signal_start(c.loop, &sighup);
+    ev_run(c.loop, 0);
+out:
+    if (c.has_rules)
+        nf_rules_remove();
+    if (c.h2 != NULL)
+        tn_h2_free(c.h2);
+    if (lfd >= 0)
+        close(lfd);
+    SSL_CTX_free(c.tls);
+    tn_conf_fini(keys, &cfg);
+    tn_log_close();
+    return c.status;
+}

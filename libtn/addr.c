@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/* Socket addresses and the non-blocking socket set-up every program repeats. */
+#include "tn/addr.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tn/cidr.h"
+#include "tn/err.h"
+#include "tn/log.h"
+
+int
+tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size_t portlen)
+{
+    const char *colon, *h = hostport;
+    size_t hl;
+
+    if (hostport[0] == '[') {
+        const char *end = strchr(hostport, ']');
+        if (end == NULL || end[1] != ':')
+            return TN_ERR_PARSE;
+        h = hostport + 1;
+        hl = (size_t)(end - h);
+        colon = end + 1;
+    } else {
+        if ((colon = strrchr(hostport, ':')) == NULL || memchr(hostport, ':', (size_t)(colon - hostport)) != NULL)
+            return TN_ERR_PARSE;
+        hl = (size_t)(colon - hostport);
+    }
+    if (hl >= hostlen || strlen(colon + 1) >= portlen || colon[1] == '\0')
+        return TN_ERR_PARSE;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    strcpy(port, colon + 1);
+    return 0;
+}
+
+int
+tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out,
+                socklen_t *outlen)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res;
+    char host[256], port[8];
+    int e;
+
+    if (tn_addr_split(hostport, host, sizeof(host), port, sizeof(port)) != 0) {
+        tn_log_warnx("%s: not HOST:PORT", hostport);
+        return TN_ERR_PARSE;
+    }
+    if (passive)
+        hints.ai_flags |= AI_PASSIVE;
+    if ((e = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res)) != 0) {
+        tn_log_warnx("%s: %s", hostport, gai_strerror(e));
+        return TN_ERR_PARSE;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *outlen = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+char *
+tn_addr_format(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char ip[INET6_ADDRSTRLEN];
+
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%u", ip, ntohs(in->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%u", ip, ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, len, "(family %d)", sa->sa_family);
+    }
+    return buf;
+}
+
+int
+tn_addr_to_ip(const struct sockaddr *sa, struct tn_ip *ip, unsigned *port)
+{
+    memset(ip, 0, sizeof(*ip));
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        ip->family = AF_INET;
+        memcpy(ip->bytes, &in->sin_addr, 4);
+        *port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        ip->family = AF_INET6;
+        memcpy(ip->bytes, &in6->sin6_addr, 16);
+        *port = ntohs(in6->sin6_port);
+    } else {
+        return TN_ERR_PARSE;
+    }
+    return 0;
+}
+
+socklen_t
+tn_addr_from_ip(const struct tn_ip *ip, unsigned port, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ip->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)(void *)out;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        memcpy(&in->sin_addr, ip->bytes, 4);
+        return sizeof(*in);
+    }
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)(void *)out;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons((uint16_t)port);
+    memcpy(&in6->sin6_addr, ip->bytes, 16);
+    return sizeof(*in6);
+}
+
+int
+tn_addr_listen(const struct sockaddr *sa, socklen_t len, int backlog)
+{
+    int fd, one = 1, r;
+
+    if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        return -errno;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int
+tn_addr_connect(const struct sockaddr *sa, socklen_t len)
+{
+    int fd, one = 1, r;
+
+    if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+        return -errno;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
+        r = -errno;
+        close(fd);
+        return r;
+    }
+    return fd;
+}
+
+int
+tn_addr_connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        return -errno;
+    return -err;
+}
+
+void
+tn_addr_close_reset(int fd)
+{
+    struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
+
+int
+tn_addr_dial(const char *hostport, int timeout_ms)
+{
+    struct sockaddr_storage ss;
+    struct pollfd pfd;
+    socklen_t len;
+    char addr[TN_ADDR_STRLEN];
+    int fd, r;
+
+    if ((r = tn_addr_resolve(hostport, false, &ss, &len)) != 0)
+        return r;
+    tn_addr_format((struct sockaddr *)&ss, addr, sizeof(addr));
+    if ((fd = tn_addr_connect((struct sockaddr *)&ss, len)) < 0) {
+        tn_log_warnx("connect to %s: %s", addr, strerror(-fd));
+        return fd;
+    }
+    pfd.fd = fd;
+    pfd.events = POLLOUT;
+    do {
+        r = poll(&pfd, 1, timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0)
+        r = -ETIMEDOUT;
+    else if (r > 0)
+        r = tn_addr_connect_result(fd);
+    else
+        r = -errno;
+    if (r != 0) {
+        tn_log_warnx("connect to %s: %s", addr, strerror(-r));
+        close(fd);
+        return r;
+    }
+    return fd;
+}

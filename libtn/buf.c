@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/* The chunked byte queue: reserve/commit at the tail, peek/consume at the head. */
+#include "tn/buf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct tn_buf_chunk {
+    struct tn_buf_chunk *next;
+    size_t start, end, cap; /* readable bytes are data[start, end) */
+    uint8_t data[];
+};
+
+void
+tn_buf_init(struct tn_buf *b)
+{
+    b->head = b->tail = NULL;
+    b->len = 0;
+}
+
+void
+tn_buf_fini(struct tn_buf *b)
+{
+    struct tn_buf_chunk *c, *next;
+
+    for (c = b->head; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    tn_buf_init(b);
+}
+
+uint8_t *
+tn_buf_reserve(struct tn_buf *b, size_t n, size_t *avail)
+{
+    struct tn_buf_chunk *c = b->tail;
+    size_t cap;
+
+    if (c == NULL || c->cap - c->end < n) {
+        cap = n > TN_BUF_CHUNK ? n : TN_BUF_CHUNK;
+        if ((c = malloc(sizeof(*c) + cap)) == NULL)
+            return NULL;
+        c->next = NULL;
+        c->start = c->end = 0;
+        c->cap = cap;
+        if (b->tail != NULL)
+            b->tail->next = c;
+        else
+            b->head = c;
+        b->tail = c;
+    }
+    *avail = c->cap - c->end;
+    return c->data + c->end;
+}
+
+void
+tn_buf_commit(struct tn_buf *b, size_t n)
+{
+    b->tail->end += n;
+    b->len += n;
+}
+
+int
+tn_buf_append(struct tn_buf *b, const void *p, size_t n)
+{
+    size_t avail;
+    uint8_t *dst;
+
+    if (n == 0)
+        return 0;
+    if ((dst = tn_buf_reserve(b, n, &avail)) == NULL)
+        return -ENOMEM;
+    memcpy(dst, p, n);
+    tn_buf_commit(b, n);
+    return 0;
+}
+
+void
+tn_buf_move(struct tn_buf *b, struct tn_buf *from)
+{
+    if (from->head == NULL)
+        return;
+    if (b->tail != NULL)
+        b->tail->next = from->head;
+    else
+        b->head = from->head;
+    b->tail = from->tail;
+    b->len += from->len;
+    tn_buf_init(from);
+}
+
+const uint8_t *
+tn_buf_peek(const struct tn_buf *b, size_t *n)
+{
+    struct tn_buf_chunk *c = b->head;
+
+    /* The head chunk is never left empty with data behind it (see tn_buf_consume). */
+    if (c == NULL || c->end == c->start) {
+        *n = 0;
+        return NULL;
+    }
+    *n = c->end - c->start;
+    return c->data + c->start;
+}
+
+size_t
+tn_buf_copy(const struct tn_buf *b, uint8_t *dst, size_t n)
+{
+    const struct tn_buf_chunk *c;
+    size_t done = 0, k;
+
+    for (c = b->head; c != NULL && done < n; c = c->next) {
+        k = c->end - c->start;
+        if (k > n - done)
+            k = n - done;
+        memcpy(dst + done, c->data + c->start, k);
+        done += k;
+    }
+    return done;
+}
+
+void
+tn_buf_consume(struct tn_buf *b, size_t n)
+{
+    struct tn_buf_chunk *c;
+    size_t k;
+
+    while (n > 0 && (c = b->head) != NULL) {
+        k = c->end - c->start;
+        if (k > n)
+            k = n;
+        c->start += k;
+        b->len -= k;
+        n -= k;
+        if (c->start == c->end && (c->next != NULL || c->end == c->cap)) {
+            b->head = c->next;
+            if (b->head == NULL)
+                b->tail = NULL;
+            free(c);
+        }
+    }
+    /* An empty queue frees its last chunk too: an idle flow holds no buffer memory. */
+    if (b->len == 0 && b->head != NULL) {
+        free(b->head);
+        tn_buf_init(b);
+    }
+}

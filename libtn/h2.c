@@ -1,0 +1,808 @@
+/* SPDX-License-Identifier: MIT */
+/* HTTP/2 over non-blocking TLS on a libev loop.
+ *
+ * Bytes in:  socket -> SSL_read -> nghttp2_session_mem_recv -> callbacks -> stream owners.
+ * Bytes out: stream out buffers -> data_read (nghttp2 frames) -> nghttp2_session_mem_send
+ *            -> wbuf (frames coalesced into large TLS writes) -> SSL_write -> socket.
+ * Output is flushed from an ev_prepare watcher, so everything queued while the loop handled one
+ * round of events leaves in as few TLS records as possible.  Tear-down is deferred to the same
+ * watcher, never done inside nghttp2's callbacks. */
+#include "tn/h2.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+
+#include "tn/addr.h"
+#include "tn/buf.h"
+#include "tn/err.h"
+#include "tn/grpc.h"
+#include "tn/log.h"
+#include "tn/tls.h"
+#include "tn/util.h"
+
+#define WBUF_HIGH         (64 * 1024) /* coalesce frames up to this before SSL_write */
+#define RBUF_SIZE         (64 * 1024)
+#define HANDSHAKE_TIMEOUT 10.0
+#define PATH_MAX_LEN      64
+
+struct tn_h2_stream {
+    struct tn_h2 *h2;
+    struct tn_h2_stream *prev, *next; /* in h2->streams */
+    int32_t id;
+    const struct tn_h2_stream_ops *ops; /* NULL once detached */
+    void *owner;
+    struct tn_buf out;
+    bool is_finishing; /* end our side once |out| is drained */
+    bool is_responded; /* server: response headers submitted */
+    bool is_deferred;  /* the data source waits for tn_h2_stream_resume */
+    bool is_bad_request;
+    bool is_http_error; /* client: the response was not 200: grpc-status no longer counts */
+    int grpc_status; /* server: what our trailers say; client: what the peer's said */
+    char grpc_message[128];
+    char path[PATH_MAX_LEN]; /* server: the request's :path */
+};
+
+struct tn_h2 {
+    struct ev_loop *loop;
+    ev_io io;
+    ev_prepare flush;
+    ev_timer handshake_timer;
+    int fd;
+    SSL *ssl;
+    nghttp2_session *ng;
+    bool is_server;
+    bool want_write;    /* SSL_write would block: wait for EV_WRITE */
+    bool is_ready;      /* the peer's first SETTINGS arrived */
+    bool is_closed;     /* torn down: only tn_h2_free remains */
+    const char *close_reason; /* set: tear down at the next flush */
+    struct tn_buf wbuf;
+    struct tn_identity peer;
+    char peer_addr[TN_ADDR_STRLEN];
+    struct tn_h2_settings settings;
+    const struct tn_h2_ops *ops;
+    void *owner;
+    struct tn_h2_stream *streams;
+};
+
+static void h2_schedule(struct tn_h2 *h2);
+
+static void
+h2_fail(struct tn_h2 *h2, const char *reason)
+{
+    if (h2->close_reason == NULL)
+        h2->close_reason = reason;
+    h2_schedule(h2);
+}
+
+/* ---- streams ---------------------------------------------------------------------------- */
+
+static struct tn_h2_stream *
+stream_new(struct tn_h2 *h2)
+{
+    struct tn_h2_stream *s = calloc(1, sizeof(*s));
+
+    if (s == NULL)
+        return NULL;
+    s->h2 = h2;
+    s->grpc_status = -1;
+    tn_buf_init(&s->out);
+    s->next = h2->streams;
+    if (h2->streams != NULL)
+        h2->streams->prev = s;
+    h2->streams = s;
+    return s;
+}
+
+/* Unlinks and frees |s|, telling its owner first. */
+static void
+stream_close(struct tn_h2_stream *s, uint32_t error_code)
+{
+    struct tn_h2 *h2 = s->h2;
+    const struct tn_h2_stream_ops *ops = s->ops;
+
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        h2->streams = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    s->ops = NULL;
+    if (ops != NULL)
+        ops->on_close(s->owner, error_code);
+    tn_buf_fini(&s->out);
+    free(s);
+}
+
+static ssize_t
+data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+          nghttp2_data_source *src, void *arg)
+{
+    struct tn_h2_stream *s = src->ptr;
+    size_t n = tn_buf_copy(&s->out, buf, len);
+
+    (void)arg;
+    tn_buf_consume(&s->out, n);
+    if (n > 0 && s->ops != NULL)
+        s->ops->on_sent(s->owner, n);
+    if (tn_buf_len(&s->out) == 0 && s->is_finishing) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->h2->is_server) {
+            char status[12];
+            nghttp2_nv trailers[2];
+            size_t nt = 1;
+
+            snprintf(status, sizeof(status), "%d", s->grpc_status);
+            trailers[0] = (nghttp2_nv)TN_NV("grpc-status", status);
+            if (s->grpc_message[0] != '\0')
+                trailers[nt++] = (nghttp2_nv)TN_NV("grpc-message", s->grpc_message);
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            if (nghttp2_submit_trailer(ng, id, trailers, nt) != 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        }
+        return (ssize_t)n;
+    }
+    if (n == 0) {
+        s->is_deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
+struct tn_h2_stream *
+tn_h2_stream_open(struct tn_h2 *h2, const char *path, const struct tn_h2_stream_ops *ops,
+                  void *owner)
+{
+    const char *authority = h2->settings.authority != NULL ? h2->settings.authority : "relay";
+    nghttp2_nv hdrs[] = {
+        TN_NV(":method", "POST"),
+        TN_NV(":scheme", "https"),
+        TN_NV(":authority", authority),
+        TN_NV(":path", path),
+        TN_NV("content-type", "application/grpc"),
+        TN_NV("te", "trailers"),
+    };
+    nghttp2_data_provider prd;
+    struct tn_h2_stream *s;
+    int32_t id;
+
+    if (h2->is_closed || h2->ng == NULL || (s = stream_new(h2)) == NULL)
+        return NULL;
+    s->ops = ops;
+    s->owner = owner;
+    prd.source.ptr = s;
+    prd.read_callback = data_read;
+    id = nghttp2_submit_request(h2->ng, NULL, hdrs, TN_ARRAY_LEN(hdrs), &prd, s);
+    if (id < 0) {
+        tn_log_warnx("%s: cannot open stream: %s", h2->peer_addr, nghttp2_strerror(id));
+        s->ops = NULL;
+        stream_close(s, 0);
+        return NULL;
+    }
+    s->id = id;
+    h2_schedule(h2);
+    return s;
+}
+
+void
+tn_h2_stream_bind(struct tn_h2_stream *s, const struct tn_h2_stream_ops *ops, void *owner)
+{
+    s->ops = ops;
+    s->owner = owner;
+}
+
+int
+tn_h2_stream_respond(struct tn_h2_stream *s)
+{
+    static const nghttp2_nv hdrs[] = {
+        TN_NV(":status", "200"),
+        TN_NV("content-type", "application/grpc"),
+    };
+    nghttp2_data_provider prd;
+    int rv;
+
+    if (s->is_responded || s->h2->ng == NULL)
+        return 0;
+    prd.source.ptr = s;
+    prd.read_callback = data_read;
+    if ((rv = nghttp2_submit_response(s->h2->ng, s->id, hdrs, TN_ARRAY_LEN(hdrs), &prd)) != 0) {
+        tn_log_warnx("%s: stream %d: cannot respond: %s", s->h2->peer_addr, s->id,
+                     nghttp2_strerror(rv));
+        return TN_ERR_H2;
+    }
+    s->is_responded = true;
+    h2_schedule(s->h2);
+    return 0;
+}
+
+struct tn_buf *
+tn_h2_stream_out(struct tn_h2_stream *s)
+{
+    return &s->out;
+}
+
+void
+tn_h2_stream_resume(struct tn_h2_stream *s)
+{
+    struct tn_h2 *h2 = s->h2;
+
+    if (h2->ng == NULL)
+        return;
+    if (h2->is_server && !s->is_responded) {
+        tn_h2_stream_respond(s);
+        return;
+    }
+    if (s->is_deferred) {
+        s->is_deferred = false;
+        nghttp2_session_resume_data(h2->ng, s->id);
+    }
+    h2_schedule(h2);
+}
+
+void
+tn_h2_stream_finish(struct tn_h2_stream *s, int grpc_status, const char *grpc_message)
+{
+    struct tn_h2 *h2 = s->h2;
+
+    if (s->is_finishing || h2->ng == NULL)
+        return;
+    s->is_finishing = true;
+    s->grpc_status = grpc_status;
+    if (grpc_message != NULL)
+        snprintf(s->grpc_message, sizeof(s->grpc_message), "%s", grpc_message);
+    if (h2->is_server && !s->is_responded && tn_buf_len(&s->out) == 0) {
+        /* Trailers-only response: one HEADERS frame with END_STREAM. */
+        char status[12];
+        nghttp2_nv hdrs[4] = {
+            TN_NV(":status", "200"),
+            TN_NV("content-type", "application/grpc"),
+            TN_NV("grpc-status", status),
+            TN_NV("grpc-message", s->grpc_message),
+        };
+
+        snprintf(status, sizeof(status), "%d", grpc_status);
+        s->is_responded = true;
+        nghttp2_submit_response(h2->ng, s->id, hdrs, s->grpc_message[0] != '\0' ? 4 : 3, NULL);
+        h2_schedule(h2);
+        return;
+    }
+    tn_h2_stream_resume(s);
+}
+
+void
+tn_h2_stream_consume(struct tn_h2_stream *s, size_t n)
+{
+    if (s->h2->ng == NULL || n == 0)
+        return;
+    nghttp2_session_consume_stream(s->h2->ng, s->id, n);
+    h2_schedule(s->h2);
+}
+
+void
+tn_h2_stream_detach(struct tn_h2_stream *s, uint32_t error_code)
+{
+    s->ops = NULL;
+    s->owner = NULL;
+    if (s->h2->ng == NULL)
+        return;
+    if (error_code != 0)
+        nghttp2_submit_rst_stream(s->h2->ng, NGHTTP2_FLAG_NONE, s->id, error_code);
+    else
+        tn_h2_stream_resume(s); /* let what is queued leave; the stream then closes itself */
+    h2_schedule(s->h2);
+}
+
+int32_t
+tn_h2_stream_id(const struct tn_h2_stream *s)
+{
+    return s->id;
+}
+
+struct tn_h2 *
+tn_h2_stream_conn(const struct tn_h2_stream *s)
+{
+    return s->h2;
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------------------ */
+
+static struct tn_h2_stream *
+stream_of(struct tn_h2 *h2, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(h2->ng, id);
+}
+
+static int
+on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    struct tn_h2_stream *s;
+
+    if (!h2->is_server || frame->hd.type != NGHTTP2_HEADERS ||
+        frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    if ((s = stream_new(h2)) == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
+    s->id = frame->hd.stream_id;
+    nghttp2_session_set_stream_user_data(ng, s->id, s);
+    return 0;
+}
+
+static bool
+name_is(const uint8_t *name, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+static int
+on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, size_t namelen,
+          const uint8_t *value, size_t valuelen, uint8_t flags, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    struct tn_h2_stream *s = stream_of(h2, frame->hd.stream_id);
+
+    (void)ng;
+    (void)flags;
+    if (s == NULL || frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (h2->is_server) {
+        if (name_is(name, namelen, ":path")) {
+            if (valuelen >= sizeof(s->path))
+                s->is_bad_request = true;
+            else
+                memcpy(s->path, value, valuelen);
+        } else if (name_is(name, namelen, ":method")) {
+            s->is_bad_request |= !name_is(value, valuelen, "POST");
+        } else if (name_is(name, namelen, "content-type")) {
+            s->is_bad_request |= valuelen < 16 || memcmp(value, "application/grpc", 16) != 0;
+        }
+        return 0;
+    }
+    if (name_is(name, namelen, ":status")) {
+        if (!name_is(value, valuelen, "200")) {
+            s->is_http_error = true;
+            s->grpc_status = TN_GRPC_UNAVAILABLE;
+        }
+    } else if (name_is(name, namelen, "grpc-status")) {
+        char v[12];
+        size_t n = valuelen < sizeof(v) - 1 ? valuelen : sizeof(v) - 1;
+
+        memcpy(v, value, n);
+        v[n] = '\0';
+        if (!s->is_http_error)
+            s->grpc_status = atoi(v);
+    } else if (name_is(name, namelen, "grpc-message")) {
+        size_t n = valuelen < sizeof(s->grpc_message) - 1 ? valuelen : sizeof(s->grpc_message) - 1;
+
+        memcpy(s->grpc_message, value, n);
+        s->grpc_message[n] = '\0';
+    }
+    return 0;
+}
+
+static int
+on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    struct tn_h2_stream *s;
+
+    /* The peer's first SETTINGS proves it accepted our certificate too (a TLS 1.3 server
+     * checks it after our side of the handshake has finished). */
+    if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK) &&
+        !h2->is_ready) {
+        h2->is_ready = true;
+        if (h2->ops->on_ready(h2) != 0)
+            h2_fail(h2, "peer refused");
+        return 0;
+    }
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+        return 0;
+    if ((s = stream_of(h2, frame->hd.stream_id)) == NULL)
+        return 0;
+    if (h2->is_server && frame->hd.type == NGHTTP2_HEADERS &&
+        frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        if (s->is_bad_request || s->path[0] == '\0') {
+            tn_h2_stream_finish(s, TN_GRPC_UNIMPLEMENTED, "not a gRPC request of this service");
+            return 0;
+        }
+        h2->ops->on_request(h2, s, s->path);
+    }
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->ops != NULL) {
+        int status = h2->is_server ? 0 : s->grpc_status;
+        s->ops->on_end(s->owner, status, s->grpc_message);
+    }
+    (void)ng;
+    return 0;
+}
+
+static int
+on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                   size_t len, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    struct tn_h2_stream *s = stream_of(h2, id);
+
+    (void)flags;
+    /* The connection window comes back at once: a stalled stream must not block the others. */
+    nghttp2_session_consume_connection(ng, len);
+    if (s == NULL || s->ops == NULL) {
+        nghttp2_session_consume_stream(ng, id, len);
+        return 0;
+    }
+    s->ops->on_data(s->owner, data, len);
+    return 0;
+}
+
+static int
+on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    struct tn_h2_stream *s = stream_of(h2, id);
+
+    if (s != NULL) {
+        nghttp2_session_set_stream_user_data(ng, id, NULL);
+        stream_close(s, error_code);
+    }
+    return 0;
+}
+
+static int
+on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *frame, int lib_error, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    struct tn_h2_stream *s;
+
+    /* A request that never left (the session is going away) gets no on_stream_close. */
+    if (frame->hd.type != NGHTTP2_HEADERS || h2->is_server ||
+        (s = stream_of(h2, frame->hd.stream_id)) == NULL)
+        return 0;
+    tn_log_debug("%s: stream %d not sent: %s", h2->peer_addr, frame->hd.stream_id,
+                 nghttp2_strerror(lib_error));
+    nghttp2_session_set_stream_user_data(ng, frame->hd.stream_id, NULL);
+    stream_close(s, NGHTTP2_REFUSED_STREAM);
+    return 0;
+}
+
+/* ---- I/O -------------------------------------------------------------------------------- */
+
+static void
+h2_update_io(struct tn_h2 *h2)
+{
+    int events = EV_READ | (h2->want_write ? EV_WRITE : 0);
+
+    if (h2->is_closed || (h2->io.events & (EV_READ | EV_WRITE)) == events)
+        return;
+    ev_io_stop(h2->loop, &h2->io);
+    ev_io_set(&h2->io, h2->fd, events);
+    ev_io_start(h2->loop, &h2->io);
+}
+
+/* Classifies a failed SSL_read/SSL_write/SSL_do_handshake.  Returns 0 to wait (setting
+ * want_write when writability is needed) or fails the connection and returns -1. */
+static int
+ssl_wait(struct tn_h2 *h2, int rv, const char *what)
+{
+    int e = SSL_get_error(h2->ssl, rv);
+
+    if (e == SSL_ERROR_WANT_READ)
+        return 0;
+    if (e == SSL_ERROR_WANT_WRITE) {
+        h2->want_write = true;
+        return 0;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
+        h2_fail(h2, "peer closed the connection");
+    } else if (e == SSL_ERROR_SYSCALL) {
+        tn_log_debug("%s: %s: %s", h2->peer_addr, what, strerror(errno));
+        h2_fail(h2, "connection lost");
+    } else {
+        char buf[256];
+        unsigned long ee = ERR_get_error();
+
+        ERR_error_string_n(ee, buf, sizeof(buf));
+        tn_log_warnx("%s: %s: %s", h2->peer_addr, what, ee != 0 ? buf : "TLS failure");
+        ERR_clear_error();
+        h2_fail(h2, "TLS failure");
+    }
+    return -1;
+}
+
+static void
+h2_send(struct tn_h2 *h2)
+{
+    const uint8_t *data;
+    size_t n;
+    ssize_t got;
+    int rv;
+
+    h2->want_write = false;
+    for (;;) {
+        while (h2->ng != NULL && tn_buf_len(&h2->wbuf) < WBUF_HIGH) {
+            if ((got = nghttp2_session_mem_send(h2->ng, &data)) < 0) {
+                tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror((int)got));
+                h2_fail(h2, "HTTP/2 error");
+                return;
+            }
+            if (got == 0)
+                break;
+            if (tn_buf_append(&h2->wbuf, data, (size_t)got) != 0) {
+                h2_fail(h2, "out of memory");
+                return;
+            }
+        }
+        if (tn_buf_len(&h2->wbuf) == 0)
+            return;
+        while ((data = tn_buf_peek(&h2->wbuf, &n)) != NULL) {
+            ERR_clear_error();
+            if ((rv = SSL_write(h2->ssl, data, (int)(n > INT32_MAX ? INT32_MAX : n))) <= 0) {
+                ssl_wait(h2, rv, "write");
+                return;
+            }
+            tn_buf_consume(&h2->wbuf, (size_t)rv);
+        }
+    }
+}
+
+static void
+h2_recv(struct tn_h2 *h2)
+{
+    static uint8_t rbuf[RBUF_SIZE]; /* one loop per process: a static buffer is enough */
+    ssize_t used;
+    int n;
+
+    while (h2->close_reason == NULL) {
+        ERR_clear_error();
+        if ((n = SSL_read(h2->ssl, rbuf, sizeof(rbuf))) <= 0) {
+            ssl_wait(h2, n, "read");
+            return;
+        }
+        if ((used = nghttp2_session_mem_recv(h2->ng, rbuf, (size_t)n)) < 0) {
+            tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror((int)used));
+            h2_fail(h2, "HTTP/2 protocol error");
+            return;
+        }
+    }
+}
+
+/* Everything a closed connection holds goes here, once, outside nghttp2's callbacks. */
+static void
+h2_teardown(struct tn_h2 *h2, bool notify)
+{
+    const char *reason = h2->close_reason;
+
+    h2->is_closed = true;
+    ev_io_stop(h2->loop, &h2->io);
+    ev_prepare_stop(h2->loop, &h2->flush);
+    ev_timer_stop(h2->loop, &h2->handshake_timer);
+    nghttp2_session_del(h2->ng);
+    h2->ng = NULL;
+    while (h2->streams != NULL)
+        stream_close(h2->streams, NGHTTP2_INTERNAL_ERROR);
+    tn_buf_fini(&h2->wbuf);
+    if (notify)
+        h2->ops->on_close(h2, reason);
+}
+
+static void
+h2_after_events(struct tn_h2 *h2)
+{
+    if (h2->close_reason != NULL) {
+        if (h2->ng != NULL && h2->is_closed == false)
+            h2_send(h2); /* a last GOAWAY or RST, if the socket takes it */
+        h2_teardown(h2, true);
+        return;
+    }
+    if (h2->ng != NULL && !nghttp2_session_want_read(h2->ng) &&
+        !nghttp2_session_want_write(h2->ng) && tn_buf_len(&h2->wbuf) == 0) {
+        h2->close_reason = "session ended";
+        h2_teardown(h2, true);
+        return;
+    }
+    h2_update_io(h2);
+}
+
+static void
+h2_on_flush(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    struct tn_h2 *h2 = tn_container_of(w, struct tn_h2, flush);
+
+    (void)revents;
+    ev_prepare_stop(loop, w);
+    if (h2->close_reason == NULL && h2->ng != NULL && !h2->want_write)
+        h2_send(h2);
+    h2_after_events(h2);
+}
+
+static void
+h2_schedule(struct tn_h2 *h2)
+{
+    if (!h2->is_closed && !ev_is_active(&h2->flush))
+        ev_prepare_start(h2->loop, &h2->flush);
+}
+
+static int
+h2_session_start(struct tn_h2 *h2)
+{
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
+    nghttp2_settings_entry iv[] = {
+        { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, h2->settings.max_streams },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2->settings.stream_window },
+        { NGHTTP2_SETTINGS_MAX_FRAME_SIZE, 64 * 1024 },
+        { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+    };
+    int rv;
+
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return -ENOMEM;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        return -ENOMEM;
+    }
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_send_header_block_length(opt, 16 * 1024);
+    if (h2->is_server)
+        rv = nghttp2_session_server_new2(&h2->ng, cbs, h2, opt);
+    else
+        rv = nghttp2_session_client_new2(&h2->ng, cbs, h2, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    if (rv != 0)
+        return -ENOMEM;
+    rv = nghttp2_submit_settings(h2->ng, NGHTTP2_FLAG_NONE, iv, TN_ARRAY_LEN(iv));
+    if (rv == 0)
+        rv = nghttp2_session_set_local_window_size(h2->ng, NGHTTP2_FLAG_NONE, 0,
+                                                   (int32_t)h2->settings.connection_window);
+    return rv == 0 ? 0 : TN_ERR_H2;
+}
+
+static void
+h2_handshake(struct tn_h2 *h2)
+{
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    int rv;
+
+    ERR_clear_error();
+    if ((rv = SSL_do_handshake(h2->ssl)) != 1) {
+        ssl_wait(h2, rv, "TLS handshake");
+        return;
+    }
+    ev_timer_stop(h2->loop, &h2->handshake_timer);
+    SSL_get0_alpn_selected(h2->ssl, &alpn, &alpn_len);
+    if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
+        tn_log_warnx("%s: peer did not negotiate ALPN h2", h2->peer_addr);
+        h2_fail(h2, "no ALPN h2");
+        return;
+    }
+    if (tn_tls_peer_identity(h2->ssl, &h2->peer) != 0) {
+        tn_log_warnx("%s: certificate has no tunnel:// identity", h2->peer_addr);
+        h2_fail(h2, "certificate without identity");
+        return;
+    }
+    if (h2_session_start(h2) != 0) {
+        h2_fail(h2, "cannot start HTTP/2");
+        return;
+    }
+    h2_send(h2);
+}
+
+static void
+h2_on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct tn_h2 *h2 = tn_container_of(w, struct tn_h2, io);
+
+    (void)loop;
+    if (h2->ng == NULL) {
+        h2->want_write = false;
+        h2_handshake(h2);
+    } else {
+        if (revents & EV_READ)
+            h2_recv(h2);
+        if ((revents & EV_WRITE) || h2->close_reason == NULL)
+            h2_send(h2);
+    }
+    h2_after_events(h2);
+}
+
+static void
+h2_on_handshake_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct tn_h2 *h2 = tn_container_of(w, struct tn_h2, handshake_timer);
+
+    (void)loop;
+    (void)revents;
+    tn_log_warnx("%s: TLS handshake timed out", h2->peer_addr);
+    h2_fail(h2, "handshake timeout");
+}
+
+struct tn_h2 *
+tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
+          const struct tn_h2_settings *settings, const struct tn_h2_ops *ops, void *owner)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    struct tn_h2 *h2;
+    int one = 1;
+
+    if ((h2 = calloc(1, sizeof(*h2))) == NULL || (h2->ssl = SSL_new(ctx)) == NULL) {
+        free(h2);
+        close(fd);
+        return NULL;
+    }
+    h2->loop = loop;
+    h2->fd = fd;
+    h2->is_server = is_server;
+    h2->settings = *settings;
+    h2->ops = ops;
+    h2->owner = owner;
+    tn_buf_init(&h2->wbuf);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
+        tn_addr_format((struct sockaddr *)&ss, h2->peer_addr, sizeof(h2->peer_addr));
+    SSL_set_fd(h2->ssl, fd);
+    if (is_server)
+        SSL_set_accept_state(h2->ssl);
+    else
+        SSL_set_connect_state(h2->ssl);
+    ev_io_init(&h2->io, h2_on_io, fd, EV_READ | EV_WRITE);
+    ev_prepare_init(&h2->flush, h2_on_flush);
+    ev_timer_init(&h2->handshake_timer, h2_on_handshake_timeout, HANDSHAKE_TIMEOUT, 0);
+    ev_io_start(loop, &h2->io);
+    ev_timer_start(loop, &h2->handshake_timer);
+    return h2;
+}
+
+void
+tn_h2_close(struct tn_h2 *h2, const char *reason)
+{
+    if (h2->ng != NULL)
+        nghttp2_session_terminate_session(h2->ng, NGHTTP2_NO_ERROR);
+    h2_fail(h2, reason);
+}
+
+void
+tn_h2_free(struct tn_h2 *h2)
+{
+    if (h2 == NULL)
+        return;
+    if (!h2->is_closed) {
+        h2->close_reason = "freed";
+        h2_teardown(h2, false);
+    }
+    SSL_free(h2->ssl);
+    if (h2->fd >= 0)
+        close(h2->fd);
+    free(h2);
+}
+
+void *
+tn_h2_owner(const struct tn_h2 *h2)
+{
+    return h2->owner;
+}
+
+const struct tn_identity *
+tn_h2_peer(const struct tn_h2 *h2)
+{
+    return &h2->peer;
+}
+
+const char *
+tn_h2_peer_addr(const struct tn_h2 *h2)
+{
+    return h2->peer_addr;
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/* Socket addresses: "host:port" parsing and formatting, and non-blocking socket set-up. */
+#ifndef TN_ADDR_H
+#define TN_ADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct tn_ip;
+
+#define TN_ADDR_STRLEN 64 /* "[ffff:...:ffff]:65535" and a NUL */
+
+/* Splits "host:port", "[v6]:port" or ":port" into |host| (may become "") and |port|.
+ * Returns 0 or TN_ERR_PARSE. */
+int tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size_t portlen);
+
+/* Resolves |hostport| (see tn_addr_split; an empty host is the wildcard when |passive|, or
+ * loopback otherwise) to the first address getaddrinfo gives.  Returns 0 or TN_ERR_PARSE
+ * (logged with the resolver's reason). */
+int tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out,
+                    socklen_t *outlen);
+
+/* Writes "a.b.c.d:port" or "[v6]:port" into |buf| (TN_ADDR_STRLEN bytes) and returns |buf|. */
+char *tn_addr_format(const struct sockaddr *sa, char *buf, size_t len);
+
+/* The address and port of |sa| (AF_INET or AF_INET6).  Returns 0 or TN_ERR_PARSE. */
+int tn_addr_to_ip(const struct sockaddr *sa, struct tn_ip *ip, unsigned *port);
+/* Builds a socket address from |ip| and |port|; returns its length. */
+socklen_t tn_addr_from_ip(const struct tn_ip *ip, unsigned port, struct sockaddr_storage *out);
+
+/* A non-blocking, close-on-exec TCP socket listening on |sa|.  Returns the fd or -errno. */
+int tn_addr_listen(const struct sockaddr *sa, socklen_t len, int backlog);
+/* Starts a non-blocking connect to |sa|; the result comes as writability (check SO_ERROR).
+ * Returns the fd or -errno (an immediate failure such as ENETUNREACH). */
+int tn_addr_connect(const struct sockaddr *sa, socklen_t len);
+/* The pending error of a connecting socket: 0 or -errno. */
+int tn_addr_connect_result(int fd);
+
+/* Connects to |hostport| (resolved as by tn_addr_resolve), waiting at most |timeout_ms|, and
+ * returns the connected socket in non-blocking mode, or a negative error (logged). */
+int tn_addr_dial(const char *hostport, int timeout_ms);
+
+/* Closes |fd| so that the peer sees a reset (RST) rather than an orderly end. */
+void tn_addr_close_reset(int fd);
+
+#endif

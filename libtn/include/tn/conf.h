@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/* Table-driven configuration: one table of keys per program fills one struct from built-in
+ * defaults, then a YAML file (--config), then command-line flags, each overriding the last. */
+#ifndef TN_CONF_H
+#define TN_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum tn_conf_type {
+    TN_CONF_STR,       /* char *, owned by the struct (freed by tn_conf_fini) */
+    TN_CONF_HOSTPORT,  /* char *, "host:port", "[v6]:port" or ":port"; port 1-65535 */
+    TN_CONF_INT,       /* int64_t within [min, max] */
+    TN_CONF_BOOL,      /* bool; a flag without a value sets it; YAML true/false */
+    TN_CONF_ENUM,      /* int: index into |choices| */
+    TN_CONF_DURATION,  /* int64_t milliseconds: "250ms", "10s", "2m", "1h"; a bare number is s */
+    TN_CONF_SIZE,      /* int64_t bytes: "64KiB", "1MiB", "16MiB"; a bare number is bytes */
+    TN_CONF_CIDR,      /* struct tn_cidr; ip.family == 0 while unset */
+    TN_CONF_CIDR_LIST, /* struct tn_cidr_list; YAML scalar or sequence; the flag repeats; one
+                        * value may hold several CIDRs separated by commas or spaces */
+};
+
+struct tn_conf_key {
+    const char *key;  /* YAML path: "listen_port", "tls.cert_file" */
+    const char *flag; /* long flag without dashes ("tls-cert"), or NULL */
+    enum tn_conf_type type;
+    size_t offset;              /* offsetof() into the program's config struct */
+    const char *def;            /* default as it would be written in YAML, or NULL */
+    const char *metavar;        /* shown in --help: "ADDR:PORT", "FILE" */
+    const char *help;           /* one line for --help */
+    int64_t min, max;           /* INT bounds (0, 0: none); DURATION (ms) and SIZE bounds
+                                 * each apply when non-zero */
+    const char *const *choices; /* TN_CONF_ENUM: NULL-terminated names */
+};
+
+/* A program's command line: the keys plus what --help and --version print. */
+struct tn_cli {
+    const char *prog;               /* "client" */
+    const char *summary;            /* one line under the usage line */
+    const struct tn_conf_key *keys; /* terminated by an entry with key == NULL */
+};
+
+#define TN_CLI_EXIT 1 /* tn_cli_parse handled --help or --version: exit 0 */
+
+/* Fills |cfg| (zeroed by the caller) from the table's defaults, then the YAML file named by
+ * --config (or -c), then every other flag: "--name value", "--name=value", and "--name" alone for
+ * booleans (or "--name=false").  The first flag of a CIDR_LIST replaces the list, later ones
+ * append.  Also handles
+ * --help (usage from the table, to stdout) and --version.  Errors name their source
+ * ("client.yaml:7:3: listen_port: '70000' is not a port (1-65535)", "client: --listen-port: ...")
+ * and are printed to stderr.  Returns 0 to go on (free |cfg| later with tn_conf_fini),
+ * TN_CLI_EXIT, or TN_ERR_CONFIG; on anything but 0, |cfg| has already been released with
+ * tn_conf_fini. */
+int tn_cli_parse(const struct tn_cli *cli, void *cfg, int argc, char **argv);
+
+/* Applies a YAML document to |cfg| (defaults are not applied).  |name| is used in errors.
+ * Unknown keys, duplicate keys, wrong types and out-of-range values are errors; an empty document
+ * sets nothing.  Returns 0 or TN_ERR_CONFIG (reported on stderr); after an error |cfg| may hold
+ * part of the document, which tn_conf_fini frees. */
+int tn_conf_load_string(const struct tn_conf_key *keys, void *cfg, const char *name,
+                        const char *text, size_t len);
+int tn_conf_load_file(const struct tn_conf_key *keys, void *cfg, const char *path);
+
+/* Applies every default of the table.  Returns 0 or TN_ERR_CONFIG (a bad default is a bug). */
+int tn_conf_defaults(const struct tn_conf_key *keys, void *cfg);
+
+/* Frees what the table's keys own in |cfg| (strings, lists) and zeroes those fields. */
+void tn_conf_fini(const struct tn_conf_key *keys, void *cfg);
+
+#endif

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/* One TCP connection joined to one HTTP/2 stream of Data frames: the flow endpoint that the
+ * client (app side) and the proxy (target side) share.
+ *
+ * Each direction is its own state machine:
+ *   up   (socket -> stream): OPEN -> EOF read -> END_STREAM once the out buffer drained
+ *   down (stream -> socket): OPEN -> peer ended -> SHUT_WR once |down| drained
+ * Backpressure: socket reads pause while the stream's out buffer is above a high watermark;
+ * the stream's receive window is returned only for bytes the socket took. */
+#ifndef TN_PIPE_H
+#define TN_PIPE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+
+#include "tn/buf.h"
+#include "tn/grpc.h"
+
+struct tn_h2;
+struct tn_h2_stream;
+struct tn_pipe;
+
+struct tn_pipe_ops {
+    /* A non-Data frame (Open, Opened) arrived.  Returns 0, or an error to abort the pipe
+     * (the owner may set |abort_reason| first). */
+    int (*on_frame)(struct tn_pipe *p, Tunnel__V1__Frame *f);
+    /* The pipe is finished: |reason| is NULL after a clean end of both directions.  The
+     * socket is closed and the stream released; the owner may free |p| now. */
+    void (*on_close)(struct tn_pipe *p, const char *reason);
+};
+
+struct tn_pipe {
+    struct ev_loop *loop;
+    const struct tn_pipe_ops *ops;
+    int fd; /* -1 until tn_pipe_attach */
+    ev_io rd, wr;
+    struct tn_h2_stream *stream; /* NULL once closed */
+    struct tn_grpc_reader grd;
+    struct tn_buf down;          /* payload waiting for the socket */
+    size_t unconsumed;           /* stream bytes not yet returned to the peer's window */
+    bool is_up_eof;              /* socket EOF read, END_STREAM queued */
+    bool is_down_eof;            /* peer ended: SHUT_WR once |down| drains */
+    bool is_down_shut;
+    bool is_read_paused;
+    bool is_stream_done;         /* the stream closed cleanly */
+    uint64_t bytes_up, bytes_down;
+    const char *abort_reason;
+    const char *end_reason;
+    bool is_ended;
+    int depth; /* > 0 while our stream callback runs: on_close waits for it */
+};
+
+void tn_pipe_init(struct tn_pipe *p, struct ev_loop *loop, const struct tn_pipe_ops *ops);
+/* Opens the pipe's stream: a gRPC call to |path| on |h2|.  Returns 0 or TN_ERR_H2. */
+int tn_pipe_open(struct tn_pipe *p, struct tn_h2 *h2, const char *path);
+/* Starts moving bytes with connected socket |fd| (taken over). */
+void tn_pipe_attach(struct tn_pipe *p, int fd);
+/* Queues |frame| on the stream.  Returns 0 or -ENOMEM. */
+int tn_pipe_send(struct tn_pipe *p, const Tunnel__V1__Frame *frame);
+/* Ends the flow now: the socket is reset, the stream cancelled, then ops->on_close(reason). */
+void tn_pipe_abort(struct tn_pipe *p, const char *reason);
+/* Ends a flow that never got a socket: |frame| (an Opened saying why) and END_STREAM still
+ * reach the peer, then ops->on_close(reason). */
+void tn_pipe_refuse(struct tn_pipe *p, const Tunnel__V1__Frame *frame, const char *reason);
+
+#endif

@@ -1,0 +1,40 @@
+/* SPDX-License-Identifier: MIT */
+/* Mutual TLS 1.3 contexts and the peer identity carried in a certificate's URI SAN
+ * "tunnel://ROLE/ID" (made by certs-tool). */
+#ifndef TN_TLS_H
+#define TN_TLS_H
+
+#include <stdbool.h>
+
+#include <openssl/ssl.h>
+
+enum tn_role { TN_ROLE_NONE, TN_ROLE_SERVER, TN_ROLE_CLIENT, TN_ROLE_PROXY };
+
+#define TN_ID_MAX 64
+
+struct tn_identity {
+    enum tn_role role;
+    char id[TN_ID_MAX + 1];
+};
+
+struct tn_tls_conf {
+    char *cert_file, *key_file, *ca_file; /* owned by the program's config */
+};
+
+/* Loads our certificate and key and the deployment CA into a TLS 1.3 context that requires a
+ * peer certificate from that CA and offers or accepts only ALPN "h2".  Returns 0 and sets
+ * |*out|, or TN_ERR_TLS (logged, naming the file at fault). */
+int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server);
+
+/* Reads the identity from |cert|'s URI SAN.  Returns 0 or TN_ERR_AUTH when there is none. */
+int tn_tls_cert_identity(X509 *cert, struct tn_identity *out);
+
+/* The identity of the verified peer of |ssl|.  Returns 0 or TN_ERR_AUTH. */
+int tn_tls_peer_identity(SSL *ssl, struct tn_identity *out);
+
+const char *tn_role_name(enum tn_role role);
+
+/* Logs and clears OpenSSL's error queue, prefixed with |what|. */
+void tn_tls_log_errors(const char *what);
+
+#endif

@@ -1,0 +1,335 @@
+/* SPDX-License-Identifier: MIT */
+/* A TCP socket joined to an HTTP/2 stream of gRPC Data frames.
+ *
+ * Aborts happen only at the top of an entry point (a watcher or a stream callback), after
+ * which the pipe is not touched again: the owner may free it inside on_close. */
+#include "tn/pipe.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "tn/addr.h"
+#include "tn/err.h"
+#include "tn/h2.h"
+#include "tn/log.h"
+#include "tn/util.h"
+
+#define READ_SIZE (64 * 1024)
+#define OUT_HIGH  (512 * 1024) /* pause socket reads above this much queued for the stream */
+#define OUT_LOW   (128 * 1024) /* and resume below this */
+
+
+/* The owner hears of the end only once the pipe's own frames are off the stack. */
+static void
+pipe_report(struct tn_pipe *p)
+{
+    tn_grpc_reader_fini(&p->grd);
+    p->ops->on_close(p, p->end_reason);
+}
+
+static void
+pipe_end(struct tn_pipe *p, const char *reason, bool is_reset)
+{
+    if (p->is_ended)
+        return;
+    p->is_ended = true;
+    p->end_reason = reason;
+    ev_io_stop(p->loop, &p->rd);
+    ev_io_stop(p->loop, &p->wr);
+    if (p->stream != NULL) {
+        tn_h2_stream_detach(p->stream, is_reset ? NGHTTP2_CANCEL : 0);
+        p->stream = NULL;
+    }
+    if (p->fd >= 0) {
+        if (is_reset)
+            tn_addr_close_reset(p->fd);
+        else
+            close(p->fd);
+        p->fd = -1;
+    }
+    tn_buf_fini(&p->down);
+    if (p->depth == 0)
+        pipe_report(p);
+}
+
+void
+tn_pipe_abort(struct tn_pipe *p, const char *reason)
+{
+    pipe_end(p, reason, true);
+}
+
+void
+tn_pipe_refuse(struct tn_pipe *p, const Tunnel__V1__Frame *frame, const char *reason)
+{
+    if (p->stream != NULL && tn_pipe_send(p, frame) == 0) {
+        tn_h2_stream_finish(p->stream, 0, NULL);
+        tn_h2_stream_detach(p->stream, 0); /* what is queued still leaves */
+        p->stream = NULL;
+    }
+    pipe_end(p, reason, true);
+}
+
+/* A clean end needs the stream closed without error and every byte for the socket written. */
+static bool
+pipe_check_done(struct tn_pipe *p)
+{
+    if (!p->is_stream_done || !p->is_down_shut)
+        return false;
+    pipe_end(p, NULL, false);
+    return true;
+}
+
+static void
+pipe_shut_down_if_drained(struct tn_pipe *p)
+{
+    if (p->is_down_eof && !p->is_down_shut && tn_buf_len(&p->down) == 0 && p->fd >= 0) {
+        shutdown(p->fd, SHUT_WR);
+        p->is_down_shut = true;
+    }
+}
+
+static void
+pipe_return_window(struct tn_pipe *p, size_t n)
+{
+    p->unconsumed -= n;
+    if (p->stream != NULL)
+        tn_h2_stream_consume(p->stream, n);
+}
+
+/* ---- socket -> stream ------------------------------------------------------------------- */
+
+static void
+pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct tn_pipe *p = tn_container_of(w, struct tn_pipe, rd);
+    struct tn_buf *out = tn_h2_stream_out(p->stream);
+    size_t avail;
+    uint8_t *dst;
+    ssize_t n;
+
+    (void)revents;
+    if (tn_buf_len(out) >= OUT_HIGH) {
+        ev_io_stop(loop, w);
+        p->is_read_paused = true;
+        return;
+    }
+    if ((dst = tn_buf_reserve(out, TN_GRPC_DATA_PFX + READ_SIZE, &avail)) == NULL) {
+        tn_pipe_abort(p, "out of memory");
+        return;
+    }
+    n = read(p->fd, dst + TN_GRPC_DATA_PFX, avail - TN_GRPC_DATA_PFX);
+    if (n > 0) {
+        tn_grpc_data_prefix(dst, (size_t)n);
+        tn_buf_commit(out, TN_GRPC_DATA_PFX + (size_t)n);
+        p->bytes_up += (uint64_t)n;
+        tn_h2_stream_resume(p->stream);
+    } else if (n == 0) {
+        ev_io_stop(loop, w);
+        p->is_up_eof = true;
+        tn_h2_stream_finish(p->stream, 0, NULL);
+    } else if (errno != EAGAIN && errno != EINTR) {
+        tn_pipe_abort(p, errno == ECONNRESET ? "connection reset" : "read failed");
+    }
+}
+
+static void
+stream_on_sent(void *owner, size_t n)
+{
+    struct tn_pipe *p = owner;
+
+    (void)n;
+    if (p->is_read_paused && p->stream != NULL && tn_buf_len(tn_h2_stream_out(p->stream)) < OUT_LOW) {
+        p->is_read_paused = false;
+        ev_io_start(p->loop, &p->rd);
+    }
+}
+
+/* ---- stream -> socket ------------------------------------------------------------------- */
+
+/* Writes what |down| holds.  Returns 0 or -errno. */
+static int
+pipe_flush_down(struct tn_pipe *p)
+{
+    const uint8_t *data;
+    size_t n;
+    ssize_t k;
+
+    while ((data = tn_buf_peek(&p->down, &n)) != NULL) {
+        if ((k = write(p->fd, data, n)) < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            return -errno;
+        }
+        tn_buf_consume(&p->down, (size_t)k);
+        pipe_return_window(p, (size_t)k);
+    }
+    if (tn_buf_len(&p->down) > 0)
+        ev_io_start(p->loop, &p->wr);
+    else
+        ev_io_stop(p->loop, &p->wr);
+    pipe_shut_down_if_drained(p);
+    return 0;
+}
+
+static void
+pipe_on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct tn_pipe *p = tn_container_of(w, struct tn_pipe, wr);
+
+    (void)loop;
+    (void)revents;
+    if (pipe_flush_down(p) != 0) {
+        tn_pipe_abort(p, "write failed");
+        return;
+    }
+    pipe_check_done(p);
+}
+
+/* A piece of Data payload: straight to the socket when nothing waits before it. */
+static int
+grpc_on_data(void *arg, const uint8_t *data, size_t n)
+{
+    struct tn_pipe *p = arg;
+    ssize_t k = 0;
+
+    if (p->is_ended)
+        return TN_GRPC_PAUSE;
+    p->bytes_down += n;
+    if (p->fd >= 0 && tn_buf_len(&p->down) == 0) {
+        if ((k = write(p->fd, data, n)) < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                return -errno;
+            k = 0;
+        }
+        pipe_return_window(p, (size_t)k);
+    }
+    if ((size_t)k < n) {
+        if (tn_buf_append(&p->down, data + k, n - (size_t)k) != 0)
+            return -ENOMEM;
+        if (p->fd >= 0)
+            ev_io_start(p->loop, &p->wr);
+    }
+    return 0;
+}
+
+static int
+grpc_on_frame(void *arg, Tunnel__V1__Frame *f)
+{
+    struct tn_pipe *p = arg;
+    int r = p->ops->on_frame(p, f);
+
+    return p->is_ended ? TN_GRPC_PAUSE : r;
+}
+
+static int
+stream_on_data(void *owner, const uint8_t *data, size_t n)
+{
+    struct tn_pipe *p = owner;
+    size_t used;
+    int r;
+
+    p->unconsumed += n;
+    p->depth++;
+    r = tn_grpc_reader_feed(&p->grd, data, n, &used);
+    p->depth--;
+    if (p->is_ended) {
+        pipe_report(p);
+        return 0;
+    }
+    if (r != 0) {
+        if (p->abort_reason == NULL)
+            p->abort_reason = r == TN_ERR_PROTO || r == TN_ERR_LIMIT ? "bad message from relay"
+                                                                      : "write failed";
+        tn_pipe_abort(p, p->abort_reason);
+        return r;
+    }
+    /* Only payload still waiting in |down| keeps its window; framing and control messages
+     * were ours alone and the rest went to the socket. */
+    pipe_return_window(p, p->unconsumed - tn_buf_len(&p->down));
+    return 0;
+}
+
+static void
+stream_on_end(void *owner, int grpc_status, const char *grpc_message)
+{
+    struct tn_pipe *p = owner;
+
+    if (grpc_status != 0 || !tn_grpc_reader_idle(&p->grd)) {
+        tn_log_debug("stream ended with grpc-status %d: %s", grpc_status, grpc_message);
+        tn_pipe_abort(p, p->abort_reason != NULL ? p->abort_reason : "relay ended the flow");
+        return;
+    }
+    p->is_down_eof = true;
+    pipe_shut_down_if_drained(p);
+}
+
+static void
+stream_on_close(void *owner, uint32_t error_code)
+{
+    struct tn_pipe *p = owner;
+
+    p->stream = NULL;
+    if (error_code != 0) {
+        tn_pipe_abort(p, p->abort_reason != NULL ? p->abort_reason : "reset by relay");
+        return;
+    }
+    p->is_stream_done = true;
+    pipe_check_done(p);
+}
+
+static const struct tn_h2_stream_ops pipe_stream_ops = {
+    .on_data = stream_on_data,
+    .on_end = stream_on_end,
+    .on_sent = stream_on_sent,
+    .on_close = stream_on_close,
+};
+
+void
+tn_pipe_init(struct tn_pipe *p, struct ev_loop *loop, const struct tn_pipe_ops *ops)
+{
+    memset(p, 0, sizeof(*p));
+    p->loop = loop;
+    p->ops = ops;
+    p->fd = -1;
+    tn_buf_init(&p->down);
+    tn_grpc_reader_init(&p->grd, grpc_on_data, grpc_on_frame, p);
+    ev_init(&p->rd, pipe_on_readable);
+    ev_init(&p->wr, pipe_on_writable);
+}
+
+int
+tn_pipe_open(struct tn_pipe *p, struct tn_h2 *h2, const char *path)
+{
+    if ((p->stream = tn_h2_stream_open(h2, path, &pipe_stream_ops, p)) == NULL)
+        return TN_ERR_H2;
+    return 0;
+}
+
+void
+tn_pipe_attach(struct tn_pipe *p, int fd)
+{
+    p->fd = fd;
+    ev_io_set(&p->rd, fd, EV_READ);
+    ev_io_set(&p->wr, fd, EV_WRITE);
+    ev_io_start(p->loop, &p->rd);
+    if (tn_buf_len(&p->down) > 0 || p->is_down_eof)
+        ev_io_start(p->loop, &p->wr); /* what arrived while dialing, then maybe SHUT_WR */
+}
+
+int
+tn_pipe_send(struct tn_pipe *p, const Tunnel__V1__Frame *frame)
+{
+    int r;
+
+    if (p->stream == NULL)
+        return -EPIPE;
+    if ((r = tn_grpc_append(tn_h2_stream_out(p->stream), &frame->base)) != 0)
+        return r;
+    tn_h2_stream_resume(p->stream);
+    return 0;
+}

@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: MIT */
+/* Mutual-TLS contexts and identities. */
+#include "tn/tls.h"
+
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "tn/err.h"
+#include "tn/log.h"
+
+#define URI_PREFIX "tunnel://"
+
+static const unsigned char alpn_h2[] = { 2, 'h', '2' };
+
+const char *
+tn_role_name(enum tn_role role)
+{
+    switch (role) {
+    case TN_ROLE_SERVER:
+        return "server";
+    case TN_ROLE_CLIENT:
+        return "client";
+    case TN_ROLE_PROXY:
+        return "proxy";
+    case TN_ROLE_NONE:
+        break;
+    }
+    return "none";
+}
+
+void
+tn_tls_log_errors(const char *what)
+{
+    char buf[256];
+    unsigned long e;
+    bool any = false;
+
+    while ((e = ERR_get_error()) != 0) {
+        ERR_error_string_n(e, buf, sizeof(buf));
+        tn_log_warnx("%s: %s", what, buf);
+        any = true;
+    }
+    if (!any)
+        tn_log_warnx("%s", what);
+}
+
+static int
+select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
+            unsigned int inlen, void *arg)
+{
+    unsigned char *sel;
+
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof(alpn_h2), in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+int
+tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
+{
+    SSL_CTX *ctx;
+    int r = TN_ERR_TLS;
+
+    *out = NULL;
+    if ((ctx = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method())) == NULL) {
+        tn_tls_log_errors("SSL_CTX_new");
+        goto out;
+    }
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
+        goto out;
+    if (conf->cert_file == NULL || conf->key_file == NULL || conf->ca_file == NULL) {
+        tn_log_warnx("TLS needs a certificate, a key and a CA file (--tls-cert, --tls-key, "
+                     "--tls-ca)");
+        goto out;
+    }
+    if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
+        tn_tls_log_errors(conf->cert_file);
+        goto out;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) != 1) {
+        tn_tls_log_errors(conf->key_file);
+        goto out;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        tn_log_warnx("%s: key does not match certificate %s", conf->key_file, conf->cert_file);
+        goto out;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, conf->ca_file, NULL) != 1) {
+        tn_tls_log_errors(conf->ca_file);
+        goto out;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* The tunnel never renegotiates nor resumes: sessions are long-lived. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(ctx, 0);
+    if (is_server)
+        SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+    else if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0)
+        goto out;
+    *out = ctx;
+    ctx = NULL; /* transferred */
+    r = 0;
+out:
+    SSL_CTX_free(ctx);
+    return r;
+}
+
+static enum tn_role
+role_parse(const char *s, size_t n)
+{
+    static const enum tn_role roles[] = { TN_ROLE_SERVER, TN_ROLE_CLIENT, TN_ROLE_PROXY };
+    size_t i;
+
+    for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+        const char *name = tn_role_name(roles[i]);
+        if (strlen(name) == n && memcmp(name, s, n) == 0)
+            return roles[i];
+    }
+    return TN_ROLE_NONE;
+}
+
+static bool
+id_valid(const char *s, size_t n)
+{
+    size_t i;
+
+    if (n == 0 || n > TN_ID_MAX)
+        return false;
+    for (i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int
+tn_tls_cert_identity(X509 *cert, struct tn_identity *out)
+{
+    GENERAL_NAMES *names;
+    int i, r = TN_ERR_AUTH;
+
+    memset(out, 0, sizeof(*out));
+    if ((names = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL)) == NULL)
+        return TN_ERR_AUTH;
+    for (i = 0; i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        const char *uri, *slash;
+        size_t n;
+
+        if (gn->type != GEN_URI)
+            continue;
+        uri = (const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier);
+        n = (size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier);
+        if (n <= strlen(URI_PREFIX) || memcmp(uri, URI_PREFIX, strlen(URI_PREFIX)) != 0 ||
+            memchr(uri, '\0', n) != NULL)
+            continue;
+        uri += strlen(URI_PREFIX);
+        n -= strlen(URI_PREFIX);
+        if ((slash = memchr(uri, '/', n)) == NULL)
+            continue;
+        out->role = role_parse(uri, (size_t)(slash - uri));
+        n -= (size_t)(slash - uri) + 1;
+        if (out->role == TN_ROLE_NONE || !id_valid(slash + 1, n))
+            continue;
+        memcpy(out->id, slash + 1, n);
+        out->id[n] = '\0';
+        r = 0;
+        break;
+    }
+    GENERAL_NAMES_free(names);
+    if (r != 0)
+        memset(out, 0, sizeof(*out));
+    return r;
+}
+
+int
+tn_tls_peer_identity(SSL *ssl, struct tn_identity *out)
+{
+    X509 *cert;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (SSL_get_verify_result(ssl) != X509_V_OK || (cert = SSL_get1_peer_certificate(ssl)) == NULL)
+        return TN_ERR_AUTH;
+    r = tn_tls_cert_identity(cert, out);
+    X509_free(cert);
+    return r;
+}

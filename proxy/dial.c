@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: MIT */
+/* A proxy flow: an idle Accept stream until the relay sends Open, then a dial to the target
+ * (only inside the networks this proxy serves), Opened back, and bytes both ways. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "proxy.h"
+#include "tn/addr.h"
+#include "tn/err.h"
+#include "tn/log.h"
+#include "tn/pipe.h"
+#include "tn/util.h"
+
+#define PATH_ACCEPT "/tunnel.v1.Relay/Accept"
+
+struct pflow {
+    struct tn_pipe pipe;
+    struct proxy *px;
+    ev_io connecting;
+    ev_timer dial_timer;
+    int dial_fd;
+    bool has_open;
+    uint64_t id;
+    char client[TN_ID_MAX + 1];
+    char dst[TN_ADDR_STRLEN]; /* the real target */
+};
+
+static void
+pflow_stop_dial(struct pflow *f)
+{
+    ev_io_stop(f->px->loop, &f->connecting);
+    ev_timer_stop(f->px->loop, &f->dial_timer);
+    if (f->dial_fd >= 0) {
+        close(f->dial_fd);
+        f->dial_fd = -1;
+    }
+}
+
+static void
+pipe_on_close(struct tn_pipe *p, const char *reason)
+{
+    struct pflow *f = tn_container_of(p, struct pflow, pipe);
+
+    pflow_stop_dial(f);
+    if (!f->has_open) {
+        f->px->idle--; /* an idle stream went away: the relay is leaving, or reset it */
+    } else {
+        tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
+               "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
+               f->client, f->dst, p->bytes_down, p->bytes_up, reason != NULL ? reason : "closed");
+    }
+    free(f);
+}
+
+static void
+pflow_refuse(struct pflow *f, Tunnel__V1__OpenResult result, const char *why)
+{
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    Tunnel__V1__Opened opened = TUNNEL__V1__OPENED__INIT;
+
+    opened.result = result;
+    opened.reason = TN_UNCONST(why);
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;
+    fr.opened = &opened;
+    pflow_stop_dial(f);
+    tn_pipe_refuse(&f->pipe, &fr, why);
+}
+
+static void
+pflow_dialed(struct pflow *f, int err)
+{
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    Tunnel__V1__Opened opened = TUNNEL__V1__OPENED__INIT;
+    int fd = f->dial_fd;
+
+    if (err != 0) {
+        pflow_refuse(f,
+                     err == -ECONNREFUSED  ? TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_REFUSED
+                     : err == -ETIMEDOUT ? TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT
+                                         : TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
+                     strerror(-err));
+        return;
+    }
+    ev_io_stop(f->px->loop, &f->connecting);
+    ev_timer_stop(f->px->loop, &f->dial_timer);
+    f->dial_fd = -1; /* transferred to the pipe below */
+    opened.result = TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK;
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;
+    fr.opened = &opened;
+    if (tn_pipe_send(&f->pipe, &fr) != 0) {
+        close(fd);
+        tn_pipe_abort(&f->pipe, "out of memory");
+        return;
+    }
+    tn_pipe_attach(&f->pipe, fd);
+}
+
+static void
+pflow_on_connecting(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct pflow *f = tn_container_of(w, struct pflow, connecting);
+
+    (void)loop;
+    (void)revents;
+    pflow_dialed(f, tn_addr_connect_result(f->dial_fd));
+}
+
+static void
+pflow_on_dial_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct pflow *f = tn_container_of(w, struct pflow, dial_timer);
+
+    (void)loop;
+    (void)revents;
+    pflow_dialed(f, -ETIMEDOUT);
+}
+
+/* Where |dst| really is: mapped from the virtual range, and only inside our network. */
+static int
+pflow_target(const struct proxy_config *cfg, const struct tn_ip *dst, struct tn_ip *real)
+{
+    if (cfg->virtual_cidr.ip.family != 0) {
+        if (!tn_cidr_contains(&cfg->virtual_cidr, dst))
+            return TN_ERR_AUTH;
+        return tn_cidr_map(&cfg->virtual_cidr, &cfg->managed_cidr, dst, real);
+    }
+    if (!tn_cidr_contains(&cfg->managed_cidr, dst))
+        return TN_ERR_AUTH;
+    *real = *dst;
+    return 0;
+}
+
+static int
+pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
+{
+    struct pflow *f = tn_container_of(p, struct pflow, pipe);
+    const Tunnel__V1__Endpoint *ep;
+    struct sockaddr_storage ss;
+    struct tn_ip dst, real;
+    socklen_t len;
+    int fd;
+
+    if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPEN || f->has_open) {
+        p->abort_reason = "unexpected message from relay";
+        return TN_ERR_PROTO;
+    }
+    f->has_open = true;
+    f->px->idle--;
+    f->px->flows++;
+    link_refill(f->px); /* replace this stream in the pool at once */
+    f->id = fr->open->flow_id;
+    snprintf(f->client, sizeof(f->client), "%s", fr->open->client_id);
+    ep = fr->open->dst;
+    if (ep == NULL || (ep->ip.len != 4 && ep->ip.len != 16) || ep->port == 0 || ep->port > 65535) {
+        p->abort_reason = "bad destination in Open";
+        return TN_ERR_PROTO;
+    }
+    memset(&dst, 0, sizeof(dst));
+    dst.family = ep->ip.len == 4 ? AF_INET : AF_INET6;
+    memcpy(dst.bytes, ep->ip.data, ep->ip.len);
+    len = tn_addr_from_ip(&dst, ep->port, &ss);
+    tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
+    /* Defence in depth: whatever the relay asks, never dial outside our own networks. */
+    if (pflow_target(f->px->cfg, &dst, &real) != 0) {
+        tn_log_warnx("flow=%016" PRIx64 " client=%s: %s is outside this proxy's networks", f->id,
+                     f->client, f->dst);
+        pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN,
+                     "destination outside the proxy's networks");
+        return 0;
+    }
+    len = tn_addr_from_ip(&real, ep->port, &ss);
+    tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
+    if ((fd = tn_addr_connect((struct sockaddr *)&ss, len)) < 0) {
+        pflow_dialed(f, fd);
+        return 0;
+    }
+    f->dial_fd = fd;
+    ev_io_init(&f->connecting, pflow_on_connecting, fd, EV_WRITE);
+    ev_io_start(f->px->loop, &f->connecting);
+    ev_timer_init(&f->dial_timer, pflow_on_dial_timeout, (double)f->px->cfg->dial_timeout_ms / 1e3,
+                  0);
+    ev_timer_start(f->px->loop, &f->dial_timer);
+    return 0;
+}
+
+static const struct tn_pipe_ops pflow_pipe_ops = {
+    .on_frame = pipe_on_frame,
+    .on_close = pipe_on_close,
+};
+
+int
+pflow_open(struct proxy *px)
+{
+    struct pflow *f;
+
+    if (px->h2 == NULL || (f = calloc(1, sizeof(*f))) == NULL)
+        return -ENOMEM;
+    f->px = px;
+    f->dial_fd = -1;
+    tn_pipe_init(&f->pipe, px->loop, &pflow_pipe_ops);
+    ev_init(&f->connecting, pflow_on_connecting);
+    ev_init(&f->dial_timer, pflow_on_dial_timeout);
+    if (tn_pipe_open(&f->pipe, px->h2, PATH_ACCEPT) != 0) {
+        free(f);
+        return TN_ERR_H2;
+    }
+    return 0;
+}

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/* The proxy's session with the relay: Register (Hello -> Welcome), then a pool of idle Accept
+ * streams that the relay binds flows to without a round trip. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+
+#include "proxy.h"
+#include "tn/buf.h"
+#include "tn/err.h"
+#include "tn/grpc.h"
+#include "tn/log.h"
+#include "tn/util.h"
+
+#define PATH_REGISTER "/tunnel.v1.Relay/Register"
+
+static void
+proxy_stop(struct proxy *px, int status)
+{
+    px->status = status;
+    ev_break(px->loop, EVBREAK_ALL);
+}
+
+void
+link_refill(struct proxy *px)
+{
+    while (px->is_registered && px->idle < px->cfg->accept_pool) {
+        if (pflow_open(px) != 0)
+            return;
+        px->idle++;
+    }
+}
+
+static int
+control_on_data(void *owner, const uint8_t *p, size_t n)
+{
+    struct proxy *px = owner;
+    char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
+
+    (void)p;
+    tn_h2_stream_consume(px->control, n);
+    if (px->is_registered)
+        return 0;
+    /* The Welcome carries nothing we need yet: its arrival is the acceptance. */
+    px->is_registered = true;
+    tn_log_info("registered with relay %s as %s: %s -> %s", px->cfg->server_addr,
+                tn_h2_peer(px->h2)->id[0] != '\0' ? px->cfg->proxy_id : "-",
+                tn_cidr_format(px->cfg->virtual_cidr.ip.family != 0 ? &px->cfg->virtual_cidr
+                                                                    : &px->cfg->managed_cidr,
+                               a, sizeof(a)),
+                tn_cidr_format(&px->cfg->managed_cidr, b, sizeof(b)));
+    link_refill(px);
+    return 0;
+}
+
+static void
+control_on_end(void *owner, int grpc_status, const char *grpc_message)
+{
+    struct proxy *px = owner;
+
+    if (grpc_status != 0)
+        tn_log_warnx("relay refused registration: %s (grpc-status %d)",
+                     grpc_message[0] != '\0' ? grpc_message : "no reason given", grpc_status);
+    else
+        tn_log_warnx("relay ended the registration");
+    proxy_stop(px, 1);
+}
+
+static void
+control_on_sent(void *owner, size_t n)
+{
+    (void)owner;
+    (void)n;
+}
+
+static void
+control_on_close(void *owner, uint32_t error_code)
+{
+    struct proxy *px = owner;
+
+    px->control = NULL;
+    if (error_code != 0) {
+        tn_log_warnx("relay reset the registration (HTTP/2 error %u)", error_code);
+        proxy_stop(px, 1);
+    }
+}
+
+static const struct tn_h2_stream_ops control_ops = {
+    .on_data = control_on_data,
+    .on_end = control_on_end,
+    .on_sent = control_on_sent,
+    .on_close = control_on_close,
+};
+
+static int
+link_on_ready(struct tn_h2 *h2)
+{
+    struct proxy *px = tn_h2_owner(h2);
+    const struct proxy_config *cfg = px->cfg;
+    Tunnel__V1__Hello hello = TUNNEL__V1__HELLO__INIT;
+    Tunnel__V1__Network net = TUNNEL__V1__NETWORK__INIT, *nets[1] = { &net };
+    char real[TN_CIDR_STRLEN], virt[TN_CIDR_STRLEN] = "";
+    const struct tn_identity *peer = tn_h2_peer(h2);
+
+    if (peer->role != TN_ROLE_SERVER) {
+        tn_log_warnx("%s presents a %s certificate, not a relay's", tn_h2_peer_addr(h2),
+                     tn_role_name(peer->role));
+        return TN_ERR_AUTH;
+    }
+    tn_cidr_format(&cfg->managed_cidr, real, sizeof(real));
+    if (cfg->virtual_cidr.ip.family != 0)
+        tn_cidr_format(&cfg->virtual_cidr, virt, sizeof(virt));
+    net.cidr = real;
+    net.virtual_cidr = virt;
+    hello.proxy_id = cfg->proxy_id;
+    hello.n_networks = 1;
+    hello.networks = nets;
+    hello.version = TN_UNCONST(TN_VERSION);
+    if ((px->control = tn_h2_stream_open(h2, PATH_REGISTER, &control_ops, px)) == NULL)
+        return -ENOMEM;
+    if (tn_grpc_append(tn_h2_stream_out(px->control), &hello.base) != 0)
+        return -ENOMEM;
+    tn_h2_stream_finish(px->control, 0, NULL); /* Register takes one Hello */
+    return 0;
+}
+
+static void
+link_on_request(struct tn_h2 *h2, struct tn_h2_stream *s, const char *path)
+{
+    (void)h2;
+    (void)s;
+    (void)path; /* a client session never receives requests */
+}
+
+static void
+link_on_close(struct tn_h2 *h2, const char *reason)
+{
+    struct proxy *px = tn_h2_owner(h2);
+
+    tn_log_warnx("relay connection closed: %s", reason);
+    px->h2 = NULL;
+    tn_h2_free(h2);
+    proxy_stop(px, 1);
+}
+
+static const struct tn_h2_ops link_ops = {
+    .on_ready = link_on_ready,
+    .on_request = link_on_request,
+    .on_close = link_on_close,
+};
+
+int
+link_start(struct proxy *px, int fd, const struct tn_h2_settings *settings)
+{
+    if ((px->h2 = tn_h2_new(px->loop, px->tls, fd, false, settings, &link_ops, px)) == NULL)
+        return -ENOMEM;
+    return 0;
+}

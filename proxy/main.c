@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/* proxy: runs inside a remote network, connects out to the relay, and dials the targets of
+ * client flows, only inside the network it serves. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ev.h>
+#include <openssl/pem.h>
+
+#include "proxy.h"
+#include "tn/addr.h"
+#include "tn/conf.h"
+#include "tn/err.h"
+#include "tn/log.h"
+
+static const struct tn_conf_key keys[] = {
+    { .key = "server_addr", .flag = "server", .type = TN_CONF_HOSTPORT,
+      .offset = offsetof(struct proxy_config, server_addr), .metavar = "HOST:PORT",
+      .help = "the relay to connect to (required)" },
+    { .key = "proxy_id", .flag = "proxy-id", .type = TN_CONF_STR,
+      .offset = offsetof(struct proxy_config, proxy_id), .metavar = "ID",
+      .help = "this proxy's id; must equal its certificate's (default: the certificate's)" },
+    { .key = "managed_cidr", .flag = "managed-cidr", .type = TN_CONF_CIDR,
+      .offset = offsetof(struct proxy_config, managed_cidr), .metavar = "CIDR",
+      .help = "the network this proxy serves and may dial into (required)" },
+    { .key = "virtual_cidr", .flag = "virtual-cidr", .type = TN_CONF_CIDR,
+      .offset = offsetof(struct proxy_config, virtual_cidr), .metavar = "CIDR",
+      .help = "range clients address that network by (same size; host bits kept)" },
+    { .key = "dial_timeout", .flag = "dial-timeout", .type = TN_CONF_DURATION,
+      .offset = offsetof(struct proxy_config, dial_timeout_ms), .def = "10s",
+      .metavar = "DURATION", .help = "give up dialing a target after this long", .min = 1,
+      .max = 3600000 },
+    { .key = "accept_pool", .flag = "accept-pool", .type = TN_CONF_INT,
+      .offset = offsetof(struct proxy_config, accept_pool), .def = "16", .metavar = "N",
+      .help = "idle Accept streams kept open for new flows", .min = 1, .max = 4096 },
+    TN_OPTS_TLS(struct proxy_config, tls, "proxy"),
+    TN_OPTS_LOG(struct proxy_config, log),
+    TN_OPTS_WINDOWS(struct proxy_config, stream_window, connection_window),
+    { 0 },
+};
+
+static const struct tn_cli cli = {
+    .prog = "proxy",
+    .summary = "The tunnel proxy: serves a network to clients through the relay.",
+    .keys = keys,
+};
+
+/* Checks what the table cannot: required keys and how they fit together. */
+static int
+config_check(struct proxy_config *cfg)
+{
+    char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
+
+    if (cfg->server_addr == NULL) {
+        fprintf(stderr, "proxy: --server (server_addr) is required\n");
+        return TN_ERR_CONFIG;
+    }
+    if (cfg->managed_cidr.ip.family == 0) {
+        fprintf(stderr, "proxy: --managed-cidr (managed_cidr) is required\n");
+        return TN_ERR_CONFIG;
+    }
+    if (cfg->virtual_cidr.ip.family != 0 &&
+        (cfg->virtual_cidr.ip.family != cfg->managed_cidr.ip.family ||
+         cfg->virtual_cidr.prefix != cfg->managed_cidr.prefix)) {
+        fprintf(stderr, "proxy: virtual_cidr %s must be the same size as managed_cidr %s\n",
+                tn_cidr_format(&cfg->virtual_cidr, a, sizeof(a)),
+                tn_cidr_format(&cfg->managed_cidr, b, sizeof(b)));
+        return TN_ERR_CONFIG;
+    }
+    return 0;
+}
+
+/* The id our certificate carries: the default proxy id, and what the relay will insist on. */
+static int
+cert_id(const char *file, struct tn_identity *id)
+{
+    X509 *x = NULL;
+    FILE *f;
+    int r = TN_ERR_TLS;
+
+    if ((f = fopen(file, "re")) == NULL) {
+        tn_log_warn("%s", file);
+        return r;
+    }
+    if ((x = PEM_read_X509(f, NULL, NULL, NULL)) == NULL)
+        tn_tls_log_errors(file);
+    else if ((r = tn_tls_cert_identity(x, id)) != 0)
+        tn_log_warnx("%s: no tunnel:// identity in the certificate", file);
+    X509_free(x);
+    fclose(f);
+    return r;
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    tn_log_info("signal %d: stopping", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct proxy_config cfg = { 0 };
+    struct proxy px = { 0 };
+    struct tn_identity me;
+    struct tn_h2_settings settings;
+    ev_signal sigint, sigterm;
+    int r, fd;
+
+    if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0 || (r = config_check(&cfg)) != 0) {
+        tn_conf_fini(keys, &cfg);
+        return r == TN_CLI_EXIT ? 0 : 2;
+    }
+    px.status = 1;
+    if (tn_opts_log_open("proxy", &cfg.log) != 0)
+        goto out;
+    signal(SIGPIPE, SIG_IGN);
+    px.loop = EV_DEFAULT;
+    px.cfg = &cfg;
+    if (tn_tls_ctx_new(&px.tls, &cfg.tls, false) != 0 || cert_id(cfg.tls.cert_file, &me) != 0)
+        goto out;
+    if (me.role != TN_ROLE_PROXY)
+        tn_log_warnx("%s is a %s certificate: the relay will refuse it as a proxy",
+                     cfg.tls.cert_file, tn_role_name(me.role));
+    if (cfg.proxy_id == NULL && (cfg.proxy_id = strdup(me.id)) == NULL)
+        goto out;
+    settings = (struct tn_h2_settings){
+        .stream_window = (uint32_t)cfg.stream_window,
+        .connection_window = (uint32_t)cfg.connection_window,
+        .max_streams = 100,
+        .authority = cfg.server_addr,
+    };
+    if ((fd = tn_addr_dial(cfg.server_addr, 10000)) < 0 || link_start(&px, fd, &settings) != 0)
+        goto out;
+    ev_signal_init(&sigint, on_signal, SIGINT);
+    ev_signal_init(&sigterm, on_signal, SIGTERM);
+    ev_signal_start(px.loop, &sigint);
+    ev_signal_start(px.loop, &sigterm);
+    px.status = 0;
+    ev_run(px.loop, 0);
+    if (px.h2 != NULL) {
+        tn_h2_free(px.h2);
+        px.h2 = NULL;
+    }
+out:
+    SSL_CTX_free(px.tls);
+    tn_conf_fini(keys, &cfg);
+    tn_log_close();
+    return px.status;
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* The proxy's internal types: its link to the relay and the flows it dials. */
+#ifndef PROXY_H
+#define PROXY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "tn/cidr.h"
+#include "tn/h2.h"
+#include "tn/opts.h"
+#include "tn/tls.h"
+
+struct ev_loop;
+
+struct proxy_config {
+    char *server_addr;
+    char *proxy_id;
+    struct tn_cidr managed_cidr;
+    struct tn_cidr virtual_cidr; /* ip.family 0: none, clients use the real addresses */
+    int64_t dial_timeout_ms;
+    int64_t accept_pool;
+    struct tn_tls_conf tls;
+    struct tn_log_conf log;
+    int64_t stream_window, connection_window;
+};
+
+struct proxy {
+    struct ev_loop *loop;
+    const struct proxy_config *cfg;
+    SSL_CTX *tls;
+    struct tn_h2 *h2;
+    struct tn_h2_stream *control; /* the Register stream */
+    bool is_registered;
+    int idle;        /* Accept streams waiting for a flow */
+    int status;      /* exit status once the loop stops */
+    uint64_t flows;
+};
+
+/* link.c: registration and the pool of Accept streams. */
+int link_start(struct proxy *px, int fd, const struct tn_h2_settings *settings);
+void link_refill(struct proxy *px);
+
+/* dial.c: one Accept stream and the connection it dials. */
+int pflow_open(struct proxy *px);
+
+#endif

@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: MIT */
+/* A relay flow joins a client's Connect stream (cs) to a proxy's Accept stream (ps).
+ *
+ *   client                relay                          proxy
+ *     Connect: Open  --->  route, bind idle Accept  --->  Open (with client id)
+ *                    <---  Opened (with proxy id)  <---   Opened
+ *     Data...       <-->   copied as opaque bytes   <-->  Data...
+ *     END_STREAM     --->  trailers (status 0)      --->
+ *     trailers       <---                           <---  END_STREAM
+ *
+ * Only Open and Opened are decoded.  Flow control: a stream's window goes back to its sender
+ * only once the other stream took the bytes (on_sent), so a slow reader slows its own writer. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "relay.h"
+#include "tn/addr.h"
+#include "tn/err.h"
+#include "tn/log.h"
+#include "tn/util.h"
+
+struct rflow {
+    struct session *session;       /* the client's */
+    struct proxy *proxy;           /* while queued on it */
+    struct rflow *queue_next;
+    struct tn_h2_stream *cs, *ps;
+    struct tn_grpc_reader crd, prd; /* first message of each side */
+    Tunnel__V1__Open *open;         /* the client's Open, once read */
+    Tunnel__V1__Opened *opened;     /* the proxy's Opened, once read */
+    bool is_client_ended;           /* client END_STREAM seen */
+    struct tn_buf pending;          /* client bytes before the proxy stream is bound */
+    size_t cs_own, ps_own;          /* bytes we queued ourselves on cs / ps (no window to give) */
+    uint64_t id, up, down;
+    char proxy_id[TN_ID_MAX + 1];
+    char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
+};
+
+static const struct tn_h2_stream_ops cs_ops, ps_ops;
+
+static void
+queue_remove(struct rflow *f)
+{
+    struct proxy *px = f->proxy;
+    struct rflow **pp, *prev = NULL;
+
+    if (px == NULL)
+        return;
+    for (pp = &px->queue; *pp != NULL; prev = *pp, pp = &(*pp)->queue_next) {
+        if (*pp == f) {
+            *pp = f->queue_next;
+            if (px->queue_tail == f)
+                px->queue_tail = prev;
+            break;
+        }
+    }
+    f->proxy = NULL;
+}
+
+static void
+rflow_free(struct rflow *f, const char *reason)
+{
+    queue_remove(f);
+    if (f->cs != NULL)
+        tn_h2_stream_detach(f->cs, NGHTTP2_CANCEL);
+    if (f->ps != NULL)
+        tn_h2_stream_detach(f->ps, NGHTTP2_CANCEL);
+    if (f->open != NULL) {
+        tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
+               "flow=%016" PRIx64 " client=%s %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64
+               " %s",
+               f->id, tn_h2_peer(f->session->h2)->id, f->src, f->dst,
+               f->proxy_id[0] != '\0' ? f->proxy_id : "-", f->up, f->down,
+               reason != NULL ? reason : "closed");
+        tunnel__v1__open__free_unpacked(f->open, NULL);
+    }
+    if (f->opened != NULL)
+        tunnel__v1__opened__free_unpacked(f->opened, NULL);
+    tn_grpc_reader_fini(&f->crd);
+    tn_grpc_reader_fini(&f->prd);
+    tn_buf_fini(&f->pending);
+    free(f);
+}
+
+/* Queues a message of ours on |s|; |own| counts its bytes so no window is returned for them. */
+static int
+send_frame(struct tn_h2_stream *s, size_t *own, const Tunnel__V1__Frame *fr)
+{
+    struct tn_buf *out = tn_h2_stream_out(s);
+    size_t before = tn_buf_len(out);
+    int r;
+
+    if ((r = tn_grpc_append(out, &fr->base)) != 0)
+        return r;
+    *own += tn_buf_len(out) - before;
+    tn_h2_stream_resume(s);
+    return 0;
+}
+
+/* Answers the client with Opened{result} and ends its stream: the flow is over. */
+static void
+rflow_refuse(struct rflow *f, Tunnel__V1__OpenResult result, int status, const char *why)
+{
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    Tunnel__V1__Opened opened = TUNNEL__V1__OPENED__INIT;
+
+    opened.result = result;
+    opened.reason = TN_UNCONST(why);
+    opened.proxy_id = f->proxy_id;
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;
+    fr.opened = &opened;
+    if (f->cs != NULL) {
+        send_frame(f->cs, &f->cs_own, &fr);
+        tn_h2_stream_finish(f->cs, status, why);
+        tn_h2_stream_detach(f->cs, 0); /* Opened and trailers still leave */
+        f->cs = NULL;
+    }
+    rflow_free(f, why);
+}
+
+void
+rflow_unroutable(struct rflow *f, const char *why)
+{
+    f->proxy = NULL;
+    rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE, TN_GRPC_UNAVAILABLE, why);
+}
+
+struct rflow *
+rflow_queue_next(struct rflow *f)
+{
+    return f->queue_next;
+}
+
+void
+rflow_bind(struct rflow *f, struct tn_h2_stream *ps)
+{
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    Tunnel__V1__Open open = *f->open;
+
+    f->proxy = NULL;
+    f->ps = ps;
+    tn_h2_stream_bind(ps, &ps_ops, f);
+    /* The proxy learns who the client is from the relay, never from the client. */
+    open.client_id = TN_UNCONST(tn_h2_peer(f->session->h2)->id);
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
+    fr.open = &open;
+    if (send_frame(ps, &f->ps_own, &fr) != 0) {
+        rflow_free(f, "out of memory");
+        return;
+    }
+    tn_buf_move(tn_h2_stream_out(ps), &f->pending);
+    tn_h2_stream_resume(ps);
+    if (f->is_client_ended)
+        tn_h2_stream_finish(ps, TN_GRPC_OK, NULL);
+}
+
+static int
+endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip)
+{
+    memset(ip, 0, sizeof(*ip));
+    if (ep == NULL || ep->port == 0 || ep->port > 65535)
+        return TN_ERR_PROTO;
+    if (ep->ip.len == 4)
+        ip->family = AF_INET;
+    else if (ep->ip.len == 16)
+        ip->family = AF_INET6;
+    else
+        return TN_ERR_PROTO;
+    memcpy(ip->bytes, ep->ip.data, ep->ip.len);
+    return 0;
+}
+
+static void
+format_endpoint(const Tunnel__V1__Endpoint *ep, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    struct tn_ip ip;
+
+    if (endpoint_ip(ep, &ip) != 0) {
+        snprintf(buf, len, "?");
+        return;
+    }
+    tn_addr_from_ip(&ip, ep->port, &ss);
+    tn_addr_format((struct sockaddr *)&ss, buf, len);
+}
+
+static int
+crd_on_frame(void *arg, Tunnel__V1__Frame *fr)
+{
+    struct rflow *f = arg;
+
+    if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPEN)
+        return TN_ERR_PROTO;
+    f->open = fr->open;
+    fr->open = NULL; /* transferred */
+    fr->kind_case = TUNNEL__V1__FRAME__KIND__NOT_SET;
+    return TN_GRPC_PAUSE;
+}
+
+/* Routes the client's Open, then binds an idle Accept stream or queues for one.  Returns false
+ * when the flow was refused (and freed). */
+static bool
+rflow_route(struct rflow *f)
+{
+    struct tn_h2_stream *ps;
+    struct proxy *px;
+    struct tn_ip dst;
+
+    f->id = f->open->flow_id;
+    format_endpoint(f->open->src, f->src, sizeof(f->src));
+    format_endpoint(f->open->dst, f->dst, sizeof(f->dst));
+    if (endpoint_ip(f->open->dst, &dst) != 0 ||
+        f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP) {
+        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_UNIMPLEMENTED,
+                     "bad destination or protocol");
+        return false;
+    }
+    if ((px = route_pick(f->session->relay, &dst, f->id)) == NULL) {
+        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE, TN_GRPC_NOT_FOUND,
+                     "no route");
+        return false;
+    }
+    snprintf(f->proxy_id, sizeof(f->proxy_id), "%s", px->id);
+    px->flows++;
+    if ((ps = proxy_take_stream(px)) != NULL) {
+        rflow_bind(f, ps);
+        return true;
+    }
+    f->proxy = px;
+    if (px->queue_tail != NULL)
+        px->queue_tail->queue_next = f;
+    else
+        px->queue = f;
+    px->queue_tail = f;
+    return true;
+}
+
+static int
+crd_on_data(void *arg, const uint8_t *p, size_t n)
+{
+    (void)arg;
+    (void)p;
+    (void)n;
+    return TN_ERR_PROTO; /* Data before Open */
+}
+
+/* Client bytes after Open: to the proxy stream, or held until it is bound. */
+static int
+forward_up(struct rflow *f, const uint8_t *p, size_t n)
+{
+    if (f->ps == NULL)
+        return tn_buf_append(&f->pending, p, n);
+    if (tn_buf_append(tn_h2_stream_out(f->ps), p, n) != 0)
+        return -ENOMEM;
+    tn_h2_stream_resume(f->ps);
+    return 0;
+}
+
+static int
+cs_on_data(void *owner, const uint8_t *p, size_t n)
+{
+    struct rflow *f = owner;
+    struct tn_h2_stream *cs = f->cs;
+    size_t used = 0;
+    int r;
+
+    if (f->open == NULL) {
+        r = tn_grpc_reader_feed(&f->crd, p, n, &used);
+        tn_h2_stream_consume(cs, used); /* the Open is ours: its window goes back now */
+        if (r != 0 && r != TN_GRPC_PAUSE) {
+            tn_log_warnx("%s: bad Open from client %s: %s", tn_h2_peer_addr(f->session->h2),
+                         tn_h2_peer(f->session->h2)->id, tn_strerror(r));
+            rflow_free(f, "bad Open");
+            return r;
+        }
+        if (f->open == NULL)
+            return 0;
+        p += used;
+        n -= used;
+        if (!rflow_route(f)) {
+            tn_h2_stream_consume(cs, n); /* pipelined data of a refused flow */
+            return 0;
+        }
+    }
+    f->up += n;
+    if (n > 0 && forward_up(f, p, n) != 0) {
+        rflow_free(f, "out of memory");
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+static void
+cs_on_end(void *owner, int grpc_status, const char *grpc_message)
+{
+    struct rflow *f = owner;
+
+    (void)grpc_status;
+    (void)grpc_message;
+    f->is_client_ended = true;
+    if (f->ps != NULL)
+        tn_h2_stream_finish(f->ps, TN_GRPC_OK, NULL);
+}
+
+/* Bytes went out on the client stream: give the proxy stream that much window back. */
+static void
+cs_on_sent(void *owner, size_t n)
+{
+    struct rflow *f = owner;
+    size_t own = n < f->cs_own ? n : f->cs_own;
+
+    f->cs_own -= own;
+    if (f->ps != NULL)
+        tn_h2_stream_consume(f->ps, n - own);
+}
+
+static void
+cs_on_close(void *owner, uint32_t error_code)
+{
+    struct rflow *f = owner;
+
+    f->cs = NULL;
+    if (error_code != 0 || f->ps == NULL) {
+        rflow_free(f, error_code != 0 ? "reset by client" : NULL);
+    }
+}
+
+static const struct tn_h2_stream_ops cs_ops = {
+    .on_data = cs_on_data,
+    .on_end = cs_on_end,
+    .on_sent = cs_on_sent,
+    .on_close = cs_on_close,
+};
+
+static int
+prd_on_frame(void *arg, Tunnel__V1__Frame *fr)
+{
+    struct rflow *f = arg;
+
+    if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPENED)
+        return TN_ERR_PROTO;
+    f->opened = fr->opened;
+    fr->opened = NULL; /* transferred */
+    fr->kind_case = TUNNEL__V1__FRAME__KIND__NOT_SET;
+    return TN_GRPC_PAUSE;
+}
+
+/* Passes the proxy's Opened to the client, naming the proxy by its certificate id.  Returns
+ * false when it refused the flow (which is then freed). */
+static bool
+rflow_opened(struct rflow *f)
+{
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    Tunnel__V1__Opened opened = *f->opened;
+    char why[96];
+
+    if (opened.result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
+        snprintf(why, sizeof(why), "refused by proxy: %.64s", opened.reason);
+        rflow_refuse(f, opened.result, TN_GRPC_UNAVAILABLE, why);
+        return false;
+    }
+    opened.proxy_id = f->proxy_id;
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;
+    fr.opened = &opened;
+    if (send_frame(f->cs, &f->cs_own, &fr) != 0) {
+        rflow_free(f, "out of memory");
+        return false;
+    }
+    return true;
+}
+
+static int
+prd_on_data(void *arg, const uint8_t *p, size_t n)
+{
+    (void)arg;
+    (void)p;
+    (void)n;
+    return TN_ERR_PROTO; /* Data before Opened */
+}
+
+static int
+ps_on_data(void *owner, const uint8_t *p, size_t n)
+{
+    struct rflow *f = owner;
+    struct tn_h2_stream *ps = f->ps;
+    size_t used = 0;
+    int r;
+
+    if (f->opened == NULL) {
+        r = tn_grpc_reader_feed(&f->prd, p, n, &used);
+        tn_h2_stream_consume(ps, used);
+        if (r != 0 && r != TN_GRPC_PAUSE) {
+            tn_log_warnx("proxy %s: bad Opened: %s", f->proxy_id, tn_strerror(r));
+            rflow_free(f, "bad Opened");
+            return r;
+        }
+        if (f->opened == NULL)
+            return 0;
+        p += used;
+        n -= used;
+        if (f->cs == NULL || !rflow_opened(f)) {
+            tn_h2_stream_consume(ps, n);
+            return 0;
+        }
+    }
+    if (f->cs == NULL || n == 0) {
+        tn_h2_stream_consume(ps, n);
+        return 0;
+    }
+    f->down += n;
+    if (tn_buf_append(tn_h2_stream_out(f->cs), p, n) != 0) {
+        rflow_free(f, "out of memory");
+        return -ENOMEM;
+    }
+    tn_h2_stream_resume(f->cs);
+    return 0;
+}
+
+static void
+ps_on_end(void *owner, int grpc_status, const char *grpc_message)
+{
+    struct rflow *f = owner;
+
+    (void)grpc_status;
+    (void)grpc_message;
+    if (f->cs == NULL)
+        return;
+    if (f->opened != NULL)
+        tn_h2_stream_finish(f->cs, TN_GRPC_OK, NULL);
+    else
+        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE, TN_GRPC_UNAVAILABLE,
+                     "proxy ended the flow before Opened");
+}
+
+static void
+ps_on_sent(void *owner, size_t n)
+{
+    struct rflow *f = owner;
+    size_t own = n < f->ps_own ? n : f->ps_own;
+
+    f->ps_own -= own;
+    if (f->cs != NULL)
+        tn_h2_stream_consume(f->cs, n - own);
+}
+
+static void
+ps_on_close(void *owner, uint32_t error_code)
+{
+    struct rflow *f = owner;
+
+    f->ps = NULL;
+    if (error_code != 0)
+        rflow_free(f, "reset by proxy");
+    else if (f->cs == NULL)
+        rflow_free(f, NULL);
+}
+
+static const struct tn_h2_stream_ops ps_ops = {
+    .on_data = ps_on_data,
+    .on_end = ps_on_end,
+    .on_sent = ps_on_sent,
+    .on_close = ps_on_close,
+};
+
+void
+rflow_start(struct session *s, struct tn_h2_stream *cs)
+{
+    struct rflow *f;
+
+    if ((f = calloc(1, sizeof(*f))) == NULL) {
+        tn_h2_stream_finish(cs, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        tn_h2_stream_detach(cs, 0);
+        return;
+    }
+    f->session = s;
+    f->cs = cs;
+    tn_buf_init(&f->pending);
+    tn_grpc_reader_init(&f->crd, crd_on_data, crd_on_frame, f);
+    tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
+    tn_h2_stream_bind(cs, &cs_ops, f);
+}

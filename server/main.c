@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/* server: the relay.  Authenticates clients and proxies by certificate, routes each client flow
+ * to a proxy serving its destination, and copies the bytes between them. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "relay.h"
+#include "tn/addr.h"
+#include "tn/conf.h"
+#include "tn/err.h"
+#include "tn/log.h"
+#include "tn/lpm.h"
+#include "tn/util.h"
+
+static const struct tn_conf_key keys[] = {
+    { .key = "listen_addr", .flag = "listen", .type = TN_CONF_HOSTPORT,
+      .offset = offsetof(struct relay_config, listen_addr), .def = ":8081",
+      .metavar = "ADDR:PORT", .help = "where clients and proxies connect (TLS, HTTP/2)" },
+    TN_OPTS_TLS(struct relay_config, tls, "relay"),
+    TN_OPTS_LOG(struct relay_config, log),
+    TN_OPTS_WINDOWS(struct relay_config, stream_window, connection_window),
+    { .key = "limits.max_streams", .flag = "max-streams", .type = TN_CONF_INT,
+      .offset = offsetof(struct relay_config, max_streams), .def = "10000", .metavar = "N",
+      .help = "concurrent streams (flows) per connection", .min = 1, .max = 1000000 },
+    { 0 },
+};
+
+static const struct tn_cli cli = {
+    .prog = "server",
+    .summary = "The tunnel relay: clients and proxies connect here with mutual TLS.",
+    .keys = keys,
+};
+
+struct listener {
+    struct relay *relay;
+    ev_io io;
+};
+
+static void
+on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct listener *l = tn_container_of(w, struct listener, io);
+    int fd, i;
+
+    (void)loop;
+    (void)revents;
+    for (i = 0; i < 64; i++) {
+        if ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
+            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                tn_log_warn("accept");
+            return;
+        }
+        session_accept(l->relay, fd);
+    }
+}
+
+static void
+on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    tn_log_info("signal %d: stopping", w->signum);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int
+main(int argc, char **argv)
+{
+    struct relay_config cfg = { 0 };
+    struct relay relay = { 0 };
+    struct listener l = { 0 };
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    ev_signal sigint, sigterm;
+    char addr[TN_ADDR_STRLEN];
+    int r, fd, status = 1;
+
+    if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0) {
+        tn_conf_fini(keys, &cfg);
+        return r == TN_CLI_EXIT ? 0 : 2;
+    }
+    if (tn_opts_log_open("server", &cfg.log) != 0)
+        goto out;
+    signal(SIGPIPE, SIG_IGN);
+    relay.loop = EV_DEFAULT;
+    relay.cfg = &cfg;
+    relay.h2 = (struct tn_h2_settings){
+        .stream_window = (uint32_t)cfg.stream_window,
+        .connection_window = (uint32_t)cfg.connection_window,
+        .max_streams = (uint32_t)cfg.max_streams,
+    };
+    if ((relay.routes = tn_lpm_new()) == NULL)
+        goto out;
+    if (tn_tls_ctx_new(&relay.tls, &cfg.tls, true) != 0)
+        goto out;
+    if (tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen) != 0)
+        goto out;
+    if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 1024)) < 0) {
+        tn_log_warnx("listen on %s: %s", cfg.listen_addr, tn_strerror(fd));
+        goto out;
+    }
+    l.relay = &relay;
+    ev_io_init(&l.io, on_accept, fd, EV_READ);
+    ev_io_start(relay.loop, &l.io);
+    ev_signal_init(&sigint, on_signal, SIGINT);
+    ev_signal_init(&sigterm, on_signal, SIGTERM);
+    ev_signal_start(relay.loop, &sigint);
+    ev_signal_start(relay.loop, &sigterm);
+    tn_log_info("relay %s listening on %s", TN_VERSION,
+                tn_addr_format((struct sockaddr *)&ss, addr, sizeof(addr)));
+    ev_run(relay.loop, 0);
+    ev_io_stop(relay.loop, &l.io);
+    close(fd);
+    session_close_all(&relay);
+    status = 0;
+out:
+    route_free_all(&relay);
+    SSL_CTX_free(relay.tls);
+    tn_conf_fini(keys, &cfg);
+    tn_log_close();
+    return status;
+}

@@ -1,0 +1,460 @@
+/* SPDX-License-Identifier: MIT */
+/* The relay's TLS sessions: who the peer is, which RPCs it may call, and the proxies'
+ * registration (Register) and idle Accept streams. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "relay.h"
+#include "tn/err.h"
+#include "tn/log.h"
+#include "tn/util.h"
+
+#define PATH_CONNECT  "/tunnel.v1.Relay/Connect"
+#define PATH_REGISTER "/tunnel.v1.Relay/Register"
+#define PATH_ACCEPT   "/tunnel.v1.Relay/Accept"
+
+static const char *
+session_name(const struct session *s)
+{
+    return tn_h2_peer(s->h2)->id;
+}
+
+/* ---- proxies ---------------------------------------------------------------------------- */
+
+static void
+proxy_free(struct proxy *px)
+{
+    struct relay *relay = px->session->relay;
+    struct accept_slot *slot;
+    struct rflow *f;
+    size_t i;
+
+    for (i = 0; i < px->nnets; i++)
+        route_remove(relay, px, &px->nets[i].addressed);
+    while ((slot = px->idle) != NULL) {
+        px->idle = slot->next;
+        tn_h2_stream_detach(slot->stream, NGHTTP2_CANCEL);
+        free(slot);
+    }
+    while ((f = px->queue) != NULL) {
+        px->queue = rflow_queue_next(f);
+        rflow_unroutable(f, "proxy left");
+    }
+    if (px->control != NULL)
+        tn_h2_stream_detach(px->control, NGHTTP2_CANCEL);
+    tn_log_info("proxy %s left (%" PRIu64 " flows served)", px->id, px->flows);
+    free(px->nets);
+    free(px);
+}
+
+static void
+slot_unlink(struct accept_slot *slot)
+{
+    if (slot->prev != NULL)
+        slot->prev->next = slot->next;
+    else
+        slot->proxy->idle = slot->next;
+    if (slot->next != NULL)
+        slot->next->prev = slot->prev;
+}
+
+static int
+slot_on_data(void *owner, const uint8_t *p, size_t n)
+{
+    struct accept_slot *slot = owner;
+
+    /* An idle Accept stream carries nothing until we send Open: the peer broke the protocol. */
+    (void)p;
+    tn_h2_stream_consume(slot->stream, n);
+    tn_log_warnx("proxy %s: data on an idle Accept stream", slot->proxy->id);
+    slot_unlink(slot);
+    tn_h2_stream_detach(slot->stream, NGHTTP2_PROTOCOL_ERROR);
+    free(slot);
+    return TN_ERR_PROTO;
+}
+
+static void
+slot_on_end(void *owner, int grpc_status, const char *grpc_message)
+{
+    struct accept_slot *slot = owner;
+
+    (void)grpc_status;
+    (void)grpc_message;
+    slot_unlink(slot);
+    tn_h2_stream_finish(slot->stream, TN_GRPC_OK, NULL);
+    tn_h2_stream_detach(slot->stream, 0);
+    free(slot);
+}
+
+static void
+slot_on_sent(void *owner, size_t n)
+{
+    (void)owner;
+    (void)n;
+}
+
+static void
+slot_on_close(void *owner, uint32_t error_code)
+{
+    struct accept_slot *slot = owner;
+
+    (void)error_code;
+    slot_unlink(slot);
+    free(slot);
+}
+
+static const struct tn_h2_stream_ops slot_ops = {
+    .on_data = slot_on_data,
+    .on_end = slot_on_end,
+    .on_sent = slot_on_sent,
+    .on_close = slot_on_close,
+};
+
+static void
+proxy_accept(struct proxy *px, struct tn_h2_stream *stream)
+{
+    struct accept_slot *slot;
+    struct rflow *f;
+
+    if ((f = px->queue) != NULL) {
+        if ((px->queue = rflow_queue_next(f)) == NULL)
+            px->queue_tail = NULL;
+        rflow_bind(f, stream);
+        return;
+    }
+    if ((slot = calloc(1, sizeof(*slot))) == NULL) {
+        tn_h2_stream_finish(stream, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return;
+    }
+    slot->proxy = px;
+    slot->stream = stream;
+    slot->next = px->idle;
+    if (px->idle != NULL)
+        px->idle->prev = slot;
+    px->idle = slot;
+    tn_h2_stream_bind(stream, &slot_ops, slot);
+}
+
+/* Takes an idle Accept stream of |px| for a flow, or returns NULL when none is idle. */
+struct tn_h2_stream *
+proxy_take_stream(struct proxy *px)
+{
+    struct accept_slot *slot = px->idle;
+    struct tn_h2_stream *stream;
+
+    if (slot == NULL)
+        return NULL;
+    slot_unlink(slot);
+    stream = slot->stream;
+    free(slot);
+    return stream;
+}
+
+/* Validates and applies a Hello.  Returns 0, or a gRPC status with |why| filled. */
+static int
+proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t whylen)
+{
+    struct relay *relay = px->session->relay;
+    const char *cert_id = tn_h2_peer(px->session->h2)->id;
+    char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
+    size_t i;
+
+    if (strcmp(hello->proxy_id, cert_id) != 0) {
+        snprintf(why, whylen, "proxy id '%.64s' does not match certificate id '%s'",
+                 hello->proxy_id, cert_id);
+        return TN_GRPC_PERMISSION_DENIED;
+    }
+    if (hello->n_networks == 0 || hello->n_networks > 256) {
+        snprintf(why, whylen, "announce 1 to 256 networks (got %zu)", hello->n_networks);
+        return TN_GRPC_PERMISSION_DENIED;
+    }
+    if ((px->nets = calloc(hello->n_networks, sizeof(*px->nets))) == NULL) {
+        snprintf(why, whylen, "out of memory");
+        return TN_GRPC_RESOURCE_EXHAUSTED;
+    }
+    for (i = 0; i < hello->n_networks; i++) {
+        const Tunnel__V1__Network *n = hello->networks[i];
+        struct proxy_net *pn = &px->nets[i];
+
+        if (tn_cidr_parse(&pn->real, n->cidr) != 0) {
+            snprintf(why, whylen, "network '%.64s' is not a CIDR", n->cidr);
+            return TN_GRPC_PERMISSION_DENIED;
+        }
+        pn->addressed = pn->real;
+        if (n->virtual_cidr[0] != '\0' &&
+            (tn_cidr_parse(&pn->addressed, n->virtual_cidr) != 0 ||
+             pn->addressed.ip.family != pn->real.ip.family ||
+             pn->addressed.prefix != pn->real.prefix)) {
+            snprintf(why, whylen, "virtual network '%.50s' is not a CIDR of the size of %.50s",
+                     n->virtual_cidr, n->cidr);
+            return TN_GRPC_PERMISSION_DENIED;
+        }
+    }
+    for (i = 0; i < hello->n_networks; i++) {
+        if (route_add(relay, px, &px->nets[i].addressed) != 0) {
+            px->nnets = i;
+            snprintf(why, whylen, "out of memory");
+            return TN_GRPC_RESOURCE_EXHAUSTED;
+        }
+        px->nnets = i + 1;
+        tn_log_info("proxy %s registered %s -> %s", px->id,
+                    tn_cidr_format(&px->nets[i].addressed, a, sizeof(a)),
+                    tn_cidr_format(&px->nets[i].real, b, sizeof(b)));
+    }
+    return TN_GRPC_OK;
+}
+
+/* The Register stream: a Hello in, a Welcome out, then it stays open as the control channel. */
+struct reg {
+    struct session *session;
+    struct tn_h2_stream *stream;
+    uint8_t *msg; /* the framed Hello, gathered whole (it is small and bounded) */
+    size_t have;
+    bool is_done;
+};
+
+static void
+reg_finish(struct reg *rg, int status, const char *why)
+{
+    tn_log_warnx("%s: registration refused: %s", tn_h2_peer_addr(rg->session->h2), why);
+    tn_h2_stream_finish(rg->stream, status, why);
+    tn_h2_stream_detach(rg->stream, 0);
+    rg->is_done = true;
+}
+
+static int
+reg_on_data(void *owner, const uint8_t *p, size_t n)
+{
+    struct reg *rg = owner;
+    struct session *s = rg->session;
+    Tunnel__V1__Hello *hello = NULL;
+    Tunnel__V1__Welcome welcome = TUNNEL__V1__WELCOME__INIT;
+    struct proxy *px;
+    char why[256];
+    uint32_t len;
+    int status;
+
+    tn_h2_stream_consume(rg->stream, n);
+    if (rg->is_done)
+        return 0;
+    if (rg->have + n > TN_GRPC_MSG_MAX) {
+        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "Hello too large");
+        goto out;
+    }
+    if (rg->msg == NULL && (rg->msg = malloc(TN_GRPC_MSG_MAX)) == NULL) {
+        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    memcpy(rg->msg + rg->have, p, n);
+    rg->have += n;
+    if (rg->have < TN_GRPC_HDR)
+        return 0;
+    len = (uint32_t)rg->msg[1] << 24 | (uint32_t)rg->msg[2] << 16 | (uint32_t)rg->msg[3] << 8 |
+          rg->msg[4];
+    if (rg->msg[0] != 0 || len > TN_GRPC_MSG_MAX - TN_GRPC_HDR) {
+        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "Hello compressed or too large");
+        goto out;
+    }
+    if (rg->have < TN_GRPC_HDR + len)
+        return 0;
+    if ((hello = tunnel__v1__hello__unpack(NULL, len, rg->msg + TN_GRPC_HDR)) == NULL) {
+        reg_finish(rg, TN_GRPC_PERMISSION_DENIED, "Hello does not decode");
+        goto out;
+    }
+    if ((px = calloc(1, sizeof(*px))) == NULL) {
+        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    px->session = s;
+    snprintf(px->id, sizeof(px->id), "%s", session_name(s));
+    if ((status = proxy_hello(px, hello, why, sizeof(why))) != TN_GRPC_OK) {
+        proxy_free(px);
+        reg_finish(rg, status, why);
+        goto out;
+    }
+    s->proxy = px;
+    px->control = rg->stream;
+    welcome.relay_version = TN_UNCONST(TN_VERSION);
+    if (tn_grpc_append(tn_h2_stream_out(rg->stream), &welcome.base) != 0) {
+        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        goto out;
+    }
+    tn_h2_stream_resume(rg->stream);
+    rg->is_done = true;
+out:
+    if (hello != NULL)
+        tunnel__v1__hello__free_unpacked(hello, NULL);
+    free(rg->msg);
+    rg->msg = NULL;
+    return 0;
+}
+
+static void
+reg_on_end(void *owner, int grpc_status, const char *grpc_message)
+{
+    (void)owner;
+    (void)grpc_status;
+    (void)grpc_message;
+}
+
+static void
+reg_on_sent(void *owner, size_t n)
+{
+    (void)owner;
+    (void)n;
+}
+
+static void
+reg_on_close(void *owner, uint32_t error_code)
+{
+    struct reg *rg = owner;
+    struct session *s = rg->session;
+
+    (void)error_code;
+    /* The control stream is the proxy's presence: without it, it serves nothing. */
+    if (s->proxy != NULL && s->proxy->control == rg->stream) {
+        s->proxy->control = NULL;
+        proxy_free(s->proxy);
+        s->proxy = NULL;
+        tn_h2_close(s->h2, "control stream closed");
+    }
+    free(rg->msg);
+    free(rg);
+}
+
+static const struct tn_h2_stream_ops reg_ops = {
+    .on_data = reg_on_data,
+    .on_end = reg_on_end,
+    .on_sent = reg_on_sent,
+    .on_close = reg_on_close,
+};
+
+/* ---- sessions --------------------------------------------------------------------------- */
+
+static int
+session_on_ready(struct tn_h2 *h2)
+{
+    struct session *s = tn_h2_owner(h2);
+    const struct tn_identity *peer = tn_h2_peer(h2);
+
+    if (peer->role != TN_ROLE_CLIENT && peer->role != TN_ROLE_PROXY) {
+        tn_log_warnx("%s: refused: certificate role %s is neither client nor proxy",
+                     tn_h2_peer_addr(h2), tn_role_name(peer->role));
+        return TN_ERR_AUTH;
+    }
+    tn_log_info("%s connected: %s %s", tn_h2_peer_addr(h2), tn_role_name(peer->role), peer->id);
+    (void)s;
+    return 0;
+}
+
+static void
+refuse(struct session *s, struct tn_h2_stream *stream, int status, const char *why)
+{
+    tn_log_warnx("%s (%s %s): %s", tn_h2_peer_addr(s->h2), tn_role_name(tn_h2_peer(s->h2)->role),
+                 session_name(s), why);
+    tn_h2_stream_finish(stream, status, why);
+    tn_h2_stream_detach(stream, 0);
+}
+
+static void
+session_on_request(struct tn_h2 *h2, struct tn_h2_stream *stream, const char *path)
+{
+    struct session *s = tn_h2_owner(h2);
+    enum tn_role role = tn_h2_peer(h2)->role;
+    struct reg *rg;
+
+    if (strcmp(path, PATH_CONNECT) == 0) {
+        if (role != TN_ROLE_CLIENT)
+            refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "only clients may call Connect");
+        else
+            rflow_start(s, stream);
+    } else if (strcmp(path, PATH_REGISTER) == 0) {
+        if (role != TN_ROLE_PROXY) {
+            refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "only proxies may call Register");
+        } else if (s->proxy != NULL) {
+            refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "already registered");
+        } else if ((rg = calloc(1, sizeof(*rg))) == NULL) {
+            refuse(s, stream, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        } else {
+            rg->session = s;
+            rg->stream = stream;
+            tn_h2_stream_bind(stream, &reg_ops, rg);
+        }
+    } else if (strcmp(path, PATH_ACCEPT) == 0) {
+        if (role != TN_ROLE_PROXY)
+            refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "only proxies may call Accept");
+        else if (s->proxy == NULL)
+            refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "Accept before Register");
+        else
+            proxy_accept(s->proxy, stream);
+    } else {
+        refuse(s, stream, TN_GRPC_UNIMPLEMENTED, "unknown method");
+    }
+}
+
+/* Frees |s| and its connection; the connection's streams tell their flows first. */
+static void
+session_free(struct session *s, const char *reason)
+{
+    struct relay *relay = s->relay;
+
+    if (s->prev != NULL)
+        s->prev->next = s->next;
+    else
+        relay->sessions = s->next;
+    if (s->next != NULL)
+        s->next->prev = s->prev;
+    tn_log_info("%s (%s) closed: %s", tn_h2_peer_addr(s->h2),
+                session_name(s)[0] != '\0' ? session_name(s) : "-", reason);
+    tn_h2_free(s->h2);
+    if (s->proxy != NULL) {
+        s->proxy->control = NULL;
+        proxy_free(s->proxy);
+    }
+    free(s);
+}
+
+static void
+session_on_close(struct tn_h2 *h2, const char *reason)
+{
+    session_free(tn_h2_owner(h2), reason);
+}
+
+static const struct tn_h2_ops session_ops = {
+    .on_ready = session_on_ready,
+    .on_request = session_on_request,
+    .on_close = session_on_close,
+};
+
+void
+session_accept(struct relay *relay, int fd)
+{
+    struct session *s;
+
+    if ((s = calloc(1, sizeof(*s))) == NULL) {
+        close(fd);
+        return;
+    }
+    s->relay = relay;
+    if ((s->h2 = tn_h2_new(relay->loop, relay->tls, fd, true, &relay->h2, &session_ops, s)) ==
+        NULL) {
+        free(s);
+        return;
+    }
+    s->next = relay->sessions;
+    if (relay->sessions != NULL)
+        relay->sessions->prev = s;
+    relay->sessions = s;
+}
+
+void
+session_close_all(struct relay *relay)
+{
+    while (relay->sessions != NULL)
+        session_free(relay->sessions, "relay stopping");
+}

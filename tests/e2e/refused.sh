@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# refused.sh: a connection the far side cannot make fails fast for the app (a reset or a
+# refusal within 3 s, never a hang or an empty success), and the tunnel keeps working.
+#
+#   100.64.2.2:7999  ─▶ proxy dials 10.201.2.2:7999, nothing listens  → refused → app reset
+#   100.64.3.5:80    ─▶ no proxy announces 100.64.3.0/24              → no_route → app reset
+#   100.64.2.2:8080  ─▶ web server in the LAN                          → must still work
+#   tn-cli-$$ ══ client ═ relay ═ proxy (10.201.2.0/24 as 100.64.2.0/24) ══ tn-lan-$$
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+tn_init
+
+lan_http 8080
+tn_certs
+start_tunnel
+
+get_ok() {
+	local body
+	body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "$1: curl failed"
+	[ "$body" = "$TN_HTTP_BODY" ] || fail "$1: wrong body '$body'"
+}
+
+# must_fail_fast HOST PORT WHAT: the app sees a reset or a refusal, within 3 s, whether it
+# waits silently for the server or sends a request first (a socket closed with unread data
+# resets, so only the silent app can tell a reset from a plain close).
+must_fail_fast() {
+	local out outcome secs t0 t1 send
+	for send in "" "GET / HTTP/1.0"$'\r\n\r\n'; do
+		out=$(tools_in "$TN_NS_CLI" 10 probe "$1" "$2" --send "$send" --timeout 5 --expect refused,reset) ||
+			fail "$3: the app (sending ${#send} bytes) saw '$out', expected a reset or a refusal"
+		read -r outcome secs <<<"$out"
+		awk -v s="$secs" 'BEGIN { exit !(s < 3) }' || fail "$3: took $secs s to fail"
+		tn_log "$3: app sending ${#send} bytes: $outcome after $secs s"
+	done
+	t0=$(tn_now_ms)
+	! n_cli timeout 10 curl -sS --max-time 8 "http://$1:$2/" || false
+	t1=$(tn_now_ms)
+	[ $((t1 - t0)) -lt 3000 ] || fail "$3: curl took $((t1 - t0)) ms to fail"
+}
+
+get_ok "before"
+for round in 1 2 3; do
+	must_fail_fast "$TN_VIRT_IP" 7999 "closed port in the LAN (round $round)"
+	get_ok "after the refused connection (round $round)"
+	must_fail_fast 100.64.3.5 80 "network no proxy serves (round $round)"
+	get_ok "after the unroutable connection (round $round)"
+done

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# rules.sh: the client removes exactly the netfilter rules it installed: on SIGTERM at once,
+# after a SIGKILL on its next start. Rules that are not its own are never touched.
+#
+#   tn-cli-$$ netfilter:  sentinel rules of ours (nat OUTPUT, PREROUTING, chain E2E_OTHER)
+#                         + the client's chain TUNNEL_CLIENT (comment tunnel-client) while it runs
+#   run 1: start, traffic, SIGTERM  → exit 0, state equal to the one before
+#   run 2: start, SIGKILL           → its rules remain (nothing could remove them)
+#   run 3: start                    → stale rules replaced (not doubled), traffic, SIGTERM → clean
+#   tn-cli-$$ ── client ══ tn-relay-$$ ══ proxy ── tn-lan-$$ (web server 8080)
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+tn_init
+
+# iptables-save without its timestamp comments and packet counters.
+nf_state() {
+	n_cli timeout 10 iptables-save | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'
+}
+
+get_ok() {
+	local body
+	body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "$1: curl failed"
+	[ "$body" = "$TN_HTTP_BODY" ] || fail "$1: wrong body '$body'"
+}
+
+n_rules() { rules_of_client | grep -c -- '^-A' || true; }
+
+# Rules that belong to someone else; they must survive every client run unchanged.
+n_cli timeout 10 iptables -t nat -N E2E_OTHER
+n_cli timeout 10 iptables -t nat -A E2E_OTHER -d 192.0.2.0/24 -p tcp -j RETURN
+n_cli timeout 10 iptables -t nat -A OUTPUT -d 192.0.2.0/24 -p tcp -m comment --comment e2e-sentinel -j E2E_OTHER
+n_cli timeout 10 iptables -t nat -A PREROUTING -d 192.0.2.0/24 -p tcp -m comment --comment e2e-sentinel -j RETURN
+n_cli timeout 10 iptables -t filter -A OUTPUT -d 192.0.2.0/24 -m comment --comment e2e-sentinel -j ACCEPT
+nf_state >"$TN_TMP/nf.before"
+[ -z "$(rules_of_client)" ] || fail "client rules before any client ran"
+
+lan_http 8080
+tn_certs
+start_relay
+start_proxy
+wait_registered
+
+# ---- run 1: SIGTERM
+tn_log "run 1: start, use, SIGTERM"
+TN_CLIENT_NAME=client-run1 # used by start_client, wait_client_ready
+start_client
+wait_client_ready
+nf_state >"$TN_TMP/nf.during1"
+n1=$(n_rules)
+[ "$n1" -gt 0 ] || fail "the running client has no rule tagged TUNNEL_CLIENT / tunnel-client"
+tn_log "the client installed $n1 rules:"
+rules_of_client >&2
+get_ok "run 1"
+rc=0
+tn_stop client-run1 TERM 10 || rc=$?
+[ "$rc" = 0 ] || fail "the client exited with status $rc on SIGTERM (124: still running)"
+[ -z "$(rules_of_client)" ] || fail "rules left after SIGTERM: $(rules_of_client)"
+nf_state >"$TN_TMP/nf.after1"
+diff -u "$TN_TMP/nf.before" "$TN_TMP/nf.after1" >&2 || fail "netfilter state differs after run 1"
+! n_cli timeout 6 curl -sS --max-time 3 "http://$TN_VIRT_IP:8080/" || false
+
+# ---- run 2: SIGKILL leaves the rules
+tn_log "run 2: start, SIGKILL"
+TN_CLIENT_NAME=client-run2 # used by start_client, wait_client_ready
+start_client
+wait_client_ready
+rc=0
+tn_stop client-run2 KILL 10 || rc=$?
+[ "$rc" = 137 ] || fail "the client did not die of SIGKILL (status $rc)"
+n2=$(n_rules)
+[ "$n2" = "$n1" ] || fail "after SIGKILL $n2 client rules remain, expected the $n1 it had"
+tn_log "the killed client left its $n2 rules, as expected"
+
+# ---- run 3: a new client removes the stale rules at start
+tn_log "run 3: start over the stale rules"
+TN_CLIENT_NAME=client-run3 # used by start_client, wait_client_ready
+start_client
+wait_client_ready
+n3=$(n_rules)
+[ "$n3" = "$n1" ] || fail "with stale rules present the new client has $n3 rules, expected $n1"
+nf_state >"$TN_TMP/nf.during3"
+diff -u "$TN_TMP/nf.during1" "$TN_TMP/nf.during3" >&2 ||
+	fail "the rules of run 3 (started over stale ones) differ from those of run 1"
+get_ok "run 3"
+rc=0
+tn_stop client-run3 TERM 10 || rc=$?
+[ "$rc" = 0 ] || fail "the client exited with status $rc on SIGTERM (124: still running)"
+[ -z "$(rules_of_client)" ] || fail "rules left after run 3: $(rules_of_client)"
+nf_state >"$TN_TMP/nf.after3"
+diff -u "$TN_TMP/nf.before" "$TN_TMP/nf.after3" >&2 || fail "netfilter state differs after run 3"

@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Traffic servers and clients for the end-to-end tests (python3 standard library only).
+
+Servers run until killed; every client has a deadline and exits non-zero on any mismatch.
+Deterministic streams: a block of PERIOD pseudo-random bytes drawn from SEED, repeated. PERIOD
+is a prime, so no buffer size divides it and a lost, duplicated or reordered chunk changes the
+hash.
+
+  serve-echo PORT                    echo each connection's bytes back; shut write after EOF
+  serve-sha PORT [--reply-bytes N]   read to EOF, then send "<sha256> <count>\\n" followed by N
+                                     deterministic bytes (seed 7), then close
+  serve-source PORT NBYTES SEED      send NBYTES deterministic bytes to each connection, close
+  serve-early-close PORT NBYTES --result-file F
+                                     send NBYTES (seed 9) then shut write at once; keep reading
+                                     to EOF and write "<sha256> <count>" of what came to F
+  stream-sha NBYTES SEED             print the sha256 of a deterministic stream (no network)
+  send-sha HOST PORT NBYTES SEED     send a stream, shut write, check the server's sha reply
+  recv-sha HOST PORT                 read to EOF, print "<sha256> <count>"
+  half-close HOST PORT               request, shut write, read the whole answer (serve-sha)
+  early-close HOST PORT NBYTES       read the server's stream to EOF, then still send NBYTES
+                                     (seed 11) and shut write; prints "<sha256> <count>" sent
+  concurrent HOST PORT               many echo connections at once (serve-echo), all checked
+  probe HOST PORT                    connect, send a request, classify what happens
+"""
+
+import argparse
+import hashlib
+import os
+import random
+import socket
+import socketserver
+import sys
+import threading
+import time
+
+PERIOD = 1048573  # largest prime below 1 MiB
+CHUNK = 256 * 1024
+_blocks = {}
+_blocks_lock = threading.Lock()
+
+
+def block(seed):
+    with _blocks_lock:
+        if seed not in _blocks:
+            _blocks[seed] = random.Random(seed).randbytes(PERIOD)
+        return _blocks[seed]
+
+
+def stream_chunks(nbytes, seed):
+    """Yield the deterministic stream in memoryview slices of at most CHUNK bytes."""
+    view = memoryview(block(seed))
+    off = 0
+    left = nbytes
+    while left > 0:
+        n = min(left, CHUNK, PERIOD - off)
+        yield view[off:off + n]
+        off = (off + n) % PERIOD
+        left -= n
+
+
+def stream_sha(nbytes, seed):
+    h = hashlib.sha256()
+    for c in stream_chunks(nbytes, seed):
+        h.update(c)
+    return h.hexdigest()
+
+
+def log(msg):
+    sys.stderr.write(msg + "\n")  # one write per line: server threads do not interleave
+    sys.stderr.flush()
+
+
+def recv_to_eof(sock, h=None, limit=None):
+    """Read until EOF; returns (count, data or None).  Keeps the data only when h is None."""
+    got = 0
+    parts = [] if h is None else None
+    while True:
+        data = sock.recv(CHUNK)
+        if not data:
+            return got, (b"".join(parts) if parts is not None else None)
+        got += len(data)
+        if h is not None:
+            h.update(data)
+        else:
+            parts.append(data)
+        if limit is not None and got > limit:
+            raise ValueError("peer sent more than %d bytes" % limit)
+
+
+# ---------------------------------------------------------------------------------- servers
+
+
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+    request_queue_size = 512
+
+
+def serve(port, handler_fn):
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.settimeout(120)
+            try:
+                handler_fn(self.request, self.client_address)
+            except (OSError, ValueError) as e:
+                log("connection from %s:%d: %s" % (self.client_address + (e,)))
+
+    with Server(("0.0.0.0", port), Handler) as srv:
+        log("listening on port %d" % port)
+        srv.serve_forever()
+
+
+def handle_echo(sock, peer):
+    n = 0
+    while True:
+        data = sock.recv(CHUNK)
+        if not data:
+            break
+        sock.sendall(data)
+        n += len(data)
+    sock.shutdown(socket.SHUT_WR)
+    log("echo %s:%d %d bytes" % (peer + (n,)))
+
+
+def make_handle_sha(reply_bytes):
+    def handle(sock, peer):
+        h = hashlib.sha256()
+        n, _ = recv_to_eof(sock, h)
+        sock.sendall(("%s %d\n" % (h.hexdigest(), n)).encode())
+        for c in stream_chunks(reply_bytes, 7):
+            sock.sendall(c)
+        sock.shutdown(socket.SHUT_WR)
+        log("sha %s:%d got %d bytes sha256 %s, replied %d bytes" %
+            (peer + (n, h.hexdigest(), reply_bytes)))
+    return handle
+
+
+def make_handle_source(nbytes, seed):
+    def handle(sock, peer):
+        t0 = time.monotonic()
+        h = hashlib.sha256()
+        for c in stream_chunks(nbytes, seed):
+            sock.sendall(c)
+            h.update(c)
+        sock.shutdown(socket.SHUT_WR)
+        log("source %s:%d sent %d bytes sha256 %s in %.2f s" %
+            (peer + (nbytes, h.hexdigest(), time.monotonic() - t0)))
+    return handle
+
+
+def make_handle_early_close(nbytes, result_file):
+    def handle(sock, peer):
+        for c in stream_chunks(nbytes, 9):
+            sock.sendall(c)
+        sock.shutdown(socket.SHUT_WR)
+        h = hashlib.sha256()
+        n, _ = recv_to_eof(sock, h)
+        with open(result_file + ".tmp", "w") as f:
+            f.write("%s %d\n" % (h.hexdigest(), n))
+        os.replace(result_file + ".tmp", result_file)
+        log("early-close %s:%d sent %d, then got %d bytes" % (peer + (nbytes, n)))
+    return handle
+
+
+# ---------------------------------------------------------------------------------- clients
+
+
+def connect(host, port, timeout):
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.settimeout(timeout)
+    return sock
+
+
+def rate(nbytes, secs):
+    return "%.1f MiB/s" % (nbytes / (1 << 20) / secs) if secs > 0 else "inf"
+
+
+def cmd_send_sha(a):
+    want = stream_sha(a.nbytes, a.seed)
+    t0 = time.monotonic()
+    with connect(a.host, a.port, a.timeout) as s:
+        for c in stream_chunks(a.nbytes, a.seed):
+            s.sendall(c)
+        s.shutdown(socket.SHUT_WR)
+        _, reply = recv_to_eof(s, limit=64 << 20)
+    secs = time.monotonic() - t0
+    got = reply.partition(b"\n")[0].decode(errors="replace").split()
+    if got != [want, str(a.nbytes)]:
+        log("send-sha: server reports %r, expected %s %d" % (reply[:200], want, a.nbytes))
+        return 1
+    print("%s %d %.3f %s" % (want, a.nbytes, secs, rate(a.nbytes, secs)))
+    return 0
+
+
+def cmd_recv_sha(a):
+    t0 = time.monotonic()
+    h = hashlib.sha256()
+    with connect(a.host, a.port, a.timeout) as s:
+        n, _ = recv_to_eof(s, h)
+    secs = time.monotonic() - t0
+    print("%s %d %.3f %s" % (h.hexdigest(), n, secs, rate(n, secs)))
+    return 0
+
+
+def cmd_half_close(a):
+    request = random.Random(5).randbytes(a.request_bytes)
+    with connect(a.host, a.port, a.timeout) as s:
+        s.sendall(request)
+        s.shutdown(socket.SHUT_WR)
+        n, reply = recv_to_eof(s, limit=a.reply_bytes + 4096)
+    line, sep, body = reply.partition(b"\n")
+    want_line = "%s %d" % (hashlib.sha256(request).hexdigest(), len(request))
+    if not sep or line.decode(errors="replace") != want_line:
+        log("half-close: server saw %r, expected %r" % (line[:200], want_line))
+        return 1
+    if len(body) != a.reply_bytes or hashlib.sha256(body).hexdigest() != stream_sha(a.reply_bytes, 7):
+        log("half-close: answer after EOF is %d bytes, expected %d (or content differs)" %
+            (len(body), a.reply_bytes))
+        return 1
+    print("ok sent %d, got %d after shutting write" % (len(request), n))
+    return 0
+
+
+def cmd_early_close(a):
+    h = hashlib.sha256()
+    with connect(a.host, a.port, a.timeout) as s:
+        n, _ = recv_to_eof(s, h)
+        if h.hexdigest() != stream_sha(a.greeting_bytes, 9) or n != a.greeting_bytes:
+            log("early-close: got %d bytes before EOF, expected %d (or content differs)" %
+                (n, a.greeting_bytes))
+            return 1
+        # The server's side is closed now; give a tunnel that wrongly tears the whole flow down
+        # on one EOF the time to do it, then use the direction that must still be open.
+        time.sleep(0.3)
+        sent = hashlib.sha256()
+        for c in stream_chunks(a.nbytes, 11):
+            s.sendall(c)
+            sent.update(c)
+        s.shutdown(socket.SHUT_WR)
+    print("%s %d" % (sent.hexdigest(), a.nbytes))
+    return 0
+
+
+def cmd_concurrent(a):
+    results = [None] * a.count
+    barrier = threading.Barrier(a.count, timeout=a.timeout)
+
+    def one(i):
+        rnd = random.Random(1000 + i)
+        size = rnd.randint(a.min_size, a.max_size)
+        payload = (b"conn-%03d:" % i) + rnd.randbytes(size)
+        try:
+            with socket.create_connection((a.host, a.port), timeout=a.timeout) as s:
+                s.settimeout(a.timeout)
+                barrier.wait()  # every connection is open before any sends
+                s.sendall(payload)
+                got = bytearray()
+                while len(got) < len(payload):
+                    data = s.recv(CHUNK)
+                    if not data:
+                        break
+                    got += data
+                s.shutdown(socket.SHUT_WR)
+                rest = s.recv(1)
+                if bytes(got) != payload or rest:
+                    results[i] = "echo mismatch: sent %d, got %d" % (len(payload), len(got) + len(rest))
+                else:
+                    results[i] = "ok"
+        except (OSError, threading.BrokenBarrierError) as e:
+            results[i] = "error: %r" % (e,)
+            barrier.abort()
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(a.count)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(max(0.1, a.timeout * 2 - (time.monotonic() - t0)))
+    bad = [(i, r) for i, r in enumerate(results) if r != "ok"]
+    for i, r in bad:
+        log("connection %d: %s" % (i, r or "did not finish"))
+    print("%d/%d connections echoed correctly in %.2f s" %
+          (a.count - len(bad), a.count, time.monotonic() - t0))
+    return 1 if bad else 0
+
+
+def cmd_probe(a):
+    """Outcomes: refused (connect failed), reset (RST / EPIPE), eof (clean close, no data),
+    data (got bytes), timeout.  Exit 0 when the outcome is in --expect."""
+    t0 = time.monotonic()
+    outcome = "timeout"
+    try:
+        with connect(a.host, a.port, a.timeout) as s:
+            try:
+                s.sendall(a.send.encode())
+                data = s.recv(4096)
+                outcome = "data" if data else "eof"
+            except (ConnectionResetError, BrokenPipeError):
+                outcome = "reset"
+    except ConnectionRefusedError:
+        outcome = "refused"
+    except (socket.timeout, TimeoutError):
+        outcome = "timeout"
+    except OSError as e:
+        outcome = "error:%s" % (e.strerror or e)
+    secs = time.monotonic() - t0
+    print("%s %.3f" % (outcome, secs))
+    return 0 if outcome in a.expect.split(",") else 1
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve-echo")
+    s.add_argument("port", type=int)
+    s = sub.add_parser("serve-sha")
+    s.add_argument("port", type=int)
+    s.add_argument("--reply-bytes", type=int, default=0)
+    s = sub.add_parser("serve-source")
+    s.add_argument("port", type=int)
+    s.add_argument("nbytes", type=int)
+    s.add_argument("seed", type=int)
+    s = sub.add_parser("serve-early-close")
+    s.add_argument("port", type=int)
+    s.add_argument("nbytes", type=int)
+    s.add_argument("--result-file", required=True)
+    s = sub.add_parser("stream-sha")
+    s.add_argument("nbytes", type=int)
+    s.add_argument("seed", type=int)
+
+    def client(name):
+        c = sub.add_parser(name)
+        c.add_argument("host")
+        c.add_argument("port", type=int)
+        c.add_argument("--timeout", type=float, default=30.0, help="per socket operation")
+        return c
+
+    c = client("send-sha")
+    c.add_argument("nbytes", type=int)
+    c.add_argument("seed", type=int)
+    client("recv-sha")
+    c = client("half-close")
+    c.add_argument("--request-bytes", type=int, default=200000)
+    c.add_argument("--reply-bytes", type=int, default=1 << 20)
+    c = client("early-close")
+    c.add_argument("nbytes", type=int)
+    c.add_argument("--greeting-bytes", type=int, default=1 << 20)
+    c = client("concurrent")
+    c.add_argument("--count", type=int, default=50)
+    c.add_argument("--min-size", type=int, default=2048)
+    c.add_argument("--max-size", type=int, default=8192)
+    c = client("probe")
+    c.add_argument("--send", default="GET / HTTP/1.0\r\n\r\n")
+    c.add_argument("--expect", default="data")
+
+    a = p.parse_args()
+    if a.cmd == "serve-echo":
+        serve(a.port, handle_echo)
+    elif a.cmd == "serve-sha":
+        serve(a.port, make_handle_sha(a.reply_bytes))
+    elif a.cmd == "serve-source":
+        serve(a.port, make_handle_source(a.nbytes, a.seed))
+    elif a.cmd == "serve-early-close":
+        serve(a.port, make_handle_early_close(a.nbytes, a.result_file))
+    elif a.cmd == "stream-sha":
+        print(stream_sha(a.nbytes, a.seed))
+        return 0
+    else:
+        try:
+            return {
+                "send-sha": cmd_send_sha,
+                "recv-sha": cmd_recv_sha,
+                "half-close": cmd_half_close,
+                "early-close": cmd_early_close,
+                "concurrent": cmd_concurrent,
+                "probe": cmd_probe,
+            }[a.cmd](a)
+        except (OSError, ValueError) as e:
+            log("%s: %r" % (a.cmd, e))
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
