@@ -22,7 +22,7 @@ static const struct tn_conf_key keys[] = {
       .help = "the relay to connect to (required)" },
     { .key = "target_cidr", .flag = "cidr", .type = TN_CONF_CIDR_LIST,
       .offset = offsetof(struct client_config, target_cidr), .metavar = "CIDR",
-      .help = "a network to intercept (repeat for more; required)" },
+      .help = "a network to intercept (required)" },
     { .key = "listen_port", .flag = "listen-port", .type = TN_CONF_INT,
       .offset = offsetof(struct client_config, listen_port), .def = "9999", .metavar = "PORT",
       .help = "local port intercepted connections are redirected to", .min = 1, .max = 65535 },

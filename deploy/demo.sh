@@ -43,10 +43,11 @@ if ! [[ $MB =~ ^[1-9][0-9]*$ ]]; then die "TN_DEMO_MB must be a positive number 
 TN_NAME=demo
 TN_VERBOSE=0
 TN_SKIP_RC=1 # a missing tool is an error here, not a skipped test
-# shellcheck source=tests/e2e/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../tests/e2e/lib.sh
 . "$ROOT/tests/e2e/lib.sh"
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B="" N=""; fi
+step() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
 say() { printf '    %s\n' "$*"; }
 
 tn_init

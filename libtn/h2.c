@@ -260,14 +260,14 @@ tn_h2_stream_finish(struct tn_h2_stream *s, int grpc_status, const char *grpc_me
     if (h2->is_server && !s->is_responded && tn_buf_len(&s->out) == 0) {
         /* Trailers-only response: one HEADERS frame with END_STREAM. */
         char status[12];
+
+        snprintf(status, sizeof(status), "%d", grpc_status);
         nghttp2_nv hdrs[4] = {
             TN_NV(":status", "200"),
             TN_NV("content-type", "application/grpc"),
             TN_NV("grpc-status", status),
             TN_NV("grpc-message", s->grpc_message),
         };
-
-        snprintf(status, sizeof(status), "%d", grpc_status);
         s->is_responded = true;
         nghttp2_submit_response(h2->ng, s->id, hdrs, s->grpc_message[0] != '\0' ? 4 : 3, NULL);
         h2_schedule(h2);

@@ -355,7 +355,8 @@ session_on_ready(struct tn_h2 *h2)
 static void
 refuse(struct session *s, struct tn_h2_stream *stream, int status, const char *why)
 {
-    tn_log_warnx("%s (%s %s): %s", tn_h2_peer_addr(s->h2), tn_role_name(tn_h2_peer(s->h2)->role),
+    tn_log_warnx("%s (%s %s): refused: %s", tn_h2_peer_addr(s->h2),
+                 tn_role_name(tn_h2_peer(s->h2)->role),
                  session_name(s), why);
     tn_h2_stream_finish(stream, status, why);
     tn_h2_stream_detach(stream, 0);

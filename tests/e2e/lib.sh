@@ -60,6 +60,8 @@ TN_READY_RE='(^|[^[:alnum:]_])ready([^[:alnum:]_]|$)' # the client's "ready" log
 
 TN_TMP=""
 TN_PIDS=()  # "name:pid" of every background process, in start order
+TN_PROGS=() # the PIDs of the programs under test among them (relay, proxy, client)
+TN_REAPED=" " # PIDs whose end a test already waited for
 TN_INIT_DONE=0
 
 tn_log() { printf '[%s] %s\n' "${TN_NAME:-e2e}" "$*" >&2; }
@@ -137,6 +139,7 @@ tn_wait_exit() {
 	done
 	tn_alive "$pid" && return 124
 	wait "$pid" 2>/dev/null || rc=$?
+	TN_REAPED+="$pid "
 	return $rc
 }
 
@@ -313,14 +316,28 @@ tn_dump_logs() {
 }
 
 cleanup() {
-	local rc=$? e pid name i any ns
+	local rc=$? e pid name i any ns st
 	# Bounded (about 5 s), so it ignores a second Ctrl-C rather than leaving namespaces behind.
 	trap - EXIT ERR
 	trap '' INT TERM HUP
 	set +e
 	[ "$TN_INIT_DONE" = 1 ] || exit "$rc"
 	exec 1>&"$TN_STDOUT" 2>&"$TN_STDERR"
-	case $rc in 0 | 130 | 143 | "$TN_SKIP_RC") ;; *) tn_dump_logs ;; esac
+	# A program under test that ended while no test step waited for it crashed.
+	for e in "${TN_PIDS[@]}"; do
+		name=${e%%:*}
+		pid=${e#*:}
+		if ! tn_is_prog "$pid" || [[ $TN_REAPED == *" $pid "* ]]; then continue; fi
+		if ! tn_alive "$pid"; then
+			wait "$pid" 2>/dev/null
+			st=$?
+			TN_REAPED+="$pid "
+			tn_log "$name (pid $pid) ended during the test with status $st"
+			[ "$rc" = 0 ] && rc=1
+		fi
+	done
+	local dumped=0
+	case $rc in 0 | 130 | 143 | "$TN_SKIP_RC") ;; *) tn_dump_logs; dumped=1 ;; esac
 	# Newest first: the client goes before the relay, so it can remove its rules cleanly.
 	for ((i = ${#TN_PIDS[@]} - 1; i >= 0; i--)); do
 		e=${TN_PIDS[i]}
@@ -336,12 +353,20 @@ cleanup() {
 	for e in "${TN_PIDS[@]}"; do
 		name=${e%%:*}
 		pid=${e#*:}
+		[[ $TN_REAPED == *" $pid "* ]] && continue
 		if tn_alive "$pid"; then
 			tn_log "$name (pid $pid) ignored SIGTERM for 5 s, killing it"
 			kill -KILL "$pid" 2>/dev/null
 		fi
 		wait "$pid" 2>/dev/null
+		st=$?
+		# The programs must stop cleanly on SIGTERM (a sanitizer's report makes this fail too).
+		if tn_is_prog "$pid" && [ "$st" != 0 ]; then
+			tn_log "$name (pid $pid) exited with status $st on SIGTERM"
+			[ "$rc" = 0 ] && rc=1
+		fi
 	done
+	[ "$rc" = 1 ] && [ "$dumped" = 0 ] && tn_dump_logs
 	for ns in $TN_NAMESPACES; do tn_ns_delete "$ns"; done
 	if [ -n "$TN_TMP" ] && [ -d "$TN_TMP" ]; then
 		if [ "${TN_KEEP_TMP:-0}" = 1 ]; then
@@ -372,11 +397,14 @@ tn_certs() {
 	fi
 }
 
+tn_is_prog() { [[ " ${TN_PROGS[*]} " == *" $1 "* ]]; }
+
 start_relay() {
 	tn_spawn relay "$TN_NS_RELAY" "$TN_BIN/server/server" \
 		--listen "0.0.0.0:$TN_RELAY_PORT" \
 		--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
 		--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug "$@"
+	TN_PROGS+=("$TN_LAST_PID")
 	wait_port "$TN_NS_RELAY" "$TN_RELAY_PORT" 10 || fail "the relay does not listen"
 }
 
@@ -388,6 +416,7 @@ start_proxy() {
 		--server "$TN_RELAY_LAN_IP:$TN_RELAY_PORT" --proxy-id "$TN_PROXY_ID" "${net[@]}" \
 		--tls-cert "$certs/cert.pem" --tls-key "$certs/key.pem" \
 		--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug "$@"
+	TN_PROGS+=("$TN_LAST_PID")
 }
 
 start_client() {
@@ -397,6 +426,7 @@ start_client() {
 		--listen-port "$TN_CLIENT_PORT" \
 		--tls-cert "$certs/cert.pem" --tls-key "$certs/key.pem" \
 		--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug "$@"
+	TN_PROGS+=("$TN_LAST_PID")
 }
 
 wait_registered() {

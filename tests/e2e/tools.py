@@ -300,6 +300,8 @@ def cmd_probe(a):
                 outcome = "reset"
     except ConnectionRefusedError:
         outcome = "refused"
+    except (ConnectionResetError, BrokenPipeError):
+        outcome = "reset"  # the RST came before connect() finished looking at the socket
     except (socket.timeout, TimeoutError):
         outcome = "timeout"
     except OSError as e:

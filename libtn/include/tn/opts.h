@@ -30,10 +30,10 @@ struct tn_log_conf {
 #define TN_OPTS_LOG(T, m)                                                                       \
     { .key = "log.level", .flag = "log-level", .type = TN_CONF_ENUM,                               \
       .offset = offsetof(T, m.level), .def = "info", .metavar = "LEVEL",                        \
-      .help = "debug, info, warn or error", .choices = tn_log_level_names },                      \
+      .help = "least severe level logged", .choices = tn_log_level_names },                      \
     { .key = "log.format", .flag = "log-format", .type = TN_CONF_ENUM,                             \
       .offset = offsetof(T, m.format), .def = "text", .metavar = "FORMAT",                      \
-      .help = "text or json (one object per line)", .choices = tn_log_format_names },              \
+      .help = "log line format (json: one object per line)", .choices = tn_log_format_names },              \
     { .key = "log.output", .flag = "log-output", .type = TN_CONF_STR,                              \
       .offset = offsetof(T, m.output), .def = "stderr", .metavar = "FILE",                      \
       .help = "stderr or a file to append to" }

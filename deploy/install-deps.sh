@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# install-deps.sh: installs, from Debian's packages, what building, running and testing the
+# tunnel needs.  Idempotent; used by the quick start, tests/run.sh and CI.
+set -euo pipefail
+
+PKGS=(
+	# build
+	cmake gcc make pkg-config protobuf-c-compiler
+	libssl-dev libnghttp2-dev libprotobuf-c-dev libev-dev libyaml-dev
+	libnetfilter-queue-dev libmnl-dev libcmocka-dev
+	# run (client) and test
+	iptables iproute2 openssl curl python3 procps
+)
+
+[ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${PKGS[@]}" >/dev/null
+echo "install-deps.sh: ${#PKGS[@]} packages present"
