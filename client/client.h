@@ -29,12 +29,12 @@ struct client {
     struct ev_loop *loop;
     const struct client_config *cfg;
     SSL_CTX *tls;
-    struct tn_h2 *h2;        /* the relay session; NULL when lost */
-    bool is_ready;           /* relay accepted us and the rules are in */
+    struct tn_h2 *h2; /* the relay session; NULL when lost */
+    bool is_ready;    /* relay accepted us and the rules are in */
     bool has_rules;
     struct sockaddr_storage relay_addr;
     ev_io listener;
-    int status;              /* exit status once the loop stops */
+    int status; /* exit status once the loop stops */
     uint64_t flows;
 };
 
@@ -44,6 +44,7 @@ struct nf_rules {
     const struct sockaddr *relay; /* never intercepted */
     unsigned port;                /* where REDIRECT sends connections */
 };
+
 /* Installs our chain and its jump atomically.  Returns 0 or TN_ERR_CONFIG (logged). */
 int nf_rules_install(const struct nf_rules *rules);
 /* Removes our chain and every jump to it, whoever installed them.  Returns how many rules or

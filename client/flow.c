@@ -33,8 +33,7 @@ struct flow {
 
 /* The flow id: FNV-1a over protocol and 4-tuple, so every hop logs the same number. */
 static uint64_t
-flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst,
-        unsigned dport)
+flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst, unsigned dport)
 {
     uint8_t key[1 + 16 + 2 + 16 + 2];
     uint64_t h = 0xcbf29ce484222325ULL;

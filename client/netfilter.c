@@ -102,8 +102,9 @@ nf_rules_install(const struct nf_rules *rules)
 int
 nf_rules_remove(void)
 {
-    char *const del_jump[] = { "iptables", "-w", "-t", "nat", "-D", "OUTPUT", "-p", "tcp", "-m",
-                               "comment", "--comment", COMMENT, "-j", CHAIN, NULL };
+    char *const del_jump[] = { "iptables",  "-w",    "-t",  "nat", "-D",
+                               "OUTPUT",    "-p",    "tcp", "-m",  "comment",
+                               "--comment", COMMENT, "-j",  CHAIN, NULL };
     char *const flush[] = { "iptables", "-w", "-t", "nat", "-F", CHAIN, NULL };
     char *const del_chain[] = { "iptables", "-w", "-t", "nat", "-X", CHAIN, NULL };
     int removed = 0, i;
@@ -114,8 +115,7 @@ nf_rules_remove(void)
     if (run(flush, NULL, false) == 0 && run(del_chain, NULL, false) == 0)
         removed++;
     if (removed > 0)
-        tn_log_info("[#] iptables -t nat -D OUTPUT ... -j " CHAIN "; -F/-X " CHAIN
-                    " (%d removed)",
+        tn_log_info("[#] iptables -t nat -D OUTPUT ... -j " CHAIN "; -F/-X " CHAIN " (%d removed)",
                     removed);
     return removed;
 }

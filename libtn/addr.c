@@ -31,7 +31,8 @@ tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size
         hl = (size_t)(end - h);
         colon = end + 1;
     } else {
-        if ((colon = strrchr(hostport, ':')) == NULL || memchr(hostport, ':', (size_t)(colon - hostport)) != NULL)
+        if ((colon = strrchr(hostport, ':')) == NULL ||
+            memchr(hostport, ':', (size_t)(colon - hostport)) != NULL)
             return TN_ERR_PARSE;
         hl = (size_t)(colon - hostport);
     }
@@ -44,8 +45,7 @@ tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size
 }
 
 int
-tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out,
-                socklen_t *outlen)
+tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out, socklen_t *outlen)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res;
     char host[256], port[8];

@@ -17,7 +17,12 @@
 
 #define DATA_TAG 0x1a /* field 3, wire type 2 */
 
-enum { RD_HDR, RD_PEEK, RD_DATA, RD_MSG };
+enum {
+    RD_HDR,
+    RD_PEEK,
+    RD_DATA,
+    RD_MSG
+};
 
 static void
 put_hdr(uint8_t *p, size_t len)
@@ -54,8 +59,8 @@ tn_grpc_append(struct tn_buf *b, const ProtobufCMessage *msg)
 }
 
 void
-tn_grpc_reader_init(struct tn_grpc_reader *rd, tn_grpc_data_cb on_data,
-                    tn_grpc_frame_cb on_frame, void *arg)
+tn_grpc_reader_init(struct tn_grpc_reader *rd, tn_grpc_data_cb on_data, tn_grpc_frame_cb on_frame,
+                    void *arg)
 {
     memset(rd, 0, sizeof(*rd));
     rd->on_data = on_data;

@@ -45,7 +45,7 @@ struct tn_h2_stream {
     bool is_deferred;  /* the data source waits for tn_h2_stream_resume */
     bool is_bad_request;
     bool is_http_error; /* client: the response was not 200: grpc-status no longer counts */
-    int grpc_status; /* server: what our trailers say; client: what the peer's said */
+    int grpc_status;    /* server: what our trailers say; client: what the peer's said */
     char grpc_message[128];
     char path[PATH_MAX_LEN]; /* server: the request's :path */
 };
@@ -59,9 +59,9 @@ struct tn_h2 {
     SSL *ssl;
     nghttp2_session *ng;
     bool is_server;
-    bool want_write;    /* SSL_write would block: wait for EV_WRITE */
-    bool is_ready;      /* the peer's first SETTINGS arrived */
-    bool is_closed;     /* torn down: only tn_h2_free remains */
+    bool want_write;          /* SSL_write would block: wait for EV_WRITE */
+    bool is_ready;            /* the peer's first SETTINGS arrived */
+    bool is_closed;           /* torn down: only tn_h2_free remains */
     const char *close_reason; /* set: tear down at the next flush */
     struct tn_buf wbuf;
     struct tn_identity peer;
@@ -423,8 +423,8 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
 }
 
 static int
-on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
-                   size_t len, void *arg)
+on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                   void *arg)
 {
     struct tn_h2 *h2 = arg;
     struct tn_h2_stream *s = stream_of(h2, id);
@@ -577,6 +577,13 @@ h2_teardown(struct tn_h2 *h2, bool notify)
 {
     const char *reason = h2->close_reason;
 
+    /* A local close says goodbye properly: GOAWAY and TLS close_notify, if the socket takes
+     * them now (it is non-blocking; nothing waits). */
+    if (!notify && h2->ng != NULL) {
+        nghttp2_session_terminate_session(h2->ng, NGHTTP2_NO_ERROR);
+        h2_send(h2);
+        SSL_shutdown(h2->ssl);
+    }
     h2->is_closed = true;
     ev_io_stop(h2->loop, &h2->io);
     ev_prepare_stop(h2->loop, &h2->flush);

@@ -2,8 +2,6 @@
 /* Process-wide logging: one line per event, text for people or JSON for machines. */
 #include "tn/log.h"
 
-#include "tn/opts.h"
-
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +9,8 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+
+#include "tn/opts.h"
 
 const char *const tn_log_level_names[] = { "debug", "info", "warn", "error", NULL };
 const char *const tn_log_format_names[] = { "text", "json", NULL };

@@ -23,7 +23,6 @@
 #define OUT_HIGH  (512 * 1024) /* pause socket reads above this much queued for the stream */
 #define OUT_LOW   (128 * 1024) /* and resume below this */
 
-
 /* The owner hears of the end only once the pipe's own frames are off the stack. */
 static void
 pipe_report(struct tn_pipe *p)
@@ -143,7 +142,8 @@ stream_on_sent(void *owner, size_t n)
     struct tn_pipe *p = owner;
 
     (void)n;
-    if (p->is_read_paused && p->stream != NULL && tn_buf_len(tn_h2_stream_out(p->stream)) < OUT_LOW) {
+    if (p->is_read_paused && p->stream != NULL &&
+        tn_buf_len(tn_h2_stream_out(p->stream)) < OUT_LOW) {
         p->is_read_paused = false;
         ev_io_start(p->loop, &p->rd);
     }
@@ -243,8 +243,8 @@ stream_on_data(void *owner, const uint8_t *data, size_t n)
     }
     if (r != 0) {
         if (p->abort_reason == NULL)
-            p->abort_reason = r == TN_ERR_PROTO || r == TN_ERR_LIMIT ? "bad message from relay"
-                                                                      : "write failed";
+            p->abort_reason =
+                r == TN_ERR_PROTO || r == TN_ERR_LIMIT ? "bad message from relay" : "write failed";
         tn_pipe_abort(p, p->abort_reason);
         return r;
     }

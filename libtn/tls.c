@@ -116,6 +116,7 @@ static enum tn_role
 role_parse(const char *s, size_t n)
 {
     static const enum tn_role roles[] = { TN_ROLE_SERVER, TN_ROLE_CLIENT, TN_ROLE_PROXY };
+
     size_t i;
 
     for (i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {

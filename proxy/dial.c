@@ -79,9 +79,9 @@ pflow_dialed(struct pflow *f, int err)
 
     if (err != 0) {
         pflow_refuse(f,
-                     err == -ECONNREFUSED  ? TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_REFUSED
-                     : err == -ETIMEDOUT ? TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT
-                                         : TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
+                     err == -ECONNREFUSED ? TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_REFUSED
+                     : err == -ETIMEDOUT  ? TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT
+                                          : TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
                      strerror(-err));
         return;
     }

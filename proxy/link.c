@@ -19,6 +19,8 @@
 static void
 proxy_stop(struct proxy *px, int status)
 {
+    if (px->is_stopping)
+        return;
     px->status = status;
     ev_break(px->loop, EVBREAK_ALL);
 }
@@ -81,7 +83,7 @@ control_on_close(void *owner, uint32_t error_code)
     struct proxy *px = owner;
 
     px->control = NULL;
-    if (error_code != 0) {
+    if (error_code != 0 && !px->is_stopping) {
         tn_log_warnx("relay reset the registration (HTTP/2 error %u)", error_code);
         proxy_stop(px, 1);
     }

@@ -15,25 +15,48 @@
 #include "tn/log.h"
 
 static const struct tn_conf_key keys[] = {
-    { .key = "server_addr", .flag = "server", .type = TN_CONF_HOSTPORT,
-      .offset = offsetof(struct proxy_config, server_addr), .metavar = "HOST:PORT",
+    { .key = "server_addr",
+      .flag = "server",
+      .type = TN_CONF_HOSTPORT,
+      .offset = offsetof(struct proxy_config, server_addr),
+      .metavar = "HOST:PORT",
       .help = "the relay to connect to (required)" },
-    { .key = "proxy_id", .flag = "proxy-id", .type = TN_CONF_STR,
-      .offset = offsetof(struct proxy_config, proxy_id), .metavar = "ID",
+    { .key = "proxy_id",
+      .flag = "proxy-id",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct proxy_config, proxy_id),
+      .metavar = "ID",
       .help = "this proxy's id; must equal its certificate's (default: the certificate's)" },
-    { .key = "managed_cidr", .flag = "managed-cidr", .type = TN_CONF_CIDR,
-      .offset = offsetof(struct proxy_config, managed_cidr), .metavar = "CIDR",
+    { .key = "managed_cidr",
+      .flag = "managed-cidr",
+      .type = TN_CONF_CIDR,
+      .offset = offsetof(struct proxy_config, managed_cidr),
+      .metavar = "CIDR",
       .help = "the network this proxy serves and may dial into (required)" },
-    { .key = "virtual_cidr", .flag = "virtual-cidr", .type = TN_CONF_CIDR,
-      .offset = offsetof(struct proxy_config, virtual_cidr), .metavar = "CIDR",
+    { .key = "virtual_cidr",
+      .flag = "virtual-cidr",
+      .type = TN_CONF_CIDR,
+      .offset = offsetof(struct proxy_config, virtual_cidr),
+      .metavar = "CIDR",
       .help = "range clients address that network by (same size; host bits kept)" },
-    { .key = "dial_timeout", .flag = "dial-timeout", .type = TN_CONF_DURATION,
-      .offset = offsetof(struct proxy_config, dial_timeout_ms), .def = "10s",
-      .metavar = "DURATION", .help = "give up dialing a target after this long", .min = 1,
+    { .key = "dial_timeout",
+      .flag = "dial-timeout",
+      .type = TN_CONF_DURATION,
+      .offset = offsetof(struct proxy_config, dial_timeout_ms),
+      .def = "10s",
+      .metavar = "DURATION",
+      .help = "give up dialing a target after this long",
+      .min = 1,
       .max = 3600000 },
-    { .key = "accept_pool", .flag = "accept-pool", .type = TN_CONF_INT,
-      .offset = offsetof(struct proxy_config, accept_pool), .def = "16", .metavar = "N",
-      .help = "idle Accept streams kept open for new flows", .min = 1, .max = 4096 },
+    { .key = "accept_pool",
+      .flag = "accept-pool",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct proxy_config, accept_pool),
+      .def = "16",
+      .metavar = "N",
+      .help = "idle Accept streams kept open for new flows",
+      .min = 1,
+      .max = 4096 },
     TN_OPTS_TLS(struct proxy_config, tls, "proxy"),
     TN_OPTS_LOG(struct proxy_config, log),
     TN_OPTS_WINDOWS(struct proxy_config, stream_window, connection_window),
@@ -95,8 +118,11 @@ cert_id(const char *file, struct tn_identity *id)
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+    struct proxy *px = w->data;
+
     (void)revents;
     tn_log_info("signal %d: stopping", w->signum);
+    px->is_stopping = true;
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -137,6 +163,7 @@ main(int argc, char **argv)
         goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
+    sigint.data = sigterm.data = &px;
     ev_signal_start(px.loop, &sigint);
     ev_signal_start(px.loop, &sigterm);
     px.status = 0;

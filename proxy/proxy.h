@@ -34,8 +34,9 @@ struct proxy {
     struct tn_h2 *h2;
     struct tn_h2_stream *control; /* the Register stream */
     bool is_registered;
-    int idle;        /* Accept streams waiting for a flow */
-    int status;      /* exit status once the loop stops */
+    bool is_stopping; /* a signal asked us to stop: the relay going away is no error */
+    int idle;         /* Accept streams waiting for a flow */
+    int status;       /* exit status once the loop stops */
     uint64_t flows;
 };
 

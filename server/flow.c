@@ -24,8 +24,8 @@
 #include "tn/util.h"
 
 struct rflow {
-    struct session *session;       /* the client's */
-    struct proxy *proxy;           /* while queued on it */
+    struct session *session; /* the client's */
+    struct proxy *proxy;     /* while queued on it */
     struct rflow *queue_next;
     struct tn_h2_stream *cs, *ps;
     struct tn_grpc_reader crd, prd; /* first message of each side */
@@ -70,8 +70,7 @@ rflow_free(struct rflow *f, const char *reason)
         tn_h2_stream_detach(f->ps, NGHTTP2_CANCEL);
     if (f->open != NULL) {
         tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
-               "flow=%016" PRIx64 " client=%s %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64
-               " %s",
+               "flow=%016" PRIx64 " client=%s %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s",
                f->id, tn_h2_peer(f->session->h2)->id, f->src, f->dst,
                f->proxy_id[0] != '\0' ? f->proxy_id : "-", f->up, f->down,
                reason != NULL ? reason : "closed");

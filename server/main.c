@@ -19,15 +19,25 @@
 #include "tn/util.h"
 
 static const struct tn_conf_key keys[] = {
-    { .key = "listen_addr", .flag = "listen", .type = TN_CONF_HOSTPORT,
-      .offset = offsetof(struct relay_config, listen_addr), .def = ":8081",
-      .metavar = "ADDR:PORT", .help = "where clients and proxies connect (TLS, HTTP/2)" },
+    { .key = "listen_addr",
+      .flag = "listen",
+      .type = TN_CONF_HOSTPORT,
+      .offset = offsetof(struct relay_config, listen_addr),
+      .def = ":8081",
+      .metavar = "ADDR:PORT",
+      .help = "where clients and proxies connect (TLS, HTTP/2)" },
     TN_OPTS_TLS(struct relay_config, tls, "relay"),
     TN_OPTS_LOG(struct relay_config, log),
     TN_OPTS_WINDOWS(struct relay_config, stream_window, connection_window),
-    { .key = "limits.max_streams", .flag = "max-streams", .type = TN_CONF_INT,
-      .offset = offsetof(struct relay_config, max_streams), .def = "10000", .metavar = "N",
-      .help = "concurrent streams (flows) per connection", .min = 1, .max = 1000000 },
+    { .key = "limits.max_streams",
+      .flag = "max-streams",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct relay_config, max_streams),
+      .def = "10000",
+      .metavar = "N",
+      .help = "concurrent streams (flows) per connection",
+      .min = 1,
+      .max = 1000000 },
     { 0 },
 };
 

@@ -33,8 +33,8 @@ struct relay {
     SSL_CTX *tls;
     const struct relay_config *cfg;
     struct tn_h2_settings h2;
-    struct tn_lpm *routes;     /* network as clients address it -> struct route */
-    struct session *sessions;  /* every live connection */
+    struct tn_lpm *routes;    /* network as clients address it -> struct route */
+    struct session *sessions; /* every live connection */
 };
 
 struct session {
@@ -62,9 +62,9 @@ struct proxy {
     struct tn_h2_stream *control; /* the Register stream */
     struct proxy_net *nets;
     size_t nnets;
-    struct accept_slot *idle;       /* idle Accept streams */
+    struct accept_slot *idle;         /* idle Accept streams */
     struct rflow *queue, *queue_tail; /* flows waiting for an Accept stream */
-    uint64_t flows;                 /* flows bound to this proxy since it registered */
+    uint64_t flows;                   /* flows bound to this proxy since it registered */
 };
 
 struct route {

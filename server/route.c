@@ -7,8 +7,8 @@
 #include <string.h>
 
 #include "relay.h"
-#include "tn/lpm.h"
 #include "tn/log.h"
+#include "tn/lpm.h"
 
 static uint64_t
 mix64(uint64_t x)

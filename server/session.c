@@ -186,10 +186,9 @@ proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t 
             return TN_GRPC_PERMISSION_DENIED;
         }
         pn->addressed = pn->real;
-        if (n->virtual_cidr[0] != '\0' &&
-            (tn_cidr_parse(&pn->addressed, n->virtual_cidr) != 0 ||
-             pn->addressed.ip.family != pn->real.ip.family ||
-             pn->addressed.prefix != pn->real.prefix)) {
+        if (n->virtual_cidr[0] != '\0' && (tn_cidr_parse(&pn->addressed, n->virtual_cidr) != 0 ||
+                                           pn->addressed.ip.family != pn->real.ip.family ||
+                                           pn->addressed.prefix != pn->real.prefix)) {
             snprintf(why, whylen, "virtual network '%.50s' is not a CIDR of the size of %.50s",
                      n->virtual_cidr, n->cidr);
             return TN_GRPC_PERMISSION_DENIED;
@@ -356,8 +355,7 @@ static void
 refuse(struct session *s, struct tn_h2_stream *stream, int status, const char *why)
 {
     tn_log_warnx("%s (%s %s): refused: %s", tn_h2_peer_addr(s->h2),
-                 tn_role_name(tn_h2_peer(s->h2)->role),
-                 session_name(s), why);
+                 tn_role_name(tn_h2_peer(s->h2)->role), session_name(s), why);
     tn_h2_stream_finish(stream, status, why);
     tn_h2_stream_detach(stream, 0);
 }

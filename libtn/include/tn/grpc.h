@@ -49,13 +49,13 @@ struct tn_grpc_reader {
     tn_grpc_data_cb on_data;
     tn_grpc_frame_cb on_frame;
     void *arg;
-    size_t max_msg;  /* limit for non-Data messages */
+    size_t max_msg; /* limit for non-Data messages */
     int state;
     uint8_t hdr[TN_GRPC_HDR + 1 + 5];
-    size_t have;     /* bytes gathered in |hdr| or |msg| */
-    size_t msg_len;  /* length of the current message */
+    size_t have;    /* bytes gathered in |hdr| or |msg| */
+    size_t msg_len; /* length of the current message */
     size_t data_left;
-    uint8_t *msg;    /* a non-Data message being gathered */
+    uint8_t *msg; /* a non-Data message being gathered */
 };
 
 void tn_grpc_reader_init(struct tn_grpc_reader *rd, tn_grpc_data_cb on_data,

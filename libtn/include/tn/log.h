@@ -5,9 +5,17 @@
 
 #include <stdbool.h>
 
-enum tn_log_level { TN_LOG_DEBUG, TN_LOG_INFO, TN_LOG_WARN, TN_LOG_ERR };
+enum tn_log_level {
+    TN_LOG_DEBUG,
+    TN_LOG_INFO,
+    TN_LOG_WARN,
+    TN_LOG_ERR
+};
 
-enum tn_log_format { TN_LOG_TEXT, TN_LOG_JSON };
+enum tn_log_format {
+    TN_LOG_TEXT,
+    TN_LOG_JSON
+};
 
 /* Names accepted for levels and formats, in enum order, NULL-terminated (for config tables). */
 extern const char *const tn_log_level_names[];
@@ -22,8 +30,7 @@ void tn_log_close(void);
 
 bool tn_log_enabled(enum tn_log_level level);
 
-void tn_log(enum tn_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void tn_log(enum tn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* tn_log_warn appends ": strerror(errno)"; tn_log_warnx does not. */
 void tn_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tn_log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

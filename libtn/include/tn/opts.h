@@ -15,38 +15,65 @@ struct tn_log_conf {
 };
 
 /* Rows for the tls: {cert_file, key_file, ca_file} section at member |m| (a tn_tls_conf). */
-#define TN_OPTS_TLS(T, m, what)                                                                 \
-    { .key = "tls.cert_file", .flag = "tls-cert", .type = TN_CONF_STR,                            \
-      .offset = offsetof(T, m.cert_file), .metavar = "FILE",                                    \
-      .help = "certificate of this " what " (PEM), from certs-tool" },                             \
-    { .key = "tls.key_file", .flag = "tls-key", .type = TN_CONF_STR,                               \
-      .offset = offsetof(T, m.key_file), .metavar = "FILE",                                     \
-      .help = "private key of that certificate (PEM)" },                                           \
-    { .key = "tls.ca_file", .flag = "tls-ca", .type = TN_CONF_STR,                                 \
-      .offset = offsetof(T, m.ca_file), .metavar = "FILE",                                      \
-      .help = "the deployment CA that signs every peer (PEM)" }
+#define TN_OPTS_TLS(T, m, what)                                        \
+    { .key = "tls.cert_file",                                          \
+      .flag = "tls-cert",                                              \
+      .type = TN_CONF_STR,                                             \
+      .offset = offsetof(T, m.cert_file),                              \
+      .metavar = "FILE",                                               \
+      .help = "certificate of this " what " (PEM), from certs-tool" }, \
+        { .key = "tls.key_file",                                       \
+          .flag = "tls-key",                                           \
+          .type = TN_CONF_STR,                                         \
+          .offset = offsetof(T, m.key_file),                           \
+          .metavar = "FILE",                                           \
+          .help = "private key of that certificate (PEM)" },           \
+    {                                                                  \
+        .key = "tls.ca_file", .flag = "tls-ca", .type = TN_CONF_STR,   \
+        .offset = offsetof(T, m.ca_file), .metavar = "FILE",           \
+        .help = "the deployment CA that signs every peer (PEM)"        \
+    }
 
 /* Rows for the log: {level, format, output} section at member |m| (a tn_log_conf). */
-#define TN_OPTS_LOG(T, m)                                                                       \
-    { .key = "log.level", .flag = "log-level", .type = TN_CONF_ENUM,                               \
-      .offset = offsetof(T, m.level), .def = "info", .metavar = "LEVEL",                        \
-      .help = "least severe level logged", .choices = tn_log_level_names },                      \
-    { .key = "log.format", .flag = "log-format", .type = TN_CONF_ENUM,                             \
-      .offset = offsetof(T, m.format), .def = "text", .metavar = "FORMAT",                      \
-      .help = "log line format (json: one object per line)", .choices = tn_log_format_names },              \
-    { .key = "log.output", .flag = "log-output", .type = TN_CONF_STR,                              \
-      .offset = offsetof(T, m.output), .def = "stderr", .metavar = "FILE",                      \
-      .help = "stderr or a file to append to" }
+#define TN_OPTS_LOG(T, m)                                                    \
+    { .key = "log.level",                                                    \
+      .flag = "log-level",                                                   \
+      .type = TN_CONF_ENUM,                                                  \
+      .offset = offsetof(T, m.level),                                        \
+      .def = "info",                                                         \
+      .metavar = "LEVEL",                                                    \
+      .help = "least severe level logged",                                   \
+      .choices = tn_log_level_names },                                       \
+        { .key = "log.format",                                               \
+          .flag = "log-format",                                              \
+          .type = TN_CONF_ENUM,                                              \
+          .offset = offsetof(T, m.format),                                   \
+          .def = "text",                                                     \
+          .metavar = "FORMAT",                                               \
+          .help = "log line format (json: one object per line)",             \
+          .choices = tn_log_format_names },                                  \
+    {                                                                        \
+        .key = "log.output", .flag = "log-output", .type = TN_CONF_STR,      \
+        .offset = offsetof(T, m.output), .def = "stderr", .metavar = "FILE", \
+        .help = "stderr or a file to append to"                              \
+    }
 
 /* Rows for the HTTP/2 windows at members |sw| and |cw| (int64_t bytes). */
-#define TN_OPTS_WINDOWS(T, sw, cw)                                                              \
-    { .key = "limits.stream_window", .flag = "stream-window", .type = TN_CONF_SIZE,                \
-      .offset = offsetof(T, sw), .def = "1MiB", .metavar = "SIZE",                              \
-      .help = "HTTP/2 receive window of each flow", .min = 65535, .max = 0x7fffffff },             \
-    { .key = "limits.connection_window", .flag = "connection-window", .type = TN_CONF_SIZE,        \
-      .offset = offsetof(T, cw), .def = "16MiB", .metavar = "SIZE",                             \
-      .help = "HTTP/2 receive window of the whole connection", .min = 65535,                       \
-      .max = 0x7fffffff }
+#define TN_OPTS_WINDOWS(T, sw, cw)                                                               \
+    { .key = "limits.stream_window",                                                             \
+      .flag = "stream-window",                                                                   \
+      .type = TN_CONF_SIZE,                                                                      \
+      .offset = offsetof(T, sw),                                                                 \
+      .def = "1MiB",                                                                             \
+      .metavar = "SIZE",                                                                         \
+      .help = "HTTP/2 receive window of each flow",                                              \
+      .min = 65535,                                                                              \
+      .max = 0x7fffffff },                                                                       \
+    {                                                                                            \
+        .key = "limits.connection_window", .flag = "connection-window", .type = TN_CONF_SIZE,    \
+        .offset = offsetof(T, cw), .def = "16MiB", .metavar = "SIZE",                            \
+        .help = "HTTP/2 receive window of the whole connection", .min = 65535, .max = 0x7fffffff \
+    }
 
 /* Opens the log as |c| says.  Returns 0 or -errno (logged). */
 int tn_opts_log_open(const char *component, const struct tn_log_conf *c);

@@ -38,13 +38,13 @@ struct tn_pipe {
     ev_io rd, wr;
     struct tn_h2_stream *stream; /* NULL once closed */
     struct tn_grpc_reader grd;
-    struct tn_buf down;          /* payload waiting for the socket */
-    size_t unconsumed;           /* stream bytes not yet returned to the peer's window */
-    bool is_up_eof;              /* socket EOF read, END_STREAM queued */
-    bool is_down_eof;            /* peer ended: SHUT_WR once |down| drains */
+    struct tn_buf down; /* payload waiting for the socket */
+    size_t unconsumed;  /* stream bytes not yet returned to the peer's window */
+    bool is_up_eof;     /* socket EOF read, END_STREAM queued */
+    bool is_down_eof;   /* peer ended: SHUT_WR once |down| drains */
     bool is_down_shut;
     bool is_read_paused;
-    bool is_stream_done;         /* the stream closed cleanly */
+    bool is_stream_done; /* the stream closed cleanly */
     uint64_t bytes_up, bytes_down;
     const char *abort_reason;
     const char *end_reason;

@@ -8,7 +8,12 @@
 
 #include <openssl/ssl.h>
 
-enum tn_role { TN_ROLE_NONE, TN_ROLE_SERVER, TN_ROLE_CLIENT, TN_ROLE_PROXY };
+enum tn_role {
+    TN_ROLE_NONE,
+    TN_ROLE_SERVER,
+    TN_ROLE_CLIENT,
+    TN_ROLE_PROXY
+};
 
 #define TN_ID_MAX 64
 

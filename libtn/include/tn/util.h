@@ -13,10 +13,10 @@
 #define tn_container_of(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 /* An nghttp2_nv for constant or long-lived strings (nghttp2 copies them). */
-#define TN_NV(name, value)                                                                         \
-    {                                                                                              \
-        (uint8_t *)(uintptr_t)(name), (uint8_t *)(uintptr_t)(value), sizeof(name) - 1, strlen(value),                   \
-            NGHTTP2_NV_FLAG_NO_COPY_NAME                                                           \
+#define TN_NV(name, value)                                                             \
+    {                                                                                  \
+        (uint8_t *)(uintptr_t)(name), (uint8_t *)(uintptr_t)(value), sizeof(name) - 1, \
+            strlen(value), NGHTTP2_NV_FLAG_NO_COPY_NAME                                \
     }
 
 /* protobuf-c's generated structs take char * for strings they only read when packing. */
