@@ -12,6 +12,43 @@ struct tn_buf_chunk {
     uint8_t data[];
 };
 
+/* Drained standard-size chunks wait here for reuse: a busy flow cycles through the same few
+ * chunks instead of asking malloc (and the kernel, for fresh pages) for every 64 KiB.  Each
+ * process runs one loop on one thread, so the cache needs no lock. */
+#define CACHE_MAX 32
+static struct tn_buf_chunk *cache;
+static size_t ncached;
+
+static struct tn_buf_chunk *
+chunk_new(size_t cap)
+{
+    struct tn_buf_chunk *c;
+
+    if (cap == TN_BUF_CHUNK && cache != NULL) {
+        c = cache;
+        cache = c->next;
+        ncached--;
+    } else if ((c = malloc(sizeof(*c) + cap)) == NULL) {
+        return NULL;
+    }
+    c->next = NULL;
+    c->start = c->end = 0;
+    c->cap = cap;
+    return c;
+}
+
+static void
+chunk_free(struct tn_buf_chunk *c)
+{
+    if (c->cap == TN_BUF_CHUNK && ncached < CACHE_MAX) {
+        c->next = cache;
+        cache = c;
+        ncached++;
+        return;
+    }
+    free(c);
+}
+
 void
 tn_buf_init(struct tn_buf *b)
 {
@@ -26,7 +63,7 @@ tn_buf_fini(struct tn_buf *b)
 
     for (c = b->head; c != NULL; c = next) {
         next = c->next;
-        free(c);
+        chunk_free(c);
     }
     tn_buf_init(b);
 }
@@ -39,11 +76,8 @@ tn_buf_reserve(struct tn_buf *b, size_t n, size_t *avail)
 
     if (c == NULL || c->cap - c->end < n) {
         cap = n > TN_BUF_CHUNK ? n : TN_BUF_CHUNK;
-        if ((c = malloc(sizeof(*c) + cap)) == NULL)
+        if ((c = chunk_new(cap)) == NULL)
             return NULL;
-        c->next = NULL;
-        c->start = c->end = 0;
-        c->cap = cap;
         if (b->tail != NULL)
             b->tail->next = c;
         else
@@ -137,12 +171,12 @@ tn_buf_consume(struct tn_buf *b, size_t n)
             b->head = c->next;
             if (b->head == NULL)
                 b->tail = NULL;
-            free(c);
+            chunk_free(c);
         }
     }
     /* An empty queue frees its last chunk too: an idle flow holds no buffer memory. */
     if (b->len == 0 && b->head != NULL) {
-        free(b->head);
+        chunk_free(b->head);
         tn_buf_init(b);
     }
 }

@@ -2,8 +2,9 @@
 /* HTTP/2 over non-blocking TLS on a libev loop.
  *
  * Bytes in:  socket -> SSL_read -> nghttp2_session_mem_recv -> callbacks -> stream owners.
- * Bytes out: stream out buffers -> data_read (nghttp2 frames) -> nghttp2_session_mem_send
- *            -> wbuf (frames coalesced into large TLS writes) -> SSL_write -> socket.
+ * Bytes out: nghttp2_session_send -> on_send (frames) and on_send_data (DATA: header, then the
+ *            payload moved from the stream's out buffer, NO_COPY) -> wbuf (frames coalesced
+ *            into large TLS writes) -> SSL_write -> socket.
  * Output is flushed from an ev_prepare watcher, so everything queued while the loop handled one
  * round of events leaves in as few TLS records as possible.  Tear-down is deferred to the same
  * watcher, never done inside nghttp2's callbacks. */
@@ -32,6 +33,7 @@
 #define RBUF_SIZE         (64 * 1024)
 #define HANDSHAKE_TIMEOUT 10.0
 #define PATH_MAX_LEN      64
+#define FRAME_HDLEN       9 /* an HTTP/2 frame header */
 
 struct tn_h2_stream {
     struct tn_h2 *h2;
@@ -121,18 +123,20 @@ stream_close(struct tn_h2_stream *s, uint32_t error_code)
     free(s);
 }
 
+/* Decides the next DATA frame of |s| without copying it (NO_COPY): its bytes go straight from
+ * the out buffer into the TLS write buffer in send_data(). */
 static ssize_t
 data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
           nghttp2_data_source *src, void *arg)
 {
     struct tn_h2_stream *s = src->ptr;
-    size_t n = tn_buf_copy(&s->out, buf, len);
+    size_t n = tn_buf_len(&s->out) < len ? tn_buf_len(&s->out) : len;
 
+    (void)buf;
     (void)arg;
-    tn_buf_consume(&s->out, n);
-    if (n > 0 && s->ops != NULL)
-        s->ops->on_sent(s->owner, n);
-    if (tn_buf_len(&s->out) == 0 && s->is_finishing) {
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (n == tn_buf_len(&s->out) && s->is_finishing) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (s->h2->is_server) {
             char status[12];
@@ -514,39 +518,89 @@ ssl_wait(struct tn_h2 *h2, int rv, const char *what)
     return -1;
 }
 
-static void
-h2_send(struct tn_h2 *h2)
+/* Writes wbuf to TLS.  Returns 0 when it is empty, 1 when TLS would block (want_write is
+ * set), -1 when the connection failed. */
+static int
+h2_flush(struct tn_h2 *h2)
 {
     const uint8_t *data;
     size_t n;
-    ssize_t got;
+    int rv;
+
+    while ((data = tn_buf_peek(&h2->wbuf, &n)) != NULL) {
+        ERR_clear_error();
+        if ((rv = SSL_write(h2->ssl, data, (int)(n > INT32_MAX ? INT32_MAX : n))) <= 0)
+            return ssl_wait(h2, rv, "write") == 0 ? 1 : -1;
+        tn_buf_consume(&h2->wbuf, (size_t)rv);
+    }
+    return 0;
+}
+
+/* Makes room in wbuf for nghttp2's next frame.  Returns 0 or NGHTTP2_ERR_WOULDBLOCK. */
+static int
+wbuf_room(struct tn_h2 *h2)
+{
+    if (tn_buf_len(&h2->wbuf) < WBUF_HIGH)
+        return 0;
+    return h2_flush(h2) == 0 ? 0 : NGHTTP2_ERR_WOULDBLOCK;
+}
+
+static ssize_t
+on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    int rv;
+
+    (void)ng;
+    (void)flags;
+    if ((rv = wbuf_room(h2)) != 0)
+        return rv;
+    if (tn_buf_append(&h2->wbuf, data, len) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return (ssize_t)len;
+}
+
+/* A DATA frame decided by data_read: its header, then its payload moved from the stream's out
+ * buffer; the one copy of the payload on its way to encryption. */
+static int
+on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
+             nghttp2_data_source *src, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    struct tn_h2_stream *s = src->ptr;
+    size_t avail;
+    uint8_t *dst;
+    int rv;
+
+    (void)ng;
+    (void)frame;
+    if ((rv = wbuf_room(h2)) != 0)
+        return rv;
+    if ((dst = tn_buf_reserve(&h2->wbuf, FRAME_HDLEN + length, &avail)) == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    memcpy(dst, framehd, FRAME_HDLEN);
+    tn_buf_copy(&s->out, dst + FRAME_HDLEN, length);
+    tn_buf_commit(&h2->wbuf, FRAME_HDLEN + length);
+    tn_buf_consume(&s->out, length);
+    if (length > 0 && s->ops != NULL)
+        s->ops->on_sent(s->owner, length);
+    return 0;
+}
+
+static void
+h2_send(struct tn_h2 *h2)
+{
     int rv;
 
     h2->want_write = false;
-    for (;;) {
-        while (h2->ng != NULL && tn_buf_len(&h2->wbuf) < WBUF_HIGH) {
-            if ((got = nghttp2_session_mem_send(h2->ng, &data)) < 0) {
-                tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror((int)got));
-                h2_fail(h2, "HTTP/2 error");
-                return;
-            }
-            if (got == 0)
-                break;
-            if (tn_buf_append(&h2->wbuf, data, (size_t)got) != 0) {
-                h2_fail(h2, "out of memory");
-                return;
-            }
-        }
-        if (tn_buf_len(&h2->wbuf) == 0)
+    while (h2->ng != NULL) {
+        if ((rv = nghttp2_session_send(h2->ng)) != 0) {
+            tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror(rv));
+            h2_fail(h2, "HTTP/2 error");
             return;
-        while ((data = tn_buf_peek(&h2->wbuf, &n)) != NULL) {
-            ERR_clear_error();
-            if ((rv = SSL_write(h2->ssl, data, (int)(n > INT32_MAX ? INT32_MAX : n))) <= 0) {
-                ssl_wait(h2, rv, "write");
-                return;
-            }
-            tn_buf_consume(&h2->wbuf, (size_t)rv);
         }
+        if (h2_flush(h2) != 0 || !nghttp2_session_want_write(h2->ng))
+            return;
     }
 }
 
@@ -649,6 +703,8 @@ h2_session_start(struct tn_h2 *h2)
 
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         return -ENOMEM;
+    nghttp2_session_callbacks_set_send_callback(cbs, on_send);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);

@@ -97,6 +97,13 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* AES-128-GCM first: as strong as the tunnel needs and a quarter cheaper than AES-256. */
+    if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
+                                      "TLS_AES_256_GCM_SHA384") != 1)
+        goto out;
+    /* Read several records per read() instead of a header and a body for each. */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
     /* The tunnel never renegotiates nor resumes: sessions are long-lived. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
