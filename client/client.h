@@ -13,6 +13,7 @@
 
 #include "tn/cidr.h"
 #include "tn/h2.h"
+#include "tn/listener.h"
 #include "tn/opts.h"
 #include "tn/tls.h"
 
@@ -33,7 +34,7 @@ struct client {
     bool is_ready;    /* relay accepted us and the rules are in */
     bool has_rules;
     struct sockaddr_storage relay_addr;
-    ev_io listener;
+    struct tn_listener listener;
     int status; /* exit status once the loop stops */
     uint64_t flows;
 };

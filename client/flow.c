@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -130,6 +131,7 @@ flow_accept(struct client *c, int fd)
     struct tn_ip sip, dip;
     unsigned sport, dport;
     struct flow *f;
+    int one = 1;
 
     if (getpeername(fd, (struct sockaddr *)&src, &slen) < 0 ||
         getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen) < 0 ||
@@ -139,6 +141,7 @@ flow_accept(struct client *c, int fd)
         tn_addr_close_reset(fd);
         return;
     }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (c->h2 == NULL || !c->is_ready || (f = calloc(1, sizeof(*f))) == NULL) {
         tn_addr_close_reset(fd); /* no relay: fail at once rather than hang */
         return;

@@ -14,6 +14,7 @@
 #include "tn/conf.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/proc.h"
 #include "tn/util.h"
 
 static const struct tn_conf_key keys[] = {
@@ -22,13 +23,15 @@ static const struct tn_conf_key keys[] = {
       .type = TN_CONF_HOSTPORT,
       .offset = offsetof(struct client_config, server_addr),
       .metavar = "HOST:PORT",
-      .help = "the relay to connect to (required)" },
+      .help = "the relay to connect to",
+      .is_required = true },
     { .key = "target_cidr",
       .flag = "cidr",
       .type = TN_CONF_CIDR_LIST,
       .offset = offsetof(struct client_config, target_cidr),
       .metavar = "CIDR",
-      .help = "a network to intercept (required)" },
+      .help = "a network to intercept",
+      .is_required = true },
     { .key = "listen_port",
       .flag = "listen-port",
       .type = TN_CONF_INT,
@@ -51,20 +54,6 @@ static const struct tn_cli cli = {
     .keys = keys,
 };
 
-static int
-config_check(const struct client_config *cfg)
-{
-    if (cfg->server_addr == NULL) {
-        fprintf(stderr, "client: --server (server_addr) is required\n");
-        return TN_ERR_CONFIG;
-    }
-    if (cfg->target_cidr.n == 0) {
-        fprintf(stderr, "client: at least one --cidr (target_cidr) is required\n");
-        return TN_ERR_CONFIG;
-    }
-    return 0;
-}
-
 static void
 client_stop(struct client *c, int status)
 {
@@ -85,12 +74,6 @@ relay_on_ready(struct tn_h2 *h2)
     char nets[256] = "", net[TN_CIDR_STRLEN];
     size_t i;
 
-    if (peer->role != TN_ROLE_SERVER) {
-        tn_log_warnx("%s presents a %s certificate, not a relay's", tn_h2_peer_addr(h2),
-                     tn_role_name(peer->role));
-        client_stop(c, 1);
-        return TN_ERR_AUTH;
-    }
     if (nf_rules_install(&rules) != 0) {
         client_stop(c, 1);
         return TN_ERR_CONFIG;
@@ -107,14 +90,6 @@ relay_on_ready(struct tn_h2 *h2)
 }
 
 static void
-relay_on_request(struct tn_h2 *h2, struct tn_h2_stream *s, const char *path)
-{
-    (void)h2;
-    (void)s;
-    (void)path; /* a client session never receives requests */
-}
-
-static void
 relay_on_close(struct tn_h2 *h2, const char *reason)
 {
     struct client *c = tn_h2_owner(h2);
@@ -128,26 +103,13 @@ relay_on_close(struct tn_h2 *h2, const char *reason)
 
 static const struct tn_h2_ops relay_ops = {
     .on_ready = relay_on_ready,
-    .on_request = relay_on_request,
     .on_close = relay_on_close,
 };
 
 static void
-on_accept(struct ev_loop *loop, ev_io *w, int revents)
+on_connection(struct tn_listener *l, int fd)
 {
-    struct client *c = tn_container_of(w, struct client, listener);
-    int fd, i;
-
-    (void)loop;
-    (void)revents;
-    for (i = 0; i < 64; i++) {
-        if ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                tn_log_warn("accept");
-            return;
-        }
-        flow_accept(c, fd);
-    }
+    flow_accept(tn_container_of(l, struct client, listener), fd);
 }
 
 static void
@@ -172,7 +134,7 @@ main(int argc, char **argv)
     socklen_t len = sizeof(c.relay_addr);
     int r, fd, lfd = -1;
 
-    if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0 || (r = config_check(&cfg)) != 0) {
+    if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0) {
         tn_conf_fini(keys, &cfg);
         return r == TN_CLI_EXIT ? 0 : 2;
     }
@@ -180,6 +142,7 @@ main(int argc, char **argv)
     if (tn_opts_log_open("client", &cfg.log) != 0)
         goto out;
     signal(SIGPIPE, SIG_IGN);
+    tn_proc_raise_nofile();
     c.loop = EV_DEFAULT;
     c.cfg = &cfg;
     if (tn_tls_ctx_new(&c.tls, &cfg.tls, false) != 0)
@@ -195,14 +158,14 @@ main(int argc, char **argv)
         .connection_window = (uint32_t)cfg.connection_window,
         .max_streams = 100,
         .authority = cfg.server_addr,
+        .peer_role = TN_ROLE_SERVER,
     };
     if ((fd = tn_addr_dial(cfg.server_addr, 10000)) < 0)
         goto out;
     getpeername(fd, (struct sockaddr *)&c.relay_addr, &len);
     if ((c.h2 = tn_h2_new(c.loop, c.tls, fd, false, &settings, &relay_ops, &c)) == NULL)
         goto out;
-    ev_io_init(&c.listener, on_accept, lfd, EV_READ);
-    ev_io_start(c.loop, &c.listener);
+    tn_listener_start(&c.listener, c.loop, lfd, on_connection);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_init(&sighup, on_signal, SIGHUP);

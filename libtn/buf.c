@@ -15,7 +15,7 @@ struct tn_buf_chunk {
 /* Drained standard-size chunks wait here for reuse: a busy flow cycles through the same few
  * chunks instead of asking malloc (and the kernel, for fresh pages) for every 64 KiB.  Each
  * process runs one loop on one thread, so the cache needs no lock. */
-#define CACHE_MAX 32
+#define CACHE_MAX 8
 static struct tn_buf_chunk *cache;
 static size_t ncached;
 

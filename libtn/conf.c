@@ -995,6 +995,8 @@ usage_line(int width, const char *left, const struct tn_conf_key *k, const char 
             printf(" (repeatable)");
         if (k->def != NULL)
             printf(" (default: %s)", k->def);
+        if (k->is_required)
+            printf(" (required)");
         printf(" [yaml: %s]", k->key);
     }
     printf("\n");
@@ -1044,6 +1046,26 @@ print_usage(const struct tn_cli *cli)
             if (k->flag == NULL)
                 usage_line(width, k->key, k, k->help);
         }
+    }
+}
+
+/* Whether a key without a default got a value (only pointer, network and list keys can be
+ * required: every other type always holds one). */
+static bool
+is_set(const struct tn_conf_key *k, void *cfg)
+{
+    void *f = field(cfg, k);
+
+    switch (k->type) {
+    case TN_CONF_STR:
+    case TN_CONF_HOSTPORT:
+        return *(char **)f != NULL;
+    case TN_CONF_CIDR:
+        return ((struct tn_cidr *)f)->ip.family != 0;
+    case TN_CONF_CIDR_LIST:
+        return ((struct tn_cidr_list *)f)->n > 0;
+    default:
+        return true;
     }
 }
 
@@ -1097,6 +1119,13 @@ tn_cli_parse(const struct tn_cli *cli, void *cfg, int argc, char **argv)
                       &o) != 0)
             goto out;
         is_given[a.key - cli->keys] = true;
+    }
+    for (i = 0; (size_t)i < nkeys; i++) {
+        if (cli->keys[i].is_required && !is_set(&cli->keys[i], cfg)) {
+            fprintf(stderr, "%s: --%s (%s) is required (see --help)\n", cli->prog,
+                    cli->keys[i].flag, cli->keys[i].key);
+            goto out;
+        }
     }
     r = 0;
 out:

@@ -622,6 +622,10 @@ h2_recv(struct tn_h2 *h2)
             h2_fail(h2, "HTTP/2 protocol error");
             return;
         }
+        /* With read-ahead, TLS knows whether it holds more; if not, the level-triggered
+         * watcher says when the socket does, and we save a read() that would fail. */
+        if (!SSL_has_pending(h2->ssl))
+            return;
     }
 }
 
@@ -754,6 +758,12 @@ h2_handshake(struct tn_h2 *h2)
     if (tn_tls_peer_identity(h2->ssl, &h2->peer) != 0) {
         tn_log_warnx("%s: certificate has no tunnel:// identity", h2->peer_addr);
         h2_fail(h2, "certificate without identity");
+        return;
+    }
+    if (h2->settings.peer_role != TN_ROLE_NONE && h2->peer.role != h2->settings.peer_role) {
+        tn_log_warnx("%s: refused: its certificate is a %s's, not a %s's", h2->peer_addr,
+                     tn_role_name(h2->peer.role), tn_role_name(h2->settings.peer_role));
+        h2_fail(h2, "wrong certificate role");
         return;
     }
     if (h2_session_start(h2) != 0) {

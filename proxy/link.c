@@ -104,13 +104,6 @@ link_on_ready(struct tn_h2 *h2)
     Tunnel__V1__Hello hello = TUNNEL__V1__HELLO__INIT;
     Tunnel__V1__Network net = TUNNEL__V1__NETWORK__INIT, *nets[1] = { &net };
     char real[TN_CIDR_STRLEN], virt[TN_CIDR_STRLEN] = "";
-    const struct tn_identity *peer = tn_h2_peer(h2);
-
-    if (peer->role != TN_ROLE_SERVER) {
-        tn_log_warnx("%s presents a %s certificate, not a relay's", tn_h2_peer_addr(h2),
-                     tn_role_name(peer->role));
-        return TN_ERR_AUTH;
-    }
     tn_cidr_format(&cfg->managed_cidr, real, sizeof(real));
     if (cfg->virtual_cidr.ip.family != 0)
         tn_cidr_format(&cfg->virtual_cidr, virt, sizeof(virt));
@@ -129,14 +122,6 @@ link_on_ready(struct tn_h2 *h2)
 }
 
 static void
-link_on_request(struct tn_h2 *h2, struct tn_h2_stream *s, const char *path)
-{
-    (void)h2;
-    (void)s;
-    (void)path; /* a client session never receives requests */
-}
-
-static void
 link_on_close(struct tn_h2 *h2, const char *reason)
 {
     struct proxy *px = tn_h2_owner(h2);
@@ -149,7 +134,6 @@ link_on_close(struct tn_h2 *h2, const char *reason)
 
 static const struct tn_h2_ops link_ops = {
     .on_ready = link_on_ready,
-    .on_request = link_on_request,
     .on_close = link_on_close,
 };
 

@@ -13,6 +13,7 @@
 #include "tn/conf.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/proc.h"
 
 static const struct tn_conf_key keys[] = {
     { .key = "server_addr",
@@ -20,7 +21,8 @@ static const struct tn_conf_key keys[] = {
       .type = TN_CONF_HOSTPORT,
       .offset = offsetof(struct proxy_config, server_addr),
       .metavar = "HOST:PORT",
-      .help = "the relay to connect to (required)" },
+      .help = "the relay to connect to",
+      .is_required = true },
     { .key = "proxy_id",
       .flag = "proxy-id",
       .type = TN_CONF_STR,
@@ -32,7 +34,8 @@ static const struct tn_conf_key keys[] = {
       .type = TN_CONF_CIDR,
       .offset = offsetof(struct proxy_config, managed_cidr),
       .metavar = "CIDR",
-      .help = "the network this proxy serves and may dial into (required)" },
+      .help = "the network this proxy serves and may dial into",
+      .is_required = true },
     { .key = "virtual_cidr",
       .flag = "virtual-cidr",
       .type = TN_CONF_CIDR,
@@ -69,20 +72,12 @@ static const struct tn_cli cli = {
     .keys = keys,
 };
 
-/* Checks what the table cannot: required keys and how they fit together. */
+/* Checks what the table cannot: how the keys fit together. */
 static int
 config_check(struct proxy_config *cfg)
 {
     char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
 
-    if (cfg->server_addr == NULL) {
-        fprintf(stderr, "proxy: --server (server_addr) is required\n");
-        return TN_ERR_CONFIG;
-    }
-    if (cfg->managed_cidr.ip.family == 0) {
-        fprintf(stderr, "proxy: --managed-cidr (managed_cidr) is required\n");
-        return TN_ERR_CONFIG;
-    }
     if (cfg->virtual_cidr.ip.family != 0 &&
         (cfg->virtual_cidr.ip.family != cfg->managed_cidr.ip.family ||
          cfg->virtual_cidr.prefix != cfg->managed_cidr.prefix)) {
@@ -144,6 +139,7 @@ main(int argc, char **argv)
     if (tn_opts_log_open("proxy", &cfg.log) != 0)
         goto out;
     signal(SIGPIPE, SIG_IGN);
+    tn_proc_raise_nofile();
     px.loop = EV_DEFAULT;
     px.cfg = &cfg;
     if (tn_tls_ctx_new(&px.tls, &cfg.tls, false) != 0 || cert_id(cfg.tls.cert_file, &me) != 0)
@@ -158,6 +154,7 @@ main(int argc, char **argv)
         .connection_window = (uint32_t)cfg.connection_window,
         .max_streams = 100,
         .authority = cfg.server_addr,
+        .peer_role = TN_ROLE_SERVER,
     };
     if ((fd = tn_addr_dial(cfg.server_addr, 10000)) < 0 || link_start(&px, fd, &settings) != 0)
         goto out;

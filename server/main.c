@@ -14,8 +14,10 @@
 #include "tn/addr.h"
 #include "tn/conf.h"
 #include "tn/err.h"
+#include "tn/listener.h"
 #include "tn/log.h"
 #include "tn/lpm.h"
+#include "tn/proc.h"
 #include "tn/util.h"
 
 static const struct tn_conf_key keys[] = {
@@ -33,7 +35,7 @@ static const struct tn_conf_key keys[] = {
       .flag = "max-streams",
       .type = TN_CONF_INT,
       .offset = offsetof(struct relay_config, max_streams),
-      .def = "10000",
+      .def = "65536",
       .metavar = "N",
       .help = "concurrent streams (flows) per connection",
       .min = 1,
@@ -47,27 +49,10 @@ static const struct tn_cli cli = {
     .keys = keys,
 };
 
-struct listener {
-    struct relay *relay;
-    ev_io io;
-};
-
 static void
-on_accept(struct ev_loop *loop, ev_io *w, int revents)
+on_connection(struct tn_listener *l, int fd)
 {
-    struct listener *l = tn_container_of(w, struct listener, io);
-    int fd, i;
-
-    (void)loop;
-    (void)revents;
-    for (i = 0; i < 64; i++) {
-        if ((fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
-            if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-                tn_log_warn("accept");
-            return;
-        }
-        session_accept(l->relay, fd);
-    }
+    session_accept(tn_container_of(l, struct relay, listener), fd);
 }
 
 static void
@@ -83,7 +68,6 @@ main(int argc, char **argv)
 {
     struct relay_config cfg = { 0 };
     struct relay relay = { 0 };
-    struct listener l = { 0 };
     struct sockaddr_storage ss;
     socklen_t sslen;
     ev_signal sigint, sigterm;
@@ -97,6 +81,7 @@ main(int argc, char **argv)
     if (tn_opts_log_open("server", &cfg.log) != 0)
         goto out;
     signal(SIGPIPE, SIG_IGN);
+    tn_proc_raise_nofile();
     relay.loop = EV_DEFAULT;
     relay.cfg = &cfg;
     relay.h2 = (struct tn_h2_settings){
@@ -114,9 +99,7 @@ main(int argc, char **argv)
         tn_log_warnx("listen on %s: %s", cfg.listen_addr, tn_strerror(fd));
         goto out;
     }
-    l.relay = &relay;
-    ev_io_init(&l.io, on_accept, fd, EV_READ);
-    ev_io_start(relay.loop, &l.io);
+    tn_listener_start(&relay.listener, relay.loop, fd, on_connection);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_start(relay.loop, &sigint);
@@ -124,7 +107,7 @@ main(int argc, char **argv)
     tn_log_info("relay %s listening on %s", TN_VERSION,
                 tn_addr_format((struct sockaddr *)&ss, addr, sizeof(addr)));
     ev_run(relay.loop, 0);
-    ev_io_stop(relay.loop, &l.io);
+    tn_listener_stop(&relay.listener, relay.loop);
     close(fd);
     session_close_all(&relay);
     status = 0;

@@ -13,6 +13,7 @@
 #include "tn/cidr.h"
 #include "tn/grpc.h"
 #include "tn/h2.h"
+#include "tn/listener.h"
 #include "tn/opts.h"
 #include "tn/tls.h"
 
@@ -35,6 +36,7 @@ struct relay {
     struct tn_h2_settings h2;
     struct tn_lpm *routes;    /* network as clients address it -> struct route */
     struct session *sessions; /* every live connection */
+    struct tn_listener listener;
 };
 
 struct session {

@@ -4,6 +4,7 @@
 #ifndef TN_CONF_H
 #define TN_CONF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -31,6 +32,7 @@ struct tn_conf_key {
     int64_t min, max;           /* INT bounds (0, 0: none); DURATION (ms) and SIZE bounds
                                  * each apply when non-zero */
     const char *const *choices; /* TN_CONF_ENUM: NULL-terminated names */
+    bool is_required;           /* tn_cli_parse fails unless the file or a flag sets it */
 };
 
 /* A program's command line: the keys plus what --help and --version print. */

@@ -15,6 +15,8 @@
 
 #include <openssl/ssl.h>
 
+#include "tn/tls.h"
+
 struct ev_loop;
 struct tn_buf;
 struct tn_h2;
@@ -41,8 +43,8 @@ struct tn_h2_ops {
      * ours too).  Returns 0 to go on, or an error to close the connection (the owner has
      * logged why). */
     int (*on_ready)(struct tn_h2 *h2);
-    /* Server only: a request for |path| arrived.  The owner binds the stream
-     * (tn_h2_stream_bind) or answers it with tn_h2_stream_finish. */
+    /* Server only (NULL for a client): a request for |path| arrived.  The owner binds the
+     * stream (tn_h2_stream_bind) or answers it with tn_h2_stream_finish. */
     void (*on_request)(struct tn_h2 *h2, struct tn_h2_stream *s, const char *path);
     /* The connection is closed (every stream's on_close has run).  |reason| says why.  The
      * owner must call tn_h2_free() here or later. */
@@ -54,6 +56,7 @@ struct tn_h2_settings {
     uint32_t connection_window; /* bytes, whole connection */
     uint32_t max_streams;       /* concurrent streams the peer may open */
     const char *authority;      /* client only: :authority of requests */
+    enum tn_role peer_role;     /* the role the peer's certificate must carry, or NONE */
 };
 
 /* Starts the TLS handshake on connected socket |fd| (taken over: closed by tn_h2_free).
