@@ -34,6 +34,9 @@
 #define HANDSHAKE_TIMEOUT 10.0
 #define PATH_MAX_LEN      64
 #define FRAME_HDLEN       9 /* an HTTP/2 frame header */
+/* What one connection may make us hold in all its streams' buffers before its connection
+ * window stops coming back: each stream is bounded by its own window, this bounds their sum. */
+#define HELD_MAX (64u * 1024 * 1024)
 
 struct tn_h2_stream {
     struct tn_h2 *h2;
@@ -46,6 +49,8 @@ struct tn_h2_stream {
     bool is_responded; /* server: response headers submitted */
     bool is_deferred;  /* the data source waits for tn_h2_stream_resume */
     bool is_bad_request;
+    bool is_end_received, is_end_sent; /* END_STREAM each way: a close without both is an abort */
+    size_t held;                       /* received bytes the owner has not consumed yet */
     bool is_http_error; /* client: the response was not 200: grpc-status no longer counts */
     int grpc_status;    /* server: what our trailers say; client: what the peer's said */
     char grpc_message[128];
@@ -72,9 +77,12 @@ struct tn_h2 {
     const struct tn_h2_ops *ops;
     void *owner;
     struct tn_h2_stream *streams;
+    size_t held; /* received bytes that streams have not consumed yet */
+    size_t debt; /* connection window held back while |held| is over HELD_MAX */
 };
 
 static void h2_schedule(struct tn_h2 *h2);
+static void h2_release(struct tn_h2 *h2, size_t n);
 
 static void
 h2_fail(struct tn_h2 *h2, const char *reason)
@@ -117,6 +125,7 @@ stream_close(struct tn_h2_stream *s, uint32_t error_code)
     if (s->next != NULL)
         s->next->prev = s->prev;
     s->ops = NULL;
+    h2_release(h2, s->held);
     if (ops != NULL)
         ops->on_close(s->owner, error_code);
     tn_buf_fini(&s->out);
@@ -283,6 +292,10 @@ tn_h2_stream_finish(struct tn_h2_stream *s, int grpc_status, const char *grpc_me
 void
 tn_h2_stream_consume(struct tn_h2_stream *s, size_t n)
 {
+    if (n > s->held)
+        n = s->held;
+    s->held -= n;
+    h2_release(s->h2, n);
     if (s->h2->ng == NULL || n == 0)
         return;
     nghttp2_session_consume_stream(s->h2->ng, s->id, n);
@@ -292,8 +305,14 @@ tn_h2_stream_consume(struct tn_h2_stream *s, size_t n)
 void
 tn_h2_stream_detach(struct tn_h2_stream *s, uint32_t error_code)
 {
+    size_t held = s->held;
+
     s->ops = NULL;
     s->owner = NULL;
+    s->held = 0;
+    h2_release(s->h2, held); /* what the owner never passed on: its window comes back too */
+    if (s->h2->ng != NULL && held > 0)
+        nghttp2_session_consume_stream(s->h2->ng, s->id, held);
     if (s->h2->ng == NULL)
         return;
     if (error_code != 0)
@@ -316,6 +335,18 @@ tn_h2_stream_conn(const struct tn_h2_stream *s)
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------------ */
+
+/* |n| held bytes were consumed or dropped: pay back withheld connection window if we can. */
+static void
+h2_release(struct tn_h2 *h2, size_t n)
+{
+    h2->held -= n;
+    if (h2->debt > 0 && h2->held <= HELD_MAX && h2->ng != NULL) {
+        nghttp2_session_consume_connection(h2->ng, h2->debt);
+        h2->debt = 0;
+        h2_schedule(h2);
+    }
+}
 
 static struct tn_h2_stream *
 stream_of(struct tn_h2 *h2, int32_t id)
@@ -418,6 +449,8 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         }
         h2->ops->on_request(h2, s, s->path);
     }
+    if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+        s->is_end_received = true;
     if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) && s->ops != NULL) {
         int status = h2->is_server ? 0 : s->grpc_status;
         s->ops->on_end(s->owner, status, s->grpc_message);
@@ -434,12 +467,18 @@ on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
     struct tn_h2_stream *s = stream_of(h2, id);
 
     (void)flags;
-    /* The connection window comes back at once: a stalled stream must not block the others. */
-    nghttp2_session_consume_connection(ng, len);
     if (s == NULL || s->ops == NULL) {
-        nghttp2_session_consume_stream(ng, id, len);
+        nghttp2_session_consume(ng, id, len);
         return 0;
     }
+    /* The connection window comes back at once, so that a stalled stream does not block the
+     * others, unless this connection already makes us hold too much. */
+    s->held += len;
+    h2->held += len;
+    if (h2->held <= HELD_MAX)
+        nghttp2_session_consume_connection(ng, len);
+    else
+        h2->debt += len;
     s->ops->on_data(s->owner, data, len);
     return 0;
 }
@@ -451,9 +490,26 @@ on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *arg)
     struct tn_h2_stream *s = stream_of(h2, id);
 
     if (s != NULL) {
+        /* RST_STREAM(NO_ERROR) also closes a stream: only END_STREAM both ways is a clean end. */
+        if (error_code == NGHTTP2_NO_ERROR && !(s->is_end_received && s->is_end_sent))
+            error_code = NGHTTP2_CANCEL;
         nghttp2_session_set_stream_user_data(ng, id, NULL);
         stream_close(s, error_code);
     }
+    return 0;
+}
+
+static int
+on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
+{
+    struct tn_h2 *h2 = arg;
+    struct tn_h2_stream *s;
+
+    (void)ng;
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+        (s = stream_of(h2, frame->hd.stream_id)) != NULL)
+        s->is_end_sent = true;
     return 0;
 }
 
@@ -714,6 +770,7 @@ h2_session_start(struct tn_h2 *h2)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     if (nghttp2_option_new(&opt) != 0) {
         nghttp2_session_callbacks_del(cbs);

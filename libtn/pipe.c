@@ -106,12 +106,17 @@ static void
 pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct tn_pipe *p = tn_container_of(w, struct tn_pipe, rd);
-    struct tn_buf *out = tn_h2_stream_out(p->stream);
+    struct tn_buf *out;
     size_t avail;
     uint8_t *dst;
     ssize_t n;
 
     (void)revents;
+    if (p->stream == NULL) { /* cannot happen: a closed stream ends or stops reading */
+        ev_io_stop(loop, w);
+        return;
+    }
+    out = tn_h2_stream_out(p->stream);
     if (tn_buf_len(out) >= OUT_HIGH) {
         ev_io_stop(loop, w);
         p->is_read_paused = true;

@@ -48,6 +48,7 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
     pflow_stop_dial(f);
     if (!f->has_open) {
         f->px->idle--; /* an idle stream went away: the relay is leaving, or reset it */
+        link_refill_later(f->px);
     } else {
         tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,

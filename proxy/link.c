@@ -35,6 +35,25 @@ link_refill(struct proxy *px)
     }
 }
 
+static void
+link_on_refill(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct proxy *px = tn_container_of(w, struct proxy, refill);
+
+    (void)loop;
+    (void)revents;
+    link_refill(px);
+}
+
+void
+link_refill_later(struct proxy *px)
+{
+    if (px->is_stopping || px->h2 == NULL || ev_is_active(&px->refill))
+        return;
+    ev_timer_init(&px->refill, link_on_refill, 1.0, 0);
+    ev_timer_start(px->loop, &px->refill);
+}
+
 static int
 control_on_data(void *owner, const uint8_t *p, size_t n)
 {

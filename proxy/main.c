@@ -165,6 +165,7 @@ main(int argc, char **argv)
     ev_signal_start(px.loop, &sigterm);
     px.status = 0;
     ev_run(px.loop, 0);
+    ev_timer_stop(px.loop, &px.refill);
     if (px.h2 != NULL) {
         tn_h2_free(px.h2);
         px.h2 = NULL;

@@ -6,14 +6,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <ev.h>
 #include <openssl/ssl.h>
 
 #include "tn/cidr.h"
 #include "tn/h2.h"
 #include "tn/opts.h"
 #include "tn/tls.h"
-
-struct ev_loop;
 
 struct proxy_config {
     char *server_addr;
@@ -36,6 +35,7 @@ struct proxy {
     bool is_registered;
     bool is_stopping; /* a signal asked us to stop: the relay going away is no error */
     int idle;         /* Accept streams waiting for a flow */
+    ev_timer refill;  /* tops the pool up again after idle streams were lost */
     int status;       /* exit status once the loop stops */
     uint64_t flows;
 };
@@ -43,6 +43,9 @@ struct proxy {
 /* link.c: registration and the pool of Accept streams. */
 int link_start(struct proxy *px, int fd, const struct tn_h2_settings *settings);
 void link_refill(struct proxy *px);
+/* Refills the pool a little later: idle streams were lost (an intermediary's idle timeout, a
+ * relay resetting them), and an immediate refill could spin. */
+void link_refill_later(struct proxy *px);
 
 /* dial.c: one Accept stream and the connection it dials. */
 int pflow_open(struct proxy *px);

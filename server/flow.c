@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ev.h>
 #include <nghttp2/nghttp2.h>
 
 #include "relay.h"
@@ -24,8 +25,8 @@
 #include "tn/util.h"
 
 struct rflow {
-    struct session *session; /* the client's */
-    struct proxy *proxy;     /* while queued on it */
+    struct relay *relay;
+    struct proxy *proxy; /* while queued on it */
     struct rflow *queue_next;
     struct tn_h2_stream *cs, *ps;
     struct tn_grpc_reader crd, prd; /* first message of each side */
@@ -35,9 +36,13 @@ struct rflow {
     struct tn_buf pending;          /* client bytes before the proxy stream is bound */
     size_t cs_own, ps_own;          /* bytes we queued ourselves on cs / ps (no window to give) */
     uint64_t id, up, down;
+    char client_id[TN_ID_MAX + 1]; /* copied: the client's session may go before the flow */
     char proxy_id[TN_ID_MAX + 1];
+    ev_timer open_timer; /* from Connect until the proxy's Opened */
     char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
 };
+
+#define OPEN_TIMEOUT 20.0 /* seconds */
 
 static const struct tn_h2_stream_ops cs_ops, ps_ops;
 
@@ -64,6 +69,7 @@ static void
 rflow_free(struct rflow *f, const char *reason)
 {
     queue_remove(f);
+    ev_timer_stop(f->relay->loop, &f->open_timer);
     if (f->cs != NULL)
         tn_h2_stream_detach(f->cs, NGHTTP2_CANCEL);
     if (f->ps != NULL)
@@ -71,9 +77,8 @@ rflow_free(struct rflow *f, const char *reason)
     if (f->open != NULL) {
         tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                "flow=%016" PRIx64 " client=%s %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s",
-               f->id, tn_h2_peer(f->session->h2)->id, f->src, f->dst,
-               f->proxy_id[0] != '\0' ? f->proxy_id : "-", f->up, f->down,
-               reason != NULL ? reason : "closed");
+               f->id, f->client_id, f->src, f->dst, f->proxy_id[0] != '\0' ? f->proxy_id : "-",
+               f->up, f->down, reason != NULL ? reason : "closed");
         tunnel__v1__open__free_unpacked(f->open, NULL);
     }
     if (f->opened != NULL)
@@ -108,6 +113,7 @@ rflow_refuse(struct rflow *f, Tunnel__V1__OpenResult result, int status, const c
 
     opened.result = result;
     opened.reason = TN_UNCONST(why);
+    ev_timer_stop(f->relay->loop, &f->open_timer);
     opened.proxy_id = f->proxy_id;
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;
     fr.opened = &opened;
@@ -120,20 +126,13 @@ rflow_refuse(struct rflow *f, Tunnel__V1__OpenResult result, int status, const c
     rflow_free(f, why);
 }
 
-void
-rflow_unroutable(struct rflow *f, const char *why)
-{
-    f->proxy = NULL;
-    rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE, TN_GRPC_UNAVAILABLE, why);
-}
-
 struct rflow *
 rflow_queue_next(struct rflow *f)
 {
     return f->queue_next;
 }
 
-void
+bool
 rflow_bind(struct rflow *f, struct tn_h2_stream *ps)
 {
     Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
@@ -143,17 +142,18 @@ rflow_bind(struct rflow *f, struct tn_h2_stream *ps)
     f->ps = ps;
     tn_h2_stream_bind(ps, &ps_ops, f);
     /* The proxy learns who the client is from the relay, never from the client. */
-    open.client_id = TN_UNCONST(tn_h2_peer(f->session->h2)->id);
+    open.client_id = f->client_id;
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
     fr.open = &open;
     if (send_frame(ps, &f->ps_own, &fr) != 0) {
         rflow_free(f, "out of memory");
-        return;
+        return false;
     }
     tn_buf_move(tn_h2_stream_out(ps), &f->pending);
     tn_h2_stream_resume(ps);
     if (f->is_client_ended)
         tn_h2_stream_finish(ps, TN_GRPC_OK, NULL);
+    return true;
 }
 
 static int
@@ -199,13 +199,38 @@ crd_on_frame(void *arg, Tunnel__V1__Frame *fr)
     return TN_GRPC_PAUSE;
 }
 
-/* Routes the client's Open, then binds an idle Accept stream or queues for one.  Returns false
- * when the flow was refused (and freed). */
+/* Picks a proxy for the flow, then binds one of its idle Accept streams or queues for one.
+ * Returns false when the flow was refused (and freed). */
 static bool
-rflow_route(struct rflow *f)
+rflow_dispatch(struct rflow *f, const char *why_none)
 {
     struct tn_h2_stream *ps;
     struct proxy *px;
+    struct tn_ip dst;
+
+    endpoint_ip(f->open->dst, &dst); /* checked by rflow_route */
+    if ((px = route_pick(f->relay, &dst, f->id)) == NULL) {
+        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE, TN_GRPC_NOT_FOUND, why_none);
+        return false;
+    }
+    snprintf(f->proxy_id, sizeof(f->proxy_id), "%s", px->id);
+    px->flows++;
+    if ((ps = proxy_take_stream(px)) != NULL)
+        return rflow_bind(f, ps);
+    f->proxy = px;
+    f->queue_next = NULL;
+    if (px->queue_tail != NULL)
+        px->queue_tail->queue_next = f;
+    else
+        px->queue = f;
+    px->queue_tail = f;
+    return true;
+}
+
+/* Checks the client's Open and routes it.  Returns false when the flow was refused. */
+static bool
+rflow_route(struct rflow *f)
+{
     struct tn_ip dst;
 
     f->id = f->open->flow_id;
@@ -217,24 +242,14 @@ rflow_route(struct rflow *f)
                      "bad destination or protocol");
         return false;
     }
-    if ((px = route_pick(f->session->relay, &dst, f->id)) == NULL) {
-        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE, TN_GRPC_NOT_FOUND,
-                     "no route");
-        return false;
-    }
-    snprintf(f->proxy_id, sizeof(f->proxy_id), "%s", px->id);
-    px->flows++;
-    if ((ps = proxy_take_stream(px)) != NULL) {
-        rflow_bind(f, ps);
-        return true;
-    }
-    f->proxy = px;
-    if (px->queue_tail != NULL)
-        px->queue_tail->queue_next = f;
-    else
-        px->queue = f;
-    px->queue_tail = f;
-    return true;
+    return rflow_dispatch(f, "no route");
+}
+
+void
+rflow_reroute(struct rflow *f)
+{
+    f->proxy = NULL;
+    rflow_dispatch(f, "its proxy left and no other serves it");
 }
 
 static int
@@ -270,8 +285,7 @@ cs_on_data(void *owner, const uint8_t *p, size_t n)
         r = tn_grpc_reader_feed(&f->crd, p, n, &used);
         tn_h2_stream_consume(cs, used); /* the Open is ours: its window goes back now */
         if (r != 0 && r != TN_GRPC_PAUSE) {
-            tn_log_warnx("%s: bad Open from client %s: %s", tn_h2_peer_addr(f->session->h2),
-                         tn_h2_peer(f->session->h2)->id, tn_strerror(r));
+            tn_log_warnx("client %s: bad Open: %s", f->client_id, tn_strerror(r));
             rflow_free(f, "bad Open");
             return r;
         }
@@ -464,6 +478,24 @@ static const struct tn_h2_stream_ops ps_ops = {
     .on_close = ps_on_close,
 };
 
+/* A flow must be open within OPEN_TIMEOUT: a client that never sends Open, or a proxy that never
+ * answers (the proxy's own dial timeout is shorter), costs nothing for long. */
+static void
+rflow_on_open_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct rflow *f = tn_container_of(w, struct rflow, open_timer);
+
+    (void)loop;
+    (void)revents;
+    if (f->open == NULL) {
+        tn_log_warnx("client %s: no Open within %.0f s", f->client_id, OPEN_TIMEOUT);
+        rflow_free(f, "no Open");
+        return;
+    }
+    rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT, TN_GRPC_UNAVAILABLE,
+                 "the proxy did not answer in time");
+}
+
 void
 rflow_start(struct session *s, struct tn_h2_stream *cs)
 {
@@ -474,10 +506,13 @@ rflow_start(struct session *s, struct tn_h2_stream *cs)
         tn_h2_stream_detach(cs, 0);
         return;
     }
-    f->session = s;
+    f->relay = s->relay;
     f->cs = cs;
+    snprintf(f->client_id, sizeof(f->client_id), "%s", tn_h2_peer(s->h2)->id);
     tn_buf_init(&f->pending);
     tn_grpc_reader_init(&f->crd, crd_on_data, crd_on_frame, f);
     tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
+    ev_timer_init(&f->open_timer, rflow_on_open_timeout, OPEN_TIMEOUT, 0);
+    ev_timer_start(f->relay->loop, &f->open_timer);
     tn_h2_stream_bind(cs, &cs_ops, f);
 }

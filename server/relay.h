@@ -92,10 +92,12 @@ void route_free_all(struct relay *relay);
 /* flow.c */
 /* Takes a client's Connect stream. */
 void rflow_start(struct session *s, struct tn_h2_stream *stream);
-/* Gives a queued flow the Accept stream |stream| of |px|. */
-void rflow_bind(struct rflow *f, struct tn_h2_stream *stream);
-/* Ends a queued flow whose proxy went away. */
-void rflow_unroutable(struct rflow *f, const char *why);
+/* Gives a queued flow the Accept stream |stream| of its proxy.  Returns false when the flow
+ * failed (and is freed). */
+bool rflow_bind(struct rflow *f, struct tn_h2_stream *stream);
+/* Routes again a queued flow whose proxy went away (another replica may serve it), or refuses
+ * it. */
+void rflow_reroute(struct rflow *f);
 struct rflow *rflow_queue_next(struct rflow *f);
 
 #endif

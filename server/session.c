@@ -43,7 +43,7 @@ proxy_free(struct proxy *px)
     }
     while ((f = px->queue) != NULL) {
         px->queue = rflow_queue_next(f);
-        rflow_unroutable(f, "proxy left");
+        rflow_reroute(f);
     }
     if (px->control != NULL)
         tn_h2_stream_detach(px->control, NGHTTP2_CANCEL);
@@ -221,8 +221,7 @@ static void
 reg_finish(struct reg *rg, int status, const char *why)
 {
     tn_log_warnx("%s: registration refused: %s", tn_h2_peer_addr(rg->session->h2), why);
-    tn_h2_stream_finish(rg->stream, status, why);
-    tn_h2_stream_detach(rg->stream, 0);
+    tn_h2_stream_finish(rg->stream, status, why); /* rg is freed when the stream closes */
     rg->is_done = true;
 }
 
@@ -263,6 +262,10 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
         return 0;
     if ((hello = tunnel__v1__hello__unpack(NULL, len, rg->msg + TN_GRPC_HDR)) == NULL) {
         reg_finish(rg, TN_GRPC_PERMISSION_DENIED, "Hello does not decode");
+        goto out;
+    }
+    if (s->proxy != NULL) { /* two Register calls raced past the check at request time */
+        reg_finish(rg, TN_GRPC_PERMISSION_DENIED, "already registered");
         goto out;
     }
     if ((px = calloc(1, sizeof(*px))) == NULL) {

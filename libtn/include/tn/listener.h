@@ -12,6 +12,7 @@ typedef void (*tn_listener_cb)(struct tn_listener *l, int fd);
 
 struct tn_listener {
     ev_io io;
+    ev_timer pause; /* accepting stopped for a moment: out of descriptors */
     tn_listener_cb on_conn;
 };
 
