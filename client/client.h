@@ -24,6 +24,7 @@ struct client_config {
     struct tn_tls_conf tls;
     struct tn_log_conf log;
     int64_t stream_window, connection_window;
+    int64_t heartbeat_interval, heartbeat_timeout;
 };
 
 struct client {

@@ -13,6 +13,7 @@
 #include "client.h"
 #include "tn/addr.h"
 #include "tn/err.h"
+#include "tn/hash.h"
 #include "tn/log.h"
 #include "tn/pipe.h"
 #include "tn/util.h"
@@ -32,13 +33,12 @@ struct flow {
     char why[96];
 };
 
-/* The flow id: FNV-1a over protocol and 4-tuple, so every hop logs the same number. */
+/* The flow id: a hash of protocol and 4-tuple, so every hop logs the same number. */
 static uint64_t
 flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst, unsigned dport)
 {
     uint8_t key[1 + 16 + 2 + 16 + 2];
-    uint64_t h = 0xcbf29ce484222325ULL;
-    size_t i, alen = src->family == AF_INET ? 4 : 16, n = 0;
+    size_t alen = src->family == AF_INET ? 4 : 16, n = 0;
 
     key[n++] = (uint8_t)proto;
     memcpy(key + n, src->bytes, alen);
@@ -49,9 +49,7 @@ flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *
     n += alen;
     key[n++] = (uint8_t)(dport >> 8);
     key[n++] = (uint8_t)dport;
-    for (i = 0; i < n; i++)
-        h = (h ^ key[i]) * 0x100000001b3ULL;
-    return h;
+    return tn_hash_bytes(key, n);
 }
 
 static const char *

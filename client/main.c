@@ -41,6 +41,7 @@ static const struct tn_conf_key keys[] = {
       .help = "local port intercepted connections are redirected to",
       .min = 1,
       .max = 65535 },
+    TN_OPTS_HEARTBEAT(struct client_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_TLS(struct client_config, tls, "client"),
     TN_OPTS_LOG(struct client_config, log),
     TN_OPTS_WINDOWS(struct client_config, stream_window, connection_window),
@@ -159,6 +160,8 @@ main(int argc, char **argv)
         .max_streams = 100,
         .authority = cfg.server_addr,
         .peer_role = TN_ROLE_SERVER,
+        .ping_interval = (double)cfg.heartbeat_interval / 1e3,
+        .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
     if ((fd = tn_addr_dial(cfg.server_addr, 10000)) < 0)
         goto out;

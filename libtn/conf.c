@@ -23,10 +23,11 @@
 #define TN_VERSION "0.0.0"
 #endif
 
-#define MAX_VALUE 4096          /* longest value, in bytes */
-#define MAX_FILE  (1024 * 1024) /* largest configuration file */
-#define MAX_PATH  256           /* longest dotted key ("tls.cert_file") */
-#define MAX_QUOTE 64            /* longest piece of a bad value quoted in an error */
+#define MAX_VALUE       4096          /* longest value, in bytes */
+#define MAX_FILE        (1024 * 1024) /* largest configuration file */
+#define MAX_PATH        256           /* longest dotted key ("tls.cert_file") */
+#define MAX_QUOTE       64            /* longest piece of a bad value quoted in an error */
+#define USAGE_WIDTH_MAX 28            /* a longer flag and metavar gets its help on the next line */
 
 /* Where a value comes from, so that an error names it the way the user wrote it. */
 struct origin {
@@ -403,6 +404,91 @@ set_enum(const struct tn_conf_key *k, void *cfg, const char *s, const struct ori
     return TN_ERR_CONFIG;
 }
 
+static int set_value(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append,
+                     const struct origin *o);
+static const struct tn_conf_key *find_key(const struct tn_conf_key *keys, const char *path);
+static bool is_set(const struct tn_conf_key *k, void *cfg);
+
+/* Frees every record of list |l| of key |k|. */
+static void
+list_fini(const struct tn_conf_key *k, struct tn_conf_list *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        tn_conf_fini(k->sub, (char *)l->v + i * k->elem_size);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Appends a record holding |k|'s sub-table defaults.  Returns it, or NULL (reported). */
+static void *
+list_add(const struct tn_conf_key *k, struct tn_conf_list *l, const struct origin *o)
+{
+    void *grown, *elem;
+
+    if ((grown = realloc(l->v, (l->n + 1) * k->elem_size)) == NULL) {
+        report(o, k->key, "out of memory");
+        return NULL;
+    }
+    l->v = grown;
+    elem = (char *)l->v + l->n++ * k->elem_size;
+    memset(elem, 0, k->elem_size);
+    if (tn_conf_defaults(k->sub, elem) != 0)
+        return NULL;
+    return elem;
+}
+
+/* Reports the first required key of |keys| that |cfg| lacks.  Returns 0 or TN_ERR_CONFIG. */
+static int
+check_required(const struct tn_conf_key *keys, void *cfg, const char *section,
+               const struct origin *o)
+{
+    for (; keys->key != NULL; keys++) {
+        if (keys->is_required && !is_set(keys, cfg)) {
+            report(o, section, "'%s' is required", keys->key);
+            return TN_ERR_CONFIG;
+        }
+    }
+    return 0;
+}
+
+/* One record of a TN_CONF_LIST from a flag: "key=value,key=value". */
+static int
+set_record(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append,
+           const struct origin *o)
+{
+    struct tn_conf_list *l = field(cfg, k);
+    const struct tn_conf_key *sk;
+    char pair[MAX_VALUE + 1], q[MAX_QUOTE], *eq;
+    bool seen[64] = { false };
+    void *elem;
+    size_t n;
+
+    if (!is_append)
+        list_fini(k, l);
+    if ((elem = list_add(k, l, o)) == NULL)
+        return TN_ERR_CONFIG;
+    for (; *s != '\0'; s += n + (s[n] == ',')) {
+        n = strcspn(s, ",");
+        snprintf(pair, sizeof(pair), "%.*s", (int)n, s);
+        if ((eq = strchr(pair, '=')) == NULL) {
+            report(o, k->key, "'%s' is not key=value", quote(q, sizeof(q), pair));
+            return TN_ERR_CONFIG;
+        }
+        *eq = '\0';
+        if ((sk = find_key(k->sub, pair)) == NULL) {
+            report(o, k->key, "unknown key '%s'", quote(q, sizeof(q), pair));
+            return TN_ERR_CONFIG;
+        }
+        if (set_value(sk, elem, eq + 1, seen[(sk - k->sub) % 64], o) != 0)
+            return TN_ERR_CONFIG;
+        seen[(sk - k->sub) % 64] = true;
+    }
+    return check_required(k->sub, elem, k->key, o);
+}
+
 /* Parses |s| as the value of |k| and stores it in |cfg|; a CIDR list is replaced unless
  * |is_append|.  Returns 0 or TN_ERR_CONFIG (reported). */
 static int
@@ -414,7 +500,8 @@ set_value(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append,
     int64_t v;
     bool b;
 
-    if (*s == '\0' && k->type != TN_CONF_STR && k->type != TN_CONF_CIDR_LIST) {
+    if (*s == '\0' && k->type != TN_CONF_STR && k->type != TN_CONF_CIDR_LIST &&
+        k->type != TN_CONF_LIST) {
         report(o, k->key, "needs a value");
         return TN_ERR_CONFIG;
     }
@@ -481,6 +568,8 @@ set_value(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append,
         return 0;
     case TN_CONF_CIDR_LIST:
         return set_cidr_list(k, cfg, s, is_append, o);
+    case TN_CONF_LIST:
+        return set_record(k, cfg, s, is_append, o);
     }
     report(o, k->key, "unknown key type %d", (int)k->type);
     return TN_ERR_CONFIG;
@@ -515,6 +604,9 @@ tn_conf_fini(const struct tn_conf_key *keys, void *cfg)
             break;
         case TN_CONF_CIDR_LIST:
             tn_cidr_list_fini(field(cfg, k));
+            break;
+        case TN_CONF_LIST:
+            list_fini(k, field(cfg, k));
             break;
         default:
             break;
@@ -664,11 +756,58 @@ out:
     return r;
 }
 
+static int load_mapping(struct loader *l, const yaml_node_t *map, const char *prefix);
+
+/* A YAML list of mappings into a fresh TN_CONF_LIST, which replaces the old one. */
+static int
+apply_records(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *seq,
+              const char *path)
+{
+    struct tn_conf_list fresh = { NULL, 0 };
+    struct loader sub = *l;
+    yaml_node_item_t *it;
+    yaml_node_t *item;
+    struct origin o;
+    int r = TN_ERR_CONFIG;
+
+    sub.keys = k->sub;
+    for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+        item = yaml_document_get_node(l->doc, *it);
+        o = node_origin(l, item);
+        if (item->type != YAML_MAPPING_NODE) {
+            report(&o, path, "expected a mapping in the list, got %s", node_kind(item));
+            goto out;
+        }
+        if ((sub.cfg = list_add(k, &fresh, &o)) == NULL || load_mapping(&sub, item, "") != 0 ||
+            check_required(k->sub, sub.cfg, path, &o) != 0)
+            goto out;
+    }
+    list_fini(k, field(l->cfg, k));
+    *(struct tn_conf_list *)field(l->cfg, k) = fresh;
+    fresh.v = NULL; /* transferred */
+    fresh.n = 0;
+    r = 0;
+out:
+    list_fini(k, &fresh);
+    return r;
+}
+
 static int
 apply_node(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *n, const char *path)
 {
     struct origin o = node_origin(l, n);
     const char *s;
+
+    if (k->type == TN_CONF_LIST) {
+        if (n->type == YAML_SEQUENCE_NODE)
+            return apply_records(l, k, n, path);
+        if (is_null(n)) {
+            list_fini(k, field(l->cfg, k));
+            return 0;
+        }
+        report(&o, path, "expected a list of mappings, got %s", node_kind(n));
+        return TN_ERR_CONFIG;
+    }
 
     if (n->type == YAML_SCALAR_NODE) {
         if ((s = scalar_text(l, n, path)) == NULL)
@@ -966,9 +1105,11 @@ static void
 metavar(const struct tn_conf_key *k, struct sbuf *b)
 {
     static const char *const by_type[] = {
-        [TN_CONF_STR] = "VALUE", [TN_CONF_HOSTPORT] = "HOST:PORT", [TN_CONF_INT] = "N",
-        [TN_CONF_BOOL] = "",     [TN_CONF_ENUM] = "NAME",          [TN_CONF_DURATION] = "DURATION",
-        [TN_CONF_SIZE] = "SIZE", [TN_CONF_CIDR] = "CIDR",          [TN_CONF_CIDR_LIST] = "CIDR",
+        [TN_CONF_STR] = "VALUE",      [TN_CONF_HOSTPORT] = "HOST:PORT",
+        [TN_CONF_INT] = "N",          [TN_CONF_BOOL] = "",
+        [TN_CONF_ENUM] = "NAME",      [TN_CONF_DURATION] = "DURATION",
+        [TN_CONF_SIZE] = "SIZE",      [TN_CONF_CIDR] = "CIDR",
+        [TN_CONF_CIDR_LIST] = "CIDR", [TN_CONF_LIST] = "KEY=VALUE,...",
     };
 
     if (k->type == TN_CONF_BOOL)
@@ -985,13 +1126,16 @@ usage_line(int width, const char *left, const struct tn_conf_key *k, const char 
 {
     size_t i;
 
-    printf("  %-*s  %s", width, left, help != NULL ? help : "");
+    if ((int)strlen(left) > width) /* too long to share its line: the help goes under it */
+        printf("  %s\n  %-*s  %s", left, width, "", help != NULL ? help : "");
+    else
+        printf("  %-*s  %s", width, left, help != NULL ? help : "");
     if (k != NULL) {
         for (i = 0; k->type == TN_CONF_ENUM && k->choices != NULL && k->choices[i] != NULL; i++)
             printf("%s%s", i == 0 ? " (one of: " : ", ", k->choices[i]);
         if (i > 0)
             printf(")");
-        if (k->type == TN_CONF_CIDR_LIST)
+        if (k->type == TN_CONF_CIDR_LIST || k->type == TN_CONF_LIST)
             printf(" (repeatable)");
         if (k->def != NULL)
             printf(" (default: %s)", k->def);
@@ -1021,7 +1165,7 @@ print_usage(const struct tn_cli *cli)
             sb_add(&b, k->key);
             has_yaml_only = true;
         }
-        if ((int)b.n > width)
+        if ((int)b.n > width && b.n <= USAGE_WIDTH_MAX)
             width = (int)b.n;
     }
     printf("Usage: %s [OPTIONS]\n", cli->prog);
@@ -1064,6 +1208,8 @@ is_set(const struct tn_conf_key *k, void *cfg)
         return ((struct tn_cidr *)f)->ip.family != 0;
     case TN_CONF_CIDR_LIST:
         return ((struct tn_cidr_list *)f)->n > 0;
+    case TN_CONF_LIST:
+        return ((struct tn_conf_list *)f)->n > 0;
     default:
         return true;
     }

@@ -62,6 +62,9 @@ struct tn_h2 {
     ev_io io;
     ev_prepare flush;
     ev_timer handshake_timer;
+    ev_timer heartbeat;
+    ev_tstamp last_heard; /* when the peer last sent anything */
+    ev_tstamp ping_sent;  /* when our unanswered PING left, or 0 */
     int fd;
     SSL *ssl;
     nghttp2_session *ng;
@@ -437,6 +440,10 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
             h2_fail(h2, "peer refused");
         return 0;
     }
+    if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+        h2->ping_sent = 0;
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     if ((s = stream_of(h2, frame->hd.stream_id)) == NULL)
@@ -673,6 +680,7 @@ h2_recv(struct tn_h2 *h2)
             ssl_wait(h2, n, "read");
             return;
         }
+        h2->last_heard = ev_now(h2->loop);
         if ((used = nghttp2_session_mem_recv(h2->ng, rbuf, (size_t)n)) < 0) {
             tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror((int)used));
             h2_fail(h2, "HTTP/2 protocol error");
@@ -702,6 +710,7 @@ h2_teardown(struct tn_h2 *h2, bool notify)
     ev_io_stop(h2->loop, &h2->io);
     ev_prepare_stop(h2->loop, &h2->flush);
     ev_timer_stop(h2->loop, &h2->handshake_timer);
+    ev_timer_stop(h2->loop, &h2->heartbeat);
     nghttp2_session_del(h2->ng);
     h2->ng = NULL;
     while (h2->streams != NULL)
@@ -793,6 +802,30 @@ h2_session_start(struct tn_h2 *h2)
     return rv == 0 ? 0 : TN_ERR_H2;
 }
 
+/* Liveness: a PING when the peer has been quiet for ping_interval; no answer within
+ * ping_timeout (a cable pulled: packets dropped, nothing refused) closes the connection. */
+static void
+h2_on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct tn_h2 *h2 = tn_container_of(w, struct tn_h2, heartbeat);
+    ev_tstamp now = ev_now(loop);
+
+    (void)revents;
+    if (h2->ng == NULL || h2->close_reason != NULL)
+        return;
+    if (h2->ping_sent != 0 && now - h2->ping_sent >= h2->settings.ping_timeout) {
+        tn_log_warnx("%s: no answer to PING for %.1f s", h2->peer_addr, now - h2->ping_sent);
+        h2_fail(h2, "heartbeat timeout");
+        return;
+    }
+    if (h2->ping_sent == 0 && now - h2->last_heard >= h2->settings.ping_interval) {
+        if (nghttp2_submit_ping(h2->ng, NGHTTP2_FLAG_NONE, NULL) == 0) {
+            h2->ping_sent = now;
+            h2_schedule(h2);
+        }
+    }
+}
+
 static void
 h2_handshake(struct tn_h2 *h2)
 {
@@ -806,6 +839,15 @@ h2_handshake(struct tn_h2 *h2)
         return;
     }
     ev_timer_stop(h2->loop, &h2->handshake_timer);
+    if (h2->settings.ping_timeout > 0) {
+        double tick = h2->settings.ping_interval < h2->settings.ping_timeout
+                          ? h2->settings.ping_interval
+                          : h2->settings.ping_timeout;
+
+        h2->last_heard = ev_now(h2->loop);
+        ev_timer_init(&h2->heartbeat, h2_on_heartbeat, tick / 2, tick / 2);
+        ev_timer_start(h2->loop, &h2->heartbeat);
+    }
     SSL_get0_alpn_selected(h2->ssl, &alpn, &alpn_len);
     if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
         tn_log_warnx("%s: peer did not negotiate ALPN h2", h2->peer_addr);
@@ -891,6 +933,7 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     ev_io_init(&h2->io, h2_on_io, fd, EV_READ | EV_WRITE);
     ev_prepare_init(&h2->flush, h2_on_flush);
     ev_timer_init(&h2->handshake_timer, h2_on_handshake_timeout, HANDSHAKE_TIMEOUT, 0);
+    ev_init(&h2->heartbeat, h2_on_heartbeat);
     ev_io_start(loop, &h2->io);
     ev_timer_start(loop, &h2->handshake_timer);
     return h2;

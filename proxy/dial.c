@@ -120,19 +120,23 @@ pflow_on_dial_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     pflow_dialed(f, -ETIMEDOUT);
 }
 
-/* Where |dst| really is: mapped from the virtual range, and only inside our network. */
+/* Where |dst| really is: mapped from a virtual range, and only inside our networks. */
 static int
-pflow_target(const struct proxy_config *cfg, const struct tn_ip *dst, struct tn_ip *real)
+pflow_target(const struct proxy *px, const struct tn_ip *dst, struct tn_ip *real)
 {
-    if (cfg->virtual_cidr.ip.family != 0) {
-        if (!tn_cidr_contains(&cfg->virtual_cidr, dst))
-            return TN_ERR_AUTH;
-        return tn_cidr_map(&cfg->virtual_cidr, &cfg->managed_cidr, dst, real);
+    const struct proxy_net *n;
+    size_t i;
+
+    for (i = 0; i < px->nnets; i++) {
+        n = &px->nets[i];
+        if (n->virt.ip.family != 0 && tn_cidr_contains(&n->virt, dst))
+            return tn_cidr_map(&n->virt, &n->real, dst, real);
+        if (n->virt.ip.family == 0 && tn_cidr_contains(&n->real, dst)) {
+            *real = *dst;
+            return 0;
+        }
     }
-    if (!tn_cidr_contains(&cfg->managed_cidr, dst))
-        return TN_ERR_AUTH;
-    *real = *dst;
-    return 0;
+    return TN_ERR_AUTH;
 }
 
 static int
@@ -166,7 +170,7 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     len = tn_addr_from_ip(&dst, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
     /* Defence in depth: whatever the relay asks, never dial outside our own networks. */
-    if (pflow_target(f->px->cfg, &dst, &real) != 0) {
+    if (pflow_target(f->px, &dst, &real) != 0) {
         tn_log_warnx("flow=%016" PRIx64 " client=%s: %s is outside this proxy's networks", f->id,
                      f->client, f->dst);
         pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN,

@@ -59,6 +59,7 @@ control_on_data(void *owner, const uint8_t *p, size_t n)
 {
     struct proxy *px = owner;
     char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
+    size_t i;
 
     (void)p;
     tn_h2_stream_consume(px->control, n);
@@ -66,12 +67,14 @@ control_on_data(void *owner, const uint8_t *p, size_t n)
         return 0;
     /* The Welcome carries nothing we need yet: its arrival is the acceptance. */
     px->is_registered = true;
-    tn_log_info("registered with relay %s as %s: %s -> %s", px->cfg->server_addr,
-                tn_h2_peer(px->h2)->id[0] != '\0' ? px->cfg->proxy_id : "-",
-                tn_cidr_format(px->cfg->virtual_cidr.ip.family != 0 ? &px->cfg->virtual_cidr
-                                                                    : &px->cfg->managed_cidr,
-                               a, sizeof(a)),
-                tn_cidr_format(&px->cfg->managed_cidr, b, sizeof(b)));
+    for (i = 0; i < px->nnets; i++) {
+        const struct proxy_net *net = &px->nets[i];
+
+        tn_log_info(
+            "registered with relay %s as %s: %s -> %s", px->cfg->server_addr, px->cfg->proxy_id,
+            tn_cidr_format(net->virt.ip.family != 0 ? &net->virt : &net->real, a, sizeof(a)),
+            tn_cidr_format(&net->real, b, sizeof(b)));
+    }
     link_refill(px);
     return 0;
 }
@@ -119,25 +122,38 @@ static int
 link_on_ready(struct tn_h2 *h2)
 {
     struct proxy *px = tn_h2_owner(h2);
-    const struct proxy_config *cfg = px->cfg;
     Tunnel__V1__Hello hello = TUNNEL__V1__HELLO__INIT;
-    Tunnel__V1__Network net = TUNNEL__V1__NETWORK__INIT, *nets[1] = { &net };
-    char real[TN_CIDR_STRLEN], virt[TN_CIDR_STRLEN] = "";
-    tn_cidr_format(&cfg->managed_cidr, real, sizeof(real));
-    if (cfg->virtual_cidr.ip.family != 0)
-        tn_cidr_format(&cfg->virtual_cidr, virt, sizeof(virt));
-    net.cidr = real;
-    net.virtual_cidr = virt;
-    hello.proxy_id = cfg->proxy_id;
-    hello.n_networks = 1;
-    hello.networks = nets;
+    Tunnel__V1__Network *nets = NULL, **netp = NULL;
+    char(*text)[2][TN_CIDR_STRLEN] = NULL;
+    size_t i;
+    int r = -ENOMEM;
+
+    if ((nets = calloc(px->nnets, sizeof(*nets))) == NULL ||
+        (netp = calloc(px->nnets, sizeof(*netp))) == NULL ||
+        (text = calloc(px->nnets, sizeof(*text))) == NULL)
+        goto out;
+    for (i = 0; i < px->nnets; i++) {
+        tunnel__v1__network__init(&nets[i]);
+        nets[i].cidr = tn_cidr_format(&px->nets[i].real, text[i][0], TN_CIDR_STRLEN);
+        nets[i].virtual_cidr = px->nets[i].virt.ip.family != 0
+                                   ? tn_cidr_format(&px->nets[i].virt, text[i][1], TN_CIDR_STRLEN)
+                                   : text[i][1]; /* "" */
+        netp[i] = &nets[i];
+    }
+    hello.proxy_id = px->cfg->proxy_id;
+    hello.n_networks = px->nnets;
+    hello.networks = netp;
     hello.version = TN_UNCONST(TN_VERSION);
-    if ((px->control = tn_h2_stream_open(h2, PATH_REGISTER, &control_ops, px)) == NULL)
-        return -ENOMEM;
-    if (tn_grpc_append(tn_h2_stream_out(px->control), &hello.base) != 0)
-        return -ENOMEM;
+    if ((px->control = tn_h2_stream_open(h2, PATH_REGISTER, &control_ops, px)) == NULL ||
+        tn_grpc_append(tn_h2_stream_out(px->control), &hello.base) != 0)
+        goto out;
     tn_h2_stream_finish(px->control, 0, NULL); /* Register takes one Hello */
-    return 0;
+    r = 0;
+out:
+    free(text);
+    free(netp);
+    free(nets);
+    return r;
 }
 
 static void

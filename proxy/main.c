@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* proxy: runs inside a remote network, connects out to the relay, and dials the targets of
  * client flows, only inside the network it serves. */
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,15 @@
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/proc.h"
+
+static const struct tn_conf_key network_keys[] = {
+    { .key = "cidr",
+      .type = TN_CONF_CIDR,
+      .offset = offsetof(struct proxy_net, real),
+      .is_required = true },
+    { .key = "virtual_cidr", .type = TN_CONF_CIDR, .offset = offsetof(struct proxy_net, virt) },
+    { 0 },
+};
 
 static const struct tn_conf_key keys[] = {
     { .key = "server_addr",
@@ -34,14 +44,21 @@ static const struct tn_conf_key keys[] = {
       .type = TN_CONF_CIDR,
       .offset = offsetof(struct proxy_config, managed_cidr),
       .metavar = "CIDR",
-      .help = "the network this proxy serves and may dial into",
-      .is_required = true },
+      .help = "the network this proxy serves and may dial into (or use networks:)" },
     { .key = "virtual_cidr",
       .flag = "virtual-cidr",
       .type = TN_CONF_CIDR,
       .offset = offsetof(struct proxy_config, virtual_cidr),
       .metavar = "CIDR",
       .help = "range clients address that network by (same size; host bits kept)" },
+    { .key = "networks",
+      .flag = "network",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct proxy_config, networks),
+      .metavar = "cidr=CIDR[,virtual_cidr=CIDR]",
+      .help = "one more network served, as managed_cidr and virtual_cidr",
+      .sub = network_keys,
+      .elem_size = sizeof(struct proxy_net) },
     { .key = "dial_timeout",
       .flag = "dial-timeout",
       .type = TN_CONF_DURATION,
@@ -60,6 +77,7 @@ static const struct tn_conf_key keys[] = {
       .help = "idle Accept streams kept open for new flows",
       .min = 1,
       .max = 4096 },
+    TN_OPTS_HEARTBEAT(struct proxy_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_TLS(struct proxy_config, tls, "proxy"),
     TN_OPTS_LOG(struct proxy_config, log),
     TN_OPTS_WINDOWS(struct proxy_config, stream_window, connection_window),
@@ -72,19 +90,41 @@ static const struct tn_cli cli = {
     .keys = keys,
 };
 
-/* Checks what the table cannot: how the keys fit together. */
+/* Gathers every network served (the list, then the flags' one) into |px| and checks what the
+ * table cannot: that there is one, and that each virtual range fits its real one.  Returns 0
+ * or TN_ERR_CONFIG (printed). */
 static int
-config_check(struct proxy_config *cfg)
+networks_gather(struct proxy *px, const struct proxy_config *cfg)
 {
+    const struct proxy_net *list = cfg->networks.v;
     char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
+    size_t i, n = cfg->networks.n + (cfg->managed_cidr.ip.family != 0);
 
-    if (cfg->virtual_cidr.ip.family != 0 &&
-        (cfg->virtual_cidr.ip.family != cfg->managed_cidr.ip.family ||
-         cfg->virtual_cidr.prefix != cfg->managed_cidr.prefix)) {
-        fprintf(stderr, "proxy: virtual_cidr %s must be the same size as managed_cidr %s\n",
-                tn_cidr_format(&cfg->virtual_cidr, a, sizeof(a)),
-                tn_cidr_format(&cfg->managed_cidr, b, sizeof(b)));
+    if (n == 0) {
+        fprintf(stderr, "proxy: give the network to serve: --managed-cidr (managed_cidr) or "
+                        "--network (networks)\n");
         return TN_ERR_CONFIG;
+    }
+    if (cfg->managed_cidr.ip.family == 0 && cfg->virtual_cidr.ip.family != 0) {
+        fprintf(stderr, "proxy: virtual_cidr needs managed_cidr\n");
+        return TN_ERR_CONFIG;
+    }
+    if ((px->nets = calloc(n, sizeof(*px->nets))) == NULL)
+        return -ENOMEM;
+    for (i = 0; i < cfg->networks.n; i++)
+        px->nets[px->nnets++] = list[i];
+    if (cfg->managed_cidr.ip.family != 0)
+        px->nets[px->nnets++] = (struct proxy_net){ cfg->managed_cidr, cfg->virtual_cidr };
+    for (i = 0; i < px->nnets; i++) {
+        const struct proxy_net *net = &px->nets[i];
+
+        if (net->virt.ip.family != 0 &&
+            (net->virt.ip.family != net->real.ip.family || net->virt.prefix != net->real.prefix)) {
+            fprintf(stderr, "proxy: virtual network %s must be the same size as %s\n",
+                    tn_cidr_format(&net->virt, a, sizeof(a)),
+                    tn_cidr_format(&net->real, b, sizeof(b)));
+            return TN_ERR_CONFIG;
+        }
     }
     return 0;
 }
@@ -131,7 +171,8 @@ main(int argc, char **argv)
     ev_signal sigint, sigterm;
     int r, fd;
 
-    if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0 || (r = config_check(&cfg)) != 0) {
+    if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0 || (r = networks_gather(&px, &cfg)) != 0) {
+        free(px.nets);
         tn_conf_fini(keys, &cfg);
         return r == TN_CLI_EXIT ? 0 : 2;
     }
@@ -155,6 +196,8 @@ main(int argc, char **argv)
         .max_streams = 100,
         .authority = cfg.server_addr,
         .peer_role = TN_ROLE_SERVER,
+        .ping_interval = (double)cfg.heartbeat_interval / 1e3,
+        .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
     if ((fd = tn_addr_dial(cfg.server_addr, 10000)) < 0 || link_start(&px, fd, &settings) != 0)
         goto out;
@@ -171,6 +214,7 @@ main(int argc, char **argv)
         px.h2 = NULL;
     }
 out:
+    free(px.nets);
     SSL_CTX_free(px.tls);
     tn_conf_fini(keys, &cfg);
     tn_log_close();

@@ -14,11 +14,20 @@
 #include "tn/opts.h"
 #include "tn/tls.h"
 
+/* A network this proxy serves: |real| in its LAN, addressed by clients as |virt| (same size;
+ * ip.family 0 when clients use the real addresses). */
+struct proxy_net {
+    struct tn_cidr real;
+    struct tn_cidr virt;
+};
+
 struct proxy_config {
     char *server_addr;
     char *proxy_id;
-    struct tn_cidr managed_cidr;
-    struct tn_cidr virtual_cidr; /* ip.family 0: none, clients use the real addresses */
+    struct tn_cidr managed_cidr;  /* one network by flag: --managed-cidr [--virtual-cidr] */
+    struct tn_cidr virtual_cidr;  /* ip.family 0: none, clients use the real addresses */
+    struct tn_conf_list networks; /* more of them: struct proxy_net */
+    int64_t heartbeat_interval, heartbeat_timeout;
     int64_t dial_timeout_ms;
     int64_t accept_pool;
     struct tn_tls_conf tls;
@@ -29,6 +38,8 @@ struct proxy_config {
 struct proxy {
     struct ev_loop *loop;
     const struct proxy_config *cfg;
+    struct proxy_net *nets; /* every network served: the list and the flags' one */
+    size_t nnets;
     SSL_CTX *tls;
     struct tn_h2 *h2;
     struct tn_h2_stream *control; /* the Register stream */

@@ -8,8 +8,11 @@
  *     END_STREAM     --->  trailers (status 0)      --->
  *     trailers       <---                           <---  END_STREAM
  *
- * Only Open and Opened are decoded.  Flow control: a stream's window goes back to its sender
- * only once the other stream took the bytes (on_sent), so a slow reader slows its own writer. */
+ * Only Open and Opened are decoded.  Until the flow is open, the client's bytes are also kept
+ * (|replay|): when the chosen replica refuses, times out or goes away before Opened, the next
+ * replica in rendezvous order gets the Open and those bytes, and the application never knows.
+ * Flow control: a stream's window goes back to its sender only once the other stream took the
+ * bytes (on_sent), so a slow reader slows its own writer. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -24,27 +27,34 @@
 #include "tn/log.h"
 #include "tn/util.h"
 
+#define MAX_TRIES 8 /* replicas tried for one flow */
+
 struct rflow {
     struct relay *relay;
-    struct proxy *proxy; /* while queued on it */
+    struct proxy *proxy; /* queued on it, or bound to one of its streams */
+    bool is_queued;
     struct rflow *queue_next;
     struct tn_h2_stream *cs, *ps;
     struct tn_grpc_reader crd, prd; /* first message of each side */
     Tunnel__V1__Open *open;         /* the client's Open, once read */
-    Tunnel__V1__Opened *opened;     /* the proxy's Opened, once read */
+    bool is_open;                   /* a proxy's Opened (ok) went to the client */
     bool is_client_ended;           /* client END_STREAM seen */
-    struct tn_buf pending;          /* client bytes before the proxy stream is bound */
+    struct tn_buf replay;           /* client bytes after Open, kept until the flow is open */
+    size_t replay_credited;         /* of which the client already got its window back */
     size_t cs_own, ps_own;          /* bytes we queued ourselves on cs / ps (no window to give) */
+    uint64_t tried[MAX_TRIES];      /* serials of the proxies tried */
+    size_t ntried;
+    char last_failure[96];
     uint64_t id, up, down;
     char client_id[TN_ID_MAX + 1]; /* copied: the client's session may go before the flow */
     char proxy_id[TN_ID_MAX + 1];
-    ev_timer open_timer; /* from Connect until the proxy's Opened */
     char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
+    ev_timer open_timer; /* the client's Open, then each proxy's Opened, must come in time */
 };
 
-#define OPEN_TIMEOUT 20.0 /* seconds */
-
 static const struct tn_h2_stream_ops cs_ops, ps_ops;
+static int prd_on_data(void *arg, const uint8_t *p, size_t n);
+static int prd_on_frame(void *arg, Tunnel__V1__Frame *fr);
 
 static void
 queue_remove(struct rflow *f)
@@ -52,7 +62,7 @@ queue_remove(struct rflow *f)
     struct proxy *px = f->proxy;
     struct rflow **pp, *prev = NULL;
 
-    if (px == NULL)
+    if (!f->is_queued)
         return;
     for (pp = &px->queue; *pp != NULL; prev = *pp, pp = &(*pp)->queue_next) {
         if (*pp == f) {
@@ -62,18 +72,31 @@ queue_remove(struct rflow *f)
             break;
         }
     }
+    f->is_queued = false;
+    f->proxy = NULL;
+}
+
+/* Lets go of the proxy stream (resetting it when |code| is not 0) and of its proxy. */
+static void
+unbind(struct rflow *f, uint32_t code)
+{
+    if (f->ps != NULL)
+        tn_h2_stream_detach(f->ps, code);
+    f->ps = NULL;
+    f->ps_own = 0;
+    if (f->proxy != NULL && !f->is_queued)
+        f->proxy->active--;
+    queue_remove(f);
     f->proxy = NULL;
 }
 
 static void
 rflow_free(struct rflow *f, const char *reason)
 {
-    queue_remove(f);
     ev_timer_stop(f->relay->loop, &f->open_timer);
+    unbind(f, NGHTTP2_CANCEL);
     if (f->cs != NULL)
         tn_h2_stream_detach(f->cs, NGHTTP2_CANCEL);
-    if (f->ps != NULL)
-        tn_h2_stream_detach(f->ps, NGHTTP2_CANCEL);
     if (f->open != NULL) {
         tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                "flow=%016" PRIx64 " client=%s %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s",
@@ -81,11 +104,9 @@ rflow_free(struct rflow *f, const char *reason)
                f->up, f->down, reason != NULL ? reason : "closed");
         tunnel__v1__open__free_unpacked(f->open, NULL);
     }
-    if (f->opened != NULL)
-        tunnel__v1__opened__free_unpacked(f->opened, NULL);
     tn_grpc_reader_fini(&f->crd);
     tn_grpc_reader_fini(&f->prd);
-    tn_buf_fini(&f->pending);
+    tn_buf_fini(&f->replay);
     free(f);
 }
 
@@ -113,7 +134,6 @@ rflow_refuse(struct rflow *f, Tunnel__V1__OpenResult result, int status, const c
 
     opened.result = result;
     opened.reason = TN_UNCONST(why);
-    ev_timer_stop(f->relay->loop, &f->open_timer);
     opened.proxy_id = f->proxy_id;
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;
     fr.opened = &opened;
@@ -137,19 +157,30 @@ rflow_bind(struct rflow *f, struct tn_h2_stream *ps)
 {
     Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
     Tunnel__V1__Open open = *f->open;
+    struct tn_buf *out = tn_h2_stream_out(ps);
+    size_t n = tn_buf_len(&f->replay), got;
+    uint8_t *dst;
 
-    f->proxy = NULL;
+    f->is_queued = false;
+    f->queue_next = NULL;
     f->ps = ps;
+    f->proxy->active++;
     tn_h2_stream_bind(ps, &ps_ops, f);
     /* The proxy learns who the client is from the relay, never from the client. */
     open.client_id = f->client_id;
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
     fr.open = &open;
-    if (send_frame(ps, &f->ps_own, &fr) != 0) {
+    if (send_frame(ps, &f->ps_own, &fr) != 0 ||
+        (n > 0 && (dst = tn_buf_reserve(out, n, &got)) == NULL)) {
         rflow_free(f, "out of memory");
         return false;
     }
-    tn_buf_move(tn_h2_stream_out(ps), &f->pending);
+    if (n > 0) {
+        tn_buf_copy(&f->replay, dst, n);
+        tn_buf_commit(out, n);
+        f->ps_own += f->replay_credited; /* sent to an earlier replica: window already back */
+    }
+    ev_timer_again(f->relay->loop, &f->open_timer);
     tn_h2_stream_resume(ps);
     if (f->is_client_ended)
         tn_h2_stream_finish(ps, TN_GRPC_OK, NULL);
@@ -186,48 +217,72 @@ format_endpoint(const Tunnel__V1__Endpoint *ep, char *buf, size_t len)
     tn_addr_format((struct sockaddr *)&ss, buf, len);
 }
 
-static int
-crd_on_frame(void *arg, Tunnel__V1__Frame *fr)
-{
-    struct rflow *f = arg;
-
-    if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPEN)
-        return TN_ERR_PROTO;
-    f->open = fr->open;
-    fr->open = NULL; /* transferred */
-    fr->kind_case = TUNNEL__V1__FRAME__KIND__NOT_SET;
-    return TN_GRPC_PAUSE;
-}
-
-/* Picks a proxy for the flow, then binds one of its idle Accept streams or queues for one.
- * Returns false when the flow was refused (and freed). */
+/* Picks the next proxy for the flow, then binds one of its idle Accept streams or queues for
+ * one.  Returns false when the flow was refused (and freed). */
 static bool
-rflow_dispatch(struct rflow *f, const char *why_none)
+rflow_dispatch(struct rflow *f)
 {
     struct tn_h2_stream *ps;
-    struct proxy *px;
+    struct proxy *px = NULL;
     struct tn_ip dst;
+    char why[160];
 
     endpoint_ip(f->open->dst, &dst); /* checked by rflow_route */
-    if ((px = route_pick(f->relay, &dst, f->id)) == NULL) {
-        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE, TN_GRPC_NOT_FOUND, why_none);
+    if (f->ntried < MAX_TRIES)
+        px = route_pick(f->relay, &dst, f->id, f->tried, f->ntried);
+    if (px == NULL) {
+        if (f->ntried == 0)
+            snprintf(why, sizeof(why), "no route");
+        else
+            snprintf(why, sizeof(why), "%zu %s failed, the last: %s", f->ntried,
+                     f->ntried == 1 ? "proxy" : "proxies", f->last_failure);
+        rflow_refuse(f,
+                     f->ntried == 0 ? TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE
+                                    : TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
+                     f->ntried == 0 ? TN_GRPC_NOT_FOUND : TN_GRPC_UNAVAILABLE, why);
         return false;
     }
+    f->tried[f->ntried++] = px->serial;
     snprintf(f->proxy_id, sizeof(f->proxy_id), "%s", px->id);
     px->flows++;
+    f->proxy = px;
     if ((ps = proxy_take_stream(px)) != NULL)
         return rflow_bind(f, ps);
-    f->proxy = px;
+    f->is_queued = true;
     f->queue_next = NULL;
     if (px->queue_tail != NULL)
         px->queue_tail->queue_next = f;
     else
         px->queue = f;
     px->queue_tail = f;
+    ev_timer_again(f->relay->loop, &f->open_timer);
     return true;
 }
 
-/* Checks the client's Open and routes it.  Returns false when the flow was refused. */
+/* The attempt with the current proxy failed before Opened: try the next replica. */
+static void
+rflow_retry(struct rflow *f, const char *why)
+{
+    tn_log_debug("flow=%016" PRIx64 " proxy %s failed (%s): trying the next", f->id, f->proxy_id,
+                 why);
+    snprintf(f->last_failure, sizeof(f->last_failure), "%s: %s", f->proxy_id, why);
+    unbind(f, NGHTTP2_CANCEL);
+    tn_grpc_reader_fini(&f->prd);
+    tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
+    rflow_dispatch(f);
+}
+
+void
+rflow_reroute(struct rflow *f)
+{
+    f->is_queued = false; /* its proxy is emptying its queue */
+    f->proxy = NULL;
+    snprintf(f->last_failure, sizeof(f->last_failure), "%s: left", f->proxy_id);
+    rflow_dispatch(f);
+}
+
+/* Checks the client's Open against the access rules and routes it.  Returns false when the
+ * flow was refused. */
 static bool
 rflow_route(struct rflow *f)
 {
@@ -242,14 +297,27 @@ rflow_route(struct rflow *f)
                      "bad destination or protocol");
         return false;
     }
-    return rflow_dispatch(f, "no route");
+    if (!policy_may_reach(f->relay->cfg, f->client_id, &dst, f->open->dst->port)) {
+        tn_log_warnx("flow=%016" PRIx64 " client=%s %s -> %s: refused by the access rules", f->id,
+                     f->client_id, f->src, f->dst);
+        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_PERMISSION_DENIED,
+                     "forbidden by the relay's access rules");
+        return false;
+    }
+    return rflow_dispatch(f);
 }
 
-void
-rflow_reroute(struct rflow *f)
+static int
+crd_on_frame(void *arg, Tunnel__V1__Frame *fr)
 {
-    f->proxy = NULL;
-    rflow_dispatch(f, "its proxy left and no other serves it");
+    struct rflow *f = arg;
+
+    if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPEN)
+        return TN_ERR_PROTO;
+    f->open = fr->open;
+    fr->open = NULL; /* transferred */
+    fr->kind_case = TUNNEL__V1__FRAME__KIND__NOT_SET;
+    return TN_GRPC_PAUSE;
 }
 
 static int
@@ -261,12 +329,14 @@ crd_on_data(void *arg, const uint8_t *p, size_t n)
     return TN_ERR_PROTO; /* Data before Open */
 }
 
-/* Client bytes after Open: to the proxy stream, or held until it is bound. */
+/* Client bytes after Open: to the proxy stream, and kept for a retry until the flow is open. */
 static int
 forward_up(struct rflow *f, const uint8_t *p, size_t n)
 {
+    if (!f->is_open && tn_buf_append(&f->replay, p, n) != 0)
+        return -ENOMEM;
     if (f->ps == NULL)
-        return tn_buf_append(&f->pending, p, n);
+        return 0;
     if (tn_buf_append(tn_h2_stream_out(f->ps), p, n) != 0)
         return -ENOMEM;
     tn_h2_stream_resume(f->ps);
@@ -336,9 +406,8 @@ cs_on_close(void *owner, uint32_t error_code)
     struct rflow *f = owner;
 
     f->cs = NULL;
-    if (error_code != 0 || f->ps == NULL) {
+    if (error_code != 0 || f->ps == NULL)
         rflow_free(f, error_code != 0 ? "reset by client" : NULL);
-    }
 }
 
 static const struct tn_h2_stream_ops cs_ops = {
@@ -348,6 +417,7 @@ static const struct tn_h2_stream_ops cs_ops = {
     .on_close = cs_on_close,
 };
 
+/* The proxy's Opened arrived: the flow is open, or this replica failed. */
 static int
 prd_on_frame(void *arg, Tunnel__V1__Frame *fr)
 {
@@ -355,26 +425,25 @@ prd_on_frame(void *arg, Tunnel__V1__Frame *fr)
 
     if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPENED)
         return TN_ERR_PROTO;
-    f->opened = fr->opened;
-    fr->opened = NULL; /* transferred */
-    fr->kind_case = TUNNEL__V1__FRAME__KIND__NOT_SET;
+    if (fr->opened->result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
+        snprintf(f->last_failure, sizeof(f->last_failure), "%.64s", fr->opened->reason);
+        return TN_ERR_NO_ROUTE; /* the caller retries after the reader returns */
+    }
+    f->is_open = true;
     return TN_GRPC_PAUSE;
 }
 
-/* Passes the proxy's Opened to the client, naming the proxy by its certificate id.  Returns
- * false when it refused the flow (which is then freed). */
+/* Passes the Opened to the client, naming the proxy by its certificate id.  Returns false when
+ * the flow failed (and is freed). */
 static bool
 rflow_opened(struct rflow *f)
 {
     Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
-    Tunnel__V1__Opened opened = *f->opened;
-    char why[96];
+    Tunnel__V1__Opened opened = TUNNEL__V1__OPENED__INIT;
 
-    if (opened.result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
-        snprintf(why, sizeof(why), "refused by proxy: %.64s", opened.reason);
-        rflow_refuse(f, opened.result, TN_GRPC_UNAVAILABLE, why);
-        return false;
-    }
+    ev_timer_stop(f->relay->loop, &f->open_timer);
+    tn_buf_fini(&f->replay); /* no retry from here on */
+    opened.result = TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK;
     opened.proxy_id = f->proxy_id;
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;
     fr.opened = &opened;
@@ -400,24 +469,29 @@ ps_on_data(void *owner, const uint8_t *p, size_t n)
     struct rflow *f = owner;
     struct tn_h2_stream *ps = f->ps;
     size_t used = 0;
+    char why[96];
     int r;
 
-    if (f->opened == NULL) {
+    if (!f->is_open) {
+        /* A failed attempt's stream is detached by the retry, which returns its window. */
         r = tn_grpc_reader_feed(&f->prd, p, n, &used);
-        tn_h2_stream_consume(ps, used);
+        if (r == TN_ERR_NO_ROUTE) {
+            snprintf(why, sizeof(why), "refused: %.80s", f->last_failure);
+            rflow_retry(f, why);
+            return 0;
+        }
         if (r != 0 && r != TN_GRPC_PAUSE) {
             tn_log_warnx("proxy %s: bad Opened: %s", f->proxy_id, tn_strerror(r));
-            rflow_free(f, "bad Opened");
-            return r;
+            rflow_retry(f, "bad Opened");
+            return 0;
         }
-        if (f->opened == NULL)
+        tn_h2_stream_consume(ps, used); /* the Opened is ours */
+        if (!f->is_open)
             return 0;
         p += used;
         n -= used;
-        if (f->cs == NULL || !rflow_opened(f)) {
-            tn_h2_stream_consume(ps, n);
+        if (f->cs != NULL && !rflow_opened(f))
             return 0;
-        }
     }
     if (f->cs == NULL || n == 0) {
         tn_h2_stream_consume(ps, n);
@@ -439,15 +513,15 @@ ps_on_end(void *owner, int grpc_status, const char *grpc_message)
 
     (void)grpc_status;
     (void)grpc_message;
-    if (f->cs == NULL)
+    if (!f->is_open) {
+        rflow_retry(f, "ended the flow before Opened");
         return;
-    if (f->opened != NULL)
+    }
+    if (f->cs != NULL)
         tn_h2_stream_finish(f->cs, TN_GRPC_OK, NULL);
-    else
-        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE, TN_GRPC_UNAVAILABLE,
-                     "proxy ended the flow before Opened");
 }
 
+/* Bytes went out on the proxy stream: give the client stream that much window back. */
 static void
 ps_on_sent(void *owner, size_t n)
 {
@@ -455,6 +529,8 @@ ps_on_sent(void *owner, size_t n)
     size_t own = n < f->ps_own ? n : f->ps_own;
 
     f->ps_own -= own;
+    if (!f->is_open)
+        f->replay_credited += n - own;
     if (f->cs != NULL)
         tn_h2_stream_consume(f->cs, n - own);
 }
@@ -464,11 +540,17 @@ ps_on_close(void *owner, uint32_t error_code)
 {
     struct rflow *f = owner;
 
-    f->ps = NULL;
+    f->ps = NULL; /* gone: unbind must not detach it */
+    if (!f->is_open) {
+        rflow_retry(f, error_code != 0 ? "reset the flow" : "closed the flow");
+        return;
+    }
     if (error_code != 0)
         rflow_free(f, "reset by proxy");
     else if (f->cs == NULL)
         rflow_free(f, NULL);
+    else
+        unbind(f, 0);
 }
 
 static const struct tn_h2_stream_ops ps_ops = {
@@ -478,8 +560,8 @@ static const struct tn_h2_stream_ops ps_ops = {
     .on_close = ps_on_close,
 };
 
-/* A flow must be open within OPEN_TIMEOUT: a client that never sends Open, or a proxy that never
- * answers (the proxy's own dial timeout is shorter), costs nothing for long. */
+/* The client's Open, then each attempt's Opened, must come within open_timeout: a client that
+ * never sends Open costs nothing for long, and a proxy that never answers is passed over. */
 static void
 rflow_on_open_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -488,12 +570,11 @@ rflow_on_open_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     if (f->open == NULL) {
-        tn_log_warnx("client %s: no Open within %.0f s", f->client_id, OPEN_TIMEOUT);
+        tn_log_warnx("client %s: no Open in time", f->client_id);
         rflow_free(f, "no Open");
         return;
     }
-    rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT, TN_GRPC_UNAVAILABLE,
-                 "the proxy did not answer in time");
+    rflow_retry(f, "no answer in time");
 }
 
 void
@@ -509,10 +590,11 @@ rflow_start(struct session *s, struct tn_h2_stream *cs)
     f->relay = s->relay;
     f->cs = cs;
     snprintf(f->client_id, sizeof(f->client_id), "%s", tn_h2_peer(s->h2)->id);
-    tn_buf_init(&f->pending);
+    tn_buf_init(&f->replay);
     tn_grpc_reader_init(&f->crd, crd_on_data, crd_on_frame, f);
     tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
-    ev_timer_init(&f->open_timer, rflow_on_open_timeout, OPEN_TIMEOUT, 0);
-    ev_timer_start(f->relay->loop, &f->open_timer);
+    ev_init(&f->open_timer, rflow_on_open_timeout);
+    f->open_timer.repeat = (double)f->relay->cfg->open_timeout / 1e3;
+    ev_timer_again(f->relay->loop, &f->open_timer);
     tn_h2_stream_bind(cs, &cs_ops, f);
 }

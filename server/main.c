@@ -20,6 +20,31 @@
 #include "tn/proc.h"
 #include "tn/util.h"
 
+static const struct tn_conf_key proxy_rule_keys[] = {
+    { .key = "id",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct proxy_rule, id),
+      .is_required = true },
+    { .key = "networks",
+      .type = TN_CONF_CIDR_LIST,
+      .offset = offsetof(struct proxy_rule, networks),
+      .is_required = true },
+    { 0 },
+};
+
+static const struct tn_conf_key access_rule_keys[] = {
+    { .key = "client",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct access_rule, client),
+      .is_required = true },
+    { .key = "networks",
+      .type = TN_CONF_CIDR_LIST,
+      .offset = offsetof(struct access_rule, networks),
+      .is_required = true },
+    { .key = "ports", .type = TN_CONF_STR, .offset = offsetof(struct access_rule, ports) },
+    { 0 },
+};
+
 static const struct tn_conf_key keys[] = {
     { .key = "listen_addr",
       .flag = "listen",
@@ -28,6 +53,33 @@ static const struct tn_conf_key keys[] = {
       .def = ":8081",
       .metavar = "ADDR:PORT",
       .help = "where clients and proxies connect (TLS, HTTP/2)" },
+    { .key = "proxies",
+      .flag = "allow-proxy",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct relay_config, proxies),
+      .metavar = "id=ID,networks=CIDR",
+      .help = "proxy ID may announce networks within these (none given: any proxy, anything)",
+      .sub = proxy_rule_keys,
+      .elem_size = sizeof(struct proxy_rule) },
+    { .key = "access",
+      .flag = "allow-client",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct relay_config, access),
+      .metavar = "client=ID|*,networks=CIDR[,ports=P]",
+      .help = "client ID may reach these networks (and ports: \"22 80 8000-8100\"); none "
+              "given: every client everywhere",
+      .sub = access_rule_keys,
+      .elem_size = sizeof(struct access_rule) },
+    { .key = "open_timeout",
+      .flag = "open-timeout",
+      .type = TN_CONF_DURATION,
+      .offset = offsetof(struct relay_config, open_timeout),
+      .def = "15s",
+      .metavar = "DURATION",
+      .help = "a proxy must answer a flow's Open this fast, or the next replica is tried",
+      .min = 100,
+      .max = 3600000 },
+    TN_OPTS_HEARTBEAT(struct relay_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_TLS(struct relay_config, tls, "relay"),
     TN_OPTS_LOG(struct relay_config, log),
     TN_OPTS_WINDOWS(struct relay_config, stream_window, connection_window),
@@ -56,6 +108,14 @@ on_connection(struct tn_listener *l, int fd)
 }
 
 static void
+on_status(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    route_dump(w->data);
+}
+
+static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
@@ -70,7 +130,7 @@ main(int argc, char **argv)
     struct relay relay = { 0 };
     struct sockaddr_storage ss;
     socklen_t sslen;
-    ev_signal sigint, sigterm;
+    ev_signal sigint, sigterm, sigusr1;
     char addr[TN_ADDR_STRLEN];
     int r, fd, status = 1;
 
@@ -88,7 +148,11 @@ main(int argc, char **argv)
         .stream_window = (uint32_t)cfg.stream_window,
         .connection_window = (uint32_t)cfg.connection_window,
         .max_streams = (uint32_t)cfg.max_streams,
+        .ping_interval = (double)cfg.heartbeat_interval / 1e3,
+        .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
+    if (policy_init(&cfg) != 0)
+        goto out;
     if ((relay.routes = tn_lpm_new()) == NULL)
         goto out;
     if (tn_tls_ctx_new(&relay.tls, &cfg.tls, true) != 0)
@@ -104,6 +168,9 @@ main(int argc, char **argv)
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_start(relay.loop, &sigint);
     ev_signal_start(relay.loop, &sigterm);
+    ev_signal_init(&sigusr1, on_status, SIGUSR1);
+    sigusr1.data = &relay;
+    ev_signal_start(relay.loop, &sigusr1);
     tn_log_info("relay %s listening on %s", TN_VERSION,
                 tn_addr_format((struct sockaddr *)&ss, addr, sizeof(addr)));
     ev_run(relay.loop, 0);
@@ -113,6 +180,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     route_free_all(&relay);
+    policy_fini(&cfg);
     SSL_CTX_free(relay.tls);
     tn_conf_fini(keys, &cfg);
     tn_log_close();

@@ -21,16 +21,40 @@ struct ev_loop;
 struct tn_lpm;
 struct rflow;
 
+/* proxies: [{id, networks}]: what a proxy id may announce. */
+struct proxy_rule {
+    char *id;
+    struct tn_cidr_list networks;
+};
+
+struct port_range {
+    uint16_t lo, hi;
+};
+
+/* access: [{client, networks, ports}]: which client ids may reach what. */
+struct access_rule {
+    char *client; /* an id, or "*" */
+    struct tn_cidr_list networks;
+    char *ports; /* "22 80 8000-8100"; NULL: every port */
+    struct port_range *ranges;
+    size_t nranges;
+};
+
 struct relay_config {
     char *listen_addr;
     struct tn_tls_conf tls;
     struct tn_log_conf log;
     int64_t stream_window, connection_window;
     int64_t max_streams;
+    int64_t heartbeat_interval, heartbeat_timeout;
+    int64_t open_timeout;
+    struct tn_conf_list proxies; /* of struct proxy_rule; empty: any proxy, any network */
+    struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
 };
 
 struct relay {
     struct ev_loop *loop;
+    uint64_t serials; /* the last proxy registration's serial */
     SSL_CTX *tls;
     const struct relay_config *cfg;
     struct tn_h2_settings h2;
@@ -61,12 +85,16 @@ struct proxy_net {
 struct proxy {
     struct session *session;
     char id[TN_ID_MAX + 1];
+    uint64_t serial;              /* unique per registration: replicas may share an id */
+    uint64_t hrw_key;             /* its rendezvous identity: hash of id and serial */
     struct tn_h2_stream *control; /* the Register stream */
     struct proxy_net *nets;
     size_t nnets;
     struct accept_slot *idle;         /* idle Accept streams */
     struct rflow *queue, *queue_tail; /* flows waiting for an Accept stream */
-    uint64_t flows;                   /* flows bound to this proxy since it registered */
+    uint64_t flows;                   /* flows sent to this proxy since it registered */
+    uint64_t active;                  /* flows bound to it now */
+    bool has_left;                    /* out of the routes: its session is going */
 };
 
 struct route {
@@ -84,10 +112,25 @@ struct tn_h2_stream *proxy_take_stream(struct proxy *px);
 /* route.c */
 int route_add(struct relay *relay, struct proxy *px, const struct tn_cidr *net);
 void route_remove(struct relay *relay, struct proxy *px, const struct tn_cidr *net);
-/* The proxy that serves |dst| for flow |flow_id|: highest rendezvous weight among the
- * replicas of the longest matching network, or NULL. */
-struct proxy *route_pick(struct relay *relay, const struct tn_ip *dst, uint64_t flow_id);
+/* The proxy for flow |flow_id| to |dst| among those whose serials |skip| does not hold: the
+ * longest matching network that has one, and in it the replica of highest rendezvous weight.
+ * NULL when none is left. */
+struct proxy *route_pick(struct relay *relay, const struct tn_ip *dst, uint64_t flow_id,
+                         const uint64_t *skip, size_t nskip);
 void route_free_all(struct relay *relay);
+/* Logs the routing table: networks, their proxies, flows. */
+void route_dump(struct relay *relay);
+
+/* policy.c */
+/* Checks and prepares the policy of the configuration.  Returns 0 or TN_ERR_CONFIG (printed). */
+int policy_init(struct relay_config *cfg);
+void policy_fini(struct relay_config *cfg);
+/* May proxy |id| announce |net| (as clients address it)?  Fills |why| when not. */
+bool policy_may_announce(const struct relay_config *cfg, const char *id, const struct tn_cidr *net,
+                         char *why, size_t whylen);
+/* May client |id| reach |dst| port |port|? */
+bool policy_may_reach(const struct relay_config *cfg, const char *id, const struct tn_ip *dst,
+                      unsigned port);
 
 /* flow.c */
 /* Takes a client's Connect stream. */

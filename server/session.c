@@ -11,6 +11,7 @@
 
 #include "relay.h"
 #include "tn/err.h"
+#include "tn/hash.h"
 #include "tn/log.h"
 #include "tn/util.h"
 
@@ -26,14 +27,19 @@ session_name(const struct session *s)
 
 /* ---- proxies ---------------------------------------------------------------------------- */
 
+/* Takes |px| out of service: its routes go, its queued flows go to other replicas.  Its memory
+ * stays until its session is freed, since its flows still name it. */
 static void
-proxy_free(struct proxy *px)
+proxy_leave(struct proxy *px)
 {
     struct relay *relay = px->session->relay;
     struct accept_slot *slot;
     struct rflow *f;
     size_t i;
 
+    if (px->has_left)
+        return;
+    px->has_left = true;
     for (i = 0; i < px->nnets; i++)
         route_remove(relay, px, &px->nets[i].addressed);
     while ((slot = px->idle) != NULL) {
@@ -45,9 +51,19 @@ proxy_free(struct proxy *px)
         px->queue = rflow_queue_next(f);
         rflow_reroute(f);
     }
+    px->queue_tail = NULL;
     if (px->control != NULL)
         tn_h2_stream_detach(px->control, NGHTTP2_CANCEL);
-    tn_log_info("proxy %s left (%" PRIu64 " flows served)", px->id, px->flows);
+    px->control = NULL;
+    if (px->nnets > 0)
+        tn_log_info("proxy %s#%" PRIu64 " left (%" PRIu64 " flows served)", px->id, px->serial,
+                    px->flows);
+}
+
+static void
+proxy_free(struct proxy *px)
+{
+    proxy_leave(px);
     free(px->nets);
     free(px);
 }
@@ -164,6 +180,8 @@ proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t 
     char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
     size_t i;
 
+    px->serial = ++relay->serials;
+    px->hrw_key = tn_hash_bytes(px->id, strlen(px->id)) ^ px->serial;
     if (strcmp(hello->proxy_id, cert_id) != 0) {
         snprintf(why, whylen, "proxy id '%.64s' does not match certificate id '%s'",
                  hello->proxy_id, cert_id);
@@ -193,6 +211,8 @@ proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t 
                      n->virtual_cidr, n->cidr);
             return TN_GRPC_PERMISSION_DENIED;
         }
+        if (!policy_may_announce(relay->cfg, px->id, &pn->addressed, why, whylen))
+            return TN_GRPC_PERMISSION_DENIED;
     }
     for (i = 0; i < hello->n_networks; i++) {
         if (route_add(relay, px, &px->nets[i].addressed) != 0) {
@@ -201,9 +221,9 @@ proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t 
             return TN_GRPC_RESOURCE_EXHAUSTED;
         }
         px->nnets = i + 1;
-        tn_log_info("proxy %s registered %s -> %s", px->id,
+        tn_log_info("proxy %s registered %s -> %s (replica #%" PRIu64 ")", px->id,
                     tn_cidr_format(&px->nets[i].addressed, a, sizeof(a)),
-                    tn_cidr_format(&px->nets[i].real, b, sizeof(b)));
+                    tn_cidr_format(&px->nets[i].real, b, sizeof(b)), px->serial);
     }
     return TN_GRPC_OK;
 }
@@ -321,8 +341,7 @@ reg_on_close(void *owner, uint32_t error_code)
     /* The control stream is the proxy's presence: without it, it serves nothing. */
     if (s->proxy != NULL && s->proxy->control == rg->stream) {
         s->proxy->control = NULL;
-        proxy_free(s->proxy);
-        s->proxy = NULL;
+        proxy_leave(s->proxy);
         tn_h2_close(s->h2, "control stream closed");
     }
     free(rg->msg);
@@ -390,7 +409,7 @@ session_on_request(struct tn_h2 *h2, struct tn_h2_stream *stream, const char *pa
     } else if (strcmp(path, PATH_ACCEPT) == 0) {
         if (role != TN_ROLE_PROXY)
             refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "only proxies may call Accept");
-        else if (s->proxy == NULL)
+        else if (s->proxy == NULL || s->proxy->has_left)
             refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "Accept before Register");
         else
             proxy_accept(s->proxy, stream);
@@ -413,11 +432,12 @@ session_free(struct session *s, const char *reason)
         s->next->prev = s->prev;
     tn_log_info("%s (%s) closed: %s", tn_h2_peer_addr(s->h2),
                 session_name(s)[0] != '\0' ? session_name(s) : "-", reason);
+    /* Routes first, so that the flows its closing streams fail move to other replicas. */
+    if (s->proxy != NULL)
+        proxy_leave(s->proxy);
     tn_h2_free(s->h2);
-    if (s->proxy != NULL) {
-        s->proxy->control = NULL;
+    if (s->proxy != NULL)
         proxy_free(s->proxy);
-    }
     free(s);
 }
 

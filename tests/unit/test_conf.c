@@ -39,6 +39,25 @@ struct tcfg {
     char *cert_file;
     char *key_file;
     char *deep;
+    struct tn_conf_list records; /* of struct rec */
+};
+
+struct rec {
+    char *id;
+    struct tn_cidr_list nets;
+    int64_t weight;
+};
+
+static const struct tn_conf_key rec_keys[] = {
+    { .key = "id", .type = TN_CONF_STR, .offset = offsetof(struct rec, id), .is_required = true },
+    { .key = "nets", .type = TN_CONF_CIDR_LIST, .offset = offsetof(struct rec, nets) },
+    { .key = "weight",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct rec, weight),
+      .def = "1",
+      .min = 1,
+      .max = 9 },
+    { .key = NULL },
 };
 
 #define OFF(f) offsetof(struct tcfg, f)
@@ -124,6 +143,13 @@ static const struct tn_conf_key keys[] = {
       .metavar = "FILE",
       .help = "private key" },
     { .key = "a.b.c", .type = TN_CONF_STR, .offset = OFF(deep), .help = "deeply nested" },
+    { .key = "records",
+      .flag = "record",
+      .type = TN_CONF_LIST,
+      .offset = OFF(records),
+      .help = "a list of records",
+      .sub = rec_keys,
+      .elem_size = sizeof(struct rec) },
     { .key = NULL },
 };
 
@@ -598,7 +624,7 @@ test_conf_unknown_key_lists_known_ones(void **state)
     (void)state;
     expect_error("name: x\nbogus: 1\n",
                  "t.yaml:2:1: bogus: unknown key (known keys: name, server_addr, listen_port, "
-                 "count, verbose, log, timeout, window, net, target_cidr, tls, a)\n");
+                 "count, verbose, log, timeout, window, net, target_cidr, tls, a, records)\n");
     expect_error("tls:\n  cert: x\n",
                  "t.yaml:2:3: tls.cert: unknown key (known keys in tls: cert_file, key_file)\n");
     expect_error("a:\n  b:\n    d: 1\n", "t.yaml:3:5: a.b.d: unknown key (known keys in a.b: c)");
@@ -863,6 +889,99 @@ test_cli_config_errors(void **state)
 
 /* Every error path above, once more, with a leak check when built with AddressSanitizer. */
 static void
+test_conf_list_of_mappings(void **state)
+{
+    struct tcfg c = { 0 };
+    struct rec *r;
+    char buf[TN_CIDR_STRLEN];
+
+    (void)state;
+    assert_int_equal(load(&c, "records:\n"
+                              "  - id: a\n"
+                              "    nets: [10.0.0.0/8, 192.168.0.0/16]\n"
+                              "  - id: b\n"
+                              "    weight: 3\n"),
+                     0);
+    assert_int_equal(c.records.n, 2);
+    r = c.records.v;
+    assert_string_equal(r[0].id, "a");
+    assert_int_equal(r[0].nets.n, 2);
+    assert_int_equal(r[0].weight, 1); /* the record's default */
+    assert_string_equal(r[1].id, "b");
+    assert_int_equal(r[1].nets.n, 0);
+    assert_int_equal(r[1].weight, 3);
+    assert_string_equal(tn_cidr_format(&r[0].nets.v[1], buf, sizeof(buf)), "192.168.0.0/16");
+    /* A second document replaces the list. */
+    assert_int_equal(load(&c, "records: [{id: z}]\n"), 0);
+    assert_int_equal(c.records.n, 1);
+    tn_conf_fini(keys, &c);
+    assert_null(c.records.v);
+
+    expect_error("records:\n  - nets: 10.0.0.0/8\n", "t.yaml:2:5: records: 'id' is required");
+    expect_error("records:\n  - id: a\n    colour: red\n", "t.yaml:3:5: colour: unknown key");
+    expect_error("records:\n  - id: a\n    weight: 10\n",
+                 "t.yaml:3:13: weight: '10' is out of range");
+    expect_error("records: [a, b]\n", "t.yaml:1:11: records: expected a mapping in the list");
+    expect_error("records: x\n", "t.yaml:1:10: records: expected a list of mappings");
+}
+
+static void
+test_cli_list_of_mappings_from_flags(void **state)
+{
+    struct tcfg c = { 0 };
+    struct rec *r;
+    char path[256];
+
+    (void)state;
+    write_file(path, sizeof(path), "records: [{id: file}]\n");
+    assert_int_equal(RUN(&c, "-c", path, "--record", "id=a,nets=10.0.0.0/8,nets=172.16.0.0/12",
+                         "--record=id=b,weight=2"),
+                     0);
+    assert_int_equal(c.records.n, 2); /* the first flag replaced the file's list */
+    r = c.records.v;
+    assert_string_equal(r[0].id, "a");
+    assert_int_equal(r[0].nets.n, 2); /* a list key repeats within one record */
+    assert_int_equal(r[1].weight, 2);
+    tn_conf_fini(keys, &c);
+    unlink(path);
+
+    assert_int_equal(RUN(&c, "--record", "nets=10.0.0.0/8"), TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "prog: --record: 'id' is required"));
+    assert_int_equal(RUN(&c, "--record", "id=a,colour=red"), TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "unknown key 'colour'"));
+    assert_int_equal(RUN(&c, "--record", "id"), TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "'id' is not key=value"));
+}
+
+static void
+test_cli_required_key_must_be_set(void **state)
+{
+    static const struct tn_conf_key req_keys[] = {
+        { .key = "server_addr",
+          .flag = "server",
+          .type = TN_CONF_HOSTPORT,
+          .offset = OFF(server),
+          .is_required = true },
+        { .key = NULL },
+    };
+    static const struct tn_cli req_cli = { "prog", NULL, req_keys };
+    struct tcfg c = { 0 };
+    struct capture cap;
+    char *argv[] = { "prog", "--server", "r:1", NULL };
+    int r;
+
+    (void)state;
+    capture_start(&cap, 2);
+    r = tn_cli_parse(&req_cli, &c, 1, argv);
+    capture_end(&cap, err, sizeof(err));
+    assert_int_equal(r, TN_ERR_CONFIG);
+    assert_string_equal(err, "prog: --server (server_addr) is required (see --help)\n");
+    assert_int_equal(tn_cli_parse(&req_cli, &c, 3, argv), 0);
+    assert_string_equal(c.server, "r:1");
+    tn_conf_fini(req_keys, &c);
+}
+
+static void
 test_conf_error_paths_do_not_leak(void **state)
 {
     static const char *const docs[] = {
@@ -927,6 +1046,9 @@ main(void)
         cmocka_unit_test(test_cli_unknown_option_and_argument),
         cmocka_unit_test(test_cli_bad_value_names_the_flag),
         cmocka_unit_test(test_cli_config_errors),
+        cmocka_unit_test(test_conf_list_of_mappings),
+        cmocka_unit_test(test_cli_list_of_mappings_from_flags),
+        cmocka_unit_test(test_cli_required_key_must_be_set),
         cmocka_unit_test(test_conf_error_paths_do_not_leak),
     };
 

@@ -19,20 +19,30 @@ enum tn_conf_type {
     TN_CONF_CIDR,      /* struct tn_cidr; ip.family == 0 while unset */
     TN_CONF_CIDR_LIST, /* struct tn_cidr_list; YAML scalar or sequence; the flag repeats; one
                         * value may hold several CIDRs separated by commas or spaces */
+    TN_CONF_LIST,      /* struct tn_conf_list of |sub| records: a YAML list of mappings; the
+                        * flag takes "key=value,key=value" (a list key may repeat) and repeats */
 };
 
 struct tn_conf_key {
     const char *key;  /* YAML path: "listen_port", "tls.cert_file" */
     const char *flag; /* long flag without dashes ("tls-cert"), or NULL */
     enum tn_conf_type type;
-    size_t offset;              /* offsetof() into the program's config struct */
-    const char *def;            /* default as it would be written in YAML, or NULL */
-    const char *metavar;        /* shown in --help: "ADDR:PORT", "FILE" */
-    const char *help;           /* one line for --help */
-    int64_t min, max;           /* INT bounds (0, 0: none); DURATION (ms) and SIZE bounds
-                                 * each apply when non-zero */
-    const char *const *choices; /* TN_CONF_ENUM: NULL-terminated names */
-    bool is_required;           /* tn_cli_parse fails unless the file or a flag sets it */
+    size_t offset;                 /* offsetof() into the program's config struct */
+    const char *def;               /* default as it would be written in YAML, or NULL */
+    const char *metavar;           /* shown in --help: "ADDR:PORT", "FILE" */
+    const char *help;              /* one line for --help */
+    int64_t min, max;              /* INT bounds (0, 0: none); DURATION (ms) and SIZE bounds
+                                    * each apply when non-zero */
+    const char *const *choices;    /* TN_CONF_ENUM: NULL-terminated names */
+    bool is_required;              /* tn_cli_parse fails unless the file or a flag sets it */
+    const struct tn_conf_key *sub; /* TN_CONF_LIST: the keys of one record, relative names */
+    size_t elem_size;              /* TN_CONF_LIST: sizeof one record */
+};
+
+/* The records of a TN_CONF_LIST key, each |elem_size| bytes, filled from its |sub| table. */
+struct tn_conf_list {
+    void *v;
+    size_t n;
 };
 
 /* A program's command line: the keys plus what --help and --version print. */
@@ -50,9 +60,9 @@ struct tn_cli {
  * append.  Also handles
  * --help (usage from the table, to stdout) and --version.  Errors name their source
  * ("client.yaml:7:3: listen_port: '70000' is not a port (1-65535)", "client: --listen-port: ...")
- * and are printed to stderr.  Returns 0 to go on (free |cfg| later with tn_conf_fini),
- * TN_CLI_EXIT, or TN_ERR_CONFIG; on anything but 0, |cfg| has already been released with
- * tn_conf_fini. */
+ * and are printed to stderr; so is a required key left unset.  Returns 0 to go on (free |cfg| later
+ * with tn_conf_fini), TN_CLI_EXIT, or TN_ERR_CONFIG; on anything but 0, |cfg| has already been
+ * released with tn_conf_fini. */
 int tn_cli_parse(const struct tn_cli *cli, void *cfg, int argc, char **argv);
 
 /* Applies a YAML document to |cfg| (defaults are not applied).  |name| is used in errors.

@@ -57,6 +57,9 @@ struct tn_h2_settings {
     uint32_t max_streams;       /* concurrent streams the peer may open */
     const char *authority;      /* client only: :authority of requests */
     enum tn_role peer_role;     /* the role the peer's certificate must carry, or NONE */
+    double ping_interval;       /* seconds between PINGs while nothing else proves the peer */
+    double ping_timeout;        /* is alive; a PING unanswered this long closes the connection
+                                 * (0: no heartbeat) */
 };
 
 /* Starts the TLS handshake on connected socket |fd| (taken over: closed by tn_h2_free).

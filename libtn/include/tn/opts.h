@@ -75,6 +75,24 @@ struct tn_log_conf {
         .help = "HTTP/2 receive window of the whole connection", .min = 65535, .max = 0x7fffffff \
     }
 
+/* Rows for the heartbeat: {interval, timeout} at members |iv| and |to| (int64_t ms). */
+#define TN_OPTS_HEARTBEAT(T, iv, to)                                                       \
+    { .key = "heartbeat.interval",                                                         \
+      .flag = "heartbeat-interval",                                                        \
+      .type = TN_CONF_DURATION,                                                            \
+      .offset = offsetof(T, iv),                                                           \
+      .def = "2s",                                                                         \
+      .metavar = "DURATION",                                                               \
+      .help = "PING the peer after this much silence",                                     \
+      .min = 100,                                                                          \
+      .max = 3600000 },                                                                    \
+    {                                                                                      \
+        .key = "heartbeat.timeout", .flag = "heartbeat-timeout", .type = TN_CONF_DURATION, \
+        .offset = offsetof(T, to), .def = "3s", .metavar = "DURATION",                     \
+        .help = "close a connection whose PING goes unanswered this long (0: never)",      \
+        .max = 3600000                                                                     \
+    }
+
 /* Opens the log as |c| says.  Returns 0 or -errno (logged). */
 int tn_opts_log_open(const char *component, const struct tn_log_conf *c);
 

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: MIT */
+/* Hashes for flow ids and rendezvous ranking. */
+#include "tn/hash.h"
+
+uint64_t
+tn_hash_bytes(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    size_t i;
+
+    for (i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
+
+/* splitmix64's finaliser: every input bit affects every output bit, so weights of one key for
+ * different members are independent enough to rank by. */
+static uint64_t
+mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+uint64_t
+tn_hash_hrw(uint64_t key, uint64_t member)
+{
+    return mix64(key ^ mix64(member));
+}
