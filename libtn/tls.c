@@ -2,6 +2,8 @@
 /* Mutual-TLS contexts and identities. */
 #include "tn/tls.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -46,6 +48,24 @@ tn_tls_log_errors(const char *what)
         tn_log_warnx("%s", what);
 }
 
+/* Logs why |file| could not be used, in one line: the system's reason when it cannot be read,
+ * else OpenSSL's first reason ("no start line": not PEM; "bad decrypt": encrypted key...). */
+static void
+file_error(const char *what, const char *file)
+{
+    FILE *f = fopen(file, "re");
+    unsigned long e = ERR_peek_error();
+    const char *why = ERR_reason_error_string(e);
+
+    if (f == NULL)
+        tn_log(TN_LOG_ERR, "%s %s: %s", what, file, strerror(errno));
+    else
+        tn_log(TN_LOG_ERR, "%s %s: %s", what, file, why != NULL ? why : "not usable");
+    if (f != NULL)
+        fclose(f);
+    ERR_clear_error();
+}
+
 static int
 select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
             unsigned int inlen, void *arg)
@@ -75,24 +95,25 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
         goto out;
     if (conf->cert_file == NULL || conf->key_file == NULL || conf->ca_file == NULL) {
-        tn_log_warnx("TLS needs a certificate, a key and a CA file (--tls-cert, --tls-key, "
-                     "--tls-ca)");
+        tn_log(TN_LOG_ERR, "TLS needs a certificate, a key and a CA file (--tls-cert, "
+                           "--tls-key, --tls-ca)");
         goto out;
     }
     if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
-        tn_tls_log_errors(conf->cert_file);
+        file_error("certificate", conf->cert_file);
         goto out;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) != 1) {
-        tn_tls_log_errors(conf->key_file);
+        file_error("key", conf->key_file);
         goto out;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
-        tn_log_warnx("%s: key does not match certificate %s", conf->key_file, conf->cert_file);
+        tn_log(TN_LOG_ERR, "key %s does not belong to certificate %s", conf->key_file,
+               conf->cert_file);
         goto out;
     }
     if (SSL_CTX_load_verify_locations(ctx, conf->ca_file, NULL) != 1) {
-        tn_tls_log_errors(conf->ca_file);
+        file_error("CA certificate", conf->ca_file);
         goto out;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
