@@ -802,28 +802,37 @@ h2_session_start(struct tn_h2 *h2)
     return rv == 0 ? 0 : TN_ERR_H2;
 }
 
-/* Liveness: a PING when the peer has been quiet for ping_interval; no answer within
- * ping_timeout (a cable pulled: packets dropped, nothing refused) closes the connection. */
+/* Liveness: a PING once the peer has been silent for ping_interval; no answer within
+ * ping_timeout (a cable pulled: packets dropped, nothing refused) closes the connection.  The
+ * timer is re-armed for exactly the next moment that matters. */
 static void
 h2_on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct tn_h2 *h2 = tn_container_of(w, struct tn_h2, heartbeat);
-    ev_tstamp now = ev_now(loop);
+    const struct tn_h2_settings *set = &h2->settings;
+    ev_tstamp now = ev_now(loop), next;
 
     (void)revents;
     if (h2->ng == NULL || h2->close_reason != NULL)
         return;
-    if (h2->ping_sent != 0 && now - h2->ping_sent >= h2->settings.ping_timeout) {
-        tn_log_warnx("%s: no answer to PING for %.1f s", h2->peer_addr, now - h2->ping_sent);
-        h2_fail(h2, "heartbeat timeout");
-        return;
-    }
-    if (h2->ping_sent == 0 && now - h2->last_heard >= h2->settings.ping_interval) {
+    if (h2->ping_sent != 0) {
+        if (now - h2->ping_sent >= set->ping_timeout) {
+            tn_log_warnx("%s: no answer to PING for %.1f s", h2->peer_addr, now - h2->ping_sent);
+            h2_fail(h2, "heartbeat timeout");
+            return;
+        }
+        next = h2->ping_sent + set->ping_timeout - now;
+    } else if (now - h2->last_heard >= set->ping_interval) {
         if (nghttp2_submit_ping(h2->ng, NGHTTP2_FLAG_NONE, NULL) == 0) {
             h2->ping_sent = now;
             h2_schedule(h2);
         }
+        next = set->ping_timeout;
+    } else {
+        next = h2->last_heard + set->ping_interval - now;
     }
+    w->repeat = next > 0.001 ? next : 0.001;
+    ev_timer_again(loop, w);
 }
 
 static void
@@ -840,13 +849,9 @@ h2_handshake(struct tn_h2 *h2)
     }
     ev_timer_stop(h2->loop, &h2->handshake_timer);
     if (h2->settings.ping_timeout > 0) {
-        double tick = h2->settings.ping_interval < h2->settings.ping_timeout
-                          ? h2->settings.ping_interval
-                          : h2->settings.ping_timeout;
-
         h2->last_heard = ev_now(h2->loop);
-        ev_timer_init(&h2->heartbeat, h2_on_heartbeat, tick / 2, tick / 2);
-        ev_timer_start(h2->loop, &h2->heartbeat);
+        h2->heartbeat.repeat = h2->settings.ping_interval;
+        ev_timer_again(h2->loop, &h2->heartbeat);
     }
     SSL_get0_alpn_selected(h2->ssl, &alpn, &alpn_len);
     if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {

@@ -18,6 +18,15 @@
 #   The proxy serves 10.201.2.0/24 as the virtual 100.64.2.0/24 (100.64.2.2 is 10.201.2.2);
 #   the client intercepts 100.64.0.0/10 only.
 #
+#   tn_lanb_up adds a second LAN, tn-lanb-$$, that uses the same 10.201.2.0/24 inside (its
+#   10.201.2.2 sits on a veth pair of its own) and reaches the relay over 10.201.3.0/24:
+#
+#                 tn-relay-$$                        tn-lanb-$$
+#   ┌──────────────────────────┐       ┌──────────────────────────────────────────┐
+#   │  tnr$$b   10.201.3.1/24 ─┼───────┼─ tnb$$r 10.201.3.2/24                    │
+#   │                          │       │  tnb$$a 10.201.2.2/24 ◀─▶ tnb$$z (sink)  │
+#   └──────────────────────────┘       └──────────────────────────────────────────┘
+#
 # Usage in a test:
 #   . "$(dirname "$0")/lib.sh"
 #   tn_init            # needs root and the binaries (else exit 77), makes the topology and trap
@@ -52,6 +61,8 @@ TN_PROXY_ID=proxy-1
 TN_PROXY_MANAGED=$TN_LAN_NET
 TN_PROXY_VIRTUAL=$TN_VIRT_NET
 TN_PROXY_CERTS=""       # default: $TN_CERTS/proxy
+TN_PROXY_NS=""          # default: $TN_NS_LAN
+TN_PROXY_RELAY=""       # the relay's address as the proxy dials it; default: $TN_RELAY_LAN_IP
 TN_CLIENT_CERTS=""      # default: $TN_CERTS/client
 TN_PROXY_NAME=proxy     # process name: the log is $TN_TMP/NAME.log
 TN_CLIENT_NAME=client
@@ -215,11 +226,11 @@ tn_ns_delete() {
 }
 
 # Namespaces of earlier runs killed too hard to clean up (SIGKILL, a CTest timeout): ours are
-# named tn-{cli,relay,lan}-PID; delete those whose PID is gone.
+# named tn-{cli,relay,lan,lanb}-PID; delete those whose PID is gone.
 tn_reap_stale() {
 	local ns pid
 	for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do
-		[[ $ns =~ ^tn-(cli|relay|lan)-([0-9]+)$ ]] || continue
+		[[ $ns =~ ^tn-(cli|relay|lan|lanb)-([0-9]+)$ ]] || continue
 		pid=${BASH_REMATCH[2]}
 		[ "$pid" = "$$" ] && continue
 		[ -d "/proc/$pid" ] && continue
@@ -418,12 +429,15 @@ start_relay() {
 	wait_port "$TN_NS_RELAY" "$TN_RELAY_PORT" 10 || fail "the relay does not listen"
 }
 
+# start_proxy [ARGS...]: a proxy as TN_PROXY_* say. An empty TN_PROXY_MANAGED leaves the
+# networks to ARGS (--network cidr=...,virtual_cidr=...).
 start_proxy() {
 	local certs=${TN_PROXY_CERTS:-$TN_CERTS/proxy} net=()
-	net=(--managed-cidr "$TN_PROXY_MANAGED")
-	[ -n "$TN_PROXY_VIRTUAL" ] && net+=(--virtual-cidr "$TN_PROXY_VIRTUAL")
-	tn_spawn "$TN_PROXY_NAME" "$TN_NS_LAN" "$TN_BIN/proxy/proxy" \
-		--server "$TN_RELAY_LAN_IP:$TN_RELAY_PORT" --proxy-id "$TN_PROXY_ID" "${net[@]}" \
+	[ -n "$TN_PROXY_MANAGED" ] && net=(--managed-cidr "$TN_PROXY_MANAGED")
+	[ -n "$TN_PROXY_MANAGED" ] && [ -n "$TN_PROXY_VIRTUAL" ] && net+=(--virtual-cidr "$TN_PROXY_VIRTUAL")
+	tn_spawn "$TN_PROXY_NAME" "${TN_PROXY_NS:-$TN_NS_LAN}" "$TN_BIN/proxy/proxy" \
+		--server "${TN_PROXY_RELAY:-$TN_RELAY_LAN_IP}:$TN_RELAY_PORT" --proxy-id "$TN_PROXY_ID" \
+		${net[@]+"${net[@]}"} \
 		--tls-cert "$certs/cert.pem" --tls-key "$certs/key.pem" \
 		--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug "$@"
 	TN_PROGS+=("$TN_LAST_PID")
@@ -490,4 +504,88 @@ tools_in() {
 # rules_of_client: the client's lines in the cli namespace's netfilter state.
 rules_of_client() {
 	n_cli timeout 10 iptables-save | grep -E 'TUNNEL_CLIENT|tunnel-client' || true
+}
+
+# ------------------------------------------------------------------------------ more of them
+
+# A second LAN (tn_lanb_up): the same real subnet as the first behind its own link to the relay.
+TN_NS_LANB="tn-lanb-$$"
+TN_RELAY_LANB_IP=10.201.3.1
+TN_LANB_LINK_IP=10.201.3.2
+
+n_lanb() { tn_in "$TN_NS_LANB" "$@"; }
+
+# tn_lanb_up: make tn-lanb-$$ (drawn at the top); cleanup deletes it with the others.
+tn_lanb_up() {
+	local rb=tnr$$b br=tnb$$r la=tnb$$a lz=tnb$$z
+	TN_NAMESPACES+=" $TN_NS_LANB"
+	tn_ns_setup "$TN_NS_LANB"
+	ip link add "$rb" netns "$TN_NS_RELAY" type veth peer name "$br" netns "$TN_NS_LANB"
+	ip link add "$la" netns "$TN_NS_LANB" type veth peer name "$lz" netns "$TN_NS_LANB"
+	ip -n "$TN_NS_RELAY" addr add "$TN_RELAY_LANB_IP/24" dev "$rb"
+	ip -n "$TN_NS_LANB" addr add "$TN_LANB_LINK_IP/24" dev "$br"
+	ip -n "$TN_NS_LANB" addr add "$TN_LAN_IP/24" dev "$la"
+	ip -n "$TN_NS_RELAY" link set "$rb" up
+	ip -n "$TN_NS_LANB" link set "$br" up
+	ip -n "$TN_NS_LANB" link set "$lz" up
+	ip -n "$TN_NS_LANB" link set "$la" up
+	tn_log "second LAN up: $TN_NS_LANB ($TN_LAN_NET inside, relay link $TN_LANB_LINK_IP)"
+}
+
+# tn_issue ROLE ID: one more certificate of the test's CA, in $TN_CERTS/ROLE-ID.
+tn_issue() {
+	tmo 30 "$TN_BIN/certs-tool/certs-tool" issue --role "$1" --id "$2" --ca "$TN_CERTS/ca" \
+		--out "$TN_CERTS/$1-$2" >>"$TN_TMP/certs-tool.log" 2>&1 ||
+		fail "certs-tool issue --role $1 --id $2 failed"
+	[ -s "$TN_CERTS/$1-$2/key.pem" ] || fail "certs-tool made no $1 certificate for $2"
+}
+
+# ns_http NAME NS PORT BODY: a web server in NS whose index.html holds BODY; log NAME.log.
+ns_http() {
+	local name=$1 ns=$2 port=$3
+	mkdir -p "$TN_TMP/www-$name"
+	echo "$4" >"$TN_TMP/www-$name/index.html"
+	tn_spawn "$name" "$ns" "$TN_PYTHON" -m http.server --bind 0.0.0.0 \
+		--directory "$TN_TMP/www-$name" "$port"
+	wait_port "$ns" "$port" 10 || fail "$name does not listen on $port"
+}
+
+# count_lines FILE PATTERN: how many lines of FILE match the extended regex (0 if none).
+count_lines() { grep -Ec -- "$2" "$1" 2>/dev/null || true; }
+
+# wait_count FILE PATTERN N SECONDS: poll until at least N lines of FILE match.
+wait_count() {
+	local i n=0
+	for ((i = 0; i < $4 * 10; i++)); do
+		n=$(count_lines "$1" "$2")
+		[ "$n" -ge "$3" ] && return 0
+		sleep 0.1
+	done
+	tn_log "$n lines matching '$2' in $(basename "$1") after $4 s, expected $3"
+	return 1
+}
+
+# relay_flows DST: the relay's end-of-flow lines (debug) for flows to DST (address:port), as
+# "FLOW-ID SRC PROXY-ID", in the order they ended.
+relay_flows() {
+	sed -nE "s/.*flow=([0-9a-f]{16}) client=[^ ]+ ([^ ]+) -> ${1//./\\.} proxy=([^ ]+) up=.*/\1 \2 \3/p" \
+		"$TN_TMP/relay.log"
+}
+
+# proxy_flow_ids NAME: the flow ids proxy NAME logged, sorted.
+proxy_flow_ids() {
+	sed -nE 's/.*flow=([0-9a-f]{16}) client=.*/\1/p' "$TN_TMP/$1.log" | sort
+}
+
+# relay_status: SIGUSR1 to the relay; prints the routing table it logs (the "status:" lines).
+relay_status() {
+	local pid mark i
+	pid=$(tn_pid relay) || fail "no relay"
+	mark=$(wc -l <"$TN_TMP/relay.log")
+	kill -USR1 "$pid"
+	for ((i = 0; i < 50; i++)); do
+		tail -n "+$((mark + 1))" "$TN_TMP/relay.log" | grep -Eq 'status: [0-9]+ proxies' && break
+		sleep 0.1
+	done
+	tail -n "+$((mark + 1))" "$TN_TMP/relay.log" | grep -E 'status:' | sed -E 's/.*status: /status: /'
 }

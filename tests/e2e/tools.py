@@ -22,6 +22,10 @@ hash.
                                      (seed 11) and shut write; prints "<sha256> <count>" sent
   concurrent HOST PORT               many echo connections at once (serve-echo), all checked
   probe HOST PORT                    connect, send a request, classify what happens
+  conns HOST PORT                    many short connections, one after another or one every
+                                     --interval s (each in its own thread), echo (serve-echo)
+                                     or read to EOF (serve-source); one line per connection:
+                                     "<i> <start epoch ms> <local port> <ok|error:...> <ms>"
 """
 
 import argparse
@@ -311,6 +315,72 @@ def cmd_probe(a):
     return 0 if outcome in a.expect.split(",") else 1
 
 
+def cmd_conns(a):
+    """Connection i starts at i * interval (at once after the previous one when interval is 0);
+    with --bind-port every connection uses that local port (SO_REUSEADDR), so the same 4-tuple
+    comes again: the server must close first (serve-source), or the port waits in TIME_WAIT."""
+    results = [None] * a.count
+
+    def one(i):
+        t0 = time.time()
+        port = 0
+        outcome = "ok"
+        try:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                s.settimeout(a.timeout)
+                if a.bind_port:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("0.0.0.0", a.bind_port))
+                s.connect((a.host, a.port))
+                port = s.getsockname()[1]
+                if a.expect_bytes is None:
+                    payload = b"conn-%06d\n" % i
+                    s.sendall(payload)
+                    s.shutdown(socket.SHUT_WR)
+                    n, got = recv_to_eof(s, limit=len(payload))
+                    if got != payload:
+                        outcome = "error:echo-mismatch(%d)" % n
+                else:
+                    n, _ = recv_to_eof(s, hashlib.sha256(), limit=a.expect_bytes)
+                    if n != a.expect_bytes:
+                        outcome = "error:got-%d-bytes" % n
+            finally:
+                s.close()
+        except (socket.timeout, TimeoutError):
+            outcome = "error:timeout"
+        except (OSError, ValueError) as e:
+            outcome = "error:%s" % (getattr(e, "strerror", None) or type(e).__name__).replace(" ", "-")
+        results[i] = "%d %d %d %s %d" % (i, t0 * 1000, port, outcome, (time.time() - t0) * 1000)
+
+    start = time.monotonic()
+    threads = []
+    for i in range(a.count):
+        if a.interval > 0:
+            delay = start + i * a.interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            t = threading.Thread(target=one, args=(i,), daemon=True)
+            t.start()
+            threads.append(t)
+        else:
+            one(i)
+    deadline = time.monotonic() + 3 * a.timeout + 1  # connect, send, read: one timeout each
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+    lines = [r if r is not None else "%d 0 0 error:did-not-finish 0" % i for i, r in enumerate(results)]
+    text = "\n".join(lines) + "\n"
+    if a.out:
+        with open(a.out + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(a.out + ".tmp", a.out)
+    else:
+        sys.stdout.write(text)
+    bad = sum(1 for r in lines if " ok " not in r)
+    log("conns: %d/%d ok in %.2f s" % (a.count - bad, a.count, time.monotonic() - start))
+    return 1 if bad else 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -356,6 +426,12 @@ def main():
     c = client("probe")
     c.add_argument("--send", default="GET / HTTP/1.0\r\n\r\n")
     c.add_argument("--expect", default="data")
+    c = client("conns")
+    c.add_argument("--count", type=int, default=100)
+    c.add_argument("--interval", type=float, default=0.0, help="seconds between starts")
+    c.add_argument("--bind-port", type=int, default=0)
+    c.add_argument("--expect-bytes", type=int, default=None, help="read to EOF (serve-source)")
+    c.add_argument("--out", default=None, help="write the lines here (atomically) at the end")
 
     a = p.parse_args()
     if a.cmd == "serve-echo":
@@ -378,6 +454,7 @@ def main():
                 "early-close": cmd_early_close,
                 "concurrent": cmd_concurrent,
                 "probe": cmd_probe,
+                "conns": cmd_conns,
             }[a.cmd](a)
         except (OSError, ValueError) as e:
             log("%s: %r" % (a.cmd, e))
