@@ -13,6 +13,7 @@
 
 #include "tn/cidr.h"
 #include "tn/h2.h"
+#include "tn/link.h"
 #include "tn/listener.h"
 #include "tn/opts.h"
 #include "tn/tls.h"
@@ -25,14 +26,14 @@ struct client_config {
     struct tn_log_conf log;
     int64_t stream_window, connection_window;
     int64_t heartbeat_interval, heartbeat_timeout;
+    struct tn_link_conf reconnect;
 };
 
 struct client {
     struct ev_loop *loop;
     const struct client_config *cfg;
     SSL_CTX *tls;
-    struct tn_h2 *h2; /* the relay session; NULL when lost */
-    bool is_ready;    /* relay accepted us and the rules are in */
+    struct tn_link link; /* to the relay */
     bool has_rules;
     struct sockaddr_storage relay_addr;
     struct tn_listener listener;

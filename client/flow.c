@@ -140,7 +140,7 @@ flow_accept(struct client *c, int fd)
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (c->h2 == NULL || !c->is_ready || (f = calloc(1, sizeof(*f))) == NULL) {
+    if (c->link.h2 == NULL || !c->link.is_up || (f = calloc(1, sizeof(*f))) == NULL) {
         tn_addr_close_reset(fd); /* no relay: fail at once rather than hang */
         return;
     }
@@ -157,7 +157,7 @@ flow_accept(struct client *c, int fd)
     open.dst = &edst;
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
     fr.open = &open;
-    if (tn_pipe_open(&f->pipe, c->h2, PATH_CONNECT) != 0) {
+    if (tn_pipe_open(&f->pipe, c->link.h2, PATH_CONNECT) != 0) {
         tn_addr_close_reset(fd);
         free(f);
         return;

@@ -42,6 +42,7 @@ static const struct tn_conf_key keys[] = {
       .min = 1,
       .max = 65535 },
     TN_OPTS_HEARTBEAT(struct client_config, heartbeat_interval, heartbeat_timeout),
+    TN_OPTS_RECONNECT(struct client_config, reconnect),
     TN_OPTS_TLS(struct client_config, tls, "client"),
     TN_OPTS_LOG(struct client_config, log),
     TN_OPTS_WINDOWS(struct client_config, stream_window, connection_window),
@@ -63,10 +64,9 @@ client_stop(struct client *c, int status)
 }
 
 static int
-relay_on_ready(struct tn_h2 *h2)
+relay_on_up(struct tn_link *l, struct tn_h2 *h2)
 {
-    struct client *c = tn_h2_owner(h2);
-    const struct tn_identity *peer = tn_h2_peer(h2);
+    struct client *c = tn_container_of(l, struct client, link);
     struct nf_rules rules = {
         .cidrs = &c->cfg->target_cidr,
         .relay = (const struct sockaddr *)&c->relay_addr,
@@ -75,36 +75,44 @@ relay_on_ready(struct tn_h2 *h2)
     char nets[256] = "", net[TN_CIDR_STRLEN];
     size_t i;
 
+    if (c->has_rules) {
+        tn_log_info("relay %s is back: intercepting again", tn_h2_peer_addr(h2));
+        return 0;
+    }
     if (nf_rules_install(&rules) != 0) {
         client_stop(c, 1);
         return TN_ERR_CONFIG;
     }
     c->has_rules = true;
-    c->is_ready = true;
     for (i = 0; i < c->cfg->target_cidr.n; i++) {
         tn_cidr_format(&c->cfg->target_cidr.v[i], net, sizeof(net));
         snprintf(nets + strlen(nets), sizeof(nets) - strlen(nets), "%s%s", i ? " " : "", net);
     }
     tn_log_info("ready: intercepting %s through relay %s (%s)", nets, tn_h2_peer_addr(h2),
-                peer->id);
+                tn_h2_peer(h2)->id);
     return 0;
 }
 
 static void
-relay_on_close(struct tn_h2 *h2, const char *reason)
+relay_on_down(struct tn_link *l, const char *reason)
 {
-    struct client *c = tn_h2_owner(h2);
-
-    tn_log_warnx("relay connection closed: %s", reason);
-    c->h2 = NULL;
-    c->is_ready = false;
-    tn_h2_free(h2);
-    client_stop(c, 1); /* TODO(#8): reconnect with backoff instead */
+    (void)l;
+    tn_log_warnx("relay connection lost (%s): new connections are reset until it is back", reason);
 }
 
-static const struct tn_h2_ops relay_ops = {
-    .on_ready = relay_on_ready,
-    .on_close = relay_on_close,
+static void
+relay_on_give_up(struct tn_link *l, const char *reason)
+{
+    struct client *c = tn_container_of(l, struct client, link);
+
+    tn_log(TN_LOG_ERR, "giving up on relay %s: %s", c->cfg->server_addr, reason);
+    client_stop(c, 1);
+}
+
+static const struct tn_link_ops relay_ops = {
+    .on_up = relay_on_up,
+    .on_down = relay_on_down,
+    .on_give_up = relay_on_give_up,
 };
 
 static void
@@ -132,8 +140,8 @@ main(int argc, char **argv)
     struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     struct tn_h2_settings settings;
     ev_signal sigint, sigterm, sighup;
-    socklen_t len = sizeof(c.relay_addr);
-    int r, fd, lfd = -1;
+    socklen_t len;
+    int r, lfd = -1;
 
     if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0) {
         tn_conf_fini(keys, &cfg);
@@ -163,11 +171,11 @@ main(int argc, char **argv)
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
-    if ((fd = tn_addr_dial(cfg.server_addr, 10000)) < 0)
+    /* Resolved once: the rules keep the relay's own address out of the tunnel. */
+    if (tn_addr_resolve(cfg.server_addr, false, &c.relay_addr, &len) != 0)
         goto out;
-    getpeername(fd, (struct sockaddr *)&c.relay_addr, &len);
-    if ((c.h2 = tn_h2_new(c.loop, c.tls, fd, false, &settings, &relay_ops, &c)) == NULL)
-        goto out;
+    tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr, &settings, &cfg.reconnect, &relay_ops,
+                  &c);
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
@@ -180,8 +188,7 @@ main(int argc, char **argv)
 out:
     if (c.has_rules)
         nf_rules_remove();
-    if (c.h2 != NULL)
-        tn_h2_free(c.h2);
+    tn_link_stop(&c.link);
     if (lfd >= 0)
         close(lfd);
     SSL_CTX_free(c.tls);

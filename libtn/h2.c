@@ -71,6 +71,7 @@ struct tn_h2 {
     bool is_server;
     bool want_write;          /* SSL_write would block: wait for EV_WRITE */
     bool is_ready;            /* the peer's first SETTINGS arrived */
+    bool is_refused;          /* a certificate was refused, by either side: final */
     bool is_closed;           /* torn down: only tn_h2_free remains */
     const char *close_reason; /* set: tear down at the next flush */
     struct tn_buf wbuf;
@@ -573,6 +574,8 @@ ssl_wait(struct tn_h2 *h2, int rv, const char *what)
         char buf[256];
         unsigned long ee = ERR_get_error();
 
+        if (!h2->is_ready)
+            h2->is_refused = true; /* a TLS alert before the session: a certificate problem */
         ERR_error_string_n(ee, buf, sizeof(buf));
         tn_log_warnx("%s: %s: %s", h2->peer_addr, what, ee != 0 ? buf : "TLS failure");
         ERR_clear_error();
@@ -856,17 +859,20 @@ h2_handshake(struct tn_h2 *h2)
     SSL_get0_alpn_selected(h2->ssl, &alpn, &alpn_len);
     if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
         tn_log_warnx("%s: peer did not negotiate ALPN h2", h2->peer_addr);
+        h2->is_refused = true;
         h2_fail(h2, "no ALPN h2");
         return;
     }
     if (tn_tls_peer_identity(h2->ssl, &h2->peer) != 0) {
         tn_log_warnx("%s: certificate has no tunnel:// identity", h2->peer_addr);
+        h2->is_refused = true;
         h2_fail(h2, "certificate without identity");
         return;
     }
     if (h2->settings.peer_role != TN_ROLE_NONE && h2->peer.role != h2->settings.peer_role) {
         tn_log_warnx("%s: refused: its certificate is a %s's, not a %s's", h2->peer_addr,
                      tn_role_name(h2->peer.role), tn_role_name(h2->settings.peer_role));
+        h2->is_refused = true;
         h2_fail(h2, "wrong certificate role");
         return;
     }
@@ -977,6 +983,12 @@ const struct tn_identity *
 tn_h2_peer(const struct tn_h2 *h2)
 {
     return &h2->peer;
+}
+
+bool
+tn_h2_is_refused(const struct tn_h2 *h2)
+{
+    return h2->is_refused;
 }
 
 const char *

@@ -202,14 +202,14 @@ pflow_open(struct proxy *px)
 {
     struct pflow *f;
 
-    if (px->h2 == NULL || (f = calloc(1, sizeof(*f))) == NULL)
+    if (px->link.h2 == NULL || (f = calloc(1, sizeof(*f))) == NULL)
         return -ENOMEM;
     f->px = px;
     f->dial_fd = -1;
     tn_pipe_init(&f->pipe, px->loop, &pflow_pipe_ops);
     ev_init(&f->connecting, pflow_on_connecting);
     ev_init(&f->dial_timer, pflow_on_dial_timeout);
-    if (tn_pipe_open(&f->pipe, px->h2, PATH_ACCEPT) != 0) {
+    if (tn_pipe_open(&f->pipe, px->link.h2, PATH_ACCEPT) != 0) {
         free(f);
         return TN_ERR_H2;
     }

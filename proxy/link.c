@@ -48,7 +48,7 @@ link_on_refill(struct ev_loop *loop, ev_timer *w, int revents)
 void
 link_refill_later(struct proxy *px)
 {
-    if (px->is_stopping || px->h2 == NULL || ev_is_active(&px->refill))
+    if (px->is_stopping || px->link.h2 == NULL || ev_is_active(&px->refill))
         return;
     ev_timer_init(&px->refill, link_on_refill, 1.0, 0);
     ev_timer_start(px->loop, &px->refill);
@@ -84,12 +84,15 @@ control_on_end(void *owner, int grpc_status, const char *grpc_message)
 {
     struct proxy *px = owner;
 
-    if (grpc_status != 0)
-        tn_log_warnx("relay refused registration: %s (grpc-status %d)",
-                     grpc_message[0] != '\0' ? grpc_message : "no reason given", grpc_status);
-    else
-        tn_log_warnx("relay ended the registration");
-    proxy_stop(px, 1);
+    if (grpc_status != 0) {
+        /* The relay's policy or our identity: reconnecting would only be refused again. */
+        tn_log(TN_LOG_ERR, "relay refused registration: %s (grpc-status %d)",
+               grpc_message[0] != '\0' ? grpc_message : "no reason given", grpc_status);
+        proxy_stop(px, 1);
+        return;
+    }
+    tn_log_warnx("relay ended the registration: reconnecting");
+    tn_h2_close(px->link.h2, "registration ended");
 }
 
 static void
@@ -105,9 +108,11 @@ control_on_close(void *owner, uint32_t error_code)
     struct proxy *px = owner;
 
     px->control = NULL;
-    if (error_code != 0 && !px->is_stopping) {
-        tn_log_warnx("relay reset the registration (HTTP/2 error %u)", error_code);
-        proxy_stop(px, 1);
+    px->is_registered = false;
+    /* Reset alone, on a connection that stays up: start over on a new one. */
+    if (error_code != 0 && !px->is_stopping && px->link.is_up) {
+        tn_log_warnx("relay reset the registration (HTTP/2 error %u): reconnecting", error_code);
+        tn_h2_close(px->link.h2, "registration reset");
     }
 }
 
@@ -119,9 +124,9 @@ static const struct tn_h2_stream_ops control_ops = {
 };
 
 static int
-link_on_ready(struct tn_h2 *h2)
+link_on_up(struct tn_link *l, struct tn_h2 *h2)
 {
-    struct proxy *px = tn_h2_owner(h2);
+    struct proxy *px = tn_container_of(l, struct proxy, link);
     Tunnel__V1__Hello hello = TUNNEL__V1__HELLO__INIT;
     Tunnel__V1__Network *nets = NULL, **netp = NULL;
     char(*text)[2][TN_CIDR_STRLEN] = NULL;
@@ -157,25 +162,33 @@ out:
 }
 
 static void
-link_on_close(struct tn_h2 *h2, const char *reason)
+link_on_down(struct tn_link *l, const char *reason)
 {
-    struct proxy *px = tn_h2_owner(h2);
+    struct proxy *px = tn_container_of(l, struct proxy, link);
 
-    tn_log_warnx("relay connection closed: %s", reason);
-    px->h2 = NULL;
-    tn_h2_free(h2);
+    tn_log_warnx("relay connection lost: %s", reason);
+    px->is_registered = false;
+    ev_timer_stop(px->loop, &px->refill);
+}
+
+static void
+link_on_give_up(struct tn_link *l, const char *reason)
+{
+    struct proxy *px = tn_container_of(l, struct proxy, link);
+
+    tn_log(TN_LOG_ERR, "giving up on relay %s: %s", px->cfg->server_addr, reason);
     proxy_stop(px, 1);
 }
 
-static const struct tn_h2_ops link_ops = {
-    .on_ready = link_on_ready,
-    .on_close = link_on_close,
+static const struct tn_link_ops link_ops = {
+    .on_up = link_on_up,
+    .on_down = link_on_down,
+    .on_give_up = link_on_give_up,
 };
 
-int
-link_start(struct proxy *px, int fd, const struct tn_h2_settings *settings)
+void
+link_start(struct proxy *px, const struct tn_h2_settings *settings)
 {
-    if ((px->h2 = tn_h2_new(px->loop, px->tls, fd, false, settings, &link_ops, px)) == NULL)
-        return -ENOMEM;
-    return 0;
+    tn_link_start(&px->link, px->loop, px->tls, px->cfg->server_addr, settings, &px->cfg->reconnect,
+                  &link_ops, px);
 }

@@ -78,6 +78,7 @@ static const struct tn_conf_key keys[] = {
       .min = 1,
       .max = 4096 },
     TN_OPTS_HEARTBEAT(struct proxy_config, heartbeat_interval, heartbeat_timeout),
+    TN_OPTS_RECONNECT(struct proxy_config, reconnect),
     TN_OPTS_TLS(struct proxy_config, tls, "proxy"),
     TN_OPTS_LOG(struct proxy_config, log),
     TN_OPTS_WINDOWS(struct proxy_config, stream_window, connection_window),
@@ -169,7 +170,7 @@ main(int argc, char **argv)
     struct tn_identity me;
     struct tn_h2_settings settings;
     ev_signal sigint, sigterm;
-    int r, fd;
+    int r;
 
     if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0 || (r = networks_gather(&px, &cfg)) != 0) {
         free(px.nets);
@@ -199,8 +200,7 @@ main(int argc, char **argv)
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
-    if ((fd = tn_addr_dial(cfg.server_addr, 10000)) < 0 || link_start(&px, fd, &settings) != 0)
-        goto out;
+    link_start(&px, &settings);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     sigint.data = sigterm.data = &px;
@@ -209,10 +209,7 @@ main(int argc, char **argv)
     px.status = 0;
     ev_run(px.loop, 0);
     ev_timer_stop(px.loop, &px.refill);
-    if (px.h2 != NULL) {
-        tn_h2_free(px.h2);
-        px.h2 = NULL;
-    }
+    tn_link_stop(&px.link);
 out:
     free(px.nets);
     SSL_CTX_free(px.tls);

@@ -11,6 +11,7 @@
 
 #include "tn/cidr.h"
 #include "tn/h2.h"
+#include "tn/link.h"
 #include "tn/opts.h"
 #include "tn/tls.h"
 
@@ -28,6 +29,7 @@ struct proxy_config {
     struct tn_cidr virtual_cidr;  /* ip.family 0: none, clients use the real addresses */
     struct tn_conf_list networks; /* more of them: struct proxy_net */
     int64_t heartbeat_interval, heartbeat_timeout;
+    struct tn_link_conf reconnect;
     int64_t dial_timeout_ms;
     int64_t accept_pool;
     struct tn_tls_conf tls;
@@ -41,7 +43,7 @@ struct proxy {
     struct proxy_net *nets; /* every network served: the list and the flags' one */
     size_t nnets;
     SSL_CTX *tls;
-    struct tn_h2 *h2;
+    struct tn_link link;
     struct tn_h2_stream *control; /* the Register stream */
     bool is_registered;
     bool is_stopping; /* a signal asked us to stop: the relay going away is no error */
@@ -52,7 +54,7 @@ struct proxy {
 };
 
 /* link.c: registration and the pool of Accept streams. */
-int link_start(struct proxy *px, int fd, const struct tn_h2_settings *settings);
+void link_start(struct proxy *px, const struct tn_h2_settings *settings);
 void link_refill(struct proxy *px);
 /* Refills the pool a little later: idle streams were lost (an intermediary's idle timeout, a
  * relay resetting them), and an immediate refill could spin. */

@@ -75,6 +75,9 @@ void tn_h2_close(struct tn_h2 *h2, const char *reason);
 
 void *tn_h2_owner(const struct tn_h2 *h2);
 const struct tn_identity *tn_h2_peer(const struct tn_h2 *h2);
+/* True when the connection ended because a certificate was refused (by either side, or for
+ * its role): reconnecting cannot help. */
+bool tn_h2_is_refused(const struct tn_h2 *h2);
 /* "1.2.3.4:5678" of the peer. */
 const char *tn_h2_peer_addr(const struct tn_h2 *h2);
 

@@ -93,6 +93,41 @@ struct tn_log_conf {
         .max = 3600000                                                                     \
     }
 
+/* Rows for reconnect: {initial, max, max_retries, disabled} at member |m| (a tn_link_conf). */
+#define TN_OPTS_RECONNECT(T, m)                                                          \
+    { .key = "reconnect.initial",                                                        \
+      .flag = "reconnect-initial",                                                       \
+      .type = TN_CONF_DURATION,                                                          \
+      .offset = offsetof(T, m.initial_ms),                                               \
+      .def = "1s",                                                                       \
+      .metavar = "DURATION",                                                             \
+      .help = "first reconnect delay's ceiling (doubles per failure, with full jitter)", \
+      .min = 10,                                                                         \
+      .max = 3600000 },                                                                  \
+        { .key = "reconnect.max",                                                        \
+          .flag = "reconnect-max",                                                       \
+          .type = TN_CONF_DURATION,                                                      \
+          .offset = offsetof(T, m.max_ms),                                               \
+          .def = "30s",                                                                  \
+          .metavar = "DURATION",                                                         \
+          .help = "longest reconnect delay",                                             \
+          .min = 10,                                                                     \
+          .max = 3600000 },                                                              \
+        { .key = "reconnect.max_retries",                                                \
+          .flag = "max-retries",                                                         \
+          .type = TN_CONF_INT,                                                           \
+          .offset = offsetof(T, m.max_retries),                                          \
+          .def = "0",                                                                    \
+          .metavar = "N",                                                                \
+          .help = "give up after N failed attempts in a row (0: never)",                 \
+          .min = 0,                                                                      \
+          .max = 1000000000 },                                                           \
+    {                                                                                    \
+        .key = "reconnect.disabled", .flag = "no-reconnect", .type = TN_CONF_BOOL,       \
+        .offset = offsetof(T, m.is_disabled), .def = "false",                            \
+        .help = "exit when the relay connection is lost instead of reconnecting"         \
+    }
+
 /* Opens the log as |c| says.  Returns 0 or -errno (logged). */
 int tn_opts_log_open(const char *component, const struct tn_log_conf *c);
 

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/* A client's link to the relay: dials without blocking the loop, runs one HTTP/2 connection at
+ * a time, and when it is lost dials again after an exponential backoff with full jitter.
+ * Used by the client and the proxy alike. */
+#ifndef TN_LINK_H
+#define TN_LINK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <openssl/ssl.h>
+
+#include "tn/h2.h"
+
+struct tn_link;
+
+struct tn_link_ops {
+    /* The connection is up (TLS verified, the relay's SETTINGS in).  Returns 0, or an error
+     * to give up (the owner has logged why). */
+    int (*on_up)(struct tn_link *l, struct tn_h2 *h2);
+    /* The connection is gone; every stream on it has been closed already. */
+    void (*on_down)(struct tn_link *l, const char *reason);
+    /* No more attempts: retries ran out, reconnecting is off, or the relay refused us in a way
+     * retrying cannot mend (a certificate it does not trust). */
+    void (*on_give_up)(struct tn_link *l, const char *reason);
+};
+
+struct tn_link_conf {
+    int64_t initial_ms;  /* first delay's ceiling; it doubles per failed attempt */
+    int64_t max_ms;      /* ceiling of the delay */
+    int64_t max_retries; /* 0: unlimited */
+    bool is_disabled;    /* --no-reconnect: the first loss ends it */
+};
+
+struct tn_link {
+    struct ev_loop *loop;
+    SSL_CTX *tls;
+    const char *hostport;
+    struct tn_h2_settings settings;
+    struct tn_link_conf conf;
+    const struct tn_link_ops *ops;
+    void *owner;
+    struct tn_h2 *h2; /* NULL while down */
+    bool is_up;
+    bool is_stopped;
+    int64_t failures; /* attempts since the link was last up */
+    int fd;           /* the socket being dialed, or -1 */
+    ev_io connecting;
+    ev_timer timer; /* the next attempt, or the dial timeout */
+};
+
+/* Starts dialing |hostport| at once. */
+void tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, const char *hostport,
+                   const struct tn_h2_settings *settings, const struct tn_link_conf *conf,
+                   const struct tn_link_ops *ops, void *owner);
+/* Closes the connection (GOAWAY, close_notify) and stops every timer: no callback after this. */
+void tn_link_stop(struct tn_link *l);
+
+/* The delay before attempt |failures| (1, 2, ...): uniform in [0, min(max, initial *
+ * 2^(failures-1))], so that a fleet that lost its relay at once does not come back at once. */
+double tn_link_backoff(const struct tn_link_conf *conf, int64_t failures);
+
+#endif

@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: MIT */
+/* The link to the relay: non-blocking dial, one HTTP/2 connection, backoff and retry. */
+#include "tn/link.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "tn/addr.h"
+#include "tn/err.h"
+#include "tn/log.h"
+#include "tn/util.h"
+
+#define DIAL_TIMEOUT 10.0 /* seconds for the TCP connect; TLS has its own */
+
+static void link_dial(struct tn_link *l);
+
+double
+tn_link_backoff(const struct tn_link_conf *conf, int64_t failures)
+{
+    double ceiling = (double)conf->initial_ms / 1e3, max = (double)conf->max_ms / 1e3;
+    uint32_t r = 0;
+    int64_t i;
+
+    for (i = 1; i < failures && ceiling < max; i++)
+        ceiling *= 2;
+    if (ceiling > max)
+        ceiling = max;
+    if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+        r = (uint32_t)random();
+    return ceiling * ((double)r / (double)UINT32_MAX);
+}
+
+static void
+link_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct tn_link *l = tn_container_of(w, struct tn_link, timer);
+
+    (void)loop;
+    (void)revents;
+    if (l->fd >= 0) { /* the dial timed out */
+        ev_io_stop(l->loop, &l->connecting);
+        close(l->fd);
+        l->fd = -1;
+        tn_log_warnx("relay %s: connect timed out", l->hostport);
+        l->failures++;
+    }
+    link_dial(l);
+}
+
+/* The connection failed or was lost: try again later, or give up. */
+static void
+link_retry(struct tn_link *l, const char *reason)
+{
+    double delay;
+
+    if (l->is_stopped)
+        return;
+    if (l->conf.is_disabled || (l->conf.max_retries > 0 && l->failures > l->conf.max_retries)) {
+        l->ops->on_give_up(l, reason);
+        return;
+    }
+    delay = tn_link_backoff(&l->conf, l->failures);
+    tn_log_info("relay %s: %s; attempt %" PRId64 " in %.1f s", l->hostport, reason, l->failures + 1,
+                delay);
+    ev_timer_set(&l->timer, delay, 0);
+    ev_timer_start(l->loop, &l->timer);
+}
+
+static int
+link_h2_on_ready(struct tn_h2 *h2)
+{
+    struct tn_link *l = tn_h2_owner(h2);
+
+    l->is_up = true;
+    l->failures = 0;
+    return l->ops->on_up(l, h2);
+}
+
+static void
+link_h2_on_close(struct tn_h2 *h2, const char *reason)
+{
+    struct tn_link *l = tn_h2_owner(h2);
+    bool was_up = l->is_up, is_refused = tn_h2_is_refused(h2);
+
+    l->h2 = NULL;
+    l->is_up = false;
+    tn_h2_free(h2);
+    if (was_up)
+        l->ops->on_down(l, reason);
+    else
+        l->failures++;
+    if (is_refused) {
+        /* The relay (or we) rejected a certificate: retrying changes nothing. */
+        l->ops->on_give_up(l, reason);
+        return;
+    }
+    link_retry(l, reason);
+}
+
+static const struct tn_h2_ops link_h2_ops = {
+    .on_ready = link_h2_on_ready,
+    .on_close = link_h2_on_close,
+};
+
+static void
+link_on_connected(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct tn_link *l = tn_container_of(w, struct tn_link, connecting);
+    int fd = l->fd, r = tn_addr_connect_result(fd);
+
+    (void)revents;
+    ev_io_stop(loop, w);
+    ev_timer_stop(loop, &l->timer);
+    l->fd = -1;
+    if (r != 0) {
+        close(fd);
+        tn_log_debug("relay %s: connect: %s", l->hostport, strerror(-r));
+        l->failures++;
+        link_retry(l, strerror(-r));
+        return;
+    }
+    if ((l->h2 = tn_h2_new(l->loop, l->tls, fd, false, &l->settings, &link_h2_ops, l)) == NULL) {
+        l->failures++;
+        link_retry(l, "out of memory");
+    }
+}
+
+static void
+link_dial(struct tn_link *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fd;
+
+    if (tn_addr_resolve(l->hostport, false, &ss, &len) != 0) {
+        l->failures++;
+        link_retry(l, "cannot resolve the relay's address");
+        return;
+    }
+    if ((fd = tn_addr_connect((struct sockaddr *)&ss, len)) < 0) {
+        l->failures++;
+        link_retry(l, strerror(-fd));
+        return;
+    }
+    l->fd = fd;
+    ev_io_init(&l->connecting, link_on_connected, fd, EV_WRITE);
+    ev_io_start(l->loop, &l->connecting);
+    ev_timer_set(&l->timer, DIAL_TIMEOUT, 0);
+    ev_timer_start(l->loop, &l->timer);
+}
+
+void
+tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, const char *hostport,
+              const struct tn_h2_settings *settings, const struct tn_link_conf *conf,
+              const struct tn_link_ops *ops, void *owner)
+{
+    memset(l, 0, sizeof(*l));
+    l->loop = loop;
+    l->tls = tls;
+    l->hostport = hostport;
+    l->settings = *settings;
+    l->conf = *conf;
+    l->ops = ops;
+    l->owner = owner;
+    l->fd = -1;
+    ev_init(&l->timer, link_on_timer);
+    ev_init(&l->connecting, link_on_connected);
+    link_dial(l);
+}
+
+void
+tn_link_stop(struct tn_link *l)
+{
+    if (l->loop == NULL) /* never started */
+        return;
+    l->is_stopped = true;
+    ev_timer_stop(l->loop, &l->timer);
+    ev_io_stop(l->loop, &l->connecting);
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    if (l->h2 != NULL)
+        tn_h2_free(l->h2); /* GOAWAY and close_notify; no callbacks */
+    l->h2 = NULL;
+    l->is_up = false;
+}
