@@ -570,6 +570,9 @@ ssl_wait(struct tn_h2 *h2, int rv, const char *what)
     } else if (e == SSL_ERROR_SYSCALL) {
         tn_log_debug("%s: %s: %s", h2->peer_addr, what, strerror(errno));
         h2_fail(h2, "connection lost");
+    } else if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        ERR_clear_error(); /* the peer's process or host went away mid-record */
+        h2_fail(h2, "peer closed the connection");
     } else {
         char buf[256];
         unsigned long ee = ERR_get_error();

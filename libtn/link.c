@@ -19,14 +19,19 @@
 static void link_dial(struct tn_link *l);
 
 double
-tn_link_backoff(const struct tn_link_conf *conf, int64_t failures)
+tn_link_backoff(const struct tn_link_conf *conf, int64_t failures, double outage)
 {
-    double ceiling = (double)conf->initial_ms / 1e3, max = (double)conf->max_ms / 1e3;
+    double initial = (double)conf->initial_ms / 1e3, ceiling = initial;
+    double max = (double)conf->max_ms / 1e3;
     uint32_t r = 0;
     int64_t i;
 
     for (i = 1; i < failures && ceiling < max; i++)
         ceiling *= 2;
+    /* Never wait longer than the relay has been gone: quick refusals must not push the next
+     * attempt far past a short outage. */
+    if (ceiling > outage)
+        ceiling = outage > initial ? outage : initial;
     if (ceiling > max)
         ceiling = max;
     if (RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
@@ -63,7 +68,9 @@ link_retry(struct tn_link *l, const char *reason)
         l->ops->on_give_up(l, reason);
         return;
     }
-    delay = tn_link_backoff(&l->conf, l->failures);
+    if (l->down_since == 0)
+        l->down_since = ev_now(l->loop);
+    delay = tn_link_backoff(&l->conf, l->failures, ev_now(l->loop) - l->down_since);
     tn_log_info("relay %s: %s; attempt %" PRId64 " in %.1f s", l->hostport, reason, l->failures + 1,
                 delay);
     ev_timer_set(&l->timer, delay, 0);
@@ -77,6 +84,7 @@ link_h2_on_ready(struct tn_h2 *h2)
 
     l->is_up = true;
     l->failures = 0;
+    l->down_since = 0;
     return l->ops->on_up(l, h2);
 }
 

@@ -44,8 +44,9 @@ struct tn_link {
     struct tn_h2 *h2; /* NULL while down */
     bool is_up;
     bool is_stopped;
-    int64_t failures; /* attempts since the link was last up */
-    int fd;           /* the socket being dialed, or -1 */
+    int64_t failures;     /* attempts since the link was last up */
+    ev_tstamp down_since; /* when the link was first found down, or 0 */
+    int fd;               /* the socket being dialed, or -1 */
     ev_io connecting;
     ev_timer timer; /* the next attempt, or the dial timeout */
 };
@@ -57,8 +58,10 @@ void tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, const 
 /* Closes the connection (GOAWAY, close_notify) and stops every timer: no callback after this. */
 void tn_link_stop(struct tn_link *l);
 
-/* The delay before attempt |failures| (1, 2, ...): uniform in [0, min(max, initial *
- * 2^(failures-1))], so that a fleet that lost its relay at once does not come back at once. */
-double tn_link_backoff(const struct tn_link_conf *conf, int64_t failures);
+/* The delay before the next attempt after |failures| failed ones, |outage| seconds after the
+ * link went down: uniform in [0, C] (full jitter, so that a fleet that lost its relay at once
+ * does not come back at once) with C = initial * 2^(failures-1), capped by max and by the
+ * outage so far (but at least initial). */
+double tn_link_backoff(const struct tn_link_conf *conf, int64_t failures, double outage);
 
 #endif
