@@ -27,6 +27,7 @@ struct client_config {
     int64_t stream_window, connection_window;
     int64_t heartbeat_interval, heartbeat_timeout;
     struct tn_link_conf reconnect;
+    int64_t drain_timeout;
 };
 
 struct client {
@@ -39,6 +40,9 @@ struct client {
     struct tn_listener listener;
     int status; /* exit status once the loop stops */
     uint64_t flows;
+    uint64_t active;  /* flows open now */
+    bool is_draining; /* SIGTERM: rules gone, open flows finishing */
+    ev_timer drain_deadline;
 };
 
 /* netfilter.c: the only code that changes netfilter. */
@@ -56,5 +60,8 @@ int nf_rules_remove(void);
 
 /* flow.c */
 void flow_accept(struct client *c, int fd);
+
+/* main.c: a flow ended (the last one ends a drain). */
+void client_flow_ended(struct client *c);
 
 #endif

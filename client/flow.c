@@ -102,6 +102,7 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
            "flow=%016" PRIx64 " %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
            f->src, f->dst, f->proxy[0] != '\0' ? f->proxy : "-", p->bytes_up, p->bytes_down,
            reason != NULL ? reason : "closed");
+    client_flow_ended(f->c);
     free(f);
 }
 
@@ -140,7 +141,8 @@ flow_accept(struct client *c, int fd)
         return;
     }
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (c->link.h2 == NULL || !c->link.is_up || (f = calloc(1, sizeof(*f))) == NULL) {
+    if (c->link.h2 == NULL || !c->link.is_up || c->is_draining ||
+        (f = calloc(1, sizeof(*f))) == NULL) {
         tn_addr_close_reset(fd); /* no relay: fail at once rather than hang */
         return;
     }
@@ -162,6 +164,7 @@ flow_accept(struct client *c, int fd)
         free(f);
         return;
     }
+    c->active++;                  /* from here on the flow ends through pipe_on_close */
     tn_pipe_attach(&f->pipe, fd); /* reads start on the next loop turn: Open goes first */
     if (tn_pipe_send(&f->pipe, &fr) != 0) {
         tn_pipe_abort(&f->pipe, "out of memory");

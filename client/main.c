@@ -3,6 +3,7 @@
  * SO_ORIGINAL_DST for the real destination) and carries each connection to the relay as one
  * HTTP/2 stream over mutual TLS. */
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -41,6 +42,14 @@ static const struct tn_conf_key keys[] = {
       .help = "local port intercepted connections are redirected to",
       .min = 1,
       .max = 65535 },
+    { .key = "drain_timeout",
+      .flag = "drain-timeout",
+      .type = TN_CONF_DURATION,
+      .offset = offsetof(struct client_config, drain_timeout),
+      .def = "10s",
+      .metavar = "DURATION",
+      .help = "on SIGTERM, let open flows finish this long (0: stop at once)",
+      .max = 3600000 },
     TN_OPTS_HEARTBEAT(struct client_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_RECONNECT(struct client_config, reconnect),
     TN_OPTS_TLS(struct client_config, tls, "client"),
@@ -121,15 +130,47 @@ on_connection(struct tn_listener *l, int fd)
     flow_accept(tn_container_of(l, struct client, listener), fd);
 }
 
+void
+client_flow_ended(struct client *c)
+{
+    c->active--;
+    if (c->is_draining && c->active == 0) {
+        tn_log_info("drained: every flow is done");
+        client_stop(c, 0);
+    }
+}
+
+static void
+on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct client *c = tn_container_of(w, struct client, drain_deadline);
+
+    (void)loop;
+    (void)revents;
+    tn_log_warnx("drain deadline reached: resetting %" PRIu64 " flows", c->active);
+    client_stop(c, 0);
+}
+
+/* The first SIGTERM or SIGINT drains: new connections are reset at once and the open flows get
+ * drain_timeout to finish; the rules go at the end, since removing the last NAT rule can take
+ * the redirection from connections already under way.  A second signal, or SIGHUP, stops at
+ * once. */
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct client *c = w->data;
 
-    (void)loop;
     (void)revents;
-    tn_log_info("signal %d: removing rules and stopping", w->signum);
-    client_stop(c, 0);
+    if (c->is_draining || c->active == 0 || c->cfg->drain_timeout == 0 || w->signum == SIGHUP) {
+        tn_log_info("signal %d: removing rules and stopping", w->signum);
+        client_stop(c, 0);
+        return;
+    }
+    tn_log_info("signal %d: draining: %" PRIu64 " flows have %.1f s to finish, new ones are reset",
+                w->signum, c->active, (double)c->cfg->drain_timeout / 1e3);
+    c->is_draining = true;
+    ev_timer_init(&c->drain_deadline, on_drain_deadline, (double)c->cfg->drain_timeout / 1e3, 0);
+    ev_timer_start(loop, &c->drain_deadline);
 }
 
 int
@@ -185,6 +226,8 @@ main(int argc, char **argv)
     ev_signal_start(c.loop, &sigterm);
     ev_signal_start(c.loop, &sighup);
     ev_run(c.loop, 0);
+    ev_timer_stop(c.loop, &c.drain_deadline);
+    tn_listener_stop(&c.listener, c.loop);
 out:
     if (c.has_rules)
         nf_rules_remove();

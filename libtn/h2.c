@@ -445,6 +445,11 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         h2->ping_sent = 0;
         return 0;
     }
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+        if (h2->ops->on_goaway != NULL)
+            h2->ops->on_goaway(h2);
+        return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
     if ((s = stream_of(h2, frame->hd.stream_id)) == NULL)
@@ -951,6 +956,17 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     ev_io_start(loop, &h2->io);
     ev_timer_start(loop, &h2->handshake_timer);
     return h2;
+}
+
+void
+tn_h2_drain(struct tn_h2 *h2)
+{
+    if (h2->ng == NULL || h2->is_closed)
+        return;
+    nghttp2_submit_goaway(h2->ng, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h2->ng), NGHTTP2_NO_ERROR, NULL,
+                          0);
+    h2_schedule(h2);
 }
 
 void

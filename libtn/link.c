@@ -94,6 +94,12 @@ link_h2_on_close(struct tn_h2 *h2, const char *reason)
     struct tn_link *l = tn_h2_owner(h2);
     bool was_up = l->is_up, is_refused = tn_h2_is_refused(h2);
 
+    if (h2 == l->draining) { /* its streams are done: nothing more to say */
+        l->draining = NULL;
+        tn_h2_free(h2);
+        return;
+    }
+
     l->h2 = NULL;
     l->is_up = false;
     tn_h2_free(h2);
@@ -109,9 +115,33 @@ link_h2_on_close(struct tn_h2 *h2, const char *reason)
     link_retry(l, reason);
 }
 
+/* The relay is draining: let this connection finish its streams and dial a new one now, so
+ * that new flows do not wait for the old ones. */
+static void
+link_h2_on_goaway(struct tn_h2 *h2)
+{
+    struct tn_link *l = tn_h2_owner(h2);
+
+    if (h2 != l->h2 || l->is_stopped)
+        return;
+    if (l->draining != NULL)
+        tn_h2_close(l->draining, "superseded");
+    l->draining = h2;
+    l->h2 = NULL;
+    if (l->is_up) {
+        l->is_up = false;
+        l->ops->on_down(l, "the relay is draining (GOAWAY)");
+    }
+    tn_log_info("relay %s sent GOAWAY: its open flows go on, new ones wait for a new connection",
+                l->hostport);
+    l->down_since = ev_now(l->loop);
+    link_dial(l);
+}
+
 static const struct tn_h2_ops link_h2_ops = {
     .on_ready = link_h2_on_ready,
     .on_close = link_h2_on_close,
+    .on_goaway = link_h2_on_goaway,
 };
 
 static void
@@ -193,6 +223,8 @@ tn_link_stop(struct tn_link *l)
     l->fd = -1;
     if (l->h2 != NULL)
         tn_h2_free(l->h2); /* GOAWAY and close_notify; no callbacks */
-    l->h2 = NULL;
+    if (l->draining != NULL)
+        tn_h2_free(l->draining);
+    l->h2 = l->draining = NULL;
     l->is_up = false;
 }

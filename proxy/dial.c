@@ -53,6 +53,7 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
         tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
                f->client, f->dst, p->bytes_down, p->bytes_up, reason != NULL ? reason : "closed");
+        proxy_flow_ended(f->px);
     }
     free(f);
 }
@@ -156,6 +157,7 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     f->has_open = true;
     f->px->idle--;
     f->px->flows++;
+    f->px->active++;
     link_refill(f->px); /* replace this stream in the pool at once */
     f->id = fr->open->flow_id;
     snprintf(f->client, sizeof(f->client), "%s", fr->open->client_id);

@@ -28,7 +28,7 @@ proxy_stop(struct proxy *px, int status)
 void
 link_refill(struct proxy *px)
 {
-    while (px->is_registered && px->idle < px->cfg->accept_pool) {
+    while (px->is_registered && !px->is_stopping && px->idle < px->cfg->accept_pool) {
         if (pflow_open(px) != 0)
             return;
         px->idle++;
@@ -91,8 +91,9 @@ control_on_end(void *owner, int grpc_status, const char *grpc_message)
         proxy_stop(px, 1);
         return;
     }
-    tn_log_warnx("relay ended the registration: reconnecting");
-    tn_h2_close(px->link.h2, "registration ended");
+    /* Status 0: the relay is draining; its GOAWAY has the link dialing a new connection. */
+    tn_log_info("relay ended the registration: %s",
+                grpc_message[0] != '\0' ? grpc_message : "no reason given");
 }
 
 static void
@@ -110,7 +111,7 @@ control_on_close(void *owner, uint32_t error_code)
     px->control = NULL;
     px->is_registered = false;
     /* Reset alone, on a connection that stays up: start over on a new one. */
-    if (error_code != 0 && !px->is_stopping && px->link.is_up) {
+    if (error_code != 0 && !px->is_stopping && px->link.is_up && px->link.h2 != NULL) {
         tn_log_warnx("relay reset the registration (HTTP/2 error %u): reconnecting", error_code);
         tn_h2_close(px->link.h2, "registration reset");
     }
@@ -167,6 +168,10 @@ link_on_down(struct tn_link *l, const char *reason)
     struct proxy *px = tn_container_of(l, struct proxy, link);
 
     tn_log_warnx("relay connection lost: %s", reason);
+    if (px->control != NULL) { /* a draining connection's: the next one registers anew */
+        tn_h2_stream_detach(px->control, 0);
+        px->control = NULL;
+    }
     px->is_registered = false;
     ev_timer_stop(px->loop, &px->refill);
 }

@@ -2,6 +2,7 @@
 /* proxy: runs inside a remote network, connects out to the relay, and dials the targets of
  * client flows, only inside the network it serves. */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/proc.h"
+#include "tn/util.h"
 
 static const struct tn_conf_key network_keys[] = {
     { .key = "cidr",
@@ -77,6 +79,14 @@ static const struct tn_conf_key keys[] = {
       .help = "idle Accept streams kept open for new flows",
       .min = 1,
       .max = 4096 },
+    { .key = "drain_timeout",
+      .flag = "drain-timeout",
+      .type = TN_CONF_DURATION,
+      .offset = offsetof(struct proxy_config, drain_timeout),
+      .def = "30s",
+      .metavar = "DURATION",
+      .help = "on SIGTERM, let open flows finish this long (0: stop at once)",
+      .max = 3600000 },
     TN_OPTS_HEARTBEAT(struct proxy_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_RECONNECT(struct proxy_config, reconnect),
     TN_OPTS_TLS(struct proxy_config, tls, "proxy"),
@@ -151,15 +161,46 @@ cert_id(const char *file, struct tn_identity *id)
     return r;
 }
 
+void
+proxy_flow_ended(struct proxy *px)
+{
+    px->active--;
+    if (px->is_stopping && px->active == 0) {
+        tn_log_info("drained: every flow is done");
+        ev_break(px->loop, EVBREAK_ALL);
+    }
+}
+
+static void
+on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct proxy *px = tn_container_of(w, struct proxy, drain_deadline);
+
+    (void)revents;
+    tn_log_warnx("drain deadline reached: resetting %" PRIu64 " flows", px->active);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* The first SIGTERM or SIGINT drains: GOAWAY tells the relay to route nothing new here, and the
+ * open flows get drain_timeout to finish.  A second signal stops at once. */
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct proxy *px = w->data;
 
     (void)revents;
-    tn_log_info("signal %d: stopping", w->signum);
+    if (px->is_stopping || px->active == 0 || px->cfg->drain_timeout == 0 || px->link.h2 == NULL) {
+        tn_log_info("signal %d: stopping", w->signum);
+        px->is_stopping = true;
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    tn_log_info("signal %d: leaving the relay; %" PRIu64 " flows have %.1f s to finish", w->signum,
+                px->active, (double)px->cfg->drain_timeout / 1e3);
     px->is_stopping = true;
-    ev_break(loop, EVBREAK_ALL);
+    tn_h2_drain(px->link.h2);
+    ev_timer_init(&px->drain_deadline, on_drain_deadline, (double)px->cfg->drain_timeout / 1e3, 0);
+    ev_timer_start(loop, &px->drain_deadline);
 }
 
 int
@@ -209,6 +250,7 @@ main(int argc, char **argv)
     px.status = 0;
     ev_run(px.loop, 0);
     ev_timer_stop(px.loop, &px.refill);
+    ev_timer_stop(px.loop, &px.drain_deadline);
     tn_link_stop(&px.link);
 out:
     free(px.nets);

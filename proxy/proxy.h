@@ -30,6 +30,7 @@ struct proxy_config {
     struct tn_conf_list networks; /* more of them: struct proxy_net */
     int64_t heartbeat_interval, heartbeat_timeout;
     struct tn_link_conf reconnect;
+    int64_t drain_timeout;
     int64_t dial_timeout_ms;
     int64_t accept_pool;
     struct tn_tls_conf tls;
@@ -51,6 +52,8 @@ struct proxy {
     ev_timer refill;  /* tops the pool up again after idle streams were lost */
     int status;       /* exit status once the loop stops */
     uint64_t flows;
+    uint64_t active; /* flows open now */
+    ev_timer drain_deadline;
 };
 
 /* link.c: registration and the pool of Accept streams. */
@@ -62,5 +65,8 @@ void link_refill_later(struct proxy *px);
 
 /* dial.c: one Accept stream and the connection it dials. */
 int pflow_open(struct proxy *px);
+
+/* main.c: a flow ended (the last one ends a drain). */
+void proxy_flow_ended(struct proxy *px);
 
 #endif

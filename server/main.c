@@ -79,6 +79,14 @@ static const struct tn_conf_key keys[] = {
       .help = "a proxy must answer a flow's Open this fast, or the next replica is tried",
       .min = 100,
       .max = 3600000 },
+    { .key = "drain_timeout",
+      .flag = "drain-timeout",
+      .type = TN_CONF_DURATION,
+      .offset = offsetof(struct relay_config, drain_timeout),
+      .def = "30s",
+      .metavar = "DURATION",
+      .help = "on SIGTERM, let open flows finish this long (0: stop at once)",
+      .max = 3600000 },
     TN_OPTS_HEARTBEAT(struct relay_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_TLS(struct relay_config, tls, "relay"),
     TN_OPTS_LOG(struct relay_config, log),
@@ -116,11 +124,38 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 static void
+on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    tn_log_warnx("drain deadline reached: closing what is left");
+    ev_break(loop, EVBREAK_ALL);
+}
+
+/* The first SIGTERM or SIGINT drains: GOAWAY to everyone, no new connections, proxies out of
+ * the routes, open flows finish within drain_timeout.  A second one stops at once. */
+static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
+    struct relay *relay = w->data;
+
     (void)revents;
-    tn_log_info("signal %d: stopping", w->signum);
-    ev_break(loop, EVBREAK_ALL);
+    if (relay->is_draining || relay->sessions == NULL || relay->cfg->drain_timeout == 0) {
+        tn_log_info("signal %d: stopping", w->signum);
+        ev_break(loop, EVBREAK_ALL);
+        return;
+    }
+    tn_log_info("signal %d: draining for up to %.1f s (again to stop at once)", w->signum,
+                (double)relay->cfg->drain_timeout / 1e3);
+    relay->is_draining = true;
+    /* Closed, not just unwatched: new connections are refused at once and go elsewhere. */
+    tn_listener_stop(&relay->listener, loop);
+    close(relay->listener.io.fd);
+    relay->listener.io.fd = -1;
+    ev_timer_init(&relay->drain_deadline, on_drain_deadline,
+                  (double)relay->cfg->drain_timeout / 1e3, 0);
+    ev_timer_start(loop, &relay->drain_deadline);
+    session_drain_all(relay);
 }
 
 int
@@ -166,6 +201,7 @@ main(int argc, char **argv)
     tn_listener_start(&relay.listener, relay.loop, fd, on_connection);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
+    sigint.data = sigterm.data = &relay;
     ev_signal_start(relay.loop, &sigint);
     ev_signal_start(relay.loop, &sigterm);
     ev_signal_init(&sigusr1, on_status, SIGUSR1);
@@ -175,7 +211,9 @@ main(int argc, char **argv)
                 tn_addr_format((struct sockaddr *)&ss, addr, sizeof(addr)));
     ev_run(relay.loop, 0);
     tn_listener_stop(&relay.listener, relay.loop);
-    close(fd);
+    ev_timer_stop(relay.loop, &relay.drain_deadline);
+    if (relay.listener.io.fd >= 0)
+        close(relay.listener.io.fd);
     session_close_all(&relay);
     status = 0;
 out:

@@ -48,12 +48,15 @@ struct relay_config {
     int64_t max_streams;
     int64_t heartbeat_interval, heartbeat_timeout;
     int64_t open_timeout;
+    int64_t drain_timeout;
     struct tn_conf_list proxies; /* of struct proxy_rule; empty: any proxy, any network */
     struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
 };
 
 struct relay {
     struct ev_loop *loop;
+    bool is_draining; /* SIGTERM: no new sessions or flows, open ones finish */
+    ev_timer drain_deadline;
     uint64_t serials; /* the last proxy registration's serial */
     SSL_CTX *tls;
     const struct relay_config *cfg;
@@ -67,6 +70,7 @@ struct session {
     struct relay *relay;
     struct tn_h2 *h2;
     struct session *prev, *next;
+    bool is_draining;    /* GOAWAY sent or received: open flows finish, nothing new starts */
     struct proxy *proxy; /* set once a proxy registered on this session */
 };
 
@@ -106,6 +110,9 @@ struct route {
 /* session.c */
 void session_accept(struct relay *relay, int fd);
 void session_close_all(struct relay *relay);
+/* Starts the graceful close of every session (GOAWAY; proxies' routes go).  The loop ends when
+ * the last session is gone. */
+void session_drain_all(struct relay *relay);
 /* Takes an idle Accept stream of |px|, or returns NULL when none is idle. */
 struct tn_h2_stream *proxy_take_stream(struct proxy *px);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <ev.h>
 #include <nghttp2/nghttp2.h>
 
 #include "relay.h"
@@ -342,7 +343,8 @@ reg_on_close(void *owner, uint32_t error_code)
     if (s->proxy != NULL && s->proxy->control == rg->stream) {
         s->proxy->control = NULL;
         proxy_leave(s->proxy);
-        tn_h2_close(s->h2, "control stream closed");
+        if (!s->is_draining) /* else its flows finish first */
+            tn_h2_close(s->h2, "control stream closed");
     }
     free(rg->msg);
     free(rg);
@@ -439,6 +441,10 @@ session_free(struct session *s, const char *reason)
     if (s->proxy != NULL)
         proxy_free(s->proxy);
     free(s);
+    if (relay->is_draining && relay->sessions == NULL) {
+        tn_log_info("drained: every session is closed");
+        ev_break(relay->loop, EVBREAK_ALL);
+    }
 }
 
 static void
@@ -447,10 +453,51 @@ session_on_close(struct tn_h2 *h2, const char *reason)
     session_free(tn_h2_owner(h2), reason);
 }
 
+/* Takes the session out of service gracefully: a proxy's routes go at once, its flows and a
+ * client's finish. */
+static void
+session_drain(struct session *s)
+{
+    struct proxy *px = s->proxy;
+
+    if (s->is_draining)
+        return;
+    s->is_draining = true;
+    if (px != NULL && px->control != NULL) {
+        tn_h2_stream_finish(px->control, TN_GRPC_OK, "relay draining");
+        tn_h2_stream_detach(px->control, 0);
+        px->control = NULL;
+    }
+    if (px != NULL)
+        proxy_leave(px);
+}
+
+/* A proxy (or client) going away gracefully sends GOAWAY: take it out of the routes now. */
+static void
+session_on_goaway(struct tn_h2 *h2)
+{
+    struct session *s = tn_h2_owner(h2);
+
+    tn_log_info("%s (%s) is leaving: its open flows go on", tn_h2_peer_addr(h2), session_name(s));
+    session_drain(s);
+}
+
+void
+session_drain_all(struct relay *relay)
+{
+    struct session *s;
+
+    for (s = relay->sessions; s != NULL; s = s->next) {
+        session_drain(s);
+        tn_h2_drain(s->h2);
+    }
+}
+
 static const struct tn_h2_ops session_ops = {
     .on_ready = session_on_ready,
     .on_request = session_on_request,
     .on_close = session_on_close,
+    .on_goaway = session_on_goaway,
 };
 
 void

@@ -49,6 +49,8 @@ struct tn_h2_ops {
     /* The connection is closed (every stream's on_close has run).  |reason| says why.  The
      * owner must call tn_h2_free() here or later. */
     void (*on_close)(struct tn_h2 *h2, const char *reason);
+    /* The peer sent GOAWAY: it takes no new streams, the open ones go on.  May be NULL. */
+    void (*on_goaway)(struct tn_h2 *h2);
 };
 
 struct tn_h2_settings {
@@ -69,6 +71,10 @@ struct tn_h2 *tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_serv
                         void *owner);
 /* Frees a connection that is closed or never got going.  Safe with NULL. */
 void tn_h2_free(struct tn_h2 *h2);
+/* Starts a graceful close: GOAWAY tells the peer to open no more streams; the connection ends
+ * by itself (ops->on_close) once the open ones are done. */
+void tn_h2_drain(struct tn_h2 *h2);
+
 /* Closes the connection now: every stream is told, then ops->on_close.  Not for use inside
  * this connection's own stream callbacks (use tn_h2_stream_reset there). */
 void tn_h2_close(struct tn_h2 *h2, const char *reason);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* A client's link to the relay: dials without blocking the loop, runs one HTTP/2 connection at
- * a time, and when it is lost dials again after an exponential backoff with full jitter.
+ * a time, and when it is lost dials again after an exponential backoff with full jitter.  When
+ * the relay says GOAWAY (it is draining), the link dials a new connection at once while the
+ * old one finishes its streams.
  * Used by the client and the proxy alike. */
 #ifndef TN_LINK_H
 #define TN_LINK_H
@@ -41,7 +43,8 @@ struct tn_link {
     struct tn_link_conf conf;
     const struct tn_link_ops *ops;
     void *owner;
-    struct tn_h2 *h2; /* NULL while down */
+    struct tn_h2 *h2;       /* NULL while down */
+    struct tn_h2 *draining; /* the previous connection, finishing its streams after GOAWAY */
     bool is_up;
     bool is_stopped;
     int64_t failures;     /* attempts since the link was last up */
