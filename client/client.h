@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include "tn/cidr.h"
+#include "tn/conf.h"
 #include "tn/h2.h"
 #include "tn/link.h"
 #include "tn/listener.h"
@@ -19,7 +20,7 @@
 #include "tn/tls.h"
 
 struct client_config {
-    char *server_addr;
+    struct tn_str_list server_addr; /* relays, used one at a time */
     struct tn_cidr_list target_cidr;
     int64_t listen_port;
     struct tn_tls_conf tls;
@@ -36,7 +37,8 @@ struct client {
     SSL_CTX *tls;
     struct tn_link link; /* to the relay */
     bool has_rules;
-    struct sockaddr_storage relay_addr;
+    struct sockaddr_storage *relay_addrs; /* resolved once, kept out of the rules */
+    size_t nrelay_addrs;
     struct tn_listener listener;
     int status; /* exit status once the loop stops */
     uint64_t flows;
@@ -48,8 +50,9 @@ struct client {
 /* netfilter.c: the only code that changes netfilter. */
 struct nf_rules {
     const struct tn_cidr_list *cidrs;
-    const struct sockaddr *relay; /* never intercepted */
-    unsigned port;                /* where REDIRECT sends connections */
+    const struct sockaddr_storage *relays; /* never intercepted */
+    size_t nrelays;
+    unsigned port; /* where REDIRECT sends connections */
 };
 
 /* Installs our chain and its jump atomically.  Returns 0 or TN_ERR_CONFIG (logged). */

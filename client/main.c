@@ -21,11 +21,15 @@
 static const struct tn_conf_key keys[] = {
     { .key = "server_addr",
       .flag = "server",
-      .type = TN_CONF_HOSTPORT,
+      .type = TN_CONF_HOSTPORT_LIST,
       .offset = offsetof(struct client_config, server_addr),
       .metavar = "HOST:PORT",
-      .help = "the relay to connect to",
+      .help = "the relay; several: one is used, the next when it fails (YAML: also servers)",
       .is_required = true },
+    { .key = "servers",
+      .type = TN_CONF_HOSTPORT_LIST,
+      .offset = offsetof(struct client_config, server_addr),
+      .help = "the same as server_addr, as a list" },
     { .key = "target_cidr",
       .flag = "cidr",
       .type = TN_CONF_CIDR_LIST,
@@ -78,7 +82,8 @@ relay_on_up(struct tn_link *l, struct tn_h2 *h2)
     struct client *c = tn_container_of(l, struct client, link);
     struct nf_rules rules = {
         .cidrs = &c->cfg->target_cidr,
-        .relay = (const struct sockaddr *)&c->relay_addr,
+        .relays = c->relay_addrs,
+        .nrelays = c->nrelay_addrs,
         .port = (unsigned)c->cfg->listen_port,
     };
     char nets[256] = "", net[TN_CIDR_STRLEN];
@@ -114,7 +119,7 @@ relay_on_give_up(struct tn_link *l, const char *reason)
 {
     struct client *c = tn_container_of(l, struct client, link);
 
-    tn_log(TN_LOG_ERR, "giving up on relay %s: %s", c->cfg->server_addr, reason);
+    tn_log(TN_LOG_ERR, "giving up on relay %s: %s", l->hostport, reason);
     client_stop(c, 1);
 }
 
@@ -182,6 +187,7 @@ main(int argc, char **argv)
     struct tn_h2_settings settings;
     ev_signal sigint, sigterm, sighup;
     socklen_t len;
+    size_t i;
     int r, lfd = -1;
 
     if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0) {
@@ -207,16 +213,21 @@ main(int argc, char **argv)
         .stream_window = (uint32_t)cfg.stream_window,
         .connection_window = (uint32_t)cfg.connection_window,
         .max_streams = 100,
-        .authority = cfg.server_addr,
+        .authority = cfg.server_addr.v[0],
         .peer_role = TN_ROLE_SERVER,
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
-    /* Resolved once: the rules keep the relay's own address out of the tunnel. */
-    if (tn_addr_resolve(cfg.server_addr, false, &c.relay_addr, &len) != 0)
+    /* Resolved once: the rules keep the relays' own addresses out of the tunnel. */
+    if ((c.relay_addrs = calloc(cfg.server_addr.n, sizeof(*c.relay_addrs))) == NULL)
         goto out;
-    tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr, &settings, &cfg.reconnect, &relay_ops,
-                  &c);
+    for (i = 0; i < cfg.server_addr.n; i++) {
+        if (tn_addr_resolve(cfg.server_addr.v[i], false, &c.relay_addrs[i], &len) != 0)
+            goto out;
+    }
+    c.nrelay_addrs = cfg.server_addr.n;
+    tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr.v, cfg.server_addr.n, &settings,
+                  &cfg.reconnect, &relay_ops, &c);
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
@@ -234,6 +245,7 @@ out:
     tn_link_stop(&c.link);
     if (lfd >= 0)
         close(lfd);
+    free(c.relay_addrs);
     SSL_CTX_free(c.tls);
     tn_conf_fini(keys, &cfg);
     tn_log_close();

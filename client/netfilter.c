@@ -70,12 +70,16 @@ nf_rules_install(const struct nf_rules *rules)
     if ((f = open_memstream(&text, &len)) == NULL)
         return -errno;
     fprintf(f, "*nat\n:" CHAIN " - [0:0]\n");
-    /* Our own connection to the relay must never loop back into the tunnel. */
-    if (tn_addr_to_ip(rules->relay, &rip, &rport) == 0 && rip.family == AF_INET)
+    /* Our own connections to the relays must never loop back into the tunnel. */
+    for (i = 0; i < rules->nrelays; i++) {
+        if (tn_addr_to_ip((const struct sockaddr *)&rules->relays[i], &rip, &rport) != 0 ||
+            rip.family != AF_INET)
+            continue;
         fprintf(f,
                 "-A " CHAIN " -d %s/32 -p tcp --dport %u -m comment --comment " COMMENT
                 " -j RETURN\n",
                 tn_ip_format(&rip, relay, sizeof(relay)), rport);
+    }
     for (i = 0; i < rules->cidrs->n; i++) {
         if (rules->cidrs->v[i].ip.family != AF_INET)
             continue; /* TODO(#6): IPv6 through ip6tables */

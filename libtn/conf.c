@@ -489,6 +489,42 @@ set_record(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append
     return check_required(k->sub, elem, k->key, o);
 }
 
+static void
+str_list_fini(struct tn_str_list *l)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* Checks |s| as a HOSTPORT and appends a copy to |l|.  Returns 0 or TN_ERR_CONFIG. */
+static int
+str_list_add(const struct tn_conf_key *k, struct tn_str_list *l, const char *s,
+             const struct origin *o)
+{
+    char **grown, *copy;
+
+    if (strlen(s) > MAX_VALUE) {
+        report(o, k->key, "the value is too long (at most %d bytes)", MAX_VALUE);
+        return TN_ERR_CONFIG;
+    }
+    if (check_hostport(k, s, o) != 0)
+        return TN_ERR_CONFIG;
+    if ((copy = strdup(s)) == NULL ||
+        (grown = realloc(l->v, (l->n + 1) * sizeof(*grown))) == NULL) {
+        free(copy);
+        report(o, k->key, "out of memory");
+        return TN_ERR_CONFIG;
+    }
+    l->v = grown;
+    l->v[l->n++] = copy;
+    return 0;
+}
+
 /* Parses |s| as the value of |k| and stores it in |cfg|; a CIDR list is replaced unless
  * |is_append|.  Returns 0 or TN_ERR_CONFIG (reported). */
 static int
@@ -501,7 +537,7 @@ set_value(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append,
     bool b;
 
     if (*s == '\0' && k->type != TN_CONF_STR && k->type != TN_CONF_CIDR_LIST &&
-        k->type != TN_CONF_LIST) {
+        k->type != TN_CONF_LIST && k->type != TN_CONF_HOSTPORT_LIST) {
         report(o, k->key, "needs a value");
         return TN_ERR_CONFIG;
     }
@@ -570,6 +606,10 @@ set_value(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append,
         return set_cidr_list(k, cfg, s, is_append, o);
     case TN_CONF_LIST:
         return set_record(k, cfg, s, is_append, o);
+    case TN_CONF_HOSTPORT_LIST:
+        if (!is_append)
+            str_list_fini(field(cfg, k));
+        return str_list_add(k, field(cfg, k), s, o);
     }
     report(o, k->key, "unknown key type %d", (int)k->type);
     return TN_ERR_CONFIG;
@@ -607,6 +647,9 @@ tn_conf_fini(const struct tn_conf_key *keys, void *cfg)
             break;
         case TN_CONF_LIST:
             list_fini(k, field(cfg, k));
+            break;
+        case TN_CONF_HOSTPORT_LIST:
+            str_list_fini(field(cfg, k));
             break;
         default:
             break;
@@ -792,6 +835,38 @@ out:
     return r;
 }
 
+/* A YAML list of HOST:PORT scalars into a fresh list, which replaces the old one. */
+static int
+apply_hostports(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *seq,
+                const char *path)
+{
+    struct tn_str_list fresh = { NULL, 0 };
+    yaml_node_item_t *it;
+    yaml_node_t *item;
+    struct origin o;
+    const char *s;
+    int r = TN_ERR_CONFIG;
+
+    for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
+        item = yaml_document_get_node(l->doc, *it);
+        o = node_origin(l, item);
+        if (item->type != YAML_SCALAR_NODE) {
+            report(&o, path, "expected HOST:PORT in the list, got %s", node_kind(item));
+            goto out;
+        }
+        if ((s = scalar_text(l, item, path)) == NULL || str_list_add(k, &fresh, s, &o) != 0)
+            goto out;
+    }
+    str_list_fini(field(l->cfg, k));
+    *(struct tn_str_list *)field(l->cfg, k) = fresh;
+    fresh.v = NULL; /* transferred */
+    fresh.n = 0;
+    r = 0;
+out:
+    str_list_fini(&fresh);
+    return r;
+}
+
 static int
 apply_node(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *n, const char *path)
 {
@@ -816,8 +891,12 @@ apply_node(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *n, 
     }
     if (k->type == TN_CONF_CIDR_LIST && n->type == YAML_SEQUENCE_NODE)
         return apply_list(l, k, n, path);
+    if (k->type == TN_CONF_HOSTPORT_LIST && n->type == YAML_SEQUENCE_NODE)
+        return apply_hostports(l, k, n, path);
     report(&o, path, "expected %s, got %s",
-           k->type == TN_CONF_CIDR_LIST ? "a CIDR or a list of them" : "a single value",
+           k->type == TN_CONF_CIDR_LIST       ? "a CIDR or a list of them"
+           : k->type == TN_CONF_HOSTPORT_LIST ? "HOST:PORT or a list of them"
+                                              : "a single value",
            node_kind(n));
     return TN_ERR_CONFIG;
 }
@@ -1105,11 +1184,17 @@ static void
 metavar(const struct tn_conf_key *k, struct sbuf *b)
 {
     static const char *const by_type[] = {
-        [TN_CONF_STR] = "VALUE",      [TN_CONF_HOSTPORT] = "HOST:PORT",
-        [TN_CONF_INT] = "N",          [TN_CONF_BOOL] = "",
-        [TN_CONF_ENUM] = "NAME",      [TN_CONF_DURATION] = "DURATION",
-        [TN_CONF_SIZE] = "SIZE",      [TN_CONF_CIDR] = "CIDR",
-        [TN_CONF_CIDR_LIST] = "CIDR", [TN_CONF_LIST] = "KEY=VALUE,...",
+        [TN_CONF_STR] = "VALUE",
+        [TN_CONF_HOSTPORT] = "HOST:PORT",
+        [TN_CONF_INT] = "N",
+        [TN_CONF_BOOL] = "",
+        [TN_CONF_ENUM] = "NAME",
+        [TN_CONF_DURATION] = "DURATION",
+        [TN_CONF_SIZE] = "SIZE",
+        [TN_CONF_CIDR] = "CIDR",
+        [TN_CONF_CIDR_LIST] = "CIDR",
+        [TN_CONF_LIST] = "KEY=VALUE,...",
+        [TN_CONF_HOSTPORT_LIST] = "HOST:PORT",
     };
 
     if (k->type == TN_CONF_BOOL)
@@ -1135,7 +1220,8 @@ usage_line(int width, const char *left, const struct tn_conf_key *k, const char 
             printf("%s%s", i == 0 ? " (one of: " : ", ", k->choices[i]);
         if (i > 0)
             printf(")");
-        if (k->type == TN_CONF_CIDR_LIST || k->type == TN_CONF_LIST)
+        if (k->type == TN_CONF_CIDR_LIST || k->type == TN_CONF_LIST ||
+            k->type == TN_CONF_HOSTPORT_LIST)
             printf(" (repeatable)");
         if (k->def != NULL)
             printf(" (default: %s)", k->def);
@@ -1210,6 +1296,8 @@ is_set(const struct tn_conf_key *k, void *cfg)
         return ((struct tn_cidr_list *)f)->n > 0;
     case TN_CONF_LIST:
         return ((struct tn_conf_list *)f)->n > 0;
+    case TN_CONF_HOSTPORT_LIST:
+        return ((struct tn_str_list *)f)->n > 0;
     default:
         return true;
     }

@@ -70,9 +70,17 @@ link_retry(struct tn_link *l, const char *reason)
     }
     if (l->down_since == 0)
         l->down_since = ev_now(l->loop);
-    delay = tn_link_backoff(&l->conf, l->failures, ev_now(l->loop) - l->down_since);
-    tn_log_info("relay %s: %s; attempt %" PRId64 " in %.1f s", l->hostport, reason, l->failures + 1,
-                delay);
+    /* Another relay that has not failed us yet is worth trying at once. */
+    if (l->naddrs > 1 && l->failures % (int64_t)l->naddrs != 0)
+        delay = 0;
+    else
+        delay = tn_link_backoff(&l->conf, l->failures / (int64_t)l->naddrs,
+                                ev_now(l->loop) - l->down_since);
+    tn_log_info("relay %s: %s; attempt %" PRId64 " in %.1f s%s%s", l->hostport, reason,
+                l->failures + 1, delay, l->naddrs > 1 ? " with " : "",
+                l->naddrs > 1 ? l->addrs[(l->cur + 1) % l->naddrs] : "");
+    l->cur = (l->cur + 1) % l->naddrs;
+    l->hostport = l->addrs[l->cur];
     ev_timer_set(&l->timer, delay, 0);
     ev_timer_start(l->loop, &l->timer);
 }
@@ -128,6 +136,8 @@ link_h2_on_goaway(struct tn_h2 *h2)
         tn_h2_close(l->draining, "superseded");
     l->draining = h2;
     l->h2 = NULL;
+    l->cur = (l->cur + 1) % l->naddrs; /* another relay, if there is one, while this one drains */
+    l->hostport = l->addrs[l->cur];
     if (l->is_up) {
         l->is_up = false;
         l->ops->on_down(l, "the relay is draining (GOAWAY)");
@@ -161,6 +171,7 @@ link_on_connected(struct ev_loop *loop, ev_io *w, int revents)
         link_retry(l, strerror(-r));
         return;
     }
+    l->settings.authority = l->hostport;
     if ((l->h2 = tn_h2_new(l->loop, l->tls, fd, false, &l->settings, &link_h2_ops, l)) == NULL) {
         l->failures++;
         link_retry(l, "out of memory");
@@ -192,14 +203,16 @@ link_dial(struct tn_link *l)
 }
 
 void
-tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, const char *hostport,
-              const struct tn_h2_settings *settings, const struct tn_link_conf *conf,
+tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const *addrs,
+              size_t naddrs, const struct tn_h2_settings *settings, const struct tn_link_conf *conf,
               const struct tn_link_ops *ops, void *owner)
 {
     memset(l, 0, sizeof(*l));
     l->loop = loop;
     l->tls = tls;
-    l->hostport = hostport;
+    l->addrs = addrs;
+    l->naddrs = naddrs;
+    l->hostport = addrs[0];
     l->settings = *settings;
     l->conf = *conf;
     l->ops = ops;

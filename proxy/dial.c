@@ -20,6 +20,7 @@
 struct pflow {
     struct tn_pipe pipe;
     struct proxy *px;
+    struct uplink *up; /* the relay session it came on */
     ev_io connecting;
     ev_timer dial_timer;
     int dial_fd;
@@ -47,8 +48,8 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
 
     pflow_stop_dial(f);
     if (!f->has_open) {
-        f->px->idle--; /* an idle stream went away: the relay is leaving, or reset it */
-        link_refill_later(f->px);
+        f->up->idle--; /* an idle stream went away: the relay is leaving, or reset it */
+        uplink_refill_later(f->up);
     } else {
         tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
@@ -155,10 +156,10 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
         return TN_ERR_PROTO;
     }
     f->has_open = true;
-    f->px->idle--;
+    f->up->idle--;
     f->px->flows++;
     f->px->active++;
-    link_refill(f->px); /* replace this stream in the pool at once */
+    uplink_refill(f->up); /* replace this stream in the pool at once */
     f->id = fr->open->flow_id;
     snprintf(f->client, sizeof(f->client), "%s", fr->open->client_id);
     ep = fr->open->dst;
@@ -200,18 +201,20 @@ static const struct tn_pipe_ops pflow_pipe_ops = {
 };
 
 int
-pflow_open(struct proxy *px)
+pflow_open(struct uplink *up)
 {
+    struct proxy *px = up->px;
     struct pflow *f;
 
-    if (px->link.h2 == NULL || (f = calloc(1, sizeof(*f))) == NULL)
+    if (up->link.h2 == NULL || (f = calloc(1, sizeof(*f))) == NULL)
         return -ENOMEM;
     f->px = px;
+    f->up = up;
     f->dial_fd = -1;
     tn_pipe_init(&f->pipe, px->loop, &pflow_pipe_ops);
     ev_init(&f->connecting, pflow_on_connecting);
     ev_init(&f->dial_timer, pflow_on_dial_timeout);
-    if (tn_pipe_open(&f->pipe, px->link.h2, PATH_ACCEPT) != 0) {
+    if (tn_pipe_open(&f->pipe, up->link.h2, PATH_ACCEPT) != 0) {
         free(f);
         return TN_ERR_H2;
     }

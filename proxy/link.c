@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The proxy's session with the relay: Register (Hello -> Welcome), then a pool of idle Accept
- * streams that the relay binds flows to without a round trip. */
+/* The proxy's uplinks, one session per relay: Register (Hello -> Welcome), then a pool of idle
+ * Accept streams that the relay binds flows to without a round trip.  With several relays the
+ * proxy holds a session to each, so that any of them can route to it. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,69 +27,69 @@ proxy_stop(struct proxy *px, int status)
 }
 
 void
-link_refill(struct proxy *px)
+uplink_refill(struct uplink *up)
 {
-    while (px->is_registered && !px->is_stopping && px->idle < px->cfg->accept_pool) {
-        if (pflow_open(px) != 0)
+    while (up->is_registered && !up->px->is_stopping && up->idle < up->px->cfg->accept_pool) {
+        if (pflow_open(up) != 0)
             return;
-        px->idle++;
+        up->idle++;
     }
 }
 
 static void
-link_on_refill(struct ev_loop *loop, ev_timer *w, int revents)
+uplink_on_refill(struct ev_loop *loop, ev_timer *w, int revents)
 {
-    struct proxy *px = tn_container_of(w, struct proxy, refill);
-
     (void)loop;
     (void)revents;
-    link_refill(px);
+    uplink_refill(tn_container_of(w, struct uplink, refill));
 }
 
 void
-link_refill_later(struct proxy *px)
+uplink_refill_later(struct uplink *up)
 {
-    if (px->is_stopping || px->link.h2 == NULL || ev_is_active(&px->refill))
+    if (up->px->is_stopping || up->link.h2 == NULL || ev_is_active(&up->refill))
         return;
-    ev_timer_init(&px->refill, link_on_refill, 1.0, 0);
-    ev_timer_start(px->loop, &px->refill);
+    ev_timer_set(&up->refill, 1.0, 0);
+    ev_timer_start(up->px->loop, &up->refill);
 }
 
 static int
 control_on_data(void *owner, const uint8_t *p, size_t n)
 {
-    struct proxy *px = owner;
+    struct uplink *up = owner;
+    struct proxy *px = up->px;
     char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
     size_t i;
 
     (void)p;
-    tn_h2_stream_consume(px->control, n);
-    if (px->is_registered)
+    tn_h2_stream_consume(up->control, n);
+    if (up->is_registered)
         return 0;
     /* The Welcome carries nothing we need yet: its arrival is the acceptance. */
-    px->is_registered = true;
+    up->is_registered = true;
     for (i = 0; i < px->nnets; i++) {
         const struct proxy_net *net = &px->nets[i];
 
         tn_log_info(
-            "registered with relay %s as %s: %s -> %s", px->cfg->server_addr, px->cfg->proxy_id,
+            "registered with relay %s as %s: %s -> %s", up->link.hostport, px->cfg->proxy_id,
             tn_cidr_format(net->virt.ip.family != 0 ? &net->virt : &net->real, a, sizeof(a)),
             tn_cidr_format(&net->real, b, sizeof(b)));
     }
-    link_refill(px);
+    uplink_refill(up);
     return 0;
 }
 
 static void
 control_on_end(void *owner, int grpc_status, const char *grpc_message)
 {
-    struct proxy *px = owner;
+    struct uplink *up = owner;
 
     if (grpc_status != 0) {
         /* The relay's policy or our identity: reconnecting would only be refused again. */
-        tn_log(TN_LOG_ERR, "relay refused registration: %s (grpc-status %d)",
-               grpc_message[0] != '\0' ? grpc_message : "no reason given", grpc_status);
-        proxy_stop(px, 1);
+        tn_log(TN_LOG_ERR, "relay refused registration: %s (grpc-status %d, relay %s)",
+               grpc_message[0] != '\0' ? grpc_message : "no reason given", grpc_status,
+               up->link.hostport);
+        proxy_stop(up->px, 1);
         return;
     }
     /* Status 0: the relay is draining; its GOAWAY has the link dialing a new connection. */
@@ -106,14 +107,15 @@ control_on_sent(void *owner, size_t n)
 static void
 control_on_close(void *owner, uint32_t error_code)
 {
-    struct proxy *px = owner;
+    struct uplink *up = owner;
 
-    px->control = NULL;
-    px->is_registered = false;
+    up->control = NULL;
+    up->is_registered = false;
     /* Reset alone, on a connection that stays up: start over on a new one. */
-    if (error_code != 0 && !px->is_stopping && px->link.is_up && px->link.h2 != NULL) {
-        tn_log_warnx("relay reset the registration (HTTP/2 error %u): reconnecting", error_code);
-        tn_h2_close(px->link.h2, "registration reset");
+    if (error_code != 0 && !up->px->is_stopping && up->link.is_up && up->link.h2 != NULL) {
+        tn_log_warnx("relay %s reset the registration (HTTP/2 error %u): reconnecting",
+                     up->link.hostport, error_code);
+        tn_h2_close(up->link.h2, "registration reset");
     }
 }
 
@@ -125,9 +127,10 @@ static const struct tn_h2_stream_ops control_ops = {
 };
 
 static int
-link_on_up(struct tn_link *l, struct tn_h2 *h2)
+uplink_on_up(struct tn_link *l, struct tn_h2 *h2)
 {
-    struct proxy *px = tn_container_of(l, struct proxy, link);
+    struct uplink *up = tn_container_of(l, struct uplink, link);
+    struct proxy *px = up->px;
     Tunnel__V1__Hello hello = TUNNEL__V1__HELLO__INIT;
     Tunnel__V1__Network *nets = NULL, **netp = NULL;
     char(*text)[2][TN_CIDR_STRLEN] = NULL;
@@ -150,10 +153,10 @@ link_on_up(struct tn_link *l, struct tn_h2 *h2)
     hello.n_networks = px->nnets;
     hello.networks = netp;
     hello.version = TN_UNCONST(TN_VERSION);
-    if ((px->control = tn_h2_stream_open(h2, PATH_REGISTER, &control_ops, px)) == NULL ||
-        tn_grpc_append(tn_h2_stream_out(px->control), &hello.base) != 0)
+    if ((up->control = tn_h2_stream_open(h2, PATH_REGISTER, &control_ops, up)) == NULL ||
+        tn_grpc_append(tn_h2_stream_out(up->control), &hello.base) != 0)
         goto out;
-    tn_h2_stream_finish(px->control, 0, NULL); /* Register takes one Hello */
+    tn_h2_stream_finish(up->control, 0, NULL); /* Register takes one Hello */
     r = 0;
 out:
     free(text);
@@ -163,37 +166,78 @@ out:
 }
 
 static void
-link_on_down(struct tn_link *l, const char *reason)
+uplink_on_down(struct tn_link *l, const char *reason)
 {
-    struct proxy *px = tn_container_of(l, struct proxy, link);
+    struct uplink *up = tn_container_of(l, struct uplink, link);
 
-    tn_log_warnx("relay connection lost: %s", reason);
-    if (px->control != NULL) { /* a draining connection's: the next one registers anew */
-        tn_h2_stream_detach(px->control, 0);
-        px->control = NULL;
+    tn_log_warnx("relay %s: connection lost: %s", l->hostport, reason);
+    if (up->control != NULL) { /* a draining connection's: the next one registers anew */
+        tn_h2_stream_detach(up->control, 0);
+        up->control = NULL;
     }
-    px->is_registered = false;
-    ev_timer_stop(px->loop, &px->refill);
+    up->is_registered = false;
+    ev_timer_stop(up->px->loop, &up->refill);
 }
 
 static void
-link_on_give_up(struct tn_link *l, const char *reason)
+uplink_on_give_up(struct tn_link *l, const char *reason)
 {
-    struct proxy *px = tn_container_of(l, struct proxy, link);
+    struct uplink *up = tn_container_of(l, struct uplink, link);
 
-    tn_log(TN_LOG_ERR, "giving up on relay %s: %s", px->cfg->server_addr, reason);
-    proxy_stop(px, 1);
+    tn_log(TN_LOG_ERR, "giving up on relay %s: %s", l->hostport, reason);
+    proxy_stop(up->px, 1);
 }
 
-static const struct tn_link_ops link_ops = {
-    .on_up = link_on_up,
-    .on_down = link_on_down,
-    .on_give_up = link_on_give_up,
+static const struct tn_link_ops uplink_ops = {
+    .on_up = uplink_on_up,
+    .on_down = uplink_on_down,
+    .on_give_up = uplink_on_give_up,
 };
 
-void
-link_start(struct proxy *px, const struct tn_h2_settings *settings)
+int
+uplinks_start(struct proxy *px)
 {
-    tn_link_start(&px->link, px->loop, px->tls, px->cfg->server_addr, settings, &px->cfg->reconnect,
-                  &link_ops, px);
+    const struct tn_str_list *servers = &px->cfg->server_addr;
+    size_t i;
+
+    if ((px->uplinks = calloc(servers->n, sizeof(*px->uplinks))) == NULL)
+        return -ENOMEM;
+    px->nuplinks = servers->n;
+    for (i = 0; i < px->nuplinks; i++) {
+        struct uplink *up = &px->uplinks[i];
+
+        up->px = px;
+        ev_init(&up->refill, uplink_on_refill);
+        tn_link_start(&up->link, px->loop, px->tls, &servers->v[i], 1, &px->settings,
+                      &px->cfg->reconnect, &uplink_ops, up);
+    }
+    return 0;
+}
+
+size_t
+uplinks_drain(struct proxy *px)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < px->nuplinks; i++) {
+        if (px->uplinks[i].link.h2 != NULL) {
+            tn_h2_drain(px->uplinks[i].link.h2);
+            n++;
+        }
+    }
+    return n;
+}
+
+void
+uplinks_stop(struct proxy *px)
+{
+    size_t i;
+
+    for (i = 0; i < px->nuplinks; i++) {
+        ev_timer_stop(px->loop, &px->uplinks[i].refill);
+        tn_link_stop(&px->uplinks[i].link);
+    }
+    free(px->uplinks);
+    px->uplinks = NULL;
+    px->nuplinks = 0;
 }

@@ -30,11 +30,16 @@ static const struct tn_conf_key network_keys[] = {
 static const struct tn_conf_key keys[] = {
     { .key = "server_addr",
       .flag = "server",
-      .type = TN_CONF_HOSTPORT,
+      .type = TN_CONF_HOSTPORT_LIST,
       .offset = offsetof(struct proxy_config, server_addr),
       .metavar = "HOST:PORT",
-      .help = "the relay to connect to",
+      .help = "the relay; several: a session to each, so any can route here (YAML: also "
+              "servers)",
       .is_required = true },
+    { .key = "servers",
+      .type = TN_CONF_HOSTPORT_LIST,
+      .offset = offsetof(struct proxy_config, server_addr),
+      .help = "the same as server_addr, as a list" },
     { .key = "proxy_id",
       .flag = "proxy-id",
       .type = TN_CONF_STR,
@@ -189,7 +194,7 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     struct proxy *px = w->data;
 
     (void)revents;
-    if (px->is_stopping || px->active == 0 || px->cfg->drain_timeout == 0 || px->link.h2 == NULL) {
+    if (px->is_stopping || px->active == 0 || px->cfg->drain_timeout == 0) {
         tn_log_info("signal %d: stopping", w->signum);
         px->is_stopping = true;
         ev_break(loop, EVBREAK_ALL);
@@ -198,7 +203,7 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     tn_log_info("signal %d: leaving the relay; %" PRIu64 " flows have %.1f s to finish", w->signum,
                 px->active, (double)px->cfg->drain_timeout / 1e3);
     px->is_stopping = true;
-    tn_h2_drain(px->link.h2);
+    uplinks_drain(px);
     ev_timer_init(&px->drain_deadline, on_drain_deadline, (double)px->cfg->drain_timeout / 1e3, 0);
     ev_timer_start(loop, &px->drain_deadline);
 }
@@ -209,7 +214,6 @@ main(int argc, char **argv)
     struct proxy_config cfg = { 0 };
     struct proxy px = { 0 };
     struct tn_identity me;
-    struct tn_h2_settings settings;
     ev_signal sigint, sigterm;
     int r;
 
@@ -232,16 +236,16 @@ main(int argc, char **argv)
                      cfg.tls.cert_file, tn_role_name(me.role));
     if (cfg.proxy_id == NULL && (cfg.proxy_id = strdup(me.id)) == NULL)
         goto out;
-    settings = (struct tn_h2_settings){
+    px.settings = (struct tn_h2_settings){
         .stream_window = (uint32_t)cfg.stream_window,
         .connection_window = (uint32_t)cfg.connection_window,
         .max_streams = 100,
-        .authority = cfg.server_addr,
         .peer_role = TN_ROLE_SERVER,
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
-    link_start(&px, &settings);
+    if (uplinks_start(&px) != 0)
+        goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     sigint.data = sigterm.data = &px;
@@ -249,10 +253,9 @@ main(int argc, char **argv)
     ev_signal_start(px.loop, &sigterm);
     px.status = 0;
     ev_run(px.loop, 0);
-    ev_timer_stop(px.loop, &px.refill);
     ev_timer_stop(px.loop, &px.drain_deadline);
-    tn_link_stop(&px.link);
 out:
+    uplinks_stop(&px);
     free(px.nets);
     SSL_CTX_free(px.tls);
     tn_conf_fini(keys, &cfg);

@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "tn/cidr.h"
+#include "tn/conf.h"
 #include "tn/h2.h"
 #include "tn/link.h"
 #include "tn/opts.h"
@@ -23,7 +24,7 @@ struct proxy_net {
 };
 
 struct proxy_config {
-    char *server_addr;
+    struct tn_str_list server_addr; /* relays: one session to each */
     char *proxy_id;
     struct tn_cidr managed_cidr;  /* one network by flag: --managed-cidr [--virtual-cidr] */
     struct tn_cidr virtual_cidr;  /* ip.family 0: none, clients use the real addresses */
@@ -38,33 +39,44 @@ struct proxy_config {
     int64_t stream_window, connection_window;
 };
 
+/* The proxy's session with one relay. */
+struct uplink {
+    struct proxy *px;
+    struct tn_link link;
+    struct tn_h2_stream *control; /* the Register stream */
+    bool is_registered;
+    int idle;        /* Accept streams waiting for a flow */
+    ev_timer refill; /* tops the pool up again after idle streams were lost */
+};
+
 struct proxy {
     struct ev_loop *loop;
     const struct proxy_config *cfg;
     struct proxy_net *nets; /* every network served: the list and the flags' one */
     size_t nnets;
     SSL_CTX *tls;
-    struct tn_link link;
-    struct tn_h2_stream *control; /* the Register stream */
-    bool is_registered;
+    struct tn_h2_settings settings;
+    struct uplink *uplinks; /* one per relay */
+    size_t nuplinks;
     bool is_stopping; /* a signal asked us to stop: the relay going away is no error */
-    int idle;         /* Accept streams waiting for a flow */
-    ev_timer refill;  /* tops the pool up again after idle streams were lost */
     int status;       /* exit status once the loop stops */
     uint64_t flows;
     uint64_t active; /* flows open now */
     ev_timer drain_deadline;
 };
 
-/* link.c: registration and the pool of Accept streams. */
-void link_start(struct proxy *px, const struct tn_h2_settings *settings);
-void link_refill(struct proxy *px);
+/* link.c: a session per relay, registration and the pool of Accept streams. */
+int uplinks_start(struct proxy *px);
+/* Sends GOAWAY on every session: the relays route nothing new here.  Returns how many. */
+size_t uplinks_drain(struct proxy *px);
+void uplinks_stop(struct proxy *px);
+void uplink_refill(struct uplink *up);
 /* Refills the pool a little later: idle streams were lost (an intermediary's idle timeout, a
  * relay resetting them), and an immediate refill could spin. */
-void link_refill_later(struct proxy *px);
+void uplink_refill_later(struct uplink *up);
 
 /* dial.c: one Accept stream and the connection it dials. */
-int pflow_open(struct proxy *px);
+int pflow_open(struct uplink *up);
 
 /* main.c: a flow ended (the last one ends a drain). */
 void proxy_flow_ended(struct proxy *px);

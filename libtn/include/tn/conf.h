@@ -19,8 +19,10 @@ enum tn_conf_type {
     TN_CONF_CIDR,      /* struct tn_cidr; ip.family == 0 while unset */
     TN_CONF_CIDR_LIST, /* struct tn_cidr_list; YAML scalar or sequence; the flag repeats; one
                         * value may hold several CIDRs separated by commas or spaces */
-    TN_CONF_LIST,      /* struct tn_conf_list of |sub| records: a YAML list of mappings; the
-                        * flag takes "key=value,key=value" (a list key may repeat) and repeats */
+    TN_CONF_HOSTPORT_LIST, /* struct tn_str_list of HOSTPORTs; YAML scalar or sequence; the
+                            * flag repeats (the first replaces) */
+    TN_CONF_LIST,          /* struct tn_conf_list of |sub| records: a YAML list of mappings; the
+                            * flag takes "key=value,key=value" (a list key may repeat) and repeats */
 };
 
 struct tn_conf_key {
@@ -37,6 +39,11 @@ struct tn_conf_key {
     bool is_required;              /* tn_cli_parse fails unless the file or a flag sets it */
     const struct tn_conf_key *sub; /* TN_CONF_LIST: the keys of one record, relative names */
     size_t elem_size;              /* TN_CONF_LIST: sizeof one record */
+};
+
+struct tn_str_list {
+    char **v;
+    size_t n;
 };
 
 /* The records of a TN_CONF_LIST key, each |elem_size| bytes, filled from its |sub| table. */

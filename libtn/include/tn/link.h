@@ -38,7 +38,10 @@ struct tn_link_conf {
 struct tn_link {
     struct ev_loop *loop;
     SSL_CTX *tls;
-    const char *hostport;
+    char *const *addrs; /* relays to try, in turn: one failing passes to the next */
+    size_t naddrs;
+    size_t cur;           /* the one in use or being dialed */
+    const char *hostport; /* addrs[cur] */
     struct tn_h2_settings settings;
     struct tn_link_conf conf;
     const struct tn_link_ops *ops;
@@ -54,10 +57,12 @@ struct tn_link {
     ev_timer timer; /* the next attempt, or the dial timeout */
 };
 
-/* Starts dialing |hostport| at once. */
-void tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, const char *hostport,
-                   const struct tn_h2_settings *settings, const struct tn_link_conf *conf,
-                   const struct tn_link_ops *ops, void *owner);
+/* Starts dialing the first of |naddrs| relays |addrs| (HOST:PORT) at once.  A failed attempt or a
+ * lost connection moves to the next relay, at once while some have not been tried since the
+ * link was last up, then after the backoff. */
+void tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const *addrs,
+                   size_t naddrs, const struct tn_h2_settings *settings,
+                   const struct tn_link_conf *conf, const struct tn_link_ops *ops, void *owner);
 /* Closes the connection (GOAWAY, close_notify) and stops every timer: no callback after this. */
 void tn_link_stop(struct tn_link *l);
 
