@@ -29,6 +29,8 @@ struct client_config {
     int64_t heartbeat_interval, heartbeat_timeout;
     struct tn_link_conf reconnect;
     int64_t drain_timeout;
+    bool is_fail_closed;
+    bool is_cleanup;
 };
 
 struct client {
@@ -60,6 +62,12 @@ int nf_rules_install(const struct nf_rules *rules);
 /* Removes our chain and every jump to it, whoever installed them.  Returns how many rules or
  * chains were removed. */
 int nf_rules_remove(void);
+/* Fail closed: a chain in the filter table that rejects traffic to the intercepted networks
+ * which the redirection did not take (the client is disconnected, stopped or gone).  It stays
+ * after the client exits, until nf_fail_closed_remove (client --cleanup).  Returns 0 or
+ * TN_ERR_CONFIG (logged). */
+int nf_fail_closed_install(const struct nf_rules *rules);
+int nf_fail_closed_remove(void);
 
 /* flow.c */
 void flow_accept(struct client *c, int fd);

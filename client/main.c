@@ -24,8 +24,7 @@ static const struct tn_conf_key keys[] = {
       .type = TN_CONF_HOSTPORT_LIST,
       .offset = offsetof(struct client_config, server_addr),
       .metavar = "HOST:PORT",
-      .help = "the relay; several: one is used, the next when it fails (YAML: also servers)",
-      .is_required = true },
+      .help = "the relay; several: one is used, the next when it fails (YAML: also servers)" },
     { .key = "servers",
       .type = TN_CONF_HOSTPORT_LIST,
       .offset = offsetof(struct client_config, server_addr),
@@ -35,8 +34,20 @@ static const struct tn_conf_key keys[] = {
       .type = TN_CONF_CIDR_LIST,
       .offset = offsetof(struct client_config, target_cidr),
       .metavar = "CIDR",
-      .help = "a network to intercept",
-      .is_required = true },
+      .help = "a network to intercept" },
+    { .key = "fail_closed",
+      .flag = "fail-closed",
+      .type = TN_CONF_BOOL,
+      .offset = offsetof(struct client_config, is_fail_closed),
+      .def = "false",
+      .help = "reject traffic to the networks whenever the tunnel does not carry it, even after "
+              "exit (until --cleanup)" },
+    { .key = "cleanup",
+      .flag = "cleanup",
+      .type = TN_CONF_BOOL,
+      .offset = offsetof(struct client_config, is_cleanup),
+      .def = "false",
+      .help = "remove every rule of ours, fail-closed ones too, and exit" },
     { .key = "listen_port",
       .flag = "listen-port",
       .type = TN_CONF_INT,
@@ -201,6 +212,18 @@ main(int argc, char **argv)
     tn_proc_raise_nofile();
     c.loop = EV_DEFAULT;
     c.cfg = &cfg;
+    if (cfg.is_cleanup) {
+        nf_rules_remove();
+        nf_fail_closed_remove();
+        c.status = 0;
+        goto out;
+    }
+    if (cfg.server_addr.n == 0 || cfg.target_cidr.n == 0) {
+        fprintf(stderr, "client: give the relay (--server) and the networks to intercept "
+                        "(--cidr); see --help\n");
+        c.status = 2;
+        goto out;
+    }
     if (tn_tls_ctx_new(&c.tls, &cfg.tls, false) != 0)
         goto out;
     nf_rules_remove(); /* whatever a killed earlier run left */
@@ -226,6 +249,20 @@ main(int argc, char **argv)
             goto out;
     }
     c.nrelay_addrs = cfg.server_addr.n;
+    if (cfg.is_fail_closed) {
+        struct nf_rules rules = {
+            .cidrs = &cfg.target_cidr,
+            .relays = c.relay_addrs,
+            .nrelays = c.nrelay_addrs,
+        };
+
+        /* From now on, and after we exit, the networks are reached through the tunnel or not
+         * at all. */
+        if (nf_fail_closed_install(&rules) != 0)
+            goto out;
+    } else {
+        nf_fail_closed_remove(); /* an earlier --fail-closed run's: not wanted now */
+    }
     tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr.v, cfg.server_addr.n, &settings,
                   &cfg.reconnect, &relay_ops, &c);
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
@@ -242,6 +279,9 @@ main(int argc, char **argv)
 out:
     if (c.has_rules)
         nf_rules_remove();
+    if (cfg.is_fail_closed && !cfg.is_cleanup)
+        tn_log_info("fail closed: traffic to the networks stays rejected until the client is back "
+                    "or 'client --cleanup' runs");
     tn_link_stop(&c.link);
     if (lfd >= 0)
         close(lfd);

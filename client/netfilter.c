@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +17,9 @@
 #include "tn/err.h"
 #include "tn/log.h"
 
-#define CHAIN   "TUNNEL_CLIENT"
-#define COMMENT "tunnel-client"
+#define CHAIN    "TUNNEL_CLIENT"
+#define CHAIN_FC "TUNNEL_CLIENT_FC" /* fail closed: rejects what the tunnel does not carry */
+#define COMMENT  "tunnel-client"
 
 extern char **environ;
 
@@ -56,39 +58,30 @@ run(char *const argv[], const char *input, bool is_loud)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-int
-nf_rules_install(const struct nf_rules *rules)
+/* One chain of ours, reached by one jump from a built-in chain. */
+struct chain {
+    const char *table, *name, *from;
+    const char *match; /* what the jump matches, before "-m comment" */
+};
+
+static const struct chain redirect_chain = { "nat", CHAIN, "OUTPUT", "-p tcp" };
+static const struct chain reject_chain = { "filter", CHAIN_FC, "OUTPUT", "" };
+
+/* Adds |c| holding |body| and its jump, atomically (iptables-restore --noflush replaces the
+ * chain if it exists).  Returns 0 or TN_ERR_CONFIG (logged). */
+static int
+chain_install(const struct chain *c, const char *body)
 {
     char *const argv[] = { "iptables-restore", "--noflush", NULL };
-    char *text = NULL, relay[TN_ADDR_STRLEN], net[TN_CIDR_STRLEN];
-    struct tn_ip rip;
-    unsigned rport;
-    size_t len = 0, i;
+    char *text = NULL;
+    size_t len = 0;
     FILE *f;
     int r;
 
     if ((f = open_memstream(&text, &len)) == NULL)
         return -errno;
-    fprintf(f, "*nat\n:" CHAIN " - [0:0]\n");
-    /* Our own connections to the relays must never loop back into the tunnel. */
-    for (i = 0; i < rules->nrelays; i++) {
-        if (tn_addr_to_ip((const struct sockaddr *)&rules->relays[i], &rip, &rport) != 0 ||
-            rip.family != AF_INET)
-            continue;
-        fprintf(f,
-                "-A " CHAIN " -d %s/32 -p tcp --dport %u -m comment --comment " COMMENT
-                " -j RETURN\n",
-                tn_ip_format(&rip, relay, sizeof(relay)), rport);
-    }
-    for (i = 0; i < rules->cidrs->n; i++) {
-        if (rules->cidrs->v[i].ip.family != AF_INET)
-            continue; /* TODO(#6): IPv6 through ip6tables */
-        fprintf(f,
-                "-A " CHAIN " -d %s -p tcp -m comment --comment " COMMENT
-                " -j REDIRECT --to-ports %u\n",
-                tn_cidr_format(&rules->cidrs->v[i], net, sizeof(net)), rules->port);
-    }
-    fprintf(f, "-A OUTPUT -p tcp -m comment --comment " COMMENT " -j " CHAIN "\nCOMMIT\n");
+    fprintf(f, "*%s\n:%s - [0:0]\n%s-A %s %s%s-m comment --comment " COMMENT " -j %s\nCOMMIT\n",
+            c->table, c->name, body, c->from, c->match, *c->match != '\0' ? " " : "", c->name);
     if (fclose(f) != 0) {
         free(text);
         return -ENOMEM;
@@ -97,29 +90,141 @@ nf_rules_install(const struct nf_rules *rules)
     r = run(argv, text, true);
     free(text);
     if (r != 0) {
-        tn_log_warnx("iptables-restore failed (status %d): rules not installed", r);
+        tn_log(TN_LOG_ERR, "iptables-restore failed (status %d): rules not installed", r);
         return TN_ERR_CONFIG;
     }
     return 0;
 }
 
+/* Removes every jump to |c| (a killed run may have left several) and |c|.  Returns how many
+ * rules and chains went. */
+static int
+chain_remove(const struct chain *c)
+{
+    char *argv[24], match[64];
+    char *const flush[] = {
+        "iptables", "-w", "-t", (char *)(uintptr_t)c->table, "-F", (char *)(uintptr_t)c->name, NULL
+    };
+    char *const del[] = {
+        "iptables", "-w", "-t", (char *)(uintptr_t)c->table, "-X", (char *)(uintptr_t)c->name, NULL
+    };
+    char *save, *word;
+    int n = 0, removed = 0, i;
+
+    argv[n++] = "iptables";
+    argv[n++] = "-w";
+    argv[n++] = "-t";
+    argv[n++] = (char *)(uintptr_t)c->table;
+    argv[n++] = "-D";
+    argv[n++] = (char *)(uintptr_t)c->from;
+    snprintf(match, sizeof(match), "%s", c->match);
+    for (word = strtok_r(match, " ", &save); word != NULL; word = strtok_r(NULL, " ", &save))
+        argv[n++] = word;
+    argv[n++] = "-m";
+    argv[n++] = "comment";
+    argv[n++] = "--comment";
+    argv[n++] = COMMENT;
+    argv[n++] = "-j";
+    argv[n++] = (char *)(uintptr_t)c->name;
+    argv[n] = NULL;
+    for (i = 0; i < 64 && run(argv, NULL, false) == 0; i++) /* bounded */
+        removed++;
+    if (run(flush, NULL, false) == 0 && run(del, NULL, false) == 0)
+        removed++;
+    if (removed > 0)
+        tn_log_info("[#] iptables -t %s -D %s ... -j %s; -F/-X %s (%d removed)", c->table, c->from,
+                    c->name, c->name, removed);
+    return removed;
+}
+
+/* "-A CHAIN -d RELAY/32 -p tcp --dport PORT ... -j RETURN" for each relay: our own connections
+ * to the relays must never be redirected nor rejected. */
+static void
+relay_exceptions(FILE *f, const char *chain, const struct nf_rules *rules)
+{
+    char relay[TN_ADDR_STRLEN];
+    struct tn_ip rip;
+    unsigned rport;
+    size_t i;
+
+    for (i = 0; i < rules->nrelays; i++) {
+        if (tn_addr_to_ip((const struct sockaddr *)&rules->relays[i], &rip, &rport) != 0 ||
+            rip.family != AF_INET)
+            continue;
+        fprintf(f, "-A %s -d %s/32 -p tcp --dport %u -m comment --comment " COMMENT " -j RETURN\n",
+                chain, tn_ip_format(&rip, relay, sizeof(relay)), rport);
+    }
+}
+
+int
+nf_rules_install(const struct nf_rules *rules)
+{
+    char *text = NULL, net[TN_CIDR_STRLEN];
+    size_t len = 0, i;
+    FILE *f;
+    int r;
+
+    if ((f = open_memstream(&text, &len)) == NULL)
+        return -errno;
+    relay_exceptions(f, CHAIN, rules);
+    for (i = 0; i < rules->cidrs->n; i++) {
+        if (rules->cidrs->v[i].ip.family != AF_INET)
+            continue; /* TODO(#6): IPv6 through ip6tables */
+        fprintf(f,
+                "-A " CHAIN " -d %s -p tcp -m comment --comment " COMMENT
+                " -j REDIRECT --to-ports %u\n",
+                tn_cidr_format(&rules->cidrs->v[i], net, sizeof(net)), rules->port);
+    }
+    if (fclose(f) != 0) {
+        free(text);
+        return -ENOMEM;
+    }
+    r = chain_install(&redirect_chain, text);
+    free(text);
+    return r;
+}
+
 int
 nf_rules_remove(void)
 {
-    char *const del_jump[] = { "iptables",  "-w",    "-t",  "nat", "-D",
-                               "OUTPUT",    "-p",    "tcp", "-m",  "comment",
-                               "--comment", COMMENT, "-j",  CHAIN, NULL };
-    char *const flush[] = { "iptables", "-w", "-t", "nat", "-F", CHAIN, NULL };
-    char *const del_chain[] = { "iptables", "-w", "-t", "nat", "-X", CHAIN, NULL };
-    int removed = 0, i;
+    return chain_remove(&redirect_chain);
+}
 
-    /* A killed run may have left several jumps; each -D removes one.  Bounded. */
-    for (i = 0; i < 64 && run(del_jump, NULL, false) == 0; i++)
-        removed++;
-    if (run(flush, NULL, false) == 0 && run(del_chain, NULL, false) == 0)
-        removed++;
-    if (removed > 0)
-        tn_log_info("[#] iptables -t nat -D OUTPUT ... -j " CHAIN "; -F/-X " CHAIN " (%d removed)",
-                    removed);
-    return removed;
+int
+nf_fail_closed_install(const struct nf_rules *rules)
+{
+    char *text = NULL, net[TN_CIDR_STRLEN];
+    size_t len = 0, i;
+    FILE *f;
+    int r;
+
+    if ((f = open_memstream(&text, &len)) == NULL)
+        return -errno;
+    /* Redirected connections reach filter OUTPUT already rewritten to our listener: only what
+     * the tunnel does not carry (it is down, or not running) still has these destinations. */
+    relay_exceptions(f, CHAIN_FC, rules);
+    for (i = 0; i < rules->cidrs->n; i++) {
+        if (rules->cidrs->v[i].ip.family != AF_INET)
+            continue;
+        tn_cidr_format(&rules->cidrs->v[i], net, sizeof(net));
+        fprintf(f,
+                "-A " CHAIN_FC " -d %s -p tcp -m comment --comment " COMMENT
+                " -j REJECT --reject-with tcp-reset\n"
+                "-A " CHAIN_FC " -d %s -m comment --comment " COMMENT
+                " -j REJECT --reject-with icmp-port-unreachable\n",
+                net, net);
+    }
+    if (fclose(f) != 0) {
+        free(text);
+        return -ENOMEM;
+    }
+    r = chain_install(&reject_chain, text);
+    free(text);
+    return r;
+}
+
+int
+nf_fail_closed_remove(void)
+{
+    return chain_remove(&reject_chain);
 }
