@@ -29,6 +29,7 @@ struct client_config {
     int64_t heartbeat_interval, heartbeat_timeout;
     struct tn_link_conf reconnect;
     int64_t drain_timeout;
+    int64_t idle_timeout;
     bool is_fail_closed;
     bool is_cleanup;
 };

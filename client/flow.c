@@ -164,7 +164,8 @@ flow_accept(struct client *c, int fd)
         free(f);
         return;
     }
-    c->active++;                  /* from here on the flow ends through pipe_on_close */
+    c->active++; /* from here on the flow ends through pipe_on_close */
+    f->pipe.idle_timeout = (double)c->cfg->idle_timeout / 1e3;
     tn_pipe_attach(&f->pipe, fd); /* reads start on the next loop turn: Open goes first */
     if (tn_pipe_send(&f->pipe, &fr) != 0) {
         tn_pipe_abort(&f->pipe, "out of memory");

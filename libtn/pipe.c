@@ -6,6 +6,8 @@
 #include "tn/pipe.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +24,12 @@
 #define READ_SIZE (64 * 1024)
 #define OUT_HIGH  (512 * 1024) /* pause socket reads above this much queued for the stream */
 #define OUT_LOW   (128 * 1024) /* and resume below this */
+
+/* TCP keepalive on the application's socket: a host that vanished is noticed after about
+ * 60 + 6 * 10 s of silence, instead of never. */
+#define KEEPALIVE_IDLE  60
+#define KEEPALIVE_INTVL 10
+#define KEEPALIVE_CNT   6
 
 /* The owner hears of the end only once the pipe's own frames are off the stack. */
 static void
@@ -40,6 +48,7 @@ pipe_end(struct tn_pipe *p, const char *reason, bool is_reset)
     p->end_reason = reason;
     ev_io_stop(p->loop, &p->rd);
     ev_io_stop(p->loop, &p->wr);
+    ev_timer_stop(p->loop, &p->idle);
     if (p->stream != NULL) {
         tn_h2_stream_detach(p->stream, is_reset ? NGHTTP2_CANCEL : 0);
         p->stream = NULL;
@@ -128,6 +137,7 @@ pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
     }
     n = read(p->fd, dst + TN_GRPC_DATA_PFX, avail - TN_GRPC_DATA_PFX);
     if (n > 0) {
+        p->last_active = ev_now(loop);
         tn_grpc_data_prefix(dst, (size_t)n);
         tn_buf_commit(out, TN_GRPC_DATA_PFX + (size_t)n);
         p->bytes_up += (uint64_t)n;
@@ -172,6 +182,7 @@ pipe_flush_down(struct tn_pipe *p)
         }
         tn_buf_consume(&p->down, (size_t)k);
         pipe_return_window(p, (size_t)k);
+        p->last_active = ev_now(p->loop);
     }
     if (tn_buf_len(&p->down) > 0)
         ev_io_start(p->loop, &p->wr);
@@ -239,6 +250,7 @@ stream_on_data(void *owner, const uint8_t *data, size_t n)
     int r;
 
     p->unconsumed += n;
+    p->last_active = ev_now(p->loop);
     p->depth++;
     r = tn_grpc_reader_feed(&p->grd, data, n, &used);
     p->depth--;
@@ -294,6 +306,23 @@ static const struct tn_h2_stream_ops pipe_stream_ops = {
     .on_close = stream_on_close,
 };
 
+/* Idle: the timer fires at the earliest moment the flow could have been silent long enough, and
+ * checks (moving bytes only stamps last_active: no timer work per read). */
+static void
+pipe_on_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct tn_pipe *p = tn_container_of(w, struct tn_pipe, idle);
+    ev_tstamp left = p->last_active + p->idle_timeout - ev_now(loop);
+
+    (void)revents;
+    if (left <= 0) {
+        tn_pipe_abort(p, "idle timeout");
+        return;
+    }
+    w->repeat = left;
+    ev_timer_again(loop, w);
+}
+
 void
 tn_pipe_init(struct tn_pipe *p, struct ev_loop *loop, const struct tn_pipe_ops *ops)
 {
@@ -304,6 +333,7 @@ tn_pipe_init(struct tn_pipe *p, struct ev_loop *loop, const struct tn_pipe_ops *
     tn_buf_init(&p->down);
     tn_grpc_reader_init(&p->grd, grpc_on_data, grpc_on_frame, p);
     ev_init(&p->rd, pipe_on_readable);
+    ev_init(&p->idle, pipe_on_idle);
     ev_init(&p->wr, pipe_on_writable);
 }
 
@@ -318,7 +348,18 @@ tn_pipe_open(struct tn_pipe *p, struct tn_h2 *h2, const char *path)
 void
 tn_pipe_attach(struct tn_pipe *p, int fd)
 {
+    int one = 1, idle = KEEPALIVE_IDLE, intvl = KEEPALIVE_INTVL, cnt = KEEPALIVE_CNT;
+
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
     p->fd = fd;
+    p->last_active = ev_now(p->loop);
+    if (p->idle_timeout > 0) {
+        p->idle.repeat = p->idle_timeout;
+        ev_timer_again(p->loop, &p->idle);
+    }
     ev_io_set(&p->rd, fd, EV_READ);
     ev_io_set(&p->wr, fd, EV_WRITE);
     ev_io_start(p->loop, &p->rd);

@@ -99,6 +99,7 @@ pflow_dialed(struct pflow *f, int err)
         tn_pipe_abort(&f->pipe, "out of memory");
         return;
     }
+    f->pipe.idle_timeout = (double)f->px->cfg->idle_timeout / 1e3;
     tn_pipe_attach(&f->pipe, fd);
 }
 

@@ -32,6 +32,7 @@ struct proxy_config {
     int64_t heartbeat_interval, heartbeat_timeout;
     struct tn_link_conf reconnect;
     int64_t drain_timeout;
+    int64_t idle_timeout;
     int64_t dial_timeout_ms;
     int64_t accept_pool;
     struct tn_tls_conf tls;

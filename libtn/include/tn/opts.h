@@ -128,6 +128,23 @@ struct tn_log_conf {
         .help = "exit when the relay connection is lost instead of reconnecting"         \
     }
 
+/* Rows for a flow's idle timeout (int64_t ms) at member |m|, and its drain timeout at |dm|
+ * with default |ddef|: what SIGTERM gives open flows. */
+#define TN_OPTS_FLOW_TIMEOUTS(T, m, dm, ddef)                                                   \
+    { .key = "idle_timeout",                                                                    \
+      .flag = "idle-timeout",                                                                   \
+      .type = TN_CONF_DURATION,                                                                 \
+      .offset = offsetof(T, m),                                                                 \
+      .def = "1h",                                                                              \
+      .metavar = "DURATION",                                                                    \
+      .help = "close a flow that moved no byte for this long (0: never)",                       \
+      .max = 604800000 },                                                                       \
+    {                                                                                           \
+        .key = "drain_timeout", .flag = "drain-timeout", .type = TN_CONF_DURATION,              \
+        .offset = offsetof(T, dm), .def = ddef, .metavar = "DURATION",                          \
+        .help = "on SIGTERM, let open flows finish this long (0: stop at once)", .max = 3600000 \
+    }
+
 /* Opens the log as |c| says.  Returns 0 or -errno (logged). */
 int tn_opts_log_open(const char *component, const struct tn_log_conf *c);
 

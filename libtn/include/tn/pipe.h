@@ -36,6 +36,9 @@ struct tn_pipe {
     const struct tn_pipe_ops *ops;
     int fd; /* -1 until tn_pipe_attach */
     ev_io rd, wr;
+    ev_timer idle;               /* runs while idle_timeout > 0 */
+    double idle_timeout;         /* seconds without a byte either way before the flow is closed */
+    ev_tstamp last_active;       /* when a byte last moved */
     struct tn_h2_stream *stream; /* NULL once closed */
     struct tn_grpc_reader grd;
     struct tn_buf down; /* payload waiting for the socket */
@@ -55,7 +58,8 @@ struct tn_pipe {
 void tn_pipe_init(struct tn_pipe *p, struct ev_loop *loop, const struct tn_pipe_ops *ops);
 /* Opens the pipe's stream: a gRPC call to |path| on |h2|.  Returns 0 or TN_ERR_H2. */
 int tn_pipe_open(struct tn_pipe *p, struct tn_h2 *h2, const char *path);
-/* Starts moving bytes with connected socket |fd| (taken over). */
+/* Starts moving bytes with connected socket |fd| (taken over), with TCP keepalive on so that a
+ * vanished application host is noticed; set |idle_timeout| before to close a silent flow. */
 void tn_pipe_attach(struct tn_pipe *p, int fd);
 /* Queues |frame| on the stream.  Returns 0 or -ENOMEM. */
 int tn_pipe_send(struct tn_pipe *p, const Tunnel__V1__Frame *frame);

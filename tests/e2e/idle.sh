@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# idle.sh: a flow that moves no byte for --idle-timeout is closed (reset) by the client and the
+# proxy; one that keeps talking, slowly, is not.
+#
+#   python ─▶ client (--idle-timeout 1s) ══▶ relay ══▶ proxy (--idle-timeout 1s) ─▶ echo :7001
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+tn_init
+
+lan_serve echo 7001 serve-echo 7001
+tn_certs
+start_relay
+start_proxy --idle-timeout 1s
+wait_registered
+start_client --idle-timeout 1s
+wait_client_ready
+
+# talk PAUSE ROUNDS: one echo round trip every PAUSE s; prints "ok" or where it broke.
+talk() {
+	n_cli timeout 20 python3 - "$TN_VIRT_IP" 7001 "$1" "$2" <<'PY'
+import socket, sys, time
+host, port, pause, rounds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+s = socket.create_connection((host, port), timeout=5)
+for i in range(rounds):
+    time.sleep(pause)
+    try:
+        s.sendall(b"ping")
+        if s.recv(4) != b"ping":
+            print("closed after %.1f s" % ((i + 1) * pause)); sys.exit(0)
+    except OSError as e:
+        print("broken after %.1f s: %s" % ((i + 1) * pause, e)); sys.exit(0)
+print("ok")
+PY
+}
+
+tn_log "a flow that talks every 0.4 s for 4 s stays open"
+r=$(talk 0.4 10)
+[ "$r" = ok ] || fail "an active flow was closed: $r"
+
+tn_log "a flow silent for 2.5 s is closed"
+r=$(talk 2.5 2)
+case $r in closed* | broken*) tn_log "as it should: $r" ;; *) fail "an idle flow stayed open: $r" ;; esac
+wait_for_log "$TN_TMP/$TN_CLIENT_NAME.log" "idle timeout" 5 || fail "the client did not log the idle timeout"
