@@ -36,7 +36,9 @@ struct client_config {
 
 struct client {
     struct ev_loop *loop;
-    const struct client_config *cfg;
+    struct client_config *cfg;
+    int argc; /* to read the configuration again on SIGHUP */
+    char **argv;
     SSL_CTX *tls;
     struct tn_link link; /* to the relay */
     bool has_rules;

@@ -160,17 +160,73 @@ on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     client_stop(c, 0);
 }
 
+/* SIGHUP: reads the configuration again and applies what can change under way: the networks
+ * (the rules are replaced atomically), fail-closed, certificates and keys (for the next
+ * connection), timeouts and logging (the log file is reopened).  Open flows are untouched; a
+ * configuration with an error changes nothing. */
+static void
+on_reload(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct client *c = w->data;
+    struct client_config fresh = { 0 }, *cfg = c->cfg;
+    struct nf_rules rules = { .relays = c->relay_addrs, .nrelays = c->nrelay_addrs };
+    SSL_CTX *tls = NULL;
+    size_t i;
+
+    (void)loop;
+    (void)revents;
+    tn_log_info("SIGHUP: reading the configuration again");
+    if (tn_cli_parse(&cli, &fresh, c->argc, c->argv) != 0 || fresh.target_cidr.n == 0) {
+        tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed");
+        tn_conf_fini(keys, &fresh);
+        return;
+    }
+    if (tn_tls_ctx_new(&tls, &fresh.tls, false) != 0) {
+        tn_log_warnx("reload: the new certificates are not usable: nothing changed");
+        tn_conf_fini(keys, &fresh);
+        return;
+    }
+    if (fresh.listen_port != cfg->listen_port || fresh.server_addr.n != cfg->server_addr.n)
+        tn_log_warnx("reload: listen_port and the relays take effect after a restart");
+    for (i = 0; i < fresh.server_addr.n && i < cfg->server_addr.n; i++) {
+        if (strcmp(fresh.server_addr.v[i], cfg->server_addr.v[i]) != 0)
+            tn_log_warnx("reload: the relays take effect after a restart");
+    }
+    TN_SWAP(cfg->target_cidr, fresh.target_cidr);
+    TN_SWAP(cfg->tls, fresh.tls);
+    TN_SWAP(cfg->log, fresh.log);
+    cfg->is_fail_closed = fresh.is_fail_closed;
+    cfg->idle_timeout = fresh.idle_timeout;
+    cfg->drain_timeout = fresh.drain_timeout;
+    cfg->reconnect = fresh.reconnect;
+    c->link.conf = fresh.reconnect;
+    c->link.settings.ping_interval = (double)fresh.heartbeat_interval / 1e3;
+    c->link.settings.ping_timeout = (double)fresh.heartbeat_timeout / 1e3;
+    SSL_CTX_free(c->tls); /* the open connection holds its own reference */
+    c->tls = c->link.tls = tls;
+    tn_opts_log_open("client", &cfg->log);
+    rules.cidrs = &cfg->target_cidr;
+    rules.port = (unsigned)cfg->listen_port;
+    if (c->has_rules && !c->is_draining)
+        nf_rules_install(&rules);
+    if (cfg->is_fail_closed)
+        nf_fail_closed_install(&rules);
+    else
+        nf_fail_closed_remove();
+    tn_conf_fini(keys, &fresh); /* what it holds now is the old configuration's */
+    tn_log_info("reload: done");
+}
+
 /* The first SIGTERM or SIGINT drains: new connections are reset at once and the open flows get
  * drain_timeout to finish; the rules go at the end, since removing the last NAT rule can take
- * the redirection from connections already under way.  A second signal, or SIGHUP, stops at
- * once. */
+ * the redirection from connections already under way.  A second signal stops at once. */
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct client *c = w->data;
 
     (void)revents;
-    if (c->is_draining || c->active == 0 || c->cfg->drain_timeout == 0 || w->signum == SIGHUP) {
+    if (c->is_draining || c->active == 0 || c->cfg->drain_timeout == 0) {
         tn_log_info("signal %d: removing rules and stopping", w->signum);
         client_stop(c, 0);
         return;
@@ -205,6 +261,8 @@ main(int argc, char **argv)
     tn_proc_raise_nofile();
     c.loop = EV_DEFAULT;
     c.cfg = &cfg;
+    c.argc = argc;
+    c.argv = argv;
     if (cfg.is_cleanup) {
         nf_rules_remove();
         nf_fail_closed_remove();
@@ -261,7 +319,7 @@ main(int argc, char **argv)
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
-    ev_signal_init(&sighup, on_signal, SIGHUP);
+    ev_signal_init(&sighup, on_reload, SIGHUP);
     sigint.data = sigterm.data = sighup.data = &c;
     ev_signal_start(c.loop, &sigint);
     ev_signal_start(c.loop, &sigterm);

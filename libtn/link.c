@@ -123,8 +123,29 @@ link_h2_on_close(struct tn_h2 *h2, const char *reason)
     link_retry(l, reason);
 }
 
-/* The relay is draining: let this connection finish its streams and dial a new one now, so
- * that new flows do not wait for the old ones. */
+/* Keeps the connection for its open streams only (|draining|) and dials a new one now, on the
+ * next relay when |is_next|. */
+static void
+link_start_over(struct tn_link *l, const char *reason, bool is_next)
+{
+    if (l->draining != NULL)
+        tn_h2_close(l->draining, "superseded");
+    l->draining = l->h2;
+    l->h2 = NULL;
+    if (is_next) {
+        l->cur = (l->cur + 1) % l->naddrs;
+        l->hostport = l->addrs[l->cur];
+    }
+    if (l->is_up) {
+        l->is_up = false;
+        l->ops->on_down(l, reason);
+    }
+    l->down_since = ev_now(l->loop);
+    link_dial(l);
+}
+
+/* The relay is draining: let this connection finish its streams and dial a new one now (on
+ * another relay if there is one), so that new flows do not wait for the old ones. */
 static void
 link_h2_on_goaway(struct tn_h2 *h2)
 {
@@ -132,20 +153,9 @@ link_h2_on_goaway(struct tn_h2 *h2)
 
     if (h2 != l->h2 || l->is_stopped)
         return;
-    if (l->draining != NULL)
-        tn_h2_close(l->draining, "superseded");
-    l->draining = h2;
-    l->h2 = NULL;
-    l->cur = (l->cur + 1) % l->naddrs; /* another relay, if there is one, while this one drains */
-    l->hostport = l->addrs[l->cur];
-    if (l->is_up) {
-        l->is_up = false;
-        l->ops->on_down(l, "the relay is draining (GOAWAY)");
-    }
     tn_log_info("relay %s sent GOAWAY: its open flows go on, new ones wait for a new connection",
                 l->hostport);
-    l->down_since = ev_now(l->loop);
-    link_dial(l);
+    link_start_over(l, "the relay is draining (GOAWAY)", true);
 }
 
 static const struct tn_h2_ops link_h2_ops = {
@@ -221,6 +231,17 @@ tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const
     ev_init(&l->timer, link_on_timer);
     ev_init(&l->connecting, link_on_connected);
     link_dial(l);
+}
+
+void
+tn_link_renew(struct tn_link *l)
+{
+    struct tn_h2 *old = l->h2;
+
+    if (old == NULL || l->is_stopped)
+        return;
+    link_start_over(l, "renewing the connection", false);
+    tn_h2_drain(old);
 }
 
 void

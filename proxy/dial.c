@@ -20,7 +20,8 @@
 struct pflow {
     struct tn_pipe pipe;
     struct proxy *px;
-    struct uplink *up; /* the relay session it came on */
+    struct uplink *up;  /* the relay session it came on */
+    struct tn_h2 *conn; /* the connection its stream is on */
     ev_io connecting;
     ev_timer dial_timer;
     int dial_fd;
@@ -48,8 +49,12 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
 
     pflow_stop_dial(f);
     if (!f->has_open) {
-        f->up->idle--; /* an idle stream went away: the relay is leaving, or reset it */
-        uplink_refill_later(f->up);
+        /* An idle stream went away: the relay is leaving, or reset it.  One of a connection
+         * already replaced was counted in no pool. */
+        if (f->conn == f->up->link.h2) {
+            f->up->idle--;
+            uplink_refill_later(f->up);
+        }
     } else {
         tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
@@ -157,7 +162,8 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
         return TN_ERR_PROTO;
     }
     f->has_open = true;
-    f->up->idle--;
+    if (f->conn == f->up->link.h2)
+        f->up->idle--;
     f->px->flows++;
     f->px->active++;
     uplink_refill(f->up); /* replace this stream in the pool at once */
@@ -211,6 +217,7 @@ pflow_open(struct uplink *up)
         return -ENOMEM;
     f->px = px;
     f->up = up;
+    f->conn = up->link.h2;
     f->dial_fd = -1;
     tn_pipe_init(&f->pipe, px->loop, &pflow_pipe_ops);
     ev_init(&f->connecting, pflow_on_connecting);

@@ -176,6 +176,7 @@ uplink_on_down(struct tn_link *l, const char *reason)
         up->control = NULL;
     }
     up->is_registered = false;
+    up->idle = 0; /* the pool was that connection's */
     ev_timer_stop(up->px->loop, &up->refill);
 }
 
@@ -226,6 +227,19 @@ uplinks_drain(struct proxy *px)
         }
     }
     return n;
+}
+
+void
+uplinks_renew(struct proxy *px)
+{
+    size_t i;
+
+    for (i = 0; i < px->nuplinks; i++) {
+        px->uplinks[i].link.tls = px->tls;
+        px->uplinks[i].link.conf = px->cfg->reconnect;
+        px->uplinks[i].link.settings = px->settings;
+        tn_link_renew(&px->uplinks[i].link);
+    }
 }
 
 void

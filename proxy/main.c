@@ -179,6 +179,52 @@ on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* SIGHUP: reads the configuration again; the networks, certificates, timeouts and logging
+ * change under way.  Every relay session starts over on a new connection (a new Hello, the new
+ * certificate) while open flows finish on the old one.  An error changes nothing. */
+static void
+on_reload(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct proxy *px = w->data, fresh_px = { 0 };
+    struct proxy_config fresh = { 0 }, *cfg = px->cfg;
+    SSL_CTX *tls = NULL;
+
+    (void)loop;
+    (void)revents;
+    tn_log_info("SIGHUP: reading the configuration again");
+    if (tn_cli_parse(&cli, &fresh, px->argc, px->argv) != 0 ||
+        networks_gather(&fresh_px, &fresh) != 0 || tn_tls_ctx_new(&tls, &fresh.tls, false) != 0) {
+        tn_log_warnx("reload: the configuration or certificates have errors: nothing changed");
+        free(fresh_px.nets);
+        tn_conf_fini(keys, &fresh);
+        return;
+    }
+    if (fresh.server_addr.n != cfg->server_addr.n ||
+        (fresh.proxy_id != NULL && strcmp(fresh.proxy_id, cfg->proxy_id) != 0))
+        tn_log_warnx("reload: the relays and proxy_id take effect after a restart");
+    TN_SWAP(px->nets, fresh_px.nets);
+    TN_SWAP(px->nnets, fresh_px.nnets);
+    TN_SWAP(cfg->networks, fresh.networks);
+    TN_SWAP(cfg->managed_cidr, fresh.managed_cidr);
+    TN_SWAP(cfg->virtual_cidr, fresh.virtual_cidr);
+    TN_SWAP(cfg->tls, fresh.tls);
+    TN_SWAP(cfg->log, fresh.log);
+    cfg->dial_timeout_ms = fresh.dial_timeout_ms;
+    cfg->accept_pool = fresh.accept_pool;
+    cfg->idle_timeout = fresh.idle_timeout;
+    cfg->drain_timeout = fresh.drain_timeout;
+    cfg->reconnect = fresh.reconnect;
+    px->settings.ping_interval = (double)fresh.heartbeat_interval / 1e3;
+    px->settings.ping_timeout = (double)fresh.heartbeat_timeout / 1e3;
+    SSL_CTX_free(px->tls); /* open connections hold their own reference */
+    px->tls = tls;
+    tn_opts_log_open("proxy", &cfg->log);
+    free(fresh_px.nets); /* the old list */
+    tn_conf_fini(keys, &fresh);
+    uplinks_renew(px);
+    tn_log_info("reload: done (%zu networks)", px->nnets);
+}
+
 /* The first SIGTERM or SIGINT drains: GOAWAY tells the relay to route nothing new here, and the
  * open flows get drain_timeout to finish.  A second signal stops at once. */
 static void
@@ -207,7 +253,7 @@ main(int argc, char **argv)
     struct proxy_config cfg = { 0 };
     struct proxy px = { 0 };
     struct tn_identity me;
-    ev_signal sigint, sigterm;
+    ev_signal sigint, sigterm, sighup;
     int r;
 
     if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0 || (r = networks_gather(&px, &cfg)) != 0) {
@@ -222,6 +268,8 @@ main(int argc, char **argv)
     tn_proc_raise_nofile();
     px.loop = EV_DEFAULT;
     px.cfg = &cfg;
+    px.argc = argc;
+    px.argv = argv;
     if (tn_tls_ctx_new(&px.tls, &cfg.tls, false) != 0 || cert_id(cfg.tls.cert_file, &me) != 0)
         goto out;
     if (me.role != TN_ROLE_PROXY)
@@ -241,7 +289,9 @@ main(int argc, char **argv)
         goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
-    sigint.data = sigterm.data = &px;
+    ev_signal_init(&sighup, on_reload, SIGHUP);
+    sigint.data = sigterm.data = sighup.data = &px;
+    ev_signal_start(px.loop, &sighup);
     ev_signal_start(px.loop, &sigint);
     ev_signal_start(px.loop, &sigterm);
     px.status = 0;

@@ -52,7 +52,9 @@ struct uplink {
 
 struct proxy {
     struct ev_loop *loop;
-    const struct proxy_config *cfg;
+    struct proxy_config *cfg;
+    int argc; /* to read the configuration again on SIGHUP */
+    char **argv;
     struct proxy_net *nets; /* every network served: the list and the flags' one */
     size_t nnets;
     SSL_CTX *tls;
@@ -70,6 +72,9 @@ struct proxy {
 int uplinks_start(struct proxy *px);
 /* Sends GOAWAY on every session: the relays route nothing new here.  Returns how many. */
 size_t uplinks_drain(struct proxy *px);
+/* Every uplink starts over on a new connection (new certificates, a new Hello); open flows
+ * finish on the old ones. */
+void uplinks_renew(struct proxy *px);
 void uplinks_stop(struct proxy *px);
 void uplink_refill(struct uplink *up);
 /* Refills the pool a little later: idle streams were lost (an intermediary's idle timeout, a

@@ -123,6 +123,54 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
     route_dump(w->data);
 }
 
+/* SIGHUP: reads the configuration again and applies what can change under way: the policy
+ * (proxies:, access:), certificates and keys (for new connections), timeouts, heartbeats and
+ * logging (the log file is reopened, for logrotate).  Established flows are untouched; a proxy
+ * whose announcements are no longer allowed is drained.  A configuration with an error changes
+ * nothing. */
+static void
+on_reload(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct relay *relay = w->data;
+    struct relay_config fresh = { 0 }, *cfg = relay->cfg;
+    SSL_CTX *tls = NULL;
+
+    (void)loop;
+    (void)revents;
+    tn_log_info("SIGHUP: reading the configuration again");
+    if (tn_cli_parse(&cli, &fresh, relay->argc, relay->argv) != 0) {
+        tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed");
+        return;
+    }
+    if (policy_init(&fresh) != 0 || tn_tls_ctx_new(&tls, &fresh.tls, true) != 0) {
+        tn_log_warnx("reload: the new policy or certificates are not usable: nothing changed");
+        policy_fini(&fresh);
+        tn_conf_fini(keys, &fresh);
+        return;
+    }
+    if (strcmp(fresh.listen_addr, cfg->listen_addr) != 0 ||
+        fresh.stream_window != cfg->stream_window ||
+        fresh.connection_window != cfg->connection_window || fresh.max_streams != cfg->max_streams)
+        tn_log_warnx("reload: listen_addr and limits take effect after a restart");
+    TN_SWAP(cfg->proxies, fresh.proxies);
+    TN_SWAP(cfg->access, fresh.access);
+    TN_SWAP(cfg->tls, fresh.tls);
+    TN_SWAP(cfg->log, fresh.log);
+    cfg->open_timeout = fresh.open_timeout;
+    cfg->drain_timeout = fresh.drain_timeout;
+    cfg->heartbeat_interval = fresh.heartbeat_interval;
+    cfg->heartbeat_timeout = fresh.heartbeat_timeout;
+    relay->h2.ping_interval = (double)cfg->heartbeat_interval / 1e3;
+    relay->h2.ping_timeout = (double)cfg->heartbeat_timeout / 1e3;
+    SSL_CTX_free(relay->tls); /* connections hold their own reference */
+    relay->tls = tls;
+    tn_opts_log_open("server", &cfg->log);
+    policy_fini(&fresh); /* what it holds now is the old configuration's */
+    tn_conf_fini(keys, &fresh);
+    session_recheck_policy(relay);
+    tn_log_info("reload: done (%zu proxy rules, %zu access rules)", cfg->proxies.n, cfg->access.n);
+}
+
 static void
 on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -165,7 +213,7 @@ main(int argc, char **argv)
     struct relay relay = { 0 };
     struct sockaddr_storage ss;
     socklen_t sslen;
-    ev_signal sigint, sigterm, sigusr1;
+    ev_signal sigint, sigterm, sigusr1, sighup;
     char addr[TN_ADDR_STRLEN];
     int r, fd, status = 1;
 
@@ -179,6 +227,8 @@ main(int argc, char **argv)
     tn_proc_raise_nofile();
     relay.loop = EV_DEFAULT;
     relay.cfg = &cfg;
+    relay.argc = argc;
+    relay.argv = argv;
     relay.h2 = (struct tn_h2_settings){
         .stream_window = (uint32_t)cfg.stream_window,
         .connection_window = (uint32_t)cfg.connection_window,
@@ -204,6 +254,9 @@ main(int argc, char **argv)
     sigint.data = sigterm.data = &relay;
     ev_signal_start(relay.loop, &sigint);
     ev_signal_start(relay.loop, &sigterm);
+    ev_signal_init(&sighup, on_reload, SIGHUP);
+    sighup.data = &relay;
+    ev_signal_start(relay.loop, &sighup);
     ev_signal_init(&sigusr1, on_status, SIGUSR1);
     sigusr1.data = &relay;
     ev_signal_start(relay.loop, &sigusr1);

@@ -59,7 +59,9 @@ struct relay {
     ev_timer drain_deadline;
     uint64_t serials; /* the last proxy registration's serial */
     SSL_CTX *tls;
-    const struct relay_config *cfg;
+    struct relay_config *cfg;
+    int argc; /* to read the configuration again on SIGHUP */
+    char **argv;
     struct tn_h2_settings h2;
     struct tn_lpm *routes;    /* network as clients address it -> struct route */
     struct session *sessions; /* every live connection */
@@ -110,6 +112,8 @@ struct route {
 /* session.c */
 void session_accept(struct relay *relay, int fd);
 void session_close_all(struct relay *relay);
+/* Drains the sessions of proxies whose announcements the policy no longer allows. */
+void session_recheck_policy(struct relay *relay);
 /* Starts the graceful close of every session (GOAWAY; proxies' routes go).  The loop ends when
  * the last session is gone. */
 void session_drain_all(struct relay *relay);

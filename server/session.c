@@ -483,6 +483,30 @@ session_on_goaway(struct tn_h2 *h2)
 }
 
 void
+session_recheck_policy(struct relay *relay)
+{
+    struct session *s;
+    char why[256];
+    size_t i;
+
+    for (s = relay->sessions; s != NULL; s = s->next) {
+        const struct proxy *px = s->proxy;
+
+        if (px == NULL || px->has_left)
+            continue;
+        for (i = 0; i < px->nnets; i++) {
+            if (!policy_may_announce(relay->cfg, px->id, &px->nets[i].addressed, why,
+                                     sizeof(why))) {
+                tn_log_warnx("reload: %s: its open flows finish, then it is gone", why);
+                session_drain(s);
+                tn_h2_drain(s->h2);
+                break;
+            }
+        }
+    }
+}
+
+void
 session_drain_all(struct relay *relay)
 {
     struct session *s;

@@ -26,6 +26,15 @@ hash.
                                      --interval s (each in its own thread), echo (serve-echo)
                                      or read to EOF (serve-source); one line per connection:
                                      "<i> <start epoch ms> <local port> <ok|error:...> <ms>"
+  serve-soak PORT --results F        per connection a header "up|down NBYTES SEED RATE ID\n";
+                                     up: read to EOF, check against the stream (SEED), reply
+                                     "<sha256> <count>\n"; down: send the stream at RATE
+                                     bytes/s (0: at once), close; one line per transfer to F
+  soak-xfer HOST PORT up|down NBYTES SEED
+                                     one transfer with serve-soak, checked with sha256; prints
+                                     "<outcome> <bytes> <secs> <detail>"; exit 0 ok, 1 error
+                                     (reset, timeout...), 2 corrupt (complete but wrong bytes),
+                                     3 truncated (a clean EOF before the end, bytes intact)
 """
 
 import argparse
@@ -164,6 +173,76 @@ def make_handle_early_close(nbytes, result_file):
             f.write("%s %d\n" % (h.hexdigest(), n))
         os.replace(result_file + ".tmp", result_file)
         log("early-close %s:%d sent %d, then got %d bytes" % (peer + (nbytes, n)))
+    return handle
+
+
+def recv_line(sock, limit=256):
+    """Read a header line; returns (line, the bytes after it that came with it)."""
+    buf = b""
+    while b"\n" not in buf:
+        data = sock.recv(limit)
+        if not data:
+            raise ValueError("EOF before the header line")
+        buf += data
+        if len(buf) > limit and b"\n" not in buf[:limit]:
+            raise ValueError("header line too long")
+    line, _, rest = buf.partition(b"\n")
+    return line.decode(errors="replace"), rest
+
+
+def paced_send(sock, nbytes, seed, rate, h=None):
+    """Send the deterministic stream at about rate bytes/s (0: as fast as possible)."""
+    t0 = time.monotonic()
+    sent = 0
+    for c in stream_chunks(nbytes, seed):
+        for off in range(0, len(c), 65536):
+            part = c[off:off + 65536]
+            sock.sendall(part)
+            if h is not None:
+                h.update(part)
+            sent += len(part)
+            if rate > 0:
+                delay = t0 + sent / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+    return sent
+
+
+def make_handle_soak(results):
+    fd = os.open(results, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def record(line):
+        os.write(fd, (line + "\n").encode())  # one write per line, O_APPEND: no interleaving
+
+    def handle(sock, peer):
+        line, rest = recv_line(sock)
+        kind, nbytes, seed, rate, xid = line.split()
+        nbytes, seed, rate = int(nbytes), int(seed), int(rate)
+        n = 0
+        try:
+            if kind == "up":
+                h = hashlib.sha256(rest)
+                n, _ = recv_to_eof(sock, h)
+                n += len(rest)
+                got = h.hexdigest()
+                if n == nbytes and got == stream_sha(nbytes, seed):
+                    outcome = "ok"
+                elif n < nbytes and got == stream_sha(n, seed):
+                    outcome = "truncated"  # a clean EOF before the end
+                else:
+                    outcome = "corrupt"
+                sock.sendall(("%s %d\n" % (got, n)).encode())
+                record("up %s %d %d %s" % (xid, nbytes, n, outcome))
+            elif kind == "down":
+                n = paced_send(sock, nbytes, seed, rate)
+                sock.shutdown(socket.SHUT_WR)
+                record("down %s %d %d sent" % (xid, nbytes, n))
+            else:
+                raise ValueError("unknown transfer kind %r" % kind)
+        except (OSError, ValueError) as e:
+            record("%s %s %d %d error:%s" % (kind, xid, nbytes, n, type(e).__name__))
+            raise
+
     return handle
 
 
@@ -381,6 +460,44 @@ def cmd_conns(a):
     return 1 if bad else 0
 
 
+def cmd_soak_xfer(a):
+    t0 = time.monotonic()
+    n = 0
+    try:
+        with connect(a.host, a.port, a.timeout) as s:
+            s.sendall(("%s %d %d %d %s\n" % (a.kind, a.nbytes, a.seed, a.rate, a.id)).encode())
+            if a.kind == "up":
+                h = hashlib.sha256()
+                n = paced_send(s, a.nbytes, a.seed, a.rate, h)
+                s.shutdown(socket.SHUT_WR)
+                _, reply = recv_to_eof(s, limit=4096)
+                got = reply.partition(b"\n")[0].decode(errors="replace").split()
+                if not got:
+                    outcome, rc, detail = "error", 1, "eof-without-reply"
+                elif got == [h.hexdigest(), str(a.nbytes)]:
+                    outcome, rc, detail = "ok", 0, h.hexdigest()
+                else:
+                    outcome, rc, detail = "corrupt", 2, "server-got:" + ":".join(got)
+            else:
+                h = hashlib.sha256()
+                n, _ = recv_to_eof(s, h, limit=a.nbytes)
+                got = h.hexdigest()
+                if n == a.nbytes and got == stream_sha(a.nbytes, a.seed):
+                    outcome, rc, detail = "ok", 0, got
+                elif n < a.nbytes and got == stream_sha(n, a.seed):
+                    outcome, rc, detail = "truncated", 3, "clean-eof-after-%d" % n
+                else:
+                    outcome, rc, detail = "corrupt", 2, "got:%s:%d" % (got, n)
+    except ValueError as e:  # more bytes than asked for
+        outcome, rc, detail = "corrupt", 2, str(e).replace(" ", "-")
+    except (socket.timeout, TimeoutError):
+        outcome, rc, detail = "error", 1, "timeout"
+    except OSError as e:
+        outcome, rc, detail = "error", 1, type(e).__name__
+    print("%s %d %.3f %s" % (outcome, n, time.monotonic() - t0, detail))
+    return rc
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -433,6 +550,16 @@ def main():
     c.add_argument("--expect-bytes", type=int, default=None, help="read to EOF (serve-source)")
     c.add_argument("--out", default=None, help="write the lines here (atomically) at the end")
 
+    s = sub.add_parser("serve-soak")
+    s.add_argument("port", type=int)
+    s.add_argument("--results", required=True)
+    c = client("soak-xfer")
+    c.add_argument("kind", choices=["up", "down"])
+    c.add_argument("nbytes", type=int)
+    c.add_argument("seed", type=int)
+    c.add_argument("--rate", type=int, default=0, help="bytes/s, 0: as fast as possible")
+    c.add_argument("--id", default="-")
+
     a = p.parse_args()
     if a.cmd == "serve-echo":
         serve(a.port, handle_echo)
@@ -442,6 +569,8 @@ def main():
         serve(a.port, make_handle_source(a.nbytes, a.seed))
     elif a.cmd == "serve-early-close":
         serve(a.port, make_handle_early_close(a.nbytes, a.result_file))
+    elif a.cmd == "serve-soak":
+        serve(a.port, make_handle_soak(a.results))
     elif a.cmd == "stream-sha":
         print(stream_sha(a.nbytes, a.seed))
         return 0
@@ -455,6 +584,7 @@ def main():
                 "concurrent": cmd_concurrent,
                 "probe": cmd_probe,
                 "conns": cmd_conns,
+                "soak-xfer": cmd_soak_xfer,
             }[a.cmd](a)
         except (OSError, ValueError) as e:
             log("%s: %r" % (a.cmd, e))

@@ -63,6 +63,11 @@ struct tn_link {
 void tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const *addrs,
                    size_t naddrs, const struct tn_h2_settings *settings,
                    const struct tn_link_conf *conf, const struct tn_link_ops *ops, void *owner);
+/* Starts over on a new connection (new certificates, a new registration): the current one says
+ * GOAWAY and finishes its open streams while the new one is dialed.  Does nothing while down:
+ * the next attempt uses the new settings anyway. */
+void tn_link_renew(struct tn_link *l);
+
 /* Closes the connection (GOAWAY, close_notify) and stops every timer: no callback after this. */
 void tn_link_stop(struct tn_link *l);
 

@@ -19,6 +19,14 @@
             strlen(value), NGHTTP2_NV_FLAG_NO_COPY_NAME                                \
     }
 
+/* Exchanges two lvalues of one type (configuration fields on reload). */
+#define TN_SWAP(a, b)             \
+    do {                          \
+        __typeof__(a) tmp_ = (a); \
+        (a) = (b);                \
+        (b) = tmp_;               \
+    } while (0)
+
 /* protobuf-c's generated structs take char * for strings they only read when packing. */
 #define TN_UNCONST(p) ((void *)(uintptr_t)(p))
 
