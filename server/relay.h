@@ -20,6 +20,7 @@
 struct ev_loop;
 struct tn_lpm;
 struct rflow;
+struct reg;
 
 /* proxies: [{id, networks}]: what a proxy id may announce. */
 struct proxy_rule {
@@ -91,9 +92,9 @@ struct proxy_net {
 struct proxy {
     struct session *session;
     char id[TN_ID_MAX + 1];
-    uint64_t serial;              /* unique per registration: replicas may share an id */
-    uint64_t hrw_key;             /* its rendezvous identity: hash of id and serial */
-    struct tn_h2_stream *control; /* the Register stream */
+    uint64_t serial;     /* unique per registration: replicas may share an id */
+    uint64_t hrw_key;    /* its rendezvous identity: hash of id and serial */
+    struct reg *control; /* the Register stream's state */
     struct proxy_net *nets;
     size_t nnets;
     struct accept_slot *idle;         /* idle Accept streams */

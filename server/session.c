@@ -26,7 +26,36 @@ session_name(const struct session *s)
     return tn_h2_peer(s->h2)->id;
 }
 
+/* The Register stream: a Hello in, a Welcome out, then it stays open as the control channel. */
+struct reg {
+    struct session *session;
+    struct tn_h2_stream *stream;
+    uint8_t *msg; /* the framed Hello, gathered whole (it is small and bounded) */
+    size_t have;
+    bool is_done;
+};
+
 /* ---- proxies ---------------------------------------------------------------------------- */
+
+/* Lets go of |px|'s Register stream: ended with status 0 when |is_graceful| (the relay is
+ * draining), else reset.  Its state goes with it: no callback will come to free it. */
+static void
+control_drop(struct proxy *px, bool is_graceful)
+{
+    struct reg *rg = px->control;
+
+    if (rg == NULL)
+        return;
+    px->control = NULL;
+    if (is_graceful) {
+        tn_h2_stream_finish(rg->stream, TN_GRPC_OK, "relay draining");
+        tn_h2_stream_detach(rg->stream, 0);
+    } else {
+        tn_h2_stream_detach(rg->stream, NGHTTP2_CANCEL);
+    }
+    free(rg->msg);
+    free(rg);
+}
 
 /* Takes |px| out of service: its routes go, its queued flows go to other replicas.  Its memory
  * stays until its session is freed, since its flows still name it. */
@@ -53,9 +82,7 @@ proxy_leave(struct proxy *px)
         rflow_reroute(f);
     }
     px->queue_tail = NULL;
-    if (px->control != NULL)
-        tn_h2_stream_detach(px->control, NGHTTP2_CANCEL);
-    px->control = NULL;
+    control_drop(px, false);
     if (px->nnets > 0)
         tn_log_info("proxy %s#%" PRIu64 " left (%" PRIu64 " flows served)", px->id, px->serial,
                     px->flows);
@@ -229,15 +256,6 @@ proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t 
     return TN_GRPC_OK;
 }
 
-/* The Register stream: a Hello in, a Welcome out, then it stays open as the control channel. */
-struct reg {
-    struct session *session;
-    struct tn_h2_stream *stream;
-    uint8_t *msg; /* the framed Hello, gathered whole (it is small and bounded) */
-    size_t have;
-    bool is_done;
-};
-
 static void
 reg_finish(struct reg *rg, int status, const char *why)
 {
@@ -301,7 +319,7 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
         goto out;
     }
     s->proxy = px;
-    px->control = rg->stream;
+    px->control = rg;
     welcome.relay_version = TN_UNCONST(TN_VERSION);
     if (tn_grpc_append(tn_h2_stream_out(rg->stream), &welcome.base) != 0) {
         reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -340,7 +358,7 @@ reg_on_close(void *owner, uint32_t error_code)
 
     (void)error_code;
     /* The control stream is the proxy's presence: without it, it serves nothing. */
-    if (s->proxy != NULL && s->proxy->control == rg->stream) {
+    if (s->proxy != NULL && s->proxy->control == rg) {
         s->proxy->control = NULL;
         proxy_leave(s->proxy);
         if (!s->is_draining) /* else its flows finish first */
@@ -463,13 +481,10 @@ session_drain(struct session *s)
     if (s->is_draining)
         return;
     s->is_draining = true;
-    if (px != NULL && px->control != NULL) {
-        tn_h2_stream_finish(px->control, TN_GRPC_OK, "relay draining");
-        tn_h2_stream_detach(px->control, 0);
-        px->control = NULL;
-    }
-    if (px != NULL)
+    if (px != NULL) {
+        control_drop(px, true);
         proxy_leave(px);
+    }
 }
 
 /* A proxy (or client) going away gracefully sends GOAWAY: take it out of the routes now. */
