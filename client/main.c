@@ -260,6 +260,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     tn_proc_raise_nofile();
     c.loop = EV_DEFAULT;
+    tn_proc_trim_start(c.loop);
     c.cfg = &cfg;
     c.argc = argc;
     c.argv = argv;

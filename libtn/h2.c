@@ -26,6 +26,7 @@
 #include "tn/err.h"
 #include "tn/grpc.h"
 #include "tn/log.h"
+#include "tn/proc.h"
 #include "tn/tls.h"
 #include "tn/util.h"
 
@@ -130,6 +131,7 @@ stream_close(struct tn_h2_stream *s, uint32_t error_code)
         s->next->prev = s->prev;
     s->ops = NULL;
     h2_release(h2, s->held);
+    tn_proc_released();
     if (ops != NULL)
         ops->on_close(s->owner, error_code);
     tn_buf_fini(&s->out);
@@ -797,6 +799,9 @@ h2_session_start(struct tn_h2 *h2)
         return -ENOMEM;
     }
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* nghttp2 otherwise keeps closed streams for the priority tree, up to the concurrency
+     * limit: with thousands of short flows that is memory that never comes back. */
+    nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_send_header_block_length(opt, 16 * 1024);
     if (h2->is_server)
         rv = nghttp2_session_server_new2(&h2->ng, cbs, h2, opt);

@@ -267,6 +267,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     tn_proc_raise_nofile();
     px.loop = EV_DEFAULT;
+    tn_proc_trim_start(px.loop);
     px.cfg = &cfg;
     px.argc = argc;
     px.argv = argv;

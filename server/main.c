@@ -226,6 +226,7 @@ main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     tn_proc_raise_nofile();
     relay.loop = EV_DEFAULT;
+    tn_proc_trim_start(relay.loop);
     relay.cfg = &cfg;
     relay.argc = argc;
     relay.argv = argv;

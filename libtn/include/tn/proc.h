@@ -8,4 +8,12 @@
  * Returns the new limit. */
 long tn_proc_raise_nofile(void);
 
+struct ev_loop;
+
+/* Gives freed heap memory back to the system a few seconds after flows ended: glibc keeps it
+ * otherwise, so that a burst of ten thousand flows would leave the process that much larger.
+ * Starts a timer on |loop|; tn_proc_released() marks that something was freed. */
+void tn_proc_trim_start(struct ev_loop *loop);
+void tn_proc_released(void);
+
 #endif
