@@ -32,7 +32,8 @@ hash.
                                      bytes/s (0: at once), close; one line per transfer to F
   soak-xfer HOST PORT up|down NBYTES SEED
                                      one transfer with serve-soak, checked with sha256; prints
-                                     "<outcome> <bytes> <secs> <detail>"; exit 0 ok, 1 error
+                                     "<outcome> <bytes> <start epoch ms> <secs> <detail>";
+                                     exit 0 ok, 1 error
                                      (reset, timeout...), 2 corrupt (complete but wrong bytes),
                                      3 truncated (a clean EOF before the end, bytes intact)
 """
@@ -190,8 +191,9 @@ def recv_line(sock, limit=256):
     return line.decode(errors="replace"), rest
 
 
-def paced_send(sock, nbytes, seed, rate, h=None):
-    """Send the deterministic stream at about rate bytes/s (0: as fast as possible)."""
+def paced_send(sock, nbytes, seed, rate, h=None, progress=None):
+    """Send the deterministic stream at about rate bytes/s (0: as fast as possible); the
+    count so far is kept in progress[0]."""
     t0 = time.monotonic()
     sent = 0
     for c in stream_chunks(nbytes, seed):
@@ -201,6 +203,8 @@ def paced_send(sock, nbytes, seed, rate, h=None):
             if h is not None:
                 h.update(part)
             sent += len(part)
+            if progress is not None:
+                progress[0] = sent
             if rate > 0:
                 delay = t0 + sent / rate - time.monotonic()
                 if delay > 0:
@@ -461,14 +465,15 @@ def cmd_conns(a):
 
 
 def cmd_soak_xfer(a):
+    start = time.time()
     t0 = time.monotonic()
-    n = 0
+    done = [0]  # bytes so far, for the report when the transfer fails
     try:
         with connect(a.host, a.port, a.timeout) as s:
             s.sendall(("%s %d %d %d %s\n" % (a.kind, a.nbytes, a.seed, a.rate, a.id)).encode())
             if a.kind == "up":
                 h = hashlib.sha256()
-                n = paced_send(s, a.nbytes, a.seed, a.rate, h)
+                n = paced_send(s, a.nbytes, a.seed, a.rate, h, done)
                 s.shutdown(socket.SHUT_WR)
                 _, reply = recv_to_eof(s, limit=4096)
                 got = reply.partition(b"\n")[0].decode(errors="replace").split()
@@ -480,7 +485,15 @@ def cmd_soak_xfer(a):
                     outcome, rc, detail = "corrupt", 2, "server-got:" + ":".join(got)
             else:
                 h = hashlib.sha256()
-                n, _ = recv_to_eof(s, h, limit=a.nbytes)
+                while True:
+                    data = s.recv(CHUNK)
+                    if not data:
+                        break
+                    h.update(data)
+                    done[0] += len(data)
+                    if done[0] > a.nbytes:
+                        raise ValueError("peer sent more than %d bytes" % a.nbytes)
+                n = done[0]
                 got = h.hexdigest()
                 if n == a.nbytes and got == stream_sha(a.nbytes, a.seed):
                     outcome, rc, detail = "ok", 0, got
@@ -494,7 +507,8 @@ def cmd_soak_xfer(a):
         outcome, rc, detail = "error", 1, "timeout"
     except OSError as e:
         outcome, rc, detail = "error", 1, type(e).__name__
-    print("%s %d %.3f %s" % (outcome, n, time.monotonic() - t0, detail))
+    print("%s %d %d %.3f %s" % (outcome, done[0] if rc else a.nbytes, start * 1000,
+                                time.monotonic() - t0, detail))
     return rc
 
 
