@@ -10,7 +10,7 @@ PKGS=(
 	libssl-dev libnghttp2-dev libprotobuf-c-dev libev-dev libyaml-dev
 	libnetfilter-queue-dev libmnl-dev libcmocka-dev
 	# run (client) and test
-	iptables iproute2 openssl curl python3 procps
+	iptables iproute2 openssl curl python3 python3-yaml procps
 )
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }
