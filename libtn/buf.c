@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 struct tn_buf_chunk {
     struct tn_buf_chunk *next;
@@ -152,6 +153,22 @@ tn_buf_copy(const struct tn_buf *b, uint8_t *dst, size_t n)
         done += k;
     }
     return done;
+}
+
+int
+tn_buf_iov(const struct tn_buf *b, struct iovec *iov, int max)
+{
+    const struct tn_buf_chunk *c;
+    int n = 0;
+
+    for (c = b->head; c != NULL && n < max; c = c->next) {
+        if (c->end == c->start)
+            continue;
+        iov[n].iov_base = (void *)(uintptr_t)(c->data + c->start);
+        iov[n].iov_len = c->end - c->start;
+        n++;
+    }
+    return n;
 }
 
 void

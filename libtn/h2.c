@@ -15,6 +15,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -30,7 +31,8 @@
 #include "tn/tls.h"
 #include "tn/util.h"
 
-#define WBUF_HIGH         (64 * 1024) /* coalesce frames up to this before SSL_write */
+#define WBUF_HIGH         (64 * 1024)  /* coalesce frames up to this before SSL_write */
+#define TLSOUT_HIGH       (256 * 1024) /* encrypt no more while the socket holds back this much */
 #define RBUF_SIZE         (64 * 1024)
 #define HANDSHAKE_TIMEOUT 10.0
 #define PATH_MAX_LEN      64
@@ -70,12 +72,13 @@ struct tn_h2 {
     SSL *ssl;
     nghttp2_session *ng;
     bool is_server;
-    bool want_write;          /* SSL_write would block: wait for EV_WRITE */
+    bool want_write;          /* the socket would block: wait for EV_WRITE */
     bool is_ready;            /* the peer's first SETTINGS arrived */
     bool is_refused;          /* a certificate was refused, by either side: final */
     bool is_closed;           /* torn down: only tn_h2_free remains */
     const char *close_reason; /* set: tear down at the next flush */
-    struct tn_buf wbuf;
+    struct tn_buf wbuf;       /* HTTP/2 frames waiting for TLS */
+    struct tn_buf tlsout;     /* TLS records waiting for the socket: written with one writev */
     struct tn_identity peer;
     char peer_addr[TN_ADDR_STRLEN];
     struct tn_h2_settings settings;
@@ -594,8 +597,33 @@ ssl_wait(struct tn_h2 *h2, int rv, const char *what)
     return -1;
 }
 
-/* Writes wbuf to TLS.  Returns 0 when it is empty, 1 when TLS would block (want_write is
- * set), -1 when the connection failed. */
+/* Writes the TLS records in tlsout to the socket, all of them in one writev when it takes
+ * them.  Returns 0 when tlsout is empty, 1 when the socket would block (want_write is set), -1
+ * when the connection failed. */
+static int
+h2_sock_flush(struct tn_h2 *h2)
+{
+    struct iovec iov[16];
+    ssize_t k;
+    int n;
+
+    while ((n = tn_buf_iov(&h2->tlsout, iov, (int)TN_ARRAY_LEN(iov))) > 0) {
+        if ((k = writev(h2->fd, iov, n)) < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                h2->want_write = true;
+                return 1;
+            }
+            tn_log_debug("%s: write: %s", h2->peer_addr, strerror(errno));
+            h2_fail(h2, "connection lost");
+            return -1;
+        }
+        tn_buf_consume(&h2->tlsout, (size_t)k);
+    }
+    return 0;
+}
+
+/* Encrypts wbuf into tlsout and writes that to the socket.  Returns 0 when both are empty, 1
+ * when the socket would block (want_write is set), -1 when the connection failed. */
 static int
 h2_flush(struct tn_h2 *h2)
 {
@@ -603,13 +631,55 @@ h2_flush(struct tn_h2 *h2)
     size_t n;
     int rv;
 
-    while ((data = tn_buf_peek(&h2->wbuf, &n)) != NULL) {
-        ERR_clear_error();
-        if ((rv = SSL_write(h2->ssl, data, (int)(n > INT32_MAX ? INT32_MAX : n))) <= 0)
-            return ssl_wait(h2, rv, "write") == 0 ? 1 : -1;
-        tn_buf_consume(&h2->wbuf, (size_t)rv);
+    for (;;) {
+        /* Bounded: nothing more is encrypted while the socket lags this far behind. */
+        while (tn_buf_len(&h2->tlsout) < TLSOUT_HIGH &&
+               (data = tn_buf_peek(&h2->wbuf, &n)) != NULL) {
+            ERR_clear_error();
+            if ((rv = SSL_write(h2->ssl, data, (int)(n > INT32_MAX ? INT32_MAX : n))) <= 0)
+                return ssl_wait(h2, rv, "write") == 0 ? 1 : -1;
+            tn_buf_consume(&h2->wbuf, (size_t)rv);
+        }
+        if ((rv = h2_sock_flush(h2)) != 0)
+            return rv;
+        if (tn_buf_len(&h2->wbuf) == 0)
+            return 0;
     }
-    return 0;
+}
+
+/* The write side of the TLS connection: records are appended to tlsout (never blocking) so that
+ * the several records of one flush leave in one system call, and the peer wakes up once. */
+static int
+wbio_write(BIO *b, const char *data, int len)
+{
+    struct tn_h2 *h2 = BIO_get_data(b);
+
+    BIO_clear_retry_flags(b);
+    if (tn_buf_append(&h2->tlsout, data, (size_t)len) != 0)
+        return -1;
+    return len;
+}
+
+static long
+wbio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)b;
+    (void)num;
+    (void)ptr;
+    return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static BIO_METHOD *
+wbio_method(void)
+{
+    static BIO_METHOD *m;
+
+    if (m == NULL &&
+        (m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "tunnel TLS out")) != NULL) {
+        BIO_meth_set_write(m, wbio_write);
+        BIO_meth_set_ctrl(m, wbio_ctrl);
+    }
+    return m;
 }
 
 /* Makes room in wbuf for nghttp2's next frame.  Returns 0 or NGHTTP2_ERR_WOULDBLOCK. */
@@ -718,6 +788,7 @@ h2_teardown(struct tn_h2 *h2, bool notify)
         nghttp2_session_terminate_session(h2->ng, NGHTTP2_NO_ERROR);
         h2_send(h2);
         SSL_shutdown(h2->ssl);
+        h2_sock_flush(h2);
     }
     h2->is_closed = true;
     ev_io_stop(h2->loop, &h2->io);
@@ -729,6 +800,7 @@ h2_teardown(struct tn_h2 *h2, bool notify)
     while (h2->streams != NULL)
         stream_close(h2->streams, NGHTTP2_INTERNAL_ERROR);
     tn_buf_fini(&h2->wbuf);
+    tn_buf_fini(&h2->tlsout);
     if (notify)
         h2->ops->on_close(h2, reason);
 }
@@ -859,7 +931,10 @@ h2_handshake(struct tn_h2 *h2)
     int rv;
 
     ERR_clear_error();
-    if ((rv = SSL_do_handshake(h2->ssl)) != 1) {
+    rv = SSL_do_handshake(h2->ssl);
+    if (h2_sock_flush(h2) < 0) /* what the handshake wrote (tlsout) */
+        return;
+    if (rv != 1) {
         ssl_wait(h2, rv, "TLS handshake");
         return;
     }
@@ -932,6 +1007,7 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     struct tn_h2 *h2;
+    BIO *rbio = NULL, *wbio;
     int one = 1;
 
     if ((h2 = calloc(1, sizeof(*h2))) == NULL || (h2->ssl = SSL_new(ctx)) == NULL) {
@@ -946,10 +1022,22 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     h2->ops = ops;
     h2->owner = owner;
     tn_buf_init(&h2->wbuf);
+    tn_buf_init(&h2->tlsout);
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         tn_addr_format((struct sockaddr *)&ss, h2->peer_addr, sizeof(h2->peer_addr));
-    SSL_set_fd(h2->ssl, fd);
+    /* Reads straight from the socket; writes through tlsout (wbio_write). */
+    if ((rbio = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL ||
+        (wbio = BIO_new(wbio_method())) == NULL) {
+        BIO_free(rbio);
+        SSL_free(h2->ssl);
+        free(h2);
+        close(fd);
+        return NULL;
+    }
+    BIO_set_data(wbio, h2);
+    BIO_set_init(wbio, 1);
+    SSL_set_bio(h2->ssl, rbio, wbio); /* transferred */
     if (is_server)
         SSL_set_accept_state(h2->ssl);
     else

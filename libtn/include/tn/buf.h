@@ -9,6 +9,7 @@
 
 #define TN_BUF_CHUNK (64 * 1024 + 64) /* one 64 KiB read and its framing */
 
+struct iovec;
 struct tn_buf_chunk;
 
 struct tn_buf {
@@ -36,6 +37,8 @@ void tn_buf_move(struct tn_buf *b, struct tn_buf *from);
 const uint8_t *tn_buf_peek(const struct tn_buf *b, size_t *n);
 /* Copies up to |n| readable bytes into |dst| without consuming them; returns how many. */
 size_t tn_buf_copy(const struct tn_buf *b, uint8_t *dst, size_t n);
+/* Fills up to |max| iovecs with the readable spans, in order; returns how many. */
+int tn_buf_iov(const struct tn_buf *b, struct iovec *iov, int max);
 /* Drops |n| readable bytes (at most tn_buf_len()) from the head. */
 void tn_buf_consume(struct tn_buf *b, size_t n);
 
