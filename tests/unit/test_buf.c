@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include <cmocka.h>
 
@@ -71,12 +72,40 @@ test_buf_reserve_commit_spans_chunks(void **state)
     tn_buf_fini(&b);
 }
 
+static void
+test_buf_iov_lists_spans_in_order(void **state)
+{
+    struct tn_buf b;
+    struct iovec iov[4];
+    uint8_t data[150000];
+    size_t i, total = 0;
+    int n;
+
+    (void)state;
+    for (i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 13);
+    tn_buf_init(&b);
+    assert_int_equal(tn_buf_iov(&b, iov, 4), 0);
+    assert_int_equal(tn_buf_append(&b, data, sizeof(data)), 0);
+    tn_buf_consume(&b, 1000);
+    n = tn_buf_iov(&b, iov, 4);
+    assert_true(n >= 1);
+    for (i = 0; i < (size_t)n; i++) {
+        assert_memory_equal(iov[i].iov_base, data + 1000 + total, iov[i].iov_len);
+        total += iov[i].iov_len;
+    }
+    assert_int_equal(total, sizeof(data) - 1000);
+    assert_int_equal(tn_buf_iov(&b, iov, 1), 1); /* never more than asked for */
+    tn_buf_fini(&b);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_moves_and_frees_when_drained),
         cmocka_unit_test(test_buf_reserve_commit_spans_chunks),
+        cmocka_unit_test(test_buf_iov_lists_spans_in_order),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
