@@ -156,8 +156,33 @@ relay_exceptions(FILE *f, const char *chain, const struct nf_rules *rules)
     }
 }
 
-int
-nf_rules_install(const struct nf_rules *rules)
+/* REDIRECT to our listener: what the tunnel carries. */
+static void
+redirect_rules(FILE *f, const char *net, const struct nf_rules *rules)
+{
+    fprintf(
+        f, "-A " CHAIN " -d %s -p tcp -m comment --comment " COMMENT " -j REDIRECT --to-ports %u\n",
+        net, rules->port);
+}
+
+/* Redirected connections reach filter OUTPUT already rewritten to our listener: only what the
+ * tunnel does not carry (it is down, or not running) still has these destinations. */
+static void
+reject_rules(FILE *f, const char *net, const struct nf_rules *rules)
+{
+    (void)rules;
+    fprintf(f,
+            "-A " CHAIN_FC " -d %s -p tcp -m comment --comment " COMMENT
+            " -j REJECT --reject-with tcp-reset\n"
+            "-A " CHAIN_FC " -d %s -m comment --comment " COMMENT
+            " -j REJECT --reject-with icmp-port-unreachable\n",
+            net, net);
+}
+
+/* Installs chain |c|: the relays' exceptions, then |per_net| for each intercepted network. */
+static int
+chain_fill(const struct chain *c, const struct nf_rules *rules,
+           void (*per_net)(FILE *f, const char *net, const struct nf_rules *rules))
 {
     char *text = NULL, net[TN_CIDR_STRLEN];
     size_t len = 0, i;
@@ -166,22 +191,25 @@ nf_rules_install(const struct nf_rules *rules)
 
     if ((f = open_memstream(&text, &len)) == NULL)
         return -errno;
-    relay_exceptions(f, CHAIN, rules);
+    relay_exceptions(f, c->name, rules);
     for (i = 0; i < rules->cidrs->n; i++) {
         if (rules->cidrs->v[i].ip.family != AF_INET)
             continue; /* TODO(#6): IPv6 through ip6tables */
-        fprintf(f,
-                "-A " CHAIN " -d %s -p tcp -m comment --comment " COMMENT
-                " -j REDIRECT --to-ports %u\n",
-                tn_cidr_format(&rules->cidrs->v[i], net, sizeof(net)), rules->port);
+        per_net(f, tn_cidr_format(&rules->cidrs->v[i], net, sizeof(net)), rules);
     }
     if (fclose(f) != 0) {
         free(text);
         return -ENOMEM;
     }
-    r = chain_install(&redirect_chain, text);
+    r = chain_install(c, text);
     free(text);
     return r;
+}
+
+int
+nf_rules_install(const struct nf_rules *rules)
+{
+    return chain_fill(&redirect_chain, rules, redirect_rules);
 }
 
 int
@@ -193,34 +221,7 @@ nf_rules_remove(void)
 int
 nf_fail_closed_install(const struct nf_rules *rules)
 {
-    char *text = NULL, net[TN_CIDR_STRLEN];
-    size_t len = 0, i;
-    FILE *f;
-    int r;
-
-    if ((f = open_memstream(&text, &len)) == NULL)
-        return -errno;
-    /* Redirected connections reach filter OUTPUT already rewritten to our listener: only what
-     * the tunnel does not carry (it is down, or not running) still has these destinations. */
-    relay_exceptions(f, CHAIN_FC, rules);
-    for (i = 0; i < rules->cidrs->n; i++) {
-        if (rules->cidrs->v[i].ip.family != AF_INET)
-            continue;
-        tn_cidr_format(&rules->cidrs->v[i], net, sizeof(net));
-        fprintf(f,
-                "-A " CHAIN_FC " -d %s -p tcp -m comment --comment " COMMENT
-                " -j REJECT --reject-with tcp-reset\n"
-                "-A " CHAIN_FC " -d %s -m comment --comment " COMMENT
-                " -j REJECT --reject-with icmp-port-unreachable\n",
-                net, net);
-    }
-    if (fclose(f) != 0) {
-        free(text);
-        return -ENOMEM;
-    }
-    r = chain_install(&reject_chain, text);
-    free(text);
-    return r;
+    return chain_fill(&reject_chain, rules, reject_rules);
 }
 
 int

@@ -628,33 +628,40 @@ tn_conf_defaults(const struct tn_conf_key *keys, void *cfg)
     return 0;
 }
 
+/* Frees what key |k| owns in |cfg|, leaving it empty. */
+static void
+fini_key(const struct tn_conf_key *k, void *cfg)
+{
+    char **p;
+
+    switch (k->type) {
+    case TN_CONF_STR:
+    case TN_CONF_HOSTPORT:
+        p = field(cfg, k);
+        free(*p);
+        *p = NULL;
+        break;
+    case TN_CONF_CIDR_LIST:
+        tn_cidr_list_fini(field(cfg, k));
+        break;
+    case TN_CONF_LIST:
+        list_fini(k, field(cfg, k));
+        break;
+    case TN_CONF_HOSTPORT_LIST:
+        str_list_fini(field(cfg, k));
+        break;
+    default:
+        break;
+    }
+}
+
 void
 tn_conf_fini(const struct tn_conf_key *keys, void *cfg)
 {
     const struct tn_conf_key *k;
-    char **p;
 
-    for (k = keys; k->key != NULL; k++) {
-        switch (k->type) {
-        case TN_CONF_STR:
-        case TN_CONF_HOSTPORT:
-            p = field(cfg, k);
-            free(*p);
-            *p = NULL;
-            break;
-        case TN_CONF_CIDR_LIST:
-            tn_cidr_list_fini(field(cfg, k));
-            break;
-        case TN_CONF_LIST:
-            list_fini(k, field(cfg, k));
-            break;
-        case TN_CONF_HOSTPORT_LIST:
-            str_list_fini(field(cfg, k));
-            break;
-        default:
-            break;
-        }
-    }
+    for (k = keys; k->key != NULL; k++)
+        fini_key(k, cfg);
 }
 
 /*
@@ -770,35 +777,6 @@ known_names(const struct tn_conf_key *keys, const char *prefix, struct sbuf *b)
     }
 }
 
-static int
-apply_list(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *seq, const char *path)
-{
-    struct tn_cidr_list fresh = { NULL, 0 };
-    yaml_node_item_t *it;
-    yaml_node_t *item;
-    struct origin o;
-    const char *s;
-    int r = TN_ERR_CONFIG;
-
-    for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
-        item = yaml_document_get_node(l->doc, *it);
-        o = node_origin(l, item);
-        if (item->type != YAML_SCALAR_NODE) {
-            report(&o, path, "expected a CIDR in the list, got %s", node_kind(item));
-            goto out;
-        }
-        if ((s = scalar_text(l, item, path)) == NULL || add_cidrs(k, &fresh, s, &o) != 0)
-            goto out;
-    }
-    tn_cidr_list_fini(field(l->cfg, k));
-    *(struct tn_cidr_list *)field(l->cfg, k) = fresh;
-    fresh.v = NULL; /* transferred */
-    r = 0;
-out:
-    tn_cidr_list_fini(&fresh);
-    return r;
-}
-
 static int load_mapping(struct loader *l, const yaml_node_t *map, const char *prefix);
 
 /* A YAML list of mappings into a fresh TN_CONF_LIST, which replaces the old one. */
@@ -835,36 +813,35 @@ out:
     return r;
 }
 
-/* A YAML list of HOST:PORT scalars into a fresh list, which replaces the old one. */
+/* A YAML list of scalars into a CIDR or HOST:PORT list key: the first item replaces the list,
+ * the others append, each checked as a flag's value would be. */
 static int
-apply_hostports(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *seq,
-                const char *path)
+apply_scalars(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *seq,
+              const char *path)
 {
-    struct tn_str_list fresh = { NULL, 0 };
     yaml_node_item_t *it;
     yaml_node_t *item;
+    bool is_append = false;
     struct origin o;
     const char *s;
-    int r = TN_ERR_CONFIG;
 
+    if (seq->data.sequence.items.start == seq->data.sequence.items.top) {
+        fini_key(k, l->cfg); /* an empty list */
+        return 0;
+    }
     for (it = seq->data.sequence.items.start; it < seq->data.sequence.items.top; it++) {
         item = yaml_document_get_node(l->doc, *it);
         o = node_origin(l, item);
         if (item->type != YAML_SCALAR_NODE) {
-            report(&o, path, "expected HOST:PORT in the list, got %s", node_kind(item));
-            goto out;
+            report(&o, path, "expected %s in the list, got %s",
+                   k->type == TN_CONF_CIDR_LIST ? "a CIDR" : "HOST:PORT", node_kind(item));
+            return TN_ERR_CONFIG;
         }
-        if ((s = scalar_text(l, item, path)) == NULL || str_list_add(k, &fresh, s, &o) != 0)
-            goto out;
+        if ((s = scalar_text(l, item, path)) == NULL || set_value(k, l->cfg, s, is_append, &o) != 0)
+            return TN_ERR_CONFIG;
+        is_append = true;
     }
-    str_list_fini(field(l->cfg, k));
-    *(struct tn_str_list *)field(l->cfg, k) = fresh;
-    fresh.v = NULL; /* transferred */
-    fresh.n = 0;
-    r = 0;
-out:
-    str_list_fini(&fresh);
-    return r;
+    return 0;
 }
 
 static int
@@ -889,10 +866,9 @@ apply_node(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *n, 
             return TN_ERR_CONFIG;
         return set_value(k, l->cfg, s, false, &o);
     }
-    if (k->type == TN_CONF_CIDR_LIST && n->type == YAML_SEQUENCE_NODE)
-        return apply_list(l, k, n, path);
-    if (k->type == TN_CONF_HOSTPORT_LIST && n->type == YAML_SEQUENCE_NODE)
-        return apply_hostports(l, k, n, path);
+    if ((k->type == TN_CONF_CIDR_LIST || k->type == TN_CONF_HOSTPORT_LIST) &&
+        n->type == YAML_SEQUENCE_NODE)
+        return apply_scalars(l, k, n, path);
     report(&o, path, "expected %s, got %s",
            k->type == TN_CONF_CIDR_LIST       ? "a CIDR or a list of them"
            : k->type == TN_CONF_HOSTPORT_LIST ? "HOST:PORT or a list of them"
