@@ -276,6 +276,13 @@ main(int argc, char **argv)
         c.status = 2;
         goto out;
     }
+    for (i = 0; i < cfg.target_cidr.n; i++) {
+        char net[TN_CIDR_STRLEN];
+
+        if (cfg.target_cidr.v[i].ip.family != AF_INET) /* TODO(#6): ip6tables */
+            tn_log_warnx("%s: IPv6 networks are not intercepted yet; ignored",
+                         tn_cidr_format(&cfg.target_cidr.v[i], net, sizeof(net)));
+    }
     if (tn_tls_ctx_new(&c.tls, &cfg.tls, false) != 0)
         goto out;
     nf_rules_remove(); /* whatever a killed earlier run left */
