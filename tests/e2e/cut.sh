@@ -46,13 +46,5 @@ t0=$(tn_now_ms)
 tn_log "restoring the links"
 cut_links -D
 back_ms=$(tn_now_ms)
-ok=0
-for ((i = 0; i < 300; i++)); do # 30 s at most
-	if [ "$(get 2 2>/dev/null)" = "$TN_HTTP_BODY" ]; then
-		ok=1
-		break
-	fi
-	sleep 0.1
-done
-[ "$ok" = 1 ] || fail "no traffic 30 s after the links came back"
+wait_tunnel 30 || fail "no traffic 30 s after the links came back"
 tn_log "traffic flows again $(($(tn_now_ms) - back_ms)) ms after the links came back"

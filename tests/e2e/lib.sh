@@ -589,3 +589,15 @@ relay_status() {
 	done
 	tail -n "+$((mark + 1))" "$TN_TMP/relay.log" | grep -E 'status:' | sed -E 's/.*status: /status: /'
 }
+
+# wait_tunnel SECONDS: GET the LAN's page through the tunnel every 0.1 s until it answers; the
+# caller measures from its own mark.  Returns 1 if it never did within SECONDS.
+wait_tunnel() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		[ "$(n_cli timeout 5 curl -sS --max-time 2 "http://$TN_VIRT_IP:8080/" 2>/dev/null)" = \
+			"$TN_HTTP_BODY" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}

@@ -59,16 +59,8 @@ sleep $((3 - ($(tn_now_ms) - killed_ms) / 1000)) 2>/dev/null || true
 tn_log "starting the relay again, 3 s after the kill"
 relay_again relay-2
 restarted_ms=$(tn_now_ms)
-ok=0
-for ((i = 0; i < 300; i++)); do # 30 s at most
-	if [ "$(get 2 2>/dev/null)" = "$TN_HTTP_BODY" ]; then
-		ok=1
-		break
-	fi
-	sleep 0.1
-done
+wait_tunnel 30 || fail "no traffic 30 s after the relay came back"
 back_ms=$(($(tn_now_ms) - restarted_ms))
-[ "$ok" = 1 ] || fail "no traffic 30 s after the relay came back"
 tn_log "traffic flows again $back_ms ms after the relay restarted (default backoff)"
 grep -E "attempt [0-9]+ in [0-9.]+ s" "$TN_TMP/$TN_CLIENT_NAME.log" | tail -n 3 | sed 's/^/    /' >&2
 # The backoff never waits longer than the outage so far (3 s here): the next attempt comes
