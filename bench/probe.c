@@ -512,6 +512,29 @@ cmd_echo_server(int argc, char **argv)
 
 /* ------------------------------------------------------------------------------ rtt, ttfb */
 
+/* What rtt and ttfb share: options, the target, a latency array of o->n and a buffer of
+ * o->size bytes of |fill|.  Returns 0, or 2 when out of memory (reported). */
+static int
+measure_setup(int argc, char **argv, struct opts *o, struct sockaddr_in *sa, double **lat,
+              char **buf, char fill)
+{
+    parse_opts(argc, argv, o);
+    if (o->npos != 2)
+        usage();
+    parse_addr(o->pos[0], o->pos[1], sa);
+    signal(SIGPIPE, SIG_IGN);
+    *lat = calloc((size_t)o->n, sizeof(**lat));
+    *buf = malloc((size_t)o->size);
+    if (*lat == NULL || *buf == NULL) {
+        free(*lat);
+        free(*buf);
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 2;
+    }
+    memset(*buf, fill, (size_t)o->size);
+    return 0;
+}
+
 static int
 cmd_rtt(int argc, char **argv)
 {
@@ -523,19 +546,9 @@ cmd_rtt(int argc, char **argv)
     const char *err = NULL;
     int fd;
 
-    parse_opts(argc, argv, &o);
-    if (o.npos != 2)
-        usage();
-    parse_addr(o.pos[0], o.pos[1], &sa);
-    signal(SIGPIPE, SIG_IGN);
-    deadline = now_us() + o.limit_s * 1e6;
-    lat = calloc((size_t)o.n, sizeof(*lat));
-    buf = malloc((size_t)o.size);
-    if (lat == NULL || buf == NULL) {
-        fprintf(stderr, "%s: out of memory\n", prog);
+    if (measure_setup(argc, argv, &o, &sa, &lat, &buf, 'r') != 0)
         return 2;
-    }
-    memset(buf, 'r', (size_t)o.size);
+    deadline = now_us() + o.limit_s * 1e6;
 
     fd = dial(&sa, deadline);
     if (fd < 0)
@@ -577,19 +590,9 @@ cmd_ttfb(int argc, char **argv)
     char *buf, first_err[128] = "";
     long done = 0, failed = 0;
 
-    parse_opts(argc, argv, &o);
-    if (o.npos != 2)
-        usage();
-    parse_addr(o.pos[0], o.pos[1], &sa);
-    signal(SIGPIPE, SIG_IGN);
-    deadline = now_us() + o.limit_s * 1e6;
-    lat = calloc((size_t)o.n, sizeof(*lat));
-    buf = malloc((size_t)o.size);
-    if (lat == NULL || buf == NULL) {
-        fprintf(stderr, "%s: out of memory\n", prog);
+    if (measure_setup(argc, argv, &o, &sa, &lat, &buf, 't') != 0)
         return 2;
-    }
-    memset(buf, 't', (size_t)o.size);
+    deadline = now_us() + o.limit_s * 1e6;
 
     for (long i = 0; i < o.n && now_us() < deadline; i++) {
         double t0 = now_us();

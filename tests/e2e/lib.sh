@@ -257,21 +257,24 @@ n_sysctl() {
 	ip netns exec "$ns" sysctl -qw "$@" >/dev/null
 }
 
+# tn_veth NS_A DEV_A ADDR_A NS_B DEV_B ADDR_B: a veth pair made inside the namespaces (nothing
+# appears in the root one), each end up with its /24 address ('' for none).
+tn_veth() {
+	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4"
+	[ -z "$3" ] || ip -n "$1" addr add "$3/24" dev "$2"
+	[ -z "$6" ] || ip -n "$4" addr add "$6/24" dev "$5"
+	ip -n "$1" link set "$2" up
+	ip -n "$4" link set "$5" up
+}
+
 tn_topology_up() {
 	local ns c=tnc$$ rc=tnr$$c rl=tnr$$l l=tnl$$ sa=tns$$a sb=tns$$b
 	for ns in $TN_NAMESPACES; do tn_ns_setup "$ns"; done
 	# Links are created inside the namespaces: nothing ever appears in the root namespace.
-	ip link add "$c" netns "$TN_NS_CLI" type veth peer name "$rc" netns "$TN_NS_RELAY"
-	ip link add "$rl" netns "$TN_NS_RELAY" type veth peer name "$l" netns "$TN_NS_LAN"
+	tn_veth "$TN_NS_CLI" "$c" "$TN_CLI_IP" "$TN_NS_RELAY" "$rc" "$TN_RELAY_CLI_IP"
+	tn_veth "$TN_NS_RELAY" "$rl" "$TN_RELAY_LAN_IP" "$TN_NS_LAN" "$l" "$TN_LAN_IP"
+	# The sink: no addresses, no ARP, so what is routed into it goes nowhere.
 	ip link add "$sa" netns "$TN_NS_CLI" type veth peer name "$sb" netns "$TN_NS_CLI"
-	ip -n "$TN_NS_CLI" addr add "$TN_CLI_IP/24" dev "$c"
-	ip -n "$TN_NS_RELAY" addr add "$TN_RELAY_CLI_IP/24" dev "$rc"
-	ip -n "$TN_NS_RELAY" addr add "$TN_RELAY_LAN_IP/24" dev "$rl"
-	ip -n "$TN_NS_LAN" addr add "$TN_LAN_IP/24" dev "$l"
-	ip -n "$TN_NS_CLI" link set "$c" up
-	ip -n "$TN_NS_RELAY" link set "$rc" up
-	ip -n "$TN_NS_RELAY" link set "$rl" up
-	ip -n "$TN_NS_LAN" link set "$l" up
 	ip -n "$TN_NS_CLI" link set "$sa" arp off up
 	ip -n "$TN_NS_CLI" link set "$sb" arp off up
 	ip -n "$TN_NS_CLI" route replace "$TN_LAN_NET" dev "$sa" metric 100
@@ -520,15 +523,8 @@ tn_lanb_up() {
 	local rb=tnr$$b br=tnb$$r la=tnb$$a lz=tnb$$z
 	TN_NAMESPACES+=" $TN_NS_LANB"
 	tn_ns_setup "$TN_NS_LANB"
-	ip link add "$rb" netns "$TN_NS_RELAY" type veth peer name "$br" netns "$TN_NS_LANB"
-	ip link add "$la" netns "$TN_NS_LANB" type veth peer name "$lz" netns "$TN_NS_LANB"
-	ip -n "$TN_NS_RELAY" addr add "$TN_RELAY_LANB_IP/24" dev "$rb"
-	ip -n "$TN_NS_LANB" addr add "$TN_LANB_LINK_IP/24" dev "$br"
-	ip -n "$TN_NS_LANB" addr add "$TN_LAN_IP/24" dev "$la"
-	ip -n "$TN_NS_RELAY" link set "$rb" up
-	ip -n "$TN_NS_LANB" link set "$br" up
-	ip -n "$TN_NS_LANB" link set "$lz" up
-	ip -n "$TN_NS_LANB" link set "$la" up
+	tn_veth "$TN_NS_RELAY" "$rb" "$TN_RELAY_LANB_IP" "$TN_NS_LANB" "$br" "$TN_LANB_LINK_IP"
+	tn_veth "$TN_NS_LANB" "$la" "$TN_LAN_IP" "$TN_NS_LANB" "$lz" ''
 	tn_log "second LAN up: $TN_NS_LANB ($TN_LAN_NET inside, relay link $TN_LANB_LINK_IP)"
 }
 
