@@ -33,64 +33,14 @@ struct flow {
     char why[96];
 };
 
-/* The flow id: a hash of protocol and 4-tuple, so every hop logs the same number. */
-static uint64_t
-flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst, unsigned dport)
-{
-    uint8_t key[1 + 16 + 2 + 16 + 2];
-    size_t alen = src->family == AF_INET ? 4 : 16, n = 0;
-
-    key[n++] = (uint8_t)proto;
-    memcpy(key + n, src->bytes, alen);
-    n += alen;
-    key[n++] = (uint8_t)(sport >> 8);
-    key[n++] = (uint8_t)sport;
-    memcpy(key + n, dst->bytes, alen);
-    n += alen;
-    key[n++] = (uint8_t)(dport >> 8);
-    key[n++] = (uint8_t)dport;
-    return tn_hash_bytes(key, n);
-}
-
-static const char *
-result_name(Tunnel__V1__OpenResult r)
-{
-    switch (r) {
-    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK:
-        return "ok";
-    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE:
-        return "no route";
-    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN:
-        return "forbidden";
-    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_REFUSED:
-        return "refused";
-    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE:
-        return "unreachable";
-    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT:
-        return "timeout";
-    default:
-        return "unknown result";
-    }
-}
-
 static int
 pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
 {
     struct flow *f = tn_container_of(p, struct flow, pipe);
-    const Tunnel__V1__Opened *o = fr->opened;
 
-    if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPENED) {
-        p->abort_reason = "unexpected message from relay";
-        return TN_ERR_PROTO;
-    }
-    snprintf(f->proxy, sizeof(f->proxy), "%s", o->proxy_id);
-    if (o->result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
-        snprintf(f->why, sizeof(f->why), "%s%s%.64s", result_name(o->result),
-                 o->reason[0] != '\0' ? ": " : "", o->reason);
-        p->abort_reason = f->why;
-        return TN_ERR_NO_ROUTE;
-    }
-    return 0;
+    if (fr->kind_case == TUNNEL__V1__FRAME__KIND_OPENED)
+        snprintf(f->proxy, sizeof(f->proxy), "%s", fr->opened->proxy_id);
+    return tn_pipe_check_opened(p, fr, f->why, sizeof(f->why));
 }
 
 static void
@@ -147,7 +97,7 @@ flow_accept(struct client *c, int fd)
         return;
     }
     f->c = c;
-    f->id = flow_id(IPPROTO_TCP, &sip, sport, &dip, dport);
+    f->id = tn_flow_id(IPPROTO_TCP, &sip, sport, &dip, dport);
     tn_addr_format((struct sockaddr *)&src, f->src, sizeof(f->src));
     tn_addr_format((struct sockaddr *)&dst, f->dst, sizeof(f->dst));
     tn_pipe_init(&f->pipe, c->loop, &flow_pipe_ops);

@@ -454,6 +454,29 @@ check_required(const struct tn_conf_key *keys, void *cfg, const char *section,
     return 0;
 }
 
+/* One record of a TN_CONF_LIST from a flag's short form: "10000:127.0.0.1:3000" into the
+ * key's flag_fields, the last taking the rest. */
+static int
+set_record_fields(const struct tn_conf_key *k, void *elem, const char *s, const struct origin *o)
+{
+    const char *const *f;
+    char part[MAX_VALUE + 1];
+    size_t n;
+
+    for (f = k->flag_fields; *f != NULL; f++) {
+        n = f[1] != NULL ? strcspn(s, ":") : strlen(s);
+        if (f[1] != NULL && s[n] != ':') {
+            report(o, k->key, "'%s' is too short: give %s", s, k->metavar);
+            return TN_ERR_CONFIG;
+        }
+        snprintf(part, sizeof(part), "%.*s", (int)n, s);
+        if (set_value(find_key(k->sub, *f), elem, part, false, o) != 0)
+            return TN_ERR_CONFIG;
+        s += n + (s[n] == ':');
+    }
+    return check_required(k->sub, elem, k->key, o);
+}
+
 /* One record of a TN_CONF_LIST from a flag: "key=value,key=value". */
 static int
 set_record(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append,
@@ -470,6 +493,8 @@ set_record(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append
         list_fini(k, l);
     if ((elem = list_add(k, l, o)) == NULL)
         return TN_ERR_CONFIG;
+    if (k->flag_fields != NULL && strchr(s, '=') == NULL)
+        return set_record_fields(k, elem, s, o);
     for (; *s != '\0'; s += n + (s[n] == ',')) {
         n = strcspn(s, ",");
         snprintf(pair, sizeof(pair), "%.*s", (int)n, s);
@@ -972,6 +997,7 @@ tn_conf_load_string(const struct tn_conf_key *keys, void *cfg, const char *name,
     yaml_parser_t parser;
     yaml_document_t doc, next;
     struct loader l = { keys, cfg, name, &doc };
+    const struct tn_conf_key *top;
     bool has_parser = false, has_doc = false, is_more;
     yaml_node_t *root;
     struct origin o;
@@ -989,15 +1015,20 @@ tn_conf_load_string(const struct tn_conf_key *keys, void *cfg, const char *name,
         goto out;
     }
     has_doc = true;
+    for (top = keys; top->key != NULL && !top->is_top_list; top++)
+        ;
     if ((root = yaml_document_get_root_node(&doc)) != NULL && !is_null(root)) {
-        if (root->type != YAML_MAPPING_NODE) {
+        if (root->type == YAML_SEQUENCE_NODE && top->key != NULL) {
+            if (apply_node(&l, top, root, top->key) != 0)
+                goto out;
+        } else if (root->type != YAML_MAPPING_NODE) {
             o = node_origin(&l, root);
             report(&o, NULL, "expected a mapping of keys at the top level, got %s",
                    node_kind(root));
             goto out;
-        }
-        if (load_mapping(&l, root, "") != 0)
+        } else if (load_mapping(&l, root, "") != 0) {
             goto out;
+        }
     }
     if (!yaml_parser_load(&parser, &next)) {
         report_yaml(name, &parser);

@@ -36,7 +36,8 @@
 #define RBUF_SIZE         (64 * 1024)
 #define HANDSHAKE_TIMEOUT 10.0
 #define PATH_MAX_LEN      64
-#define FRAME_HDLEN       9 /* an HTTP/2 frame header */
+#define TN_H2_HTTP1_MAX   2048 /* an HTTP/1.1 request's head, for a health probe */
+#define FRAME_HDLEN       9    /* an HTTP/2 frame header */
 /* What one connection may make us hold in all its streams' buffers before its connection
  * window stops coming back: each stream is bounded by its own window, this bounds their sum. */
 #define HELD_MAX (64u * 1024 * 1024)
@@ -85,12 +86,15 @@ struct tn_h2 {
     const struct tn_h2_ops *ops;
     void *owner;
     struct tn_h2_stream *streams;
+    char *http1; /* server: an HTTP/1.1 request over TLS (a health probe), being read */
+    size_t http1_len;
     size_t held; /* received bytes that streams have not consumed yet */
     size_t debt; /* connection window held back while |held| is over HELD_MAX */
 };
 
 static void h2_schedule(struct tn_h2 *h2);
 static void h2_release(struct tn_h2 *h2, size_t n);
+static void h2_http1(struct tn_h2 *h2);
 
 static void
 h2_fail(struct tn_h2 *h2, const char *reason)
@@ -945,13 +949,25 @@ h2_handshake(struct tn_h2 *h2)
         ev_timer_again(h2->loop, &h2->heartbeat);
     }
     SSL_get0_alpn_selected(h2->ssl, &alpn, &alpn_len);
+    if (h2->is_server && (alpn_len == 0 || (alpn_len == 8 && memcmp(alpn, "http/1.1", 8) == 0))) {
+        if ((h2->http1 = calloc(1, TN_H2_HTTP1_MAX)) == NULL) {
+            h2_fail(h2, "out of memory");
+            return;
+        }
+        ev_timer_set(&h2->handshake_timer, HANDSHAKE_TIMEOUT, 0); /* bounds the request too */
+        ev_timer_start(h2->loop, &h2->handshake_timer);
+        h2_http1(h2);
+        return;
+    }
     if (alpn_len != 2 || memcmp(alpn, "h2", 2) != 0) {
         tn_log_warnx("%s: peer did not negotiate ALPN h2", h2->peer_addr);
         h2->is_refused = true;
         h2_fail(h2, "no ALPN h2");
         return;
     }
-    if (tn_tls_peer_identity(h2->ssl, &h2->peer) != 0) {
+    if (h2->is_server && SSL_get0_peer_certificate(h2->ssl) == NULL) {
+        /* No certificate: the owner decides what such a peer may do (role NONE). */
+    } else if (tn_tls_peer_identity(h2->ssl, &h2->peer) != 0) {
         tn_log_warnx("%s: certificate has no tunnel:// identity", h2->peer_addr);
         h2->is_refused = true;
         h2_fail(h2, "certificate without identity");
@@ -971,13 +987,44 @@ h2_handshake(struct tn_h2 *h2)
     h2_send(h2);
 }
 
+/* A peer that chose HTTP/1.1 (a load balancer's health probe): one request, the owner's
+ * answer, then the connection closes. */
+static void
+h2_http1(struct tn_h2 *h2)
+{
+    const char *answer;
+    int rv;
+
+    while (h2->http1_len < TN_H2_HTTP1_MAX - 1 && strstr(h2->http1, "\r\n\r\n") == NULL) {
+        ERR_clear_error();
+        rv = SSL_read(h2->ssl, h2->http1 + h2->http1_len,
+                      (int)(TN_H2_HTTP1_MAX - 1 - h2->http1_len));
+        if (rv <= 0) {
+            ssl_wait(h2, rv, "HTTP/1.1 request");
+            return;
+        }
+        h2->http1_len += (size_t)rv;
+        h2->http1[h2->http1_len] = '\0';
+    }
+    answer = h2->ops->on_http1 != NULL ? h2->ops->on_http1(h2, h2->http1) : NULL;
+    if (answer != NULL) {
+        ERR_clear_error();
+        SSL_write(h2->ssl, answer, (int)strlen(answer));
+        SSL_shutdown(h2->ssl);
+        h2_sock_flush(h2);
+    }
+    h2_fail(h2, "HTTP/1.1 request answered");
+}
+
 static void
 h2_on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct tn_h2 *h2 = tn_container_of(w, struct tn_h2, io);
 
     (void)loop;
-    if (h2->ng == NULL) {
+    if (h2->http1 != NULL) {
+        h2_http1(h2);
+    } else if (h2->ng == NULL) {
         h2->want_write = false;
         h2_handshake(h2);
     } else {
@@ -1082,6 +1129,7 @@ tn_h2_free(struct tn_h2 *h2)
     SSL_free(h2->ssl);
     if (h2->fd >= 0)
         close(h2->fd);
+    free(h2->http1);
     free(h2);
 }
 

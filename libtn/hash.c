@@ -2,6 +2,11 @@
 /* Hashes for flow ids and rendezvous ranking. */
 #include "tn/hash.h"
 
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tn/cidr.h"
+
 uint64_t
 tn_hash_bytes(const void *p, size_t n)
 {
@@ -31,4 +36,23 @@ uint64_t
 tn_hash_hrw(uint64_t key, uint64_t member)
 {
     return mix64(key ^ mix64(member));
+}
+
+uint64_t
+tn_flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst,
+           unsigned dport)
+{
+    uint8_t key[1 + 16 + 2 + 16 + 2];
+    size_t alen = src->family == AF_INET ? 4 : 16, n = 0;
+
+    key[n++] = (uint8_t)proto;
+    memcpy(key + n, src->bytes, alen);
+    n += alen;
+    key[n++] = (uint8_t)(sport >> 8);
+    key[n++] = (uint8_t)sport;
+    memcpy(key + n, dst->bytes, alen);
+    n += alen;
+    key[n++] = (uint8_t)(dport >> 8);
+    key[n++] = (uint8_t)dport;
+    return tn_hash_bytes(key, n);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -141,6 +142,8 @@ pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         tn_grpc_data_prefix(dst, (size_t)n);
         tn_buf_commit(out, TN_GRPC_DATA_PFX + (size_t)n);
         p->bytes_up += (uint64_t)n;
+        if (p->ops->on_bytes != NULL)
+            p->ops->on_bytes(p, true, dst + TN_GRPC_DATA_PFX, (size_t)n);
         tn_h2_stream_resume(p->stream);
     } else if (n == 0) {
         ev_io_stop(loop, w);
@@ -216,6 +219,8 @@ grpc_on_data(void *arg, const uint8_t *data, size_t n)
     if (p->is_ended)
         return TN_GRPC_PAUSE;
     p->bytes_down += n;
+    if (p->ops->on_bytes != NULL)
+        p->ops->on_bytes(p, false, data, n);
     if (p->fd >= 0 && tn_buf_len(&p->down) == 0) {
         if ((k = write(p->fd, data, n)) < 0) {
             if (errno != EAGAIN && errno != EINTR)
@@ -346,6 +351,13 @@ tn_pipe_open(struct tn_pipe *p, struct tn_h2 *h2, const char *path)
 }
 
 void
+tn_pipe_bind(struct tn_pipe *p, struct tn_h2_stream *stream)
+{
+    p->stream = stream;
+    tn_h2_stream_bind(stream, &pipe_stream_ops, p);
+}
+
+void
 tn_pipe_attach(struct tn_pipe *p, int fd)
 {
     int one = 1, idle = KEEPALIVE_IDLE, intvl = KEEPALIVE_INTVL, cnt = KEEPALIVE_CNT;
@@ -377,5 +389,44 @@ tn_pipe_send(struct tn_pipe *p, const Tunnel__V1__Frame *frame)
     if ((r = tn_grpc_append(tn_h2_stream_out(p->stream), &frame->base)) != 0)
         return r;
     tn_h2_stream_resume(p->stream);
+    return 0;
+}
+
+static const char *
+open_result_name(Tunnel__V1__OpenResult r)
+{
+    switch (r) {
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK:
+        return "ok";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE:
+        return "no route";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN:
+        return "forbidden";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_REFUSED:
+        return "refused";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE:
+        return "unreachable";
+    case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT:
+        return "timeout";
+    default:
+        return "unknown result";
+    }
+}
+
+int
+tn_pipe_check_opened(struct tn_pipe *p, const Tunnel__V1__Frame *fr, char *why, size_t whylen)
+{
+    const Tunnel__V1__Opened *o = fr->opened;
+
+    if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPENED) {
+        p->abort_reason = "unexpected message instead of Opened";
+        return TN_ERR_PROTO;
+    }
+    if (o->result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
+        snprintf(why, whylen, "%s%s%.64s", open_result_name(o->result),
+                 o->reason[0] != '\0' ? ": " : "", o->reason);
+        p->abort_reason = why;
+        return TN_ERR_NO_ROUTE;
+    }
     return 0;
 }

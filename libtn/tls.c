@@ -15,6 +15,10 @@
 #define URI_PREFIX "tunnel://"
 
 static const unsigned char alpn_h2[] = { 2, 'h', '2' };
+/* What the relay accepts, in its order of preference: health probes speak HTTP/1.1. */
+static const unsigned char alpn_server[] = {
+    2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'
+};
 
 const char *
 tn_role_name(enum tn_role role)
@@ -74,7 +78,7 @@ select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const un
 
     (void)ssl;
     (void)arg;
-    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof(alpn_h2), in, inlen) !=
+    if (SSL_select_next_proto(&sel, outlen, alpn_server, sizeof(alpn_server), in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = sel;
@@ -85,6 +89,7 @@ int
 tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
 {
     SSL_CTX *ctx;
+    bool is_anonymous;
     int r = TN_ERR_TLS;
 
     *out = NULL;
@@ -94,20 +99,28 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
     }
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
         goto out;
-    if (conf->cert_file == NULL || conf->key_file == NULL || conf->ca_file == NULL) {
+    /* Only a proxy registering with a bearer token goes without a certificate of its own. */
+    is_anonymous =
+        !is_server && conf->cert_file == NULL && conf->key_file == NULL && conf->ca_file != NULL;
+    if (!is_anonymous &&
+        (conf->cert_file == NULL || conf->key_file == NULL || conf->ca_file == NULL)) {
         tn_log(TN_LOG_ERR, "TLS needs a certificate, a key and a CA file (--tls-cert, "
                            "--tls-key, --tls-ca)");
         goto out;
     }
-    if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
+    if (is_anonymous) {
+        /* nothing of our own to present */
+    } else if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
         file_error("certificate", conf->cert_file);
         goto out;
     }
-    if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) != 1) {
+    if (is_anonymous) {
+        /* nothing of our own to present */
+    } else if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) != 1) {
         file_error("key", conf->key_file);
         goto out;
     }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
+    if (!is_anonymous && SSL_CTX_check_private_key(ctx) != 1) {
         tn_log(TN_LOG_ERR, "key %s does not belong to certificate %s", conf->key_file,
                conf->cert_file);
         goto out;
@@ -116,7 +129,10 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
         file_error("CA certificate", conf->ca_file);
         goto out;
     }
-    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    /* A relay's peer may come without a certificate (a proxy with a token, a health probe):
+     * a certificate it presents must verify, and the relay refuses the rest by role. */
+    SSL_CTX_set_verify(
+        ctx, is_server ? SSL_VERIFY_PEER : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* AES-128-GCM first: as strong as the tunnel needs and a quarter cheaper than AES-256. */
     if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"

@@ -8,6 +8,7 @@
 
 #include <ev.h>
 
+#include "httplog.h"
 #include "proxy.h"
 #include "tn/addr.h"
 #include "tn/err.h"
@@ -28,8 +29,14 @@ struct pflow {
     bool has_open;
     uint64_t id;
     char client[TN_ID_MAX + 1];
-    char dst[TN_ADDR_STRLEN]; /* the real target */
+    char dst[TN_ADDR_STRLEN + 64]; /* the real target */
+    struct proxy_service *service; /* a public connection to this published service */
+    struct http_watch *http;       /* its HTTP log, when the service asks for one */
 };
+
+static int pflow_open_service(struct pflow *f, const Tunnel__V1__Open *open);
+static void pflow_dial(struct pflow *f, const struct sockaddr_storage *ss, socklen_t len);
+static const struct tn_pipe_ops pflow_http_pipe_ops;
 
 static void
 pflow_stop_dial(struct pflow *f)
@@ -48,6 +55,7 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
     struct pflow *f = tn_container_of(p, struct pflow, pipe);
 
     pflow_stop_dial(f);
+    free(f->http);
     if (!f->has_open) {
         /* An idle stream went away: the relay is leaving, or reset it.  One of a connection
          * already replaced was counted in no pool. */
@@ -155,7 +163,6 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     struct sockaddr_storage ss;
     struct tn_ip dst, real;
     socklen_t len;
-    int fd;
 
     if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPEN || f->has_open) {
         p->abort_reason = "unexpected message from relay";
@@ -169,6 +176,8 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     uplink_refill(f->up); /* replace this stream in the pool at once */
     f->id = fr->open->flow_id;
     snprintf(f->client, sizeof(f->client), "%s", fr->open->client_id);
+    if (fr->open->service[0] != '\0')
+        return pflow_open_service(f, fr->open);
     ep = fr->open->dst;
     if (ep == NULL || (ep->ip.len != 4 && ep->ip.len != 16) || ep->port == 0 || ep->port > 65535) {
         p->abort_reason = "bad destination in Open";
@@ -189,9 +198,55 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     }
     len = tn_addr_from_ip(&real, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
-    if ((fd = tn_addr_connect((struct sockaddr *)&ss, len)) < 0) {
-        pflow_dialed(f, fd);
+    pflow_dial(f, &ss, len);
+    return 0;
+}
+
+/* A public connection to one of our published services: dial the target we configured for it,
+ * whatever the Open's destination says. */
+static int
+pflow_open_service(struct pflow *f, const Tunnel__V1__Open *open)
+{
+    struct proxy_service *svc = f->px->cfg->expose.v;
+    struct sockaddr_storage ss;
+    char from[TN_ADDR_STRLEN];
+    struct tn_ip src;
+    size_t i;
+
+    for (i = 0; i < f->px->cfg->expose.n && strcmp(svc[i].name, open->service) != 0; i++)
+        ;
+    if (i == f->px->cfg->expose.n) {
+        tn_log_warnx("flow=%016" PRIx64 ": no service named '%.64s' here", f->id, open->service);
+        pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, "no such service");
         return 0;
+    }
+    f->service = &svc[i];
+    if (svc[i].stats != NULL && (f->http = malloc(sizeof(*f->http))) != NULL) {
+        http_watch_init(f->http, svc[i].stats, svc[i].name, f->px->loop);
+        f->pipe.ops = &pflow_http_pipe_ops;
+    }
+    snprintf(f->dst, sizeof(f->dst), "%s", svc[i].target);
+    if (open->src != NULL && (open->src->ip.len == 4 || open->src->ip.len == 16)) {
+        memset(&src, 0, sizeof(src));
+        src.family = open->src->ip.len == 4 ? AF_INET : AF_INET6;
+        memcpy(src.bytes, open->src->ip.data, open->src->ip.len);
+        tn_addr_from_ip(&src, open->src->port, &ss);
+        tn_addr_format((struct sockaddr *)&ss, from, sizeof(from));
+        snprintf(f->client, sizeof(f->client), "public:%.57s", from);
+    }
+    pflow_dial(f, &svc[i].addr, svc[i].addrlen);
+    return 0;
+}
+
+/* Starts the non-blocking dial of |ss|. */
+static void
+pflow_dial(struct pflow *f, const struct sockaddr_storage *ss, socklen_t len)
+{
+    int fd;
+
+    if ((fd = tn_addr_connect((const struct sockaddr *)ss, len)) < 0) {
+        pflow_dialed(f, fd);
+        return;
     }
     f->dial_fd = fd;
     ev_io_init(&f->connecting, pflow_on_connecting, fd, EV_WRITE);
@@ -199,12 +254,26 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     ev_timer_init(&f->dial_timer, pflow_on_dial_timeout, (double)f->px->cfg->dial_timeout_ms / 1e3,
                   0);
     ev_timer_start(f->px->loop, &f->dial_timer);
-    return 0;
 }
 
 static const struct tn_pipe_ops pflow_pipe_ops = {
     .on_frame = pipe_on_frame,
     .on_close = pipe_on_close,
+};
+
+/* Bytes read from the service are responses; bytes on their way to it, requests. */
+static void
+pipe_on_bytes(struct tn_pipe *p, bool is_up, const uint8_t *data, size_t n)
+{
+    struct pflow *f = tn_container_of(p, struct pflow, pipe);
+
+    http_watch_bytes(f->http, !is_up, data, n);
+}
+
+static const struct tn_pipe_ops pflow_http_pipe_ops = {
+    .on_frame = pipe_on_frame,
+    .on_close = pipe_on_close,
+    .on_bytes = pipe_on_bytes,
 };
 
 int

@@ -7,8 +7,10 @@
 #include <string.h>
 
 #include <ev.h>
+#include <nghttp2/nghttp2.h>
 
 #include "proxy.h"
+#include "tn/addr.h"
 #include "tn/buf.h"
 #include "tn/err.h"
 #include "tn/grpc.h"
@@ -53,20 +55,87 @@ uplink_refill_later(struct uplink *up)
     ev_timer_start(up->px->loop, &up->refill);
 }
 
+/* Tells what the relay published: "tcp://relay:10000 -> 127.0.0.1:3000", or why not. */
+static void
+report_published(struct uplink *up, const Tunnel__V1__Welcome *w)
+{
+    const struct proxy_service *svc = up->px->cfg->expose.v;
+    char host[256], port[16];
+    const char *target;
+    size_t i, j;
+
+    if (tn_addr_split(up->link.hostport, host, sizeof(host), port, sizeof(port)) != 0)
+        snprintf(host, sizeof(host), "%s", up->link.hostport);
+    for (i = 0; i < w->n_published; i++) {
+        const Tunnel__V1__Published *pub = w->published[i];
+
+        target = "a target of the relay's services:";
+        for (j = 0; j < up->px->cfg->expose.n; j++) {
+            if (strcmp(svc[j].name, pub->name) == 0)
+                target = svc[j].target;
+        }
+        if (pub->public_port != 0)
+            tn_log_info("published %s: tcp://%s:%u -> %s", pub->name, host, pub->public_port,
+                        target);
+        else
+            tn_log(TN_LOG_ERR, "relay %s refused to publish %s: %s", up->link.hostport, pub->name,
+                   pub->error);
+    }
+}
+
+/* Gathers the Welcome.  Returns 1 once it is whole (in up->welcome), 0 for more, or an
+ * error. */
+static int
+welcome_gather(struct uplink *up, const uint8_t *p, size_t n)
+{
+    uint32_t len;
+
+    if (up->welcome_len + n > TN_GRPC_MSG_MAX)
+        return TN_ERR_PROTO;
+    if (up->welcome == NULL && (up->welcome = malloc(TN_GRPC_MSG_MAX)) == NULL)
+        return -ENOMEM;
+    memcpy(up->welcome + up->welcome_len, p, n);
+    up->welcome_len += n;
+    if (up->welcome_len < TN_GRPC_HDR)
+        return 0;
+    len = (uint32_t)up->welcome[1] << 24 | (uint32_t)up->welcome[2] << 16 |
+          (uint32_t)up->welcome[3] << 8 | up->welcome[4];
+    if (up->welcome[0] != 0 || len > TN_GRPC_MSG_MAX - TN_GRPC_HDR)
+        return TN_ERR_PROTO;
+    return up->welcome_len >= TN_GRPC_HDR + len;
+}
+
 static int
 control_on_data(void *owner, const uint8_t *p, size_t n)
 {
     struct uplink *up = owner;
     struct proxy *px = up->px;
+    Tunnel__V1__Welcome *w;
     char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
     size_t i;
+    int r;
 
-    (void)p;
     tn_h2_stream_consume(up->control, n);
     if (up->is_registered)
         return 0;
-    /* The Welcome carries nothing we need yet: its arrival is the acceptance. */
+    if ((r = welcome_gather(up, p, n)) == 0)
+        return 0;
+    w = r == 1 ? tunnel__v1__welcome__unpack(NULL, up->welcome_len - TN_GRPC_HDR,
+                                             up->welcome + TN_GRPC_HDR)
+               : NULL;
+    free(up->welcome);
+    up->welcome = NULL;
+    up->welcome_len = 0;
+    if (w == NULL) {
+        tn_log_warnx("relay %s: its Welcome does not decode", up->link.hostport);
+        tn_h2_stream_detach(up->control, NGHTTP2_PROTOCOL_ERROR);
+        up->control = NULL;
+        proxy_stop(px, 1); /* not a relay of ours: reconnecting would not help */
+        return TN_ERR_PROTO;
+    }
     up->is_registered = true;
+    report_published(up, w);
+    tunnel__v1__welcome__free_unpacked(w, NULL);
     for (i = 0; i < px->nnets; i++) {
         const struct proxy_net *net = &px->nets[i];
 
@@ -133,14 +202,29 @@ uplink_on_up(struct tn_link *l, struct tn_h2 *h2)
     struct proxy *px = up->px;
     Tunnel__V1__Hello hello = TUNNEL__V1__HELLO__INIT;
     Tunnel__V1__Network *nets = NULL, **netp = NULL;
+    Tunnel__V1__Service *svcs = NULL, **svcp = NULL;
+    const struct proxy_service *conf = px->cfg->expose.v;
+    size_t i, nsvc = px->cfg->expose.n;
     char(*text)[2][TN_CIDR_STRLEN] = NULL;
-    size_t i;
     int r = -ENOMEM;
 
-    if ((nets = calloc(px->nnets, sizeof(*nets))) == NULL ||
-        (netp = calloc(px->nnets, sizeof(*netp))) == NULL ||
-        (text = calloc(px->nnets, sizeof(*text))) == NULL)
+    if ((nets = calloc(px->nnets + 1, sizeof(*nets))) == NULL ||
+        (netp = calloc(px->nnets + 1, sizeof(*netp))) == NULL ||
+        (text = calloc(px->nnets + 1, sizeof(*text))) == NULL ||
+        (svcs = calloc(nsvc + 1, sizeof(*svcs))) == NULL ||
+        (svcp = calloc(nsvc + 1, sizeof(*svcp))) == NULL)
         goto out;
+    for (i = 0; i < nsvc; i++) {
+        tunnel__v1__service__init(&svcs[i]);
+        svcs[i].name = conf[i].name;
+        svcs[i].target = conf[i].target;
+        svcs[i].public_port = (uint32_t)conf[i].public_port;
+        svcp[i] = &svcs[i];
+    }
+    hello.n_services = nsvc;
+    hello.services = svcp;
+    if (px->cfg->token != NULL)
+        hello.token = px->cfg->token;
     for (i = 0; i < px->nnets; i++) {
         tunnel__v1__network__init(&nets[i]);
         nets[i].cidr = tn_cidr_format(&px->nets[i].real, text[i][0], TN_CIDR_STRLEN);
@@ -159,6 +243,8 @@ uplink_on_up(struct tn_link *l, struct tn_h2 *h2)
     tn_h2_stream_finish(up->control, 0, NULL); /* Register takes one Hello */
     r = 0;
 out:
+    free(svcp);
+    free(svcs);
     free(text);
     free(netp);
     free(nets);
@@ -176,6 +262,9 @@ uplink_on_down(struct tn_link *l, const char *reason)
         up->control = NULL;
     }
     up->is_registered = false;
+    free(up->welcome);
+    up->welcome = NULL;
+    up->welcome_len = 0;
     up->idle = 0; /* the pool was that connection's */
     ev_timer_stop(up->px->loop, &up->refill);
 }
@@ -249,6 +338,7 @@ uplinks_stop(struct proxy *px)
 
     for (i = 0; i < px->nuplinks; i++) {
         ev_timer_stop(px->loop, &px->uplinks[i].refill);
+        free(px->uplinks[i].welcome);
         tn_link_stop(&px->uplinks[i].link);
     }
     free(px->uplinks);

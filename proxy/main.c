@@ -10,6 +10,7 @@
 #include <ev.h>
 #include <openssl/pem.h>
 
+#include "httplog.h"
 #include "proxy.h"
 #include "tn/addr.h"
 #include "tn/conf.h"
@@ -26,6 +27,29 @@ static const struct tn_conf_key network_keys[] = {
     { .key = "virtual_cidr", .type = TN_CONF_CIDR, .offset = offsetof(struct proxy_net, virt) },
     { 0 },
 };
+
+static const struct tn_conf_key service_keys[] = {
+    { .key = "name", .type = TN_CONF_STR, .offset = offsetof(struct proxy_service, name) },
+    { .key = "target", .type = TN_CONF_HOSTPORT, .offset = offsetof(struct proxy_service, target) },
+    { .key = "public_port",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct proxy_service, public_port),
+      .max = 65535 },
+    /* The mapping list's names: [{"local_port": 8000, "remote_port": 60001}]. */
+    { .key = "local_port",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct proxy_service, local_port),
+      .min = 1,
+      .max = 65535 },
+    { .key = "remote_port",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct proxy_service, public_port),
+      .max = 65535 },
+    { .key = "http", .type = TN_CONF_BOOL, .offset = offsetof(struct proxy_service, http) },
+    { 0 },
+};
+
+static const char *const service_flag_fields[] = { "public_port", "target", NULL };
 
 static const struct tn_conf_key keys[] = {
     { .key = "server_addr",
@@ -66,6 +90,24 @@ static const struct tn_conf_key keys[] = {
       .help = "one more network served, as managed_cidr and virtual_cidr",
       .sub = network_keys,
       .elem_size = sizeof(struct proxy_net) },
+    { .key = "expose",
+      .flag = "expose",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct proxy_config, expose),
+      .metavar = "PUBLIC_PORT:HOST:PORT",
+      .help = "publish the service at HOST:PORT on the relay's PUBLIC_PORT (0: any free one); "
+              "or name=N,target=HOST:PORT,public_port=P,http=true",
+      .sub = service_keys,
+      .elem_size = sizeof(struct proxy_service),
+      .flag_fields = service_flag_fields,
+      .is_top_list = true },
+    { .key = "token",
+      .flag = "token",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct proxy_config, token),
+      .metavar = "SECRET",
+      .help = "register with this bearer token instead of a certificate (give --tls-ca and "
+              "--proxy-id, no --tls-cert)" },
     { .key = "dial_timeout",
       .flag = "dial-timeout",
       .type = TN_CONF_DURATION,
@@ -99,21 +141,85 @@ static const struct tn_cli cli = {
     .keys = keys,
 };
 
+/* Checks the services to publish: names unique (a missing one is its target), targets that
+ * resolve.  Returns 0 or TN_ERR_CONFIG (printed). */
+static int
+services_prepare(struct proxy_config *cfg)
+{
+    struct proxy_service *svc = cfg->expose.v;
+    size_t i, j;
+
+    for (i = 0; i < cfg->expose.n; i++) {
+        if ((svc[i].target == NULL) == (svc[i].local_port == 0)) {
+            fprintf(stderr, "proxy: expose: give each service a target (HOST:PORT) or a "
+                            "local_port, not both\n");
+            return TN_ERR_CONFIG;
+        }
+        if (svc[i].target == NULL &&
+            asprintf(&svc[i].target, "127.0.0.1:%" PRId64, svc[i].local_port) < 0)
+            return -ENOMEM;
+        if (svc[i].name == NULL && (svc[i].name = strdup(svc[i].target)) == NULL)
+            return -ENOMEM;
+        for (j = 0; j < i; j++) {
+            if (strcmp(svc[i].name, svc[j].name) == 0) {
+                fprintf(stderr, "proxy: expose: the name '%s' is used twice\n", svc[i].name);
+                return TN_ERR_CONFIG;
+            }
+        }
+        if (svc[i].http && (svc[i].stats = calloc(1, sizeof(*svc[i].stats))) == NULL)
+            return -ENOMEM;
+        if (tn_addr_resolve(svc[i].target, false, &svc[i].addr, &svc[i].addrlen) != 0) {
+            fprintf(stderr, "proxy: expose '%s': target '%s' does not resolve\n", svc[i].name,
+                    svc[i].target);
+            return TN_ERR_CONFIG;
+        }
+    }
+    return 0;
+}
+
+/* On exit: the counts of each service with an HTTP log. */
+static void
+services_summary(const struct proxy_config *cfg, double uptime)
+{
+    const struct proxy_service *svc = cfg->expose.v;
+    size_t i;
+
+    for (i = 0; i < cfg->expose.n; i++) {
+        if (svc[i].stats != NULL)
+            http_stats_summary(svc[i].stats, svc[i].name, uptime);
+    }
+}
+
+/* Frees what services_prepare allocated beside the table's fields. */
+static void
+services_fini(struct proxy_config *cfg)
+{
+    struct proxy_service *svc = cfg->expose.v;
+    size_t i;
+
+    for (i = 0; i < cfg->expose.n; i++) {
+        free(svc[i].stats);
+        svc[i].stats = NULL;
+    }
+}
+
 /* Gathers every network served (the list, then the flags' one) into |px| and checks what the
  * table cannot: that there is one, and that each virtual range fits its real one.  Returns 0
  * or TN_ERR_CONFIG (printed). */
 static int
-networks_gather(struct proxy *px, const struct proxy_config *cfg)
+networks_gather(struct proxy *px, struct proxy_config *cfg)
 {
     const struct proxy_net *list = cfg->networks.v;
     char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
     size_t i, n = cfg->networks.n + (cfg->managed_cidr.ip.family != 0);
 
-    if (n == 0) {
-        fprintf(stderr, "proxy: give the network to serve: --managed-cidr (managed_cidr) or "
-                        "--network (networks)\n");
+    if (n == 0 && cfg->expose.n == 0) {
+        fprintf(stderr, "proxy: give the network to serve (--managed-cidr, --network) or a "
+                        "service to publish (--expose)\n");
         return TN_ERR_CONFIG;
     }
+    if (n == 0)
+        return services_prepare(cfg);
     if (cfg->managed_cidr.ip.family == 0 && cfg->virtual_cidr.ip.family != 0) {
         fprintf(stderr, "proxy: virtual_cidr needs managed_cidr\n");
         return TN_ERR_CONFIG;
@@ -135,7 +241,7 @@ networks_gather(struct proxy *px, const struct proxy_config *cfg)
             return TN_ERR_CONFIG;
         }
     }
-    return 0;
+    return services_prepare(cfg);
 }
 
 /* The id our certificate carries: the default proxy id, and what the relay will insist on. */
@@ -196,6 +302,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         networks_gather(&fresh_px, &fresh) != 0 || tn_tls_ctx_new(&tls, &fresh.tls, false) != 0) {
         tn_log_warnx("reload: the configuration or certificates have errors: nothing changed");
         free(fresh_px.nets);
+        services_fini(&fresh);
         tn_conf_fini(keys, &fresh);
         return;
     }
@@ -220,6 +327,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     px->tls = tls;
     tn_opts_log_open("proxy", &cfg->log);
     free(fresh_px.nets); /* the old list */
+    services_fini(&fresh);
     tn_conf_fini(keys, &fresh);
     uplinks_renew(px);
     tn_log_info("reload: done (%zu networks)", px->nnets);
@@ -252,12 +360,14 @@ main(int argc, char **argv)
 {
     struct proxy_config cfg = { 0 };
     struct proxy px = { 0 };
-    struct tn_identity me;
+    struct tn_identity me = { 0 };
+    double started;
     ev_signal sigint, sigterm, sighup;
     int r;
 
     if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0 || (r = networks_gather(&px, &cfg)) != 0) {
         free(px.nets);
+        services_fini(&cfg);
         tn_conf_fini(keys, &cfg);
         return r == TN_CLI_EXIT ? 0 : 2;
     }
@@ -271,9 +381,16 @@ main(int argc, char **argv)
     px.cfg = &cfg;
     px.argc = argc;
     px.argv = argv;
-    if (tn_tls_ctx_new(&px.tls, &cfg.tls, false) != 0 || cert_id(cfg.tls.cert_file, &me) != 0)
+    if (tn_tls_ctx_new(&px.tls, &cfg.tls, false) != 0)
         goto out;
-    if (me.role != TN_ROLE_PROXY)
+    if (cfg.tls.cert_file == NULL) { /* a token stands for the certificate */
+        if (cfg.token == NULL || cfg.proxy_id == NULL) {
+            tn_log(TN_LOG_ERR, "without a certificate, give --token and --proxy-id");
+            goto out;
+        }
+    } else if (cert_id(cfg.tls.cert_file, &me) != 0) {
+        goto out;
+    } else if (me.role != TN_ROLE_PROXY)
         tn_log_warnx("%s is a %s certificate: the relay will refuse it as a proxy",
                      cfg.tls.cert_file, tn_role_name(me.role));
     if (cfg.proxy_id == NULL && (cfg.proxy_id = strdup(me.id)) == NULL)
@@ -296,12 +413,15 @@ main(int argc, char **argv)
     ev_signal_start(px.loop, &sigint);
     ev_signal_start(px.loop, &sigterm);
     px.status = 0;
+    started = ev_time();
     ev_run(px.loop, 0);
     ev_timer_stop(px.loop, &px.drain_deadline);
+    services_summary(&cfg, ev_time() - started);
 out:
     uplinks_stop(&px);
     free(px.nets);
     SSL_CTX_free(px.tls);
+    services_fini(&cfg);
     tn_conf_fini(keys, &cfg);
     tn_log_close();
     return px.status;

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <ev.h>
 #include <openssl/ssl.h>
@@ -23,12 +24,28 @@ struct proxy_net {
     struct tn_cidr virt;
 };
 
+struct http_stats;
+
+/* expose: a local service published on a public port of the relay. */
+struct proxy_service {
+    char *name;          /* default: its target */
+    char *target;        /* host:port, dialed for each public connection */
+    int64_t public_port; /* 0: any free port of the relay's */
+    int64_t local_port;  /* instead of target: 127.0.0.1:local_port */
+    bool http;           /* log its HTTP/1.x requests */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    struct http_stats *stats; /* when |http| */
+};
+
 struct proxy_config {
     struct tn_str_list server_addr; /* relays: one session to each */
     char *proxy_id;
     struct tn_cidr managed_cidr;  /* one network by flag: --managed-cidr [--virtual-cidr] */
     struct tn_cidr virtual_cidr;  /* ip.family 0: none, clients use the real addresses */
     struct tn_conf_list networks; /* more of them: struct proxy_net */
+    struct tn_conf_list expose;   /* struct proxy_service */
+    char *token;                  /* bearer token, instead of a certificate */
     int64_t heartbeat_interval, heartbeat_timeout;
     struct tn_link_conf reconnect;
     int64_t drain_timeout;
@@ -45,6 +62,8 @@ struct uplink {
     struct proxy *px;
     struct tn_link link;
     struct tn_h2_stream *control; /* the Register stream */
+    uint8_t *welcome;             /* the Welcome, gathered whole */
+    size_t welcome_len;
     bool is_registered;
     int idle;        /* Accept streams waiting for a flow */
     ev_timer refill; /* tops the pool up again after idle streams were lost */

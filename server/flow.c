@@ -31,9 +31,8 @@
 
 struct rflow {
     struct relay *relay;
-    struct proxy *proxy; /* queued on it, or bound to one of its streams */
-    bool is_queued;
-    struct rflow *queue_next;
+    struct proxy *proxy; /* waiting on it, or bound to one of its streams */
+    struct waiter wait;  /* for an idle Accept stream of |proxy| */
     struct tn_h2_stream *cs, *ps;
     struct tn_grpc_reader crd, prd; /* first message of each side */
     Tunnel__V1__Open *open;         /* the client's Open, once read */
@@ -56,26 +55,6 @@ static const struct tn_h2_stream_ops cs_ops, ps_ops;
 static int prd_on_data(void *arg, const uint8_t *p, size_t n);
 static int prd_on_frame(void *arg, Tunnel__V1__Frame *fr);
 
-static void
-queue_remove(struct rflow *f)
-{
-    struct proxy *px = f->proxy;
-    struct rflow **pp, *prev = NULL;
-
-    if (!f->is_queued)
-        return;
-    for (pp = &px->queue; *pp != NULL; prev = *pp, pp = &(*pp)->queue_next) {
-        if (*pp == f) {
-            *pp = f->queue_next;
-            if (px->queue_tail == f)
-                px->queue_tail = prev;
-            break;
-        }
-    }
-    f->is_queued = false;
-    f->proxy = NULL;
-}
-
 /* Lets go of the proxy stream (resetting it when |code| is not 0) and of its proxy. */
 static void
 unbind(struct rflow *f, uint32_t code)
@@ -84,9 +63,9 @@ unbind(struct rflow *f, uint32_t code)
         tn_h2_stream_detach(f->ps, code);
     f->ps = NULL;
     f->ps_own = 0;
-    if (f->proxy != NULL && !f->is_queued)
+    if (f->proxy != NULL && f->wait.proxy == NULL)
         f->proxy->active--;
-    queue_remove(f);
+    proxy_unwait(&f->wait);
     f->proxy = NULL;
 }
 
@@ -146,13 +125,9 @@ rflow_refuse(struct rflow *f, Tunnel__V1__OpenResult result, int status, const c
     rflow_free(f, why);
 }
 
-struct rflow *
-rflow_queue_next(struct rflow *f)
-{
-    return f->queue_next;
-}
-
-bool
+/* Gives the flow the Accept stream |ps| of its proxy.  Returns false when the flow failed (and
+ * is freed). */
+static bool
 rflow_bind(struct rflow *f, struct tn_h2_stream *ps)
 {
     Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
@@ -161,8 +136,6 @@ rflow_bind(struct rflow *f, struct tn_h2_stream *ps)
     size_t n = tn_buf_len(&f->replay), got;
     uint8_t *dst;
 
-    f->is_queued = false;
-    f->queue_next = NULL;
     f->ps = ps;
     f->proxy->active++;
     tn_h2_stream_bind(ps, &ps_ops, f);
@@ -248,13 +221,7 @@ rflow_dispatch(struct rflow *f)
     f->proxy = px;
     if ((ps = proxy_take_stream(px)) != NULL)
         return rflow_bind(f, ps);
-    f->is_queued = true;
-    f->queue_next = NULL;
-    if (px->queue_tail != NULL)
-        px->queue_tail->queue_next = f;
-    else
-        px->queue = f;
-    px->queue_tail = f;
+    proxy_wait(px, &f->wait);
     ev_timer_again(f->relay->loop, &f->open_timer);
     return true;
 }
@@ -272,10 +239,18 @@ rflow_retry(struct rflow *f, const char *why)
     rflow_dispatch(f);
 }
 
-void
-rflow_reroute(struct rflow *f)
+static void
+rflow_on_stream(struct waiter *w, struct tn_h2_stream *ps)
 {
-    f->is_queued = false; /* its proxy is emptying its queue */
+    rflow_bind(tn_container_of(w, struct rflow, wait), ps);
+}
+
+/* Its proxy left while the flow waited: another replica may serve it. */
+static void
+rflow_reroute(struct waiter *w)
+{
+    struct rflow *f = tn_container_of(w, struct rflow, wait);
+
     f->proxy = NULL;
     snprintf(f->last_failure, sizeof(f->last_failure), "%s: left", f->proxy_id);
     rflow_dispatch(f);
@@ -589,7 +564,9 @@ rflow_start(struct session *s, struct tn_h2_stream *cs)
     }
     f->relay = s->relay;
     f->cs = cs;
-    snprintf(f->client_id, sizeof(f->client_id), "%s", tn_h2_peer(s->h2)->id);
+    f->wait.bind = rflow_on_stream;
+    f->wait.reroute = rflow_reroute;
+    snprintf(f->client_id, sizeof(f->client_id), "%s", session_id(s));
     tn_buf_init(&f->replay);
     tn_grpc_reader_init(&f->crd, crd_on_data, crd_on_frame, f);
     tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);

@@ -27,7 +27,43 @@ static const struct tn_conf_key proxy_rule_keys[] = {
       .is_required = true },
     { .key = "networks",
       .type = TN_CONF_CIDR_LIST,
-      .offset = offsetof(struct proxy_rule, networks),
+      .offset = offsetof(struct proxy_rule, networks) },
+    { .key = "public_ports",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct proxy_rule, public_ports) },
+    { 0 },
+};
+
+static const struct tn_conf_key token_rule_keys[] = {
+    { .key = "proxy",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct token_rule, proxy),
+      .is_required = true },
+    { .key = "token",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct token_rule, token),
+      .is_required = true },
+    { 0 },
+};
+
+static const struct tn_conf_key service_rule_keys[] = {
+    { .key = "proxy",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct service_rule, proxy),
+      .is_required = true },
+    { .key = "name",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct service_rule, name),
+      .is_required = true },
+    { .key = "public_port",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct service_rule, public_port),
+      .min = 1,
+      .max = 65535,
+      .is_required = true },
+    { .key = "target",
+      .type = TN_CONF_HOSTPORT,
+      .offset = offsetof(struct service_rule, target),
       .is_required = true },
     { 0 },
 };
@@ -57,8 +93,9 @@ static const struct tn_conf_key keys[] = {
       .flag = "allow-proxy",
       .type = TN_CONF_LIST,
       .offset = offsetof(struct relay_config, proxies),
-      .metavar = "id=ID,networks=CIDR",
-      .help = "proxy ID may announce networks within these (none given: any proxy, anything)",
+      .metavar = "id=ID,networks=CIDR[,public_ports=P]",
+      .help = "proxy ID may announce networks within these and publish these ports (none "
+              "given: any proxy, anything)",
       .sub = proxy_rule_keys,
       .elem_size = sizeof(struct proxy_rule) },
     { .key = "access",
@@ -70,6 +107,44 @@ static const struct tn_conf_key keys[] = {
               "given: every client everywhere",
       .sub = access_rule_keys,
       .elem_size = sizeof(struct access_rule) },
+    { .key = "public_addr",
+      .flag = "public-addr",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct relay_config, public_addr),
+      .def = "0.0.0.0",
+      .metavar = "HOST",
+      .help = "the address public ports listen on" },
+    { .key = "public_ports",
+      .flag = "public-ports",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct relay_config, public_ports),
+      .metavar = "PORTS",
+      .help = "ports proxies may publish services on (\"10000-10100\"); none: publishing is off" },
+    { .key = "public_grace",
+      .flag = "public-grace",
+      .type = TN_CONF_DURATION,
+      .offset = offsetof(struct relay_config, public_grace),
+      .def = "10s",
+      .metavar = "DURATION",
+      .help = "a public port waits this long for its proxy to come back before it closes",
+      .max = 3600000 },
+    { .key = "services",
+      .flag = "service",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct relay_config, services),
+      .metavar = "proxy=ID,name=NAME,public_port=PORT,target=HOST:PORT",
+      .help = "publish TARGET (inside proxy ID's networks) on public port PORT while ID is "
+              "connected",
+      .sub = service_rule_keys,
+      .elem_size = sizeof(struct service_rule) },
+    { .key = "tokens",
+      .flag = "token",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct relay_config, tokens),
+      .metavar = "proxy=ID,token=SECRET",
+      .help = "a proxy without a certificate may register as ID with this bearer token",
+      .sub = token_rule_keys,
+      .elem_size = sizeof(struct token_rule) },
     { .key = "open_timeout",
       .flag = "open-timeout",
       .type = TN_CONF_DURATION,
@@ -121,6 +196,7 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop;
     (void)revents;
     route_dump(w->data);
+    expose_dump(w->data);
 }
 
 /* SIGHUP: reads the configuration again and applies what can change under way: the policy
@@ -152,8 +228,16 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         fresh.stream_window != cfg->stream_window ||
         fresh.connection_window != cfg->connection_window || fresh.max_streams != cfg->max_streams)
         tn_log_warnx("reload: listen_addr and limits take effect after a restart");
+    tn_log_info("reload: public ports already open stay as they are until their proxies "
+                "register again");
     TN_SWAP(cfg->proxies, fresh.proxies);
     TN_SWAP(cfg->access, fresh.access);
+    TN_SWAP(cfg->tokens, fresh.tokens);
+    TN_SWAP(cfg->services, fresh.services);
+    TN_SWAP(cfg->public_ports, fresh.public_ports);
+    TN_SWAP(cfg->public_set, fresh.public_set);
+    TN_SWAP(cfg->public_addr, fresh.public_addr);
+    cfg->public_grace = fresh.public_grace;
     TN_SWAP(cfg->tls, fresh.tls);
     TN_SWAP(cfg->log, fresh.log);
     cfg->open_timeout = fresh.open_timeout;
@@ -269,6 +353,8 @@ main(int argc, char **argv)
     if (relay.listener.io.fd >= 0)
         close(relay.listener.io.fd);
     session_close_all(&relay);
+    expose_close_all(&relay);
+    health_close_all(&relay);
     status = 0;
 out:
     route_free_all(&relay);

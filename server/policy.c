@@ -11,11 +11,9 @@
 #include "tn/err.h"
 #include "tn/log.h"
 
-/* Parses "22 80 443 8000-8100" (spaces or commas).  Returns 0 or TN_ERR_CONFIG (printed). */
-static int
-parse_ports(struct access_rule *a)
+int
+policy_parse_ports(const char *s, struct port_set *set, const char *what)
 {
-    const char *s = a->ports;
     struct port_range *grown;
     char *end;
     long lo, hi;
@@ -27,30 +25,80 @@ parse_ports(struct access_rule *a)
         if (end == s || (*end != '\0' && strchr(" ,\t", *end) == NULL) || lo < 1 || hi > 65535 ||
             lo > hi) {
             fprintf(stderr,
-                    "server: access rule for '%s': ports: '%s' is not a list of ports "
-                    "and ranges (e.g. \"22 80 8000-8100\")\n",
-                    a->client, a->ports);
+                    "server: %s: '%s' is not a list of ports and ranges (e.g. \"22 80 "
+                    "8000-8100\")\n",
+                    what, s);
             return TN_ERR_CONFIG;
         }
-        if ((grown = realloc(a->ranges, (a->nranges + 1) * sizeof(*grown))) == NULL)
+        if ((grown = realloc(set->v, (set->n + 1) * sizeof(*grown))) == NULL)
             return -ENOMEM;
-        a->ranges = grown;
-        a->ranges[a->nranges++] = (struct port_range){ (uint16_t)lo, (uint16_t)hi };
+        set->v = grown;
+        set->v[set->n++] = (struct port_range){ (uint16_t)lo, (uint16_t)hi };
         s = end;
     }
     return 0;
+}
+
+bool
+port_set_has(const struct port_set *set, unsigned port)
+{
+    size_t i;
+
+    for (i = 0; i < set->n; i++) {
+        if (port >= set->v[i].lo && port <= set->v[i].hi)
+            return true;
+    }
+    return false;
+}
+
+static void
+port_set_fini(struct port_set *set)
+{
+    free(set->v);
+    set->v = NULL;
+    set->n = 0;
 }
 
 int
 policy_init(struct relay_config *cfg)
 {
     struct access_rule *rules = cfg->access.v;
-    size_t i;
+    struct proxy_rule *prules = cfg->proxies.v;
+    const struct token_rule *tokens = cfg->tokens.v;
+    char what[128];
+    size_t i, j;
     int r;
 
     for (i = 0; i < cfg->access.n; i++) {
-        if (rules[i].ports != NULL && (r = parse_ports(&rules[i])) != 0)
+        snprintf(what, sizeof(what), "access rule for '%.64s': ports", rules[i].client);
+        if (rules[i].ports != NULL &&
+            (r = policy_parse_ports(rules[i].ports, &rules[i].port_set, what)) != 0)
             return r;
+    }
+    for (i = 0; i < cfg->proxies.n; i++) {
+        snprintf(what, sizeof(what), "proxy rule for '%.64s': public_ports", prules[i].id);
+        if (prules[i].public_ports != NULL &&
+            (r = policy_parse_ports(prules[i].public_ports, &prules[i].ports, what)) != 0)
+            return r;
+    }
+    if (cfg->public_ports != NULL &&
+        (r = policy_parse_ports(cfg->public_ports, &cfg->public_set, "public_ports")) != 0)
+        return r;
+    for (i = 0; i < cfg->tokens.n; i++) {
+        if (strlen(tokens[i].token) < 16) {
+            fprintf(stderr,
+                    "server: tokens: the token of proxy '%s' is shorter than 16 "
+                    "characters: too easy to guess\n",
+                    tokens[i].proxy);
+            return TN_ERR_CONFIG;
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(tokens[i].token, tokens[j].token) == 0) {
+                fprintf(stderr, "server: tokens: proxies '%s' and '%s' have the same token\n",
+                        tokens[j].proxy, tokens[i].proxy);
+                return TN_ERR_CONFIG;
+            }
+        }
     }
     if (cfg->proxies.n == 0)
         tn_log_warnx("no proxies: list in the configuration: any proxy may announce any network");
@@ -63,13 +111,14 @@ void
 policy_fini(struct relay_config *cfg)
 {
     struct access_rule *rules = cfg->access.v;
+    struct proxy_rule *prules = cfg->proxies.v;
     size_t i;
 
-    for (i = 0; i < cfg->access.n; i++) {
-        free(rules[i].ranges);
-        rules[i].ranges = NULL;
-        rules[i].nranges = 0;
-    }
+    for (i = 0; i < cfg->access.n; i++)
+        port_set_fini(&rules[i].port_set);
+    for (i = 0; i < cfg->proxies.n; i++)
+        port_set_fini(&prules[i].ports);
+    port_set_fini(&cfg->public_set);
 }
 
 /* True when |inner| lies wholly inside |outer|. */
@@ -126,12 +175,53 @@ policy_may_reach(const struct relay_config *cfg, const char *id, const struct tn
             is_in = tn_cidr_contains(&a->networks.v[j], dst);
         if (!is_in)
             continue;
-        if (a->nranges == 0)
+        if (a->port_set.n == 0 || port_set_has(&a->port_set, port))
             return true;
-        for (j = 0; j < a->nranges; j++) {
-            if (port >= a->ranges[j].lo && port <= a->ranges[j].hi)
-                return true;
-        }
     }
     return false;
+}
+
+bool
+policy_may_publish(const struct relay_config *cfg, const char *id, unsigned port, char *why,
+                   size_t whylen)
+{
+    const struct proxy_rule *rules = cfg->proxies.v;
+    size_t i;
+
+    if (!port_set_has(&cfg->public_set, port)) {
+        snprintf(why, whylen, "port %u is outside the relay's public_ports (%s)", port,
+                 cfg->public_ports != NULL ? cfg->public_ports : "none");
+        return false;
+    }
+    for (i = 0; i < cfg->proxies.n; i++) {
+        if (strcmp(rules[i].id, id) == 0 &&
+            (rules[i].ports.n == 0 || port_set_has(&rules[i].ports, port)))
+            return true;
+    }
+    if (cfg->proxies.n == 0)
+        return true;
+    snprintf(why, whylen, "proxy '%s' may not publish port %u (see the relay's proxies: list)", id,
+             port);
+    return false;
+}
+
+const char *
+policy_token_proxy(const struct relay_config *cfg, const char *token)
+{
+    const struct token_rule *rules = cfg->tokens.v;
+    size_t i, n = strlen(token);
+    unsigned char diff;
+
+    for (i = 0; i < cfg->tokens.n; i++) {
+        const char *t = rules[i].token;
+        size_t j, tn = strlen(t);
+
+        /* Compares in time that does not depend on where the first difference is. */
+        diff = (unsigned char)(tn != n);
+        for (j = 0; j < tn; j++)
+            diff |= (unsigned char)(t[j] ^ (j < n ? token[j] : 0));
+        if (diff == 0)
+            return rules[i].proxy;
+    }
+    return NULL;
 }

@@ -21,15 +21,40 @@ struct ev_loop;
 struct tn_lpm;
 struct rflow;
 struct reg;
-
-/* proxies: [{id, networks}]: what a proxy id may announce. */
-struct proxy_rule {
-    char *id;
-    struct tn_cidr_list networks;
-};
+struct exposure;
+struct sniff;
 
 struct port_range {
     uint16_t lo, hi;
+};
+
+/* "22 80 8000-8100", parsed. */
+struct port_set {
+    struct port_range *v;
+    size_t n;
+};
+
+/* proxies: [{id, networks, public_ports}]: what a proxy id may announce and publish. */
+struct proxy_rule {
+    char *id;
+    struct tn_cidr_list networks;
+    char *public_ports; /* NULL: any port of the relay's public_ports */
+    struct port_set ports;
+};
+
+/* tokens: [{proxy, token}]: a proxy without a certificate authenticates with a secret. */
+struct token_rule {
+    char *proxy;
+    char *token;
+};
+
+/* services: [{proxy, name, public_port, target}]: a public port the relay's own configuration
+ * gives a proxy, to a target inside the proxy's networks. */
+struct service_rule {
+    char *proxy;
+    char *name;
+    int64_t public_port;
+    char *target;
 };
 
 /* access: [{client, networks, ports}]: which client ids may reach what. */
@@ -37,8 +62,7 @@ struct access_rule {
     char *client; /* an id, or "*" */
     struct tn_cidr_list networks;
     char *ports; /* "22 80 8000-8100"; NULL: every port */
-    struct port_range *ranges;
-    size_t nranges;
+    struct port_set port_set;
 };
 
 struct relay_config {
@@ -52,6 +76,12 @@ struct relay_config {
     int64_t drain_timeout;
     struct tn_conf_list proxies; /* of struct proxy_rule; empty: any proxy, any network */
     struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
+    char *public_addr;           /* where public ports listen (host only) */
+    char *public_ports;          /* the range proxies may publish on; NULL: none */
+    struct port_set public_set;
+    int64_t public_grace;         /* a port outlives its last proxy this long (ms) */
+    struct tn_conf_list services; /* of struct service_rule */
+    struct tn_conf_list tokens;   /* of struct token_rule */
 };
 
 struct relay {
@@ -64,8 +94,10 @@ struct relay {
     int argc; /* to read the configuration again on SIGHUP */
     char **argv;
     struct tn_h2_settings h2;
-    struct tn_lpm *routes;    /* network as clients address it -> struct route */
-    struct session *sessions; /* every live connection */
+    struct tn_lpm *routes;      /* network as clients address it -> struct route */
+    struct session *sessions;   /* every live connection */
+    struct exposure *exposures; /* every public port, open or in its grace period */
+    struct sniff *sniffs;       /* new connections whose first byte is awaited */
     struct tn_listener listener;
 };
 
@@ -75,6 +107,18 @@ struct session {
     struct session *prev, *next;
     bool is_draining;    /* GOAWAY sent or received: open flows finish, nothing new starts */
     struct proxy *proxy; /* set once a proxy registered on this session */
+    char token_id[TN_ID_MAX + 1]; /* the proxy id of a token, for a peer without certificate */
+};
+
+/* Something waiting for an idle Accept stream of a proxy: a client's flow or a public
+ * connection. */
+struct waiter {
+    struct waiter *next;
+    struct proxy *proxy; /* the proxy it waits on, NULL when not waiting */
+    /* A stream of |proxy| is free: the waiter takes it (it is no longer waiting). */
+    void (*bind)(struct waiter *w, struct tn_h2_stream *stream);
+    /* |proxy| left before a stream came: route again, or give up. */
+    void (*reroute)(struct waiter *w);
 };
 
 /* An Accept stream of a proxy, waiting for a flow. */
@@ -97,11 +141,13 @@ struct proxy {
     struct reg *control; /* the Register stream's state */
     struct proxy_net *nets;
     size_t nnets;
-    struct accept_slot *idle;         /* idle Accept streams */
-    struct rflow *queue, *queue_tail; /* flows waiting for an Accept stream */
-    uint64_t flows;                   /* flows sent to this proxy since it registered */
-    uint64_t active;                  /* flows bound to it now */
-    bool has_left;                    /* out of the routes: its session is going */
+    struct accept_slot *idle;          /* idle Accept streams */
+    struct waiter *queue, *queue_tail; /* waiting for an Accept stream, oldest first */
+    struct exposure **exposures;       /* the public ports it serves */
+    size_t nexposures;
+    uint64_t flows;  /* flows sent to this proxy since it registered */
+    uint64_t active; /* flows bound to it now */
+    bool has_left;   /* out of the routes: its session is going */
 };
 
 struct route {
@@ -110,8 +156,18 @@ struct route {
     size_t n;
 };
 
-/* session.c */
+/* health.c */
+/* Takes a new connection on the tunnel port: TLS goes to session_start, plain HTTP gets the
+ * health check. */
 void session_accept(struct relay *relay, int fd);
+/* The answer to an HTTP/1.1 request on the tunnel port (GET /healthz: 200, or 503 while
+ * draining; anything else: 404). */
+const char *health_answer(const struct relay *relay, const char *request);
+void health_close_all(struct relay *relay);
+
+/* session.c */
+/* Starts the TLS session of a new connection. */
+void session_start(struct relay *relay, int fd);
 void session_close_all(struct relay *relay);
 /* Drains the sessions of proxies whose announcements the policy no longer allows. */
 void session_recheck_policy(struct relay *relay);
@@ -120,6 +176,12 @@ void session_recheck_policy(struct relay *relay);
 void session_drain_all(struct relay *relay);
 /* Takes an idle Accept stream of |px|, or returns NULL when none is idle. */
 struct tn_h2_stream *proxy_take_stream(struct proxy *px);
+/* Queues |w| until an Accept stream of |px| is free. */
+void proxy_wait(struct proxy *px, struct waiter *w);
+/* Takes |w| off its proxy's queue, if it is on one. */
+void proxy_unwait(struct waiter *w);
+/* The name a session is known by: its certificate's id or its token's. */
+const char *session_id(const struct session *s);
 
 /* route.c */
 int route_add(struct relay *relay, struct proxy *px, const struct tn_cidr *net);
@@ -134,6 +196,10 @@ void route_free_all(struct relay *relay);
 void route_dump(struct relay *relay);
 
 /* policy.c */
+/* Parses |s| ("22 80 8000-8100", spaces or commas) into |set|; |what| names it in errors.
+ * Returns 0 or TN_ERR_CONFIG (printed). */
+int policy_parse_ports(const char *s, struct port_set *set, const char *what);
+bool port_set_has(const struct port_set *set, unsigned port);
 /* Checks and prepares the policy of the configuration.  Returns 0 or TN_ERR_CONFIG (printed). */
 int policy_init(struct relay_config *cfg);
 void policy_fini(struct relay_config *cfg);
@@ -143,16 +209,27 @@ bool policy_may_announce(const struct relay_config *cfg, const char *id, const s
 /* May client |id| reach |dst| port |port|? */
 bool policy_may_reach(const struct relay_config *cfg, const char *id, const struct tn_ip *dst,
                       unsigned port);
+/* May proxy |id| publish public port |port|?  Fills |why| when not. */
+bool policy_may_publish(const struct relay_config *cfg, const char *id, unsigned port, char *why,
+                        size_t whylen);
+/* The proxy id that bearer token |token| stands for, or NULL. */
+const char *policy_token_proxy(const struct relay_config *cfg, const char *token);
+
+/* expose.c */
+/* Publishes the services of |px|'s Hello (and the relay's own services: for it), filling
+ * |welcome|'s published list (freed by expose_welcome_fini).  Returns 0 or -ENOMEM. */
+int expose_proxy_joined(struct proxy *px, const Tunnel__V1__Hello *hello,
+                        Tunnel__V1__Welcome *welcome);
+void expose_welcome_fini(Tunnel__V1__Welcome *welcome);
+/* |px| serves its public ports no more: each port whose last replica it was closes (after the
+ * grace period). */
+void expose_proxy_left(struct proxy *px);
+void expose_close_all(struct relay *relay);
+/* Logs the public ports. */
+void expose_dump(struct relay *relay);
 
 /* flow.c */
 /* Takes a client's Connect stream. */
 void rflow_start(struct session *s, struct tn_h2_stream *stream);
-/* Gives a queued flow the Accept stream |stream| of its proxy.  Returns false when the flow
- * failed (and is freed). */
-bool rflow_bind(struct rflow *f, struct tn_h2_stream *stream);
-/* Routes again a queued flow whose proxy went away (another replica may serve it), or refuses
- * it. */
-void rflow_reroute(struct rflow *f);
-struct rflow *rflow_queue_next(struct rflow *f);
 
 #endif

@@ -20,10 +20,10 @@
 #define PATH_REGISTER "/tunnel.v1.Relay/Register"
 #define PATH_ACCEPT   "/tunnel.v1.Relay/Accept"
 
-static const char *
-session_name(const struct session *s)
+const char *
+session_id(const struct session *s)
 {
-    return tn_h2_peer(s->h2)->id;
+    return s->token_id[0] != '\0' ? s->token_id : tn_h2_peer(s->h2)->id;
 }
 
 /* The Register stream: a Hello in, a Welcome out, then it stays open as the control channel. */
@@ -64,7 +64,7 @@ proxy_leave(struct proxy *px)
 {
     struct relay *relay = px->session->relay;
     struct accept_slot *slot;
-    struct rflow *f;
+    struct waiter *w;
     size_t i;
 
     if (px->has_left)
@@ -72,18 +72,18 @@ proxy_leave(struct proxy *px)
     px->has_left = true;
     for (i = 0; i < px->nnets; i++)
         route_remove(relay, px, &px->nets[i].addressed);
+    expose_proxy_left(px);
     while ((slot = px->idle) != NULL) {
         px->idle = slot->next;
         tn_h2_stream_detach(slot->stream, NGHTTP2_CANCEL);
         free(slot);
     }
-    while ((f = px->queue) != NULL) {
-        px->queue = rflow_queue_next(f);
-        rflow_reroute(f);
+    while ((w = px->queue) != NULL) {
+        proxy_unwait(w);
+        w->reroute(w);
     }
-    px->queue_tail = NULL;
     control_drop(px, false);
-    if (px->nnets > 0)
+    if (px->nnets > 0 || px->nexposures > 0)
         tn_log_info("proxy %s#%" PRIu64 " left (%" PRIu64 " flows served)", px->id, px->serial,
                     px->flows);
 }
@@ -93,6 +93,7 @@ proxy_free(struct proxy *px)
 {
     proxy_leave(px);
     free(px->nets);
+    free(px->exposures);
     free(px);
 }
 
@@ -163,12 +164,11 @@ static void
 proxy_accept(struct proxy *px, struct tn_h2_stream *stream)
 {
     struct accept_slot *slot;
-    struct rflow *f;
+    struct waiter *w;
 
-    if ((f = px->queue) != NULL) {
-        if ((px->queue = rflow_queue_next(f)) == NULL)
-            px->queue_tail = NULL;
-        rflow_bind(f, stream);
+    if ((w = px->queue) != NULL) {
+        proxy_unwait(w);
+        w->bind(w, stream);
         return;
     }
     if ((slot = calloc(1, sizeof(*slot))) == NULL) {
@@ -199,27 +199,64 @@ proxy_take_stream(struct proxy *px)
     return stream;
 }
 
+void
+proxy_wait(struct proxy *px, struct waiter *w)
+{
+    w->proxy = px;
+    w->next = NULL;
+    if (px->queue_tail != NULL)
+        px->queue_tail->next = w;
+    else
+        px->queue = w;
+    px->queue_tail = w;
+}
+
+void
+proxy_unwait(struct waiter *w)
+{
+    struct proxy *px = w->proxy;
+    struct waiter **pp, *prev = NULL;
+
+    if (px == NULL)
+        return;
+    for (pp = &px->queue; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            if (px->queue_tail == w)
+                px->queue_tail = prev;
+            break;
+        }
+    }
+    w->proxy = NULL;
+    w->next = NULL;
+}
+
 /* Validates and applies a Hello.  Returns 0, or a gRPC status with |why| filled. */
 static int
 proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t whylen)
 {
     struct relay *relay = px->session->relay;
-    const char *cert_id = tn_h2_peer(px->session->h2)->id;
+    const char *cert_id = session_id(px->session);
     char a[TN_CIDR_STRLEN], b[TN_CIDR_STRLEN];
     size_t i;
 
     px->serial = ++relay->serials;
     px->hrw_key = tn_hash_bytes(px->id, strlen(px->id)) ^ px->serial;
     if (strcmp(hello->proxy_id, cert_id) != 0) {
-        snprintf(why, whylen, "proxy id '%.64s' does not match certificate id '%s'",
-                 hello->proxy_id, cert_id);
+        snprintf(why, whylen, "proxy id '%.64s' does not match its %s id '%s'", hello->proxy_id,
+                 px->session->token_id[0] != '\0' ? "token's" : "certificate's", cert_id);
         return TN_GRPC_PERMISSION_DENIED;
     }
-    if (hello->n_networks == 0 || hello->n_networks > 256) {
-        snprintf(why, whylen, "announce 1 to 256 networks (got %zu)", hello->n_networks);
+    if (hello->n_networks > 256 || hello->n_services > 256 ||
+        hello->n_networks + hello->n_services == 0) {
+        snprintf(why, whylen,
+                 "announce up to 256 networks and 256 services, at least one (got "
+                 "%zu and %zu)",
+                 hello->n_networks, hello->n_services);
         return TN_GRPC_PERMISSION_DENIED;
     }
-    if ((px->nets = calloc(hello->n_networks, sizeof(*px->nets))) == NULL) {
+    if (hello->n_networks > 0 &&
+        (px->nets = calloc(hello->n_networks, sizeof(*px->nets))) == NULL) {
         snprintf(why, whylen, "out of memory");
         return TN_GRPC_RESOURCE_EXHAUSTED;
     }
@@ -274,7 +311,7 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
     struct proxy *px;
     char why[256];
     uint32_t len;
-    int status;
+    int status, r;
 
     tn_h2_stream_consume(rg->stream, n);
     if (rg->is_done)
@@ -307,12 +344,23 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
         reg_finish(rg, TN_GRPC_PERMISSION_DENIED, "already registered");
         goto out;
     }
+    if (tn_h2_peer(s->h2)->role == TN_ROLE_NONE) { /* no certificate: the token says who */
+        const char *id = policy_token_proxy(s->relay->cfg, hello->token);
+
+        if (id == NULL) {
+            reg_finish(rg, TN_GRPC_UNAUTHENTICATED,
+                       hello->token[0] == '\0' ? "no certificate and no token"
+                                               : "the token is not valid");
+            goto out;
+        }
+        snprintf(s->token_id, sizeof(s->token_id), "%s", id);
+    }
     if ((px = calloc(1, sizeof(*px))) == NULL) {
         reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
     px->session = s;
-    snprintf(px->id, sizeof(px->id), "%s", session_name(s));
+    snprintf(px->id, sizeof(px->id), "%s", session_id(s));
     if ((status = proxy_hello(px, hello, why, sizeof(why))) != TN_GRPC_OK) {
         proxy_free(px);
         reg_finish(rg, status, why);
@@ -321,7 +369,11 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
     s->proxy = px;
     px->control = rg;
     welcome.relay_version = TN_UNCONST(TN_VERSION);
-    if (tn_grpc_append(tn_h2_stream_out(rg->stream), &welcome.base) != 0) {
+    r = expose_proxy_joined(px, hello, &welcome);
+    if (r == 0)
+        r = tn_grpc_append(tn_h2_stream_out(rg->stream), &welcome.base);
+    expose_welcome_fini(&welcome);
+    if (r != 0) {
         reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
@@ -383,13 +435,22 @@ session_on_ready(struct tn_h2 *h2)
     struct session *s = tn_h2_owner(h2);
     const struct tn_identity *peer = tn_h2_peer(h2);
 
+    if (peer->role == TN_ROLE_NONE && s->relay->cfg->tokens.n > 0) {
+        tn_log_info("%s connected without a certificate: it must register with a token",
+                    tn_h2_peer_addr(h2));
+        return 0;
+    }
+    if (peer->role == TN_ROLE_NONE) {
+        tn_log_warnx("%s: refused: no certificate (and the relay takes no tokens)",
+                     tn_h2_peer_addr(h2));
+        return TN_ERR_AUTH;
+    }
     if (peer->role != TN_ROLE_CLIENT && peer->role != TN_ROLE_PROXY) {
         tn_log_warnx("%s: refused: certificate role %s is neither client nor proxy",
                      tn_h2_peer_addr(h2), tn_role_name(peer->role));
         return TN_ERR_AUTH;
     }
     tn_log_info("%s connected: %s %s", tn_h2_peer_addr(h2), tn_role_name(peer->role), peer->id);
-    (void)s;
     return 0;
 }
 
@@ -397,7 +458,7 @@ static void
 refuse(struct session *s, struct tn_h2_stream *stream, int status, const char *why)
 {
     tn_log_warnx("%s (%s %s): refused: %s", tn_h2_peer_addr(s->h2),
-                 tn_role_name(tn_h2_peer(s->h2)->role), session_name(s), why);
+                 tn_role_name(tn_h2_peer(s->h2)->role), session_id(s), why);
     tn_h2_stream_finish(stream, status, why);
     tn_h2_stream_detach(stream, 0);
 }
@@ -408,6 +469,9 @@ session_on_request(struct tn_h2 *h2, struct tn_h2_stream *stream, const char *pa
     struct session *s = tn_h2_owner(h2);
     enum tn_role role = tn_h2_peer(h2)->role;
     struct reg *rg;
+
+    if (role == TN_ROLE_NONE) /* a token's proxy: it proves itself in its Hello */
+        role = TN_ROLE_PROXY;
 
     if (strcmp(path, PATH_CONNECT) == 0) {
         if (role != TN_ROLE_CLIENT)
@@ -451,7 +515,7 @@ session_free(struct session *s, const char *reason)
     if (s->next != NULL)
         s->next->prev = s->prev;
     tn_log_info("%s (%s) closed: %s", tn_h2_peer_addr(s->h2),
-                session_name(s)[0] != '\0' ? session_name(s) : "-", reason);
+                session_id(s)[0] != '\0' ? session_id(s) : "-", reason);
     /* Routes first, so that the flows its closing streams fail move to other replicas. */
     if (s->proxy != NULL)
         proxy_leave(s->proxy);
@@ -493,7 +557,7 @@ session_on_goaway(struct tn_h2 *h2)
 {
     struct session *s = tn_h2_owner(h2);
 
-    tn_log_info("%s (%s) is leaving: its open flows go on", tn_h2_peer_addr(h2), session_name(s));
+    tn_log_info("%s (%s) is leaving: its open flows go on", tn_h2_peer_addr(h2), session_id(s));
     session_drain(s);
 }
 
@@ -532,15 +596,24 @@ session_drain_all(struct relay *relay)
     }
 }
 
+static const char *
+session_on_http1(struct tn_h2 *h2, const char *request)
+{
+    struct session *s = tn_h2_owner(h2);
+
+    return health_answer(s->relay, request);
+}
+
 static const struct tn_h2_ops session_ops = {
     .on_ready = session_on_ready,
     .on_request = session_on_request,
     .on_close = session_on_close,
     .on_goaway = session_on_goaway,
+    .on_http1 = session_on_http1,
 };
 
 void
-session_accept(struct relay *relay, int fd)
+session_start(struct relay *relay, int fd)
 {
     struct session *s;
 

@@ -547,7 +547,11 @@ ns_http() {
 }
 
 # count_lines FILE PATTERN: how many lines of FILE match the extended regex (0 if none).
-count_lines() { grep -Ec -- "$2" "$1" 2>/dev/null || true; }
+count_lines() {
+	local n
+	n=$(grep -Ec -- "$2" "$1" 2>/dev/null) || true
+	echo "${n:-0}"
+}
 
 # wait_count FILE PATTERN N SECONDS: poll until at least N lines of FILE match.
 wait_count() {

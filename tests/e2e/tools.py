@@ -14,6 +14,11 @@ hash.
   serve-early-close PORT NBYTES --result-file F
                                      send NBYTES (seed 9) then shut write at once; keep reading
                                      to EOF and write "<sha256> <count>" of what came to F
+  serve-echo-ports FIRST N           serve-echo on N ports from FIRST, each answering
+                                     "<port>:" before the echo
+  echo-ports HOST PORT...            one connection to each port at once: the answer must be
+                                     "<server port>:" then the echo of what was sent (--tally:
+                                     any server; print how many answers each gave)
   stream-sha NBYTES SEED             print the sha256 of a deterministic stream (no network)
   send-sha HOST PORT NBYTES SEED     send a stream, shut write, check the server's sha reply
   recv-sha HOST PORT                 read to EOF, print "<sha256> <count>"
@@ -372,6 +377,62 @@ def cmd_concurrent(a):
     return 1 if bad else 0
 
 
+def serve_echo_ports(first, n):
+    def make(port):
+        def handler(sock, peer):
+            sock.sendall(b"%d:" % port)
+            handle_echo(sock, peer)
+        return handler
+
+    for port in range(first, first + n):
+        threading.Thread(target=serve, args=(port, make(port)), daemon=True).start()
+    while True:
+        time.sleep(3600)
+
+
+def cmd_echo_ports(a):
+    """Each of a.ports, at once; each answer names which server port it came from (a.want
+    gives them in the same order, else the ports themselves)."""
+    want = [int(w) for w in a.want.split(",")] if a.want else a.ports
+    results = [None] * len(a.ports)
+    served = [None] * len(a.ports)
+
+    def one(i, port):
+        payload = b"user-%d-%d" % (i, port)
+        try:
+            with socket.create_connection((a.host, port), timeout=a.timeout) as s:
+                s.settimeout(a.timeout)
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                got, data = recv_to_eof(s, limit=1 << 16)
+                if a.tally:
+                    server, _, echo = data.partition(b":")
+                    results[i] = "ok" if echo == payload else "echo mismatch: %r" % (data,)
+                    served[i] = server.decode(errors="replace")
+                    return
+                expect = b"%d:" % want[i] + payload
+                results[i] = "ok" if data == expect else "got %r, expected %r" % (data, expect)
+        except OSError as e:
+            results[i] = "error: %r" % (e,)
+
+    threads = [threading.Thread(target=one, args=(i, p), daemon=True) for i, p in enumerate(a.ports)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(a.timeout * 2)
+    bad = [(a.ports[i], r) for i, r in enumerate(results) if r != "ok"]
+    for port, r in bad:
+        log("port %d: %s" % (port, r or "did not finish"))
+    print("%d/%d ports answered" % (len(a.ports) - len(bad), len(a.ports)))
+    if a.tally:  # which servers answered, and how often: "7100=12 7150=8"
+        counts = {}
+        for sv in served:
+            if sv is not None:
+                counts[sv] = counts.get(sv, 0) + 1
+        print(" ".join("%s=%d" % kv for kv in sorted(counts.items())))
+    return 1 if bad else 0
+
+
 def cmd_probe(a):
     """Outcomes: refused (connect failed), reset (RST / EPIPE), eof (clean close, no data),
     data (got bytes), timeout.  Exit 0 when the outcome is in --expect."""
@@ -529,6 +590,9 @@ def main():
     s.add_argument("port", type=int)
     s.add_argument("nbytes", type=int)
     s.add_argument("--result-file", required=True)
+    s = sub.add_parser("serve-echo-ports")
+    s.add_argument("first", type=int)
+    s.add_argument("n", type=int)
     s = sub.add_parser("stream-sha")
     s.add_argument("nbytes", type=int)
     s.add_argument("seed", type=int)
@@ -554,6 +618,12 @@ def main():
     c.add_argument("--count", type=int, default=50)
     c.add_argument("--min-size", type=int, default=2048)
     c.add_argument("--max-size", type=int, default=8192)
+    c = sub.add_parser("echo-ports")
+    c.add_argument("host")
+    c.add_argument("ports", type=int, nargs="+")
+    c.add_argument("--want", default="", help="server ports expected, comma-separated")
+    c.add_argument("--tally", action="store_true", help="count which server answered instead")
+    c.add_argument("--timeout", type=float, default=30.0)
     c = client("probe")
     c.add_argument("--send", default="GET / HTTP/1.0\r\n\r\n")
     c.add_argument("--expect", default="data")
@@ -583,6 +653,8 @@ def main():
         serve(a.port, make_handle_source(a.nbytes, a.seed))
     elif a.cmd == "serve-early-close":
         serve(a.port, make_handle_early_close(a.nbytes, a.result_file))
+    elif a.cmd == "serve-echo-ports":
+        serve_echo_ports(a.first, a.n)
     elif a.cmd == "serve-soak":
         serve(a.port, make_handle_soak(a.results))
     elif a.cmd == "stream-sha":
@@ -597,6 +669,7 @@ def main():
                 "early-close": cmd_early_close,
                 "concurrent": cmd_concurrent,
                 "probe": cmd_probe,
+                "echo-ports": cmd_echo_ports,
                 "conns": cmd_conns,
                 "soak-xfer": cmd_soak_xfer,
             }[a.cmd](a)

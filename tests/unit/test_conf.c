@@ -954,6 +954,86 @@ test_cli_list_of_mappings_from_flags(void **state)
 }
 
 static void
+test_cli_list_flag_short_form_splits_fields(void **state)
+{
+    static const char *const fields[] = { "weight", "id", NULL };
+    static const struct tn_conf_key short_keys[] = {
+        { .key = "records",
+          .flag = "record",
+          .type = TN_CONF_LIST,
+          .offset = OFF(records),
+          .metavar = "WEIGHT:ID",
+          .sub = rec_keys,
+          .elem_size = sizeof(struct rec),
+          .flag_fields = fields },
+        { .key = NULL },
+    };
+    static const struct tn_cli short_cli = { "prog", NULL, short_keys };
+    char *argv[] = { "prog", "--record", "3:a:b", "--record", "id=c", NULL };
+    char *bad[] = { "prog", "--record", "3", NULL };
+    char *range[] = { "prog", "--record", "12:x", NULL };
+    struct tcfg c = { 0 };
+    struct capture cap;
+    struct rec *r;
+    int rc;
+
+    (void)state;
+    assert_int_equal(tn_cli_parse(&short_cli, &c, 5, argv), 0);
+    assert_int_equal(c.records.n, 2);
+    r = c.records.v;
+    assert_int_equal(r[0].weight, 3);
+    assert_string_equal(r[0].id, "a:b"); /* the last field takes the rest */
+    assert_string_equal(r[1].id, "c");   /* key=value still works */
+    tn_conf_fini(short_keys, &c);
+    capture_start(&cap, 2);
+    rc = tn_cli_parse(&short_cli, &c, 3, bad);
+    capture_end(&cap, err, sizeof(err));
+    assert_int_equal(rc, TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "'3' is too short: give WEIGHT:ID"));
+    capture_start(&cap, 2);
+    rc = tn_cli_parse(&short_cli, &c, 3, range);
+    capture_end(&cap, err, sizeof(err));
+    assert_int_equal(rc, TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "--record"));
+}
+
+static void
+test_conf_top_level_list_fills_its_key(void **state)
+{
+    static const struct tn_conf_key top_keys[] = {
+        { .key = "name", .type = TN_CONF_STR, .offset = OFF(name) },
+        { .key = "records",
+          .type = TN_CONF_LIST,
+          .offset = OFF(records),
+          .sub = rec_keys,
+          .elem_size = sizeof(struct rec),
+          .is_top_list = true },
+        { .key = NULL },
+    };
+    static const char json[] = "[{\"id\": \"x\", \"weight\": 2}, {\"id\": \"y\"}]";
+    static const char bad[] = "[{\"id\": \"x\", \"colour\": 2}]";
+    struct tcfg c = { 0 };
+    struct capture cap;
+    struct rec *r;
+    int rc;
+
+    (void)state;
+    assert_int_equal(tn_conf_load_string(top_keys, &c, "m.json", json, strlen(json)), 0);
+    assert_int_equal(c.records.n, 2);
+    r = c.records.v;
+    assert_string_equal(r[0].id, "x");
+    assert_int_equal(r[0].weight, 2);
+    assert_string_equal(r[1].id, "y");
+    tn_conf_fini(top_keys, &c);
+    capture_start(&cap, 2);
+    rc = tn_conf_load_string(top_keys, &c, "m.json", bad, strlen(bad));
+    capture_end(&cap, err, sizeof(err));
+    tn_conf_fini(top_keys, &c);
+    assert_int_equal(rc, TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "m.json:1:14: colour: unknown key (known keys: id, nets, weight)"));
+}
+
+static void
 test_cli_required_key_must_be_set(void **state)
 {
     static const struct tn_conf_key req_keys[] = {
@@ -1048,6 +1128,8 @@ main(void)
         cmocka_unit_test(test_cli_config_errors),
         cmocka_unit_test(test_conf_list_of_mappings),
         cmocka_unit_test(test_cli_list_of_mappings_from_flags),
+        cmocka_unit_test(test_cli_list_flag_short_form_splits_fields),
+        cmocka_unit_test(test_conf_top_level_list_fills_its_key),
         cmocka_unit_test(test_cli_required_key_must_be_set),
         cmocka_unit_test(test_conf_error_paths_do_not_leak),
     };

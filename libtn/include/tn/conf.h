@@ -39,6 +39,12 @@ struct tn_conf_key {
     bool is_required;              /* tn_cli_parse fails unless the file or a flag sets it */
     const struct tn_conf_key *sub; /* TN_CONF_LIST: the keys of one record, relative names */
     size_t elem_size;              /* TN_CONF_LIST: sizeof one record */
+    /* TN_CONF_LIST, optional: a flag value without '=' is split at ':' into these keys of
+     * |sub| (NULL-terminated), the last taking the rest: "10000:127.0.0.1:3000". */
+    const char *const *flag_fields;
+    /* TN_CONF_LIST, optional: a file whose top level is a list (not a mapping) fills this key,
+     * so that a JSON list of records is a config file of its own. */
+    bool is_top_list;
 };
 
 struct tn_str_list {

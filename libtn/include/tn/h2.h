@@ -51,6 +51,10 @@ struct tn_h2_ops {
     void (*on_close)(struct tn_h2 *h2, const char *reason);
     /* The peer sent GOAWAY: it takes no new streams, the open ones go on.  May be NULL. */
     void (*on_goaway)(struct tn_h2 *h2);
+    /* Server, may be NULL: a peer chose HTTP/1.1 over TLS (a load balancer's health probe)
+     * and sent |request| (its head).  Returns the whole response to send before closing, or
+     * NULL to close at once. */
+    const char *(*on_http1)(struct tn_h2 *h2, const char *request);
 };
 
 struct tn_h2_settings {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* One TCP connection joined to one HTTP/2 stream of Data frames: the flow endpoint that the
- * client (app side) and the proxy (target side) share.
+ * client (app side), the proxy (target side) and the relay's public ports share.
  *
  * Each direction is its own state machine:
  *   up   (socket -> stream): OPEN -> EOF read -> END_STREAM once the out buffer drained
@@ -29,6 +29,9 @@ struct tn_pipe_ops {
     /* The pipe is finished: |reason| is NULL after a clean end of both directions.  The
      * socket is closed and the stream released; the owner may free |p| now. */
     void (*on_close)(struct tn_pipe *p, const char *reason);
+    /* May be NULL.  Sees the payload as it passes: |is_up| for bytes read from the socket,
+     * else for bytes on their way to it.  Only looks: the bytes move on regardless. */
+    void (*on_bytes)(struct tn_pipe *p, bool is_up, const uint8_t *data, size_t n);
 };
 
 struct tn_pipe {
@@ -58,6 +61,12 @@ struct tn_pipe {
 void tn_pipe_init(struct tn_pipe *p, struct ev_loop *loop, const struct tn_pipe_ops *ops);
 /* Opens the pipe's stream: a gRPC call to |path| on |h2|.  Returns 0 or TN_ERR_H2. */
 int tn_pipe_open(struct tn_pipe *p, struct tn_h2 *h2, const char *path);
+/* For the owner's on_frame when the pipe sent Open: 0 when |fr| is an Opened with result ok;
+ * otherwise sets abort_reason (the result and its reason, written into |why|) and returns
+ * TN_ERR_NO_ROUTE, or TN_ERR_PROTO for any other message. */
+int tn_pipe_check_opened(struct tn_pipe *p, const Tunnel__V1__Frame *fr, char *why, size_t whylen);
+/* Takes |stream|, a request the relay was given (tn_h2_ops.on_request), as the pipe's stream. */
+void tn_pipe_bind(struct tn_pipe *p, struct tn_h2_stream *stream);
 /* Starts moving bytes with connected socket |fd| (taken over), with TCP keepalive on so that a
  * vanished application host is noticed; set |idle_timeout| before to close a silent flow. */
 void tn_pipe_attach(struct tn_pipe *p, int fd);

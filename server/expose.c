@@ -1,0 +1,621 @@
+/* SPDX-License-Identifier: MIT */
+/* Public ports: a service next to a proxy (a web app on 127.0.0.1:3000) published on a port of
+ * the relay, ngrok style, with no open port on the proxy's side.
+ *
+ *   public user ──TCP──▶ relay public port ══ idle Accept stream ══▶ proxy ──TCP──▶ service
+ *
+ * A proxy names its services in its Hello; the relay opens a listening socket for each (the
+ * port asked for, or a free one of public_ports) and answers the ports in its Welcome.  The
+ * relay's own services: list publishes targets inside a proxy's networks the same way.  Each
+ * public connection takes an idle Accept stream of one of the replicas serving the port
+ * (rendezvous hashing of its 4-tuple), so it costs no extra round trip: Open, then the user's
+ * bytes, go out at once.  When the last replica leaves, the port stops accepting and closes
+ * after public_grace; connections that arrive meanwhile wait in the backlog for a replica that
+ * comes back in time. */
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "relay.h"
+#include "tn/addr.h"
+#include "tn/err.h"
+#include "tn/hash.h"
+#include "tn/log.h"
+#include "tn/pipe.h"
+#include "tn/util.h"
+
+#define NAME_MAX_LEN 64
+#define MAX_TRIES    4 /* replicas tried for one public connection */
+
+struct exposure {
+    struct relay *relay;
+    struct exposure *next;
+    char owner[TN_ID_MAX + 1]; /* the proxy id that holds the port */
+    char name[NAME_MAX_LEN + 1];
+    char target[256];
+    bool is_relay_service; /* from services:: the Open carries |target_ip| */
+    struct tn_ip target_ip;
+    unsigned target_port;
+    uint16_t port;
+    int fd;
+    struct tn_listener listener;
+    bool is_listening;
+    struct proxy **replicas;
+    size_t n;
+    ev_timer grace;
+    uint64_t conns; /* public connections since the port opened */
+};
+
+/* One public connection. */
+struct xconn {
+    struct tn_pipe pipe;
+    struct relay *relay;
+    struct waiter wait; /* for an Accept stream of the replica chosen */
+    uint16_t port;      /* its exposure is found again by port: it may close meanwhile */
+    int fd;             /* until the pipe takes it */
+    uint64_t id;
+    Tunnel__V1__Endpoint src_ep, dst_ep;
+    struct tn_ip src_ip, dst_ip;
+    uint64_t tried[MAX_TRIES];
+    size_t ntried;
+    ev_timer wait_timer;
+    char src[TN_ADDR_STRLEN];
+    char proxy_id[TN_ID_MAX + 1];
+    char why[128];
+};
+
+static struct exposure *
+exposure_by_port(struct relay *relay, unsigned port)
+{
+    struct exposure *x;
+
+    for (x = relay->exposures; x != NULL; x = x->next) {
+        if (x->port == port)
+            return x;
+    }
+    return NULL;
+}
+
+static struct exposure *
+exposure_by_name(struct relay *relay, const char *owner, const char *name)
+{
+    struct exposure *x;
+
+    for (x = relay->exposures; x != NULL; x = x->next) {
+        if (strcmp(x->owner, owner) == 0 && strcmp(x->name, name) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+/* ---- public connections ------------------------------------------------------------------- */
+
+static void
+xconn_free(struct xconn *c)
+{
+    ev_timer_stop(c->relay->loop, &c->wait_timer);
+    proxy_unwait(&c->wait);
+    if (c->fd >= 0)
+        tn_addr_close_reset(c->fd);
+    free(c);
+}
+
+static void
+xconn_fail(struct xconn *c, const char *why)
+{
+    tn_log_warnx("public flow=%016" PRIx64 " %s -> port %u: %s", c->id, c->src, c->port, why);
+    xconn_free(c);
+}
+
+static int
+xconn_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
+{
+    struct xconn *c = tn_container_of(p, struct xconn, pipe);
+
+    return tn_pipe_check_opened(p, fr, c->why, sizeof(c->why));
+}
+
+static void
+xconn_on_close(struct tn_pipe *p, const char *reason)
+{
+    struct xconn *c = tn_container_of(p, struct xconn, pipe);
+
+    tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
+           "public flow=%016" PRIx64 " %s -> port %u proxy=%s in=%" PRIu64 " out=%" PRIu64 " %s",
+           c->id, c->src, c->port, c->proxy_id, p->bytes_up, p->bytes_down,
+           reason != NULL ? reason : "closed");
+    xconn_free(c);
+}
+
+static const struct tn_pipe_ops xconn_pipe_ops = {
+    .on_frame = xconn_on_frame,
+    .on_close = xconn_on_close,
+};
+
+/* The connection has its Accept stream: Open goes out, then the user's bytes, at once. */
+static void
+xconn_start(struct xconn *c, struct tn_h2_stream *stream)
+{
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    Tunnel__V1__Open open = TUNNEL__V1__OPEN__INIT;
+    struct exposure *x = exposure_by_port(c->relay, c->port);
+    int fd = c->fd;
+
+    ev_timer_stop(c->relay->loop, &c->wait_timer);
+    tn_pipe_init(&c->pipe, c->relay->loop, &xconn_pipe_ops);
+    tn_pipe_bind(&c->pipe, stream);
+    open.flow_id = c->id;
+    open.protocol = TUNNEL__V1__PROTOCOL__PROTOCOL_TCP;
+    open.src = &c->src_ep;
+    open.dst = &c->dst_ep;
+    if (x != NULL && x->is_relay_service) {
+        c->dst_ep.ip.data = x->target_ip.bytes;
+        c->dst_ep.ip.len = x->target_ip.family == AF_INET ? 4 : 16;
+        c->dst_ep.port = x->target_port;
+    } else if (x != NULL) {
+        open.service = x->name;
+    }
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
+    fr.open = &open;
+    c->fd = -1; /* the pipe's from here on */
+    tn_pipe_attach(&c->pipe, fd);
+    if (x == NULL || tn_pipe_send(&c->pipe, &fr) != 0)
+        tn_pipe_abort(&c->pipe, x == NULL ? "the public port closed" : "out of memory");
+}
+
+static void
+xconn_on_stream(struct waiter *w, struct tn_h2_stream *stream)
+{
+    xconn_start(tn_container_of(w, struct xconn, wait), stream);
+}
+
+/* Picks the replica for the connection and takes one of its idle Accept streams, or waits for
+ * one.  Frees the connection when no replica is left. */
+static void
+xconn_dispatch(struct xconn *c)
+{
+    struct exposure *x = exposure_by_port(c->relay, c->port);
+    struct proxy *best = NULL;
+    struct tn_h2_stream *stream;
+    uint64_t w, best_w = 0;
+    size_t i, j;
+
+    for (i = 0; x != NULL && i < x->n && c->ntried < MAX_TRIES; i++) {
+        for (j = 0; j < c->ntried && c->tried[j] != x->replicas[i]->serial; j++)
+            ;
+        if (j < c->ntried)
+            continue;
+        w = tn_hash_hrw(c->id, x->replicas[i]->hrw_key);
+        if (best == NULL || w > best_w) {
+            best = x->replicas[i];
+            best_w = w;
+        }
+    }
+    if (best == NULL) {
+        xconn_fail(c, "no proxy serves this port now");
+        return;
+    }
+    c->tried[c->ntried++] = best->serial;
+    snprintf(c->proxy_id, sizeof(c->proxy_id), "%s", best->id);
+    best->flows++;
+    x->conns++;
+    if ((stream = proxy_take_stream(best)) != NULL) {
+        xconn_start(c, stream);
+        return;
+    }
+    proxy_wait(best, &c->wait);
+    ev_timer_again(c->relay->loop, &c->wait_timer);
+}
+
+static void
+xconn_reroute(struct waiter *w)
+{
+    xconn_dispatch(tn_container_of(w, struct xconn, wait));
+}
+
+static void
+xconn_on_wait_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct xconn *c = tn_container_of(w, struct xconn, wait_timer);
+
+    (void)loop;
+    (void)revents;
+    xconn_fail(c, "the proxy had no stream free in time");
+}
+
+static void
+endpoint_of(const struct sockaddr_storage *ss, struct tn_ip *ip, Tunnel__V1__Endpoint *ep)
+{
+    unsigned port = 0;
+
+    tn_addr_to_ip((const struct sockaddr *)ss, ip, &port);
+    tunnel__v1__endpoint__init(ep);
+    ep->ip.data = ip->bytes;
+    ep->ip.len = ip->family == AF_INET ? 4 : 16;
+    ep->port = port;
+}
+
+static void
+on_public_connection(struct tn_listener *l, int fd)
+{
+    struct exposure *x = tn_container_of(l, struct exposure, listener);
+    struct sockaddr_storage src, dst;
+    socklen_t slen = sizeof(src), dlen = sizeof(dst);
+    struct xconn *c;
+    int one = 1;
+
+    if (x->relay->is_draining || (c = calloc(1, sizeof(*c))) == NULL) {
+        tn_addr_close_reset(fd);
+        return;
+    }
+    c->relay = x->relay;
+    c->port = x->port;
+    c->fd = fd;
+    c->wait.bind = xconn_on_stream;
+    c->wait.reroute = xconn_reroute;
+    ev_init(&c->wait_timer, xconn_on_wait_timeout);
+    c->wait_timer.repeat = (double)x->relay->cfg->open_timeout / 1e3;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (getpeername(fd, (struct sockaddr *)&src, &slen) != 0 ||
+        getsockname(fd, (struct sockaddr *)&dst, &dlen) != 0) {
+        xconn_fail(c, "the connection went away");
+        return;
+    }
+    tn_addr_format((struct sockaddr *)&src, c->src, sizeof(c->src));
+    endpoint_of(&src, &c->src_ip, &c->src_ep);
+    endpoint_of(&dst, &c->dst_ip, &c->dst_ep);
+    c->id = tn_flow_id(IPPROTO_TCP, &c->src_ip, c->src_ep.port, &c->dst_ip, c->dst_ep.port);
+    xconn_dispatch(c);
+}
+
+/* ---- public ports ------------------------------------------------------------------------- */
+
+static void
+exposure_free(struct exposure *x)
+{
+    struct exposure **pp;
+
+    for (pp = &x->relay->exposures; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == x) {
+            *pp = x->next;
+            break;
+        }
+    }
+    tn_listener_stop(&x->listener, x->relay->loop);
+    ev_timer_stop(x->relay->loop, &x->grace);
+    if (x->fd >= 0)
+        close(x->fd);
+    free(x->replicas);
+    free(x);
+}
+
+static void
+exposure_on_grace_end(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct exposure *x = tn_container_of(w, struct exposure, grace);
+
+    (void)loop;
+    (void)revents;
+    tn_log_info("public port %u (%s/%s) closed: no proxy came back", x->port, x->owner, x->name);
+    exposure_free(x);
+}
+
+/* Opens public port |port| for a new exposure.  Returns it, or NULL with |why| filled. */
+static struct exposure *
+exposure_open(struct relay *relay, const char *owner, const char *name, unsigned port, char *why,
+              size_t whylen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    struct exposure *x;
+    char hostport[300];
+    int fd;
+
+    snprintf(hostport, sizeof(hostport), "%s:%u", relay->cfg->public_addr, port);
+    if (tn_addr_resolve(hostport, true, &ss, &sslen) != 0) {
+        snprintf(why, whylen, "public_addr '%.200s' does not resolve", relay->cfg->public_addr);
+        return NULL;
+    }
+    if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 512)) < 0) {
+        snprintf(why, whylen, "port %u: %s on the relay", port, tn_strerror(fd));
+        return NULL;
+    }
+    if ((x = calloc(1, sizeof(*x))) == NULL) {
+        close(fd);
+        snprintf(why, whylen, "out of memory");
+        return NULL;
+    }
+    x->relay = relay;
+    x->fd = fd;
+    x->port = (uint16_t)port;
+    snprintf(x->owner, sizeof(x->owner), "%s", owner);
+    snprintf(x->name, sizeof(x->name), "%s", name);
+    ev_init(&x->grace, exposure_on_grace_end);
+    x->next = relay->exposures;
+    relay->exposures = x;
+    return x;
+}
+
+/* Adds |px| as a replica of |x| (opening the port for connections again if it was in its grace
+ * period).  Returns 0 or -ENOMEM. */
+static int
+exposure_join(struct exposure *x, struct proxy *px)
+{
+    struct exposure **xs;
+    struct proxy **ps;
+
+    if ((ps = realloc(x->replicas, (x->n + 1) * sizeof(*ps))) == NULL)
+        return -ENOMEM;
+    x->replicas = ps;
+    if ((xs = realloc(px->exposures, (px->nexposures + 1) * sizeof(*xs))) == NULL)
+        return -ENOMEM;
+    px->exposures = xs;
+    x->replicas[x->n++] = px;
+    px->exposures[px->nexposures++] = x;
+    ev_timer_stop(x->relay->loop, &x->grace);
+    if (!x->is_listening) {
+        tn_listener_start(&x->listener, x->relay->loop, x->fd, on_public_connection);
+        x->is_listening = true;
+    }
+    tn_log_info("proxy %s#%" PRIu64 " serves public port %u: %s (%s)", px->id, px->serial, x->port,
+                x->name, x->target);
+    return 0;
+}
+
+/* A free port of public_ports that |px| may publish, opened.  NULL with |why| when none. */
+static struct exposure *
+exposure_open_free(struct relay *relay, const struct proxy *px, const char *name, char *why,
+                   size_t whylen)
+{
+    const struct port_set *set = &relay->cfg->public_set;
+    struct exposure *x;
+    char ignored[160];
+    size_t i;
+    unsigned port;
+
+    for (i = 0; i < set->n; i++) {
+        for (port = set->v[i].lo; port <= set->v[i].hi; port++) {
+            if (exposure_by_port(relay, port) == NULL &&
+                policy_may_publish(relay->cfg, px->id, port, ignored, sizeof(ignored)) &&
+                (x = exposure_open(relay, px->id, name, port, ignored, sizeof(ignored))) != NULL)
+                return x;
+        }
+    }
+    snprintf(why, whylen, "no free port in the relay's public_ports (%s) for proxy '%s'",
+             relay->cfg->public_ports != NULL ? relay->cfg->public_ports : "none", px->id);
+    return NULL;
+}
+
+static bool
+name_valid(const char *s)
+{
+    size_t n = strlen(s), i;
+
+    if (n == 0 || n > NAME_MAX_LEN)
+        return false;
+    for (i = 0; i < n; i++) {
+        if (s[i] <= ' ' || s[i] > '~')
+            return false;
+    }
+    return true;
+}
+
+/* Publishes one service for |px|: joins the exposure of the same name (a replica, or the
+ * proxy back within the grace period) or opens a port.  Returns the exposure, or NULL with
+ * |why| filled. */
+static struct exposure *
+publish(struct proxy *px, const char *name, unsigned port, char *why, size_t whylen)
+{
+    struct relay *relay = px->session->relay;
+    struct exposure *x;
+    size_t i;
+
+    if (!name_valid(name)) {
+        snprintf(why, whylen, "service name '%.64s' is not 1-64 printable characters", name);
+        return NULL;
+    }
+    if (port > 65535) {
+        snprintf(why, whylen, "service '%s': %u is not a port", name, port);
+        return NULL;
+    }
+    for (i = 0; i < px->nexposures; i++) {
+        if (strcmp(px->exposures[i]->name, name) == 0) {
+            snprintf(why, whylen, "service '%s' is named twice", name);
+            return NULL;
+        }
+    }
+    if ((x = exposure_by_name(relay, px->id, name)) != NULL) {
+        if (port != 0 && port != x->port) {
+            snprintf(why, whylen,
+                     "service '%s' of proxy '%s' is already published on port %u, not %u", name,
+                     px->id, x->port, port);
+            return NULL;
+        }
+    } else if (port == 0) {
+        x = exposure_open_free(relay, px, name, why, whylen);
+    } else if ((x = exposure_by_port(relay, port)) != NULL) {
+        snprintf(why, whylen, "port %u is held by proxy '%s' (service '%s')", port, x->owner,
+                 x->name);
+        return NULL;
+    } else if (policy_may_publish(relay->cfg, px->id, port, why, whylen)) {
+        x = exposure_open(relay, px->id, name, port, why, whylen);
+    }
+    if (x != NULL && exposure_join(x, px) != 0) {
+        snprintf(why, whylen, "out of memory");
+        if (x->n == 0)
+            exposure_free(x);
+        return NULL;
+    }
+    return x;
+}
+
+/* Publishes the relay's own services: entries for |px|'s id. */
+static size_t
+publish_relay_services(struct proxy *px, Tunnel__V1__Published **out)
+{
+    const struct service_rule *rules = px->session->relay->cfg->services.v;
+    struct relay *relay = px->session->relay;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    struct exposure *x;
+    char why[256];
+    size_t i, n = 0;
+
+    for (i = 0; i < relay->cfg->services.n; i++) {
+        const struct service_rule *r = &rules[i];
+
+        if (strcmp(r->proxy, px->id) != 0)
+            continue;
+        if (exposure_by_name(relay, px->id, r->name) == NULL &&
+            (x = exposure_by_port(relay, (unsigned)r->public_port)) != NULL) {
+            snprintf(why, sizeof(why), "port %u is held by proxy '%s' (service '%s')", x->port,
+                     x->owner, x->name);
+            x = NULL;
+        } else if ((x = exposure_by_name(relay, px->id, r->name)) == NULL &&
+                   (x = exposure_open(relay, px->id, r->name, (unsigned)r->public_port, why,
+                                      sizeof(why))) != NULL) {
+            x->is_relay_service = true;
+            snprintf(x->target, sizeof(x->target), "%s", r->target);
+            if (tn_addr_resolve(r->target, false, &ss, &sslen) != 0 ||
+                tn_addr_to_ip((struct sockaddr *)&ss, &x->target_ip, &x->target_port) != 0) {
+                snprintf(why, sizeof(why), "target '%.200s' is not an address", r->target);
+                exposure_free(x);
+                x = NULL;
+            }
+        }
+        if (x != NULL && exposure_join(x, px) != 0) {
+            snprintf(why, sizeof(why), "out of memory");
+            if (x->n == 0)
+                exposure_free(x);
+            x = NULL;
+        }
+        if (x == NULL)
+            tn_log_warnx("proxy %s: relay service '%s' on port %" PRId64 " refused: %s", px->id,
+                         r->name, r->public_port, why);
+        tunnel__v1__published__init(out[n]);
+        out[n]->name = strdup(r->name);
+        out[n]->public_port = x != NULL ? x->port : 0;
+        out[n]->error = strdup(x != NULL ? "" : why);
+        n++;
+    }
+    return n;
+}
+
+int
+expose_proxy_joined(struct proxy *px, const Tunnel__V1__Hello *hello, Tunnel__V1__Welcome *welcome)
+{
+    const struct relay_config *cfg = px->session->relay->cfg;
+    const struct service_rule *rules = cfg->services.v;
+    size_t i, n = hello->n_services;
+    struct exposure *x;
+    char why[256];
+
+    for (i = 0; i < cfg->services.n; i++)
+        n += strcmp(rules[i].proxy, px->id) == 0;
+    if (n == 0)
+        return 0;
+    if ((welcome->published = calloc(n, sizeof(*welcome->published))) == NULL)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        if ((welcome->published[i] = calloc(1, sizeof(**welcome->published))) == NULL)
+            return -ENOMEM;
+        welcome->n_published = i + 1;
+    }
+    for (i = 0; i < hello->n_services; i++) {
+        const Tunnel__V1__Service *svc = hello->services[i];
+        Tunnel__V1__Published *pub = welcome->published[i];
+
+        tunnel__v1__published__init(pub);
+        x = publish(px, svc->name, svc->public_port, why, sizeof(why));
+        if (x != NULL && x->target[0] == '\0')
+            snprintf(x->target, sizeof(x->target), "%.200s", svc->target);
+        if (x == NULL)
+            tn_log_warnx("proxy %s: service '%.64s' not published: %s", px->id, svc->name, why);
+        pub->name = strdup(svc->name);
+        pub->public_port = x != NULL ? x->port : 0;
+        pub->error = strdup(x != NULL ? "" : why);
+    }
+    welcome->n_published =
+        hello->n_services + publish_relay_services(px, welcome->published + hello->n_services);
+    for (i = 0; i < welcome->n_published; i++) {
+        if (welcome->published[i]->name == NULL || welcome->published[i]->error == NULL)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+void
+expose_welcome_fini(Tunnel__V1__Welcome *welcome)
+{
+    size_t i;
+
+    for (i = 0; i < welcome->n_published; i++) {
+        Tunnel__V1__Published *pub = welcome->published[i];
+
+        if (pub == NULL)
+            continue;
+        if (pub->name != protobuf_c_empty_string)
+            free(pub->name);
+        if (pub->error != protobuf_c_empty_string)
+            free(pub->error);
+        free(pub);
+    }
+    free(welcome->published);
+    welcome->published = NULL;
+    welcome->n_published = 0;
+}
+
+void
+expose_proxy_left(struct proxy *px)
+{
+    struct relay *relay = px->session->relay;
+    size_t i, j;
+
+    for (i = 0; i < px->nexposures; i++) {
+        struct exposure *x = px->exposures[i];
+
+        for (j = 0; j < x->n && x->replicas[j] != px; j++)
+            ;
+        if (j < x->n)
+            x->replicas[j] = x->replicas[--x->n];
+        if (x->n > 0)
+            continue;
+        /* Stop accepting: connections wait in the backlog for a proxy that comes back. */
+        tn_listener_stop(&x->listener, relay->loop);
+        x->is_listening = false;
+        if (relay->cfg->public_grace == 0 || relay->is_draining) {
+            tn_log_info("public port %u (%s/%s) closed: its last proxy left", x->port, x->owner,
+                        x->name);
+            exposure_free(x);
+        } else {
+            ev_timer_set(&x->grace, (double)relay->cfg->public_grace / 1e3, 0);
+            ev_timer_start(relay->loop, &x->grace);
+        }
+    }
+    px->nexposures = 0;
+}
+
+void
+expose_close_all(struct relay *relay)
+{
+    while (relay->exposures != NULL)
+        exposure_free(relay->exposures);
+}
+
+void
+expose_dump(struct relay *relay)
+{
+    const struct exposure *x;
+    size_t n = 0;
+
+    for (x = relay->exposures; x != NULL; x = x->next, n++)
+        tn_log_info("status:   public port %u -> %s/%s (%s): %zu replicas, %" PRIu64 " connections",
+                    x->port, x->owner, x->name, x->target, x->n, x->conns);
+    tn_log_info("status: %zu public ports", n);
+}
