@@ -6,7 +6,7 @@
 #   send-sha/curl ──TCP──▶ 10.201.1.2:PORT ══ Accept stream ══▶ proxy ──▶ 127.0.0.1:7002 ...
 #
 # Checks: a static port (10000) and an auto-assigned one carry 100 MiB each way with equal
-# checksums; an HTTP service's requests are logged with their status; a port held by another
+# checksums; the relay's own services: entry reaches a target in the proxy's network; an HTTP service's requests are logged with their status; a port held by another
 # proxy and one outside public_ports are refused with the reason; a wrong token is refused and
 # a right one publishes; the health check answers during a transfer; the port closes when the
 # proxy leaves (after the grace) and serves again when it comes back (configured by a JSON
@@ -26,7 +26,8 @@ ns_http web "$TN_NS_LAN" 8080 "published web page $$"
 tn_certs
 tn_issue proxy proxy-2
 
-start_relay --public-ports 10000-10020 --public-grace 1s --token "proxy=proxy-3,token=$token"
+start_relay --public-ports 10000-10020 --public-grace 1s --token "proxy=proxy-3,token=$token" \
+	--service "proxy=proxy-1,name=lanweb,public_port=10030,target=$TN_VIRT_IP:8080"
 start_proxy --expose 10000:127.0.0.1:7002 --expose name=source,target=127.0.0.1:7003 \
 	--expose name=web,target=127.0.0.1:8080,public_port=10005,http=true
 wait_registered
@@ -70,6 +71,12 @@ code=$(n_cli timeout 5 curl -s -o /dev/null -w '%{http_code}' "http://$relay:100
 [ "$code" = 404 ] || fail "a missing page answered $code, expected 404"
 wait_for_log "$TN_TMP/proxy.log" "http web: GET / 200 " 5 || fail "the proxy did not log GET / 200"
 wait_for_log "$TN_TMP/proxy.log" "http web: GET /nope 404 " 5 || fail "the proxy did not log GET /nope 404"
+[ "$(n_cli timeout 5 curl -sS "http://$relay:10030/")" = "published web page $$" ] ||
+	fail "the relay's own service (port 10030 to $TN_VIRT_IP:8080 in the proxy's network) failed"
+grep -q "published lanweb: tcp://$TN_RELAY_LAN_IP:10030 -> a target of the relay's services:" "$TN_TMP/proxy.log" ||
+	fail "the proxy did not report the relay's service"
+relay_status | grep -qF "public port 10030 -> proxy-1/lanweb ($TN_VIRT_IP:8080): 1 replicas" ||
+	fail "the relay's status does not list its service on port 10030"
 
 tn_log "refusals: a held port, a port outside the range, a wrong token"
 TN_PROXY_ID=proxy-2 TN_PROXY_NAME=proxy2 TN_PROXY_CERTS=$TN_CERTS/proxy-proxy-2 TN_PROXY_MANAGED="" \
