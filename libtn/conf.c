@@ -1213,9 +1213,61 @@ metavar(const struct tn_conf_key *k, struct sbuf *b)
         sb_add(b, by_type[k->type]);
 }
 
+/* The environment variable of |k|: TUNNEL_ and its YAML key in capitals, dots as
+ * underscores (TUNNEL_TLS_CERT_FILE). */
+static void
+env_name(const struct tn_conf_key *k, char *buf, size_t len)
+{
+    size_t i, n = (size_t)snprintf(buf, len, "TUNNEL_%s", k->key);
+
+    for (i = 7; i < n && i < len; i++)
+        buf[i] = buf[i] == '.' ? '_' : (char)toupper((unsigned char)buf[i]);
+}
+
+static bool
+is_list(const struct tn_conf_key *k)
+{
+    return k->type == TN_CONF_CIDR_LIST || k->type == TN_CONF_LIST ||
+           k->type == TN_CONF_HOSTPORT_LIST;
+}
+
+/* Applies the environment variables of |cli|'s keys: over the file, under the flags.  A list
+ * variable holds its entries separated by ';', each written as its flag's value.  Returns 0 or
+ * TN_ERR_CONFIG (printed). */
+static int
+apply_env(const struct tn_cli *cli, void *cfg)
+{
+    struct origin o = { .name = cli->prog };
+    const struct tn_conf_key *k;
+    char name[128], entry[MAX_VALUE + 1];
+    const char *v;
+    size_t n;
+    bool is_append;
+
+    for (k = cli->keys; k->key != NULL; k++) {
+        env_name(k, name, sizeof(name));
+        if ((v = getenv(name)) == NULL)
+            continue;
+        o.flag = name;
+        if (!is_list(k)) {
+            if (set_value(k, cfg, v, false, &o) != 0)
+                return TN_ERR_CONFIG;
+            continue;
+        }
+        for (is_append = false; *v != '\0'; v += n + (v[n] == ';'), is_append = true) {
+            n = strcspn(v, ";");
+            snprintf(entry, sizeof(entry), "%.*s", (int)n, v);
+            if (set_value(k, cfg, entry, is_append, &o) != 0)
+                return TN_ERR_CONFIG;
+        }
+    }
+    return 0;
+}
+
 static void
 usage_line(int width, const char *left, const struct tn_conf_key *k, const char *help)
 {
+    char env[128];
     size_t i;
 
     if ((int)strlen(left) > width) /* too long to share its line: the help goes under it */
@@ -1227,14 +1279,14 @@ usage_line(int width, const char *left, const struct tn_conf_key *k, const char 
             printf("%s%s", i == 0 ? " (one of: " : ", ", k->choices[i]);
         if (i > 0)
             printf(")");
-        if (k->type == TN_CONF_CIDR_LIST || k->type == TN_CONF_LIST ||
-            k->type == TN_CONF_HOSTPORT_LIST)
+        if (is_list(k))
             printf(" (repeatable)");
         if (k->def != NULL)
             printf(" (default: %s)", k->def);
         if (k->is_required)
             printf(" (required)");
-        printf(" [yaml: %s]", k->key);
+        env_name(k, env, sizeof(env));
+        printf(" [yaml: %s, env: %s]", k->key, env);
     }
     printf("\n");
 }
@@ -1265,7 +1317,8 @@ print_usage(const struct tn_cli *cli)
     if (cli->summary != NULL)
         printf("%s\n", cli->summary);
     printf("\nOptions:\n");
-    usage_line(width, "-c, --config FILE", NULL, "YAML configuration file (flags override it)");
+    usage_line(width, "-c, --config FILE", NULL,
+               "YAML or JSON configuration file (environment and flags override it)");
     for (k = cli->keys; k->key != NULL; k++) {
         if (k->flag == NULL)
             continue;
@@ -1278,12 +1331,15 @@ print_usage(const struct tn_cli *cli)
     usage_line(width, "-h, --help", NULL, "show this help and exit");
     usage_line(width, "--version", NULL, "show the version and exit");
     if (has_yaml_only) {
-        printf("\nConfiguration file only:\n");
+        printf("\nConfiguration file (or environment) only:\n");
         for (k = cli->keys; k->key != NULL; k++) {
             if (k->flag == NULL)
                 usage_line(width, k->key, k, k->help);
         }
     }
+    printf("\nEach setting is taken from, first to last: its flag, its environment variable "
+           "(TUNNEL_ and\nthe YAML key in capitals, dots as underscores; a list's entries "
+           "separated by ';'), the\nconfiguration file (YAML, or JSON), the default.\n");
 }
 
 /* Whether a key without a default got a value (only pointer, network and list keys can be
@@ -1316,6 +1372,7 @@ tn_cli_parse(const struct tn_cli *cli, void *cfg, int argc, char **argv)
     const char *config = NULL;
     bool *is_given = NULL; /* per key: a flag already replaced the list from defaults or file */
     struct origin o = { cli->prog, NULL, 0, 0 };
+    char name[128];
     size_t nkeys;
     struct arg a;
     int i, r = TN_ERR_CONFIG;
@@ -1350,6 +1407,8 @@ tn_cli_parse(const struct tn_cli *cli, void *cfg, int argc, char **argv)
         goto out;
     if (config != NULL && tn_conf_load_file(cli->keys, cfg, config) != 0)
         goto out;
+    if (apply_env(cli, cfg) != 0)
+        goto out;
     for (i = 1; i < argc; i++) {
         if (next_arg(cli, argc, argv, &i, &a) != 0)
             goto out;
@@ -1363,8 +1422,9 @@ tn_cli_parse(const struct tn_cli *cli, void *cfg, int argc, char **argv)
     }
     for (i = 0; (size_t)i < nkeys; i++) {
         if (cli->keys[i].is_required && !is_set(&cli->keys[i], cfg)) {
-            fprintf(stderr, "%s: --%s (%s) is required (see --help)\n", cli->prog,
-                    cli->keys[i].flag, cli->keys[i].key);
+            env_name(&cli->keys[i], name, sizeof(name));
+            fprintf(stderr, "%s: --%s (%s, %s) is required (see --help)\n", cli->prog,
+                    cli->keys[i].flag, cli->keys[i].key, name);
             goto out;
         }
     }

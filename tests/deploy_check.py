@@ -119,7 +119,7 @@ def parse_help(prog, text):
         elif re.match(r"^   +\S", line) and entries:
             entries[-1] += " " + line.strip()
     for e in entries:
-        m = re.search(r"\[yaml: ([A-Za-z0-9_.]+)\]", e)
+        m = re.search(r"\[yaml: ([A-Za-z0-9_.]+)[,\]]", e)
         if not m:
             continue
         key = m.group(1)

@@ -786,13 +786,13 @@ test_cli_help_prints_usage_from_table(void **state)
     assert_non_null(strstr(out, "Usage: prog [OPTIONS]\nTests the configuration module.\n"));
     assert_non_null(strstr(out, "  --listen-port PORT"));
     assert_non_null(strstr(out, "local port for redirected connections (default: 9999) "
-                                "[yaml: listen_port]\n"));
+                                "[yaml: listen_port, env: TUNNEL_LISTEN_PORT]\n"));
     assert_non_null(strstr(out, "--server ADDR:PORT"));
     assert_non_null(strstr(out, "--log-level NAME"));
     assert_non_null(
         strstr(out, "log threshold (one of: debug, info, warn, error) (default: info)"));
     assert_non_null(strstr(out, "--cidr CIDR"));
-    assert_non_null(strstr(out, "[yaml: tls.cert_file]"));
+    assert_non_null(strstr(out, "[yaml: tls.cert_file, env: TUNNEL_TLS_CERT_FILE]"));
     assert_non_null(strstr(out, "-c, --config FILE"));
     assert_non_null(strstr(out, "-h, --help"));
     assert_non_null(strstr(out, "--version"));
@@ -1034,6 +1034,51 @@ test_conf_top_level_list_fills_its_key(void **state)
 }
 
 static void
+test_cli_precedence_flag_env_file(void **state)
+{
+    struct tcfg c = { 0 };
+    struct rec *r;
+    char path[256];
+
+    (void)state;
+    write_file(
+        path, sizeof(path),
+        "{\"listen_port\": 1111, \"name\": \"file\", \"tls\": {\"cert_file\": \"f.pem\"}}\n");
+    unsetenv("TUNNEL_LISTEN_PORT");
+    unsetenv("TUNNEL_NAME");
+    /* A JSON file alone. */
+    assert_int_equal(RUN(&c, "-c", path), 0);
+    assert_int_equal(c.port, 1111);
+    assert_string_equal(c.cert_file, "f.pem");
+    tn_conf_fini(keys, &c);
+    /* The environment over the file, for nested keys too. */
+    setenv("TUNNEL_LISTEN_PORT", "2222", 1);
+    setenv("TUNNEL_TLS_CERT_FILE", "e.pem", 1);
+    setenv("TUNNEL_RECORDS", "id=a,weight=2;id=b", 1);
+    assert_int_equal(RUN(&c, "-c", path), 0);
+    assert_int_equal(c.port, 2222);
+    assert_string_equal(c.cert_file, "e.pem");
+    assert_string_equal(c.name, "file");
+    assert_int_equal(c.records.n, 2);
+    r = c.records.v;
+    assert_int_equal(r[0].weight, 2);
+    assert_string_equal(r[1].id, "b");
+    tn_conf_fini(keys, &c);
+    /* A flag over both. */
+    assert_int_equal(RUN(&c, "-c", path, "--listen-port", "3333"), 0);
+    assert_int_equal(c.port, 3333);
+    tn_conf_fini(keys, &c);
+    /* A bad value names the variable. */
+    setenv("TUNNEL_LISTEN_PORT", "70000", 1);
+    assert_int_equal(RUN(&c, "-c", path), TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "prog: TUNNEL_LISTEN_PORT: '70000' is not a port"));
+    unsetenv("TUNNEL_LISTEN_PORT");
+    unsetenv("TUNNEL_TLS_CERT_FILE");
+    unsetenv("TUNNEL_RECORDS");
+    unlink(path);
+}
+
+static void
 test_cli_required_key_must_be_set(void **state)
 {
     static const struct tn_conf_key req_keys[] = {
@@ -1055,7 +1100,8 @@ test_cli_required_key_must_be_set(void **state)
     r = tn_cli_parse(&req_cli, &c, 1, argv);
     capture_end(&cap, err, sizeof(err));
     assert_int_equal(r, TN_ERR_CONFIG);
-    assert_string_equal(err, "prog: --server (server_addr) is required (see --help)\n");
+    assert_string_equal(
+        err, "prog: --server (server_addr, TUNNEL_SERVER_ADDR) is required (see --help)\n");
     assert_int_equal(tn_cli_parse(&req_cli, &c, 3, argv), 0);
     assert_string_equal(c.server, "r:1");
     tn_conf_fini(req_keys, &c);
@@ -1130,6 +1176,7 @@ main(void)
         cmocka_unit_test(test_cli_list_of_mappings_from_flags),
         cmocka_unit_test(test_cli_list_flag_short_form_splits_fields),
         cmocka_unit_test(test_conf_top_level_list_fills_its_key),
+        cmocka_unit_test(test_cli_precedence_flag_env_file),
         cmocka_unit_test(test_cli_required_key_must_be_set),
         cmocka_unit_test(test_conf_error_paths_do_not_leak),
     };

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Table-driven configuration: one table of keys per program fills one struct from built-in
- * defaults, then a YAML file (--config), then command-line flags, each overriding the last. */
+ * defaults, then a YAML or JSON file (--config), then environment variables (TUNNEL_KEY), then
+ * command-line flags, each overriding the last. */
 #ifndef TN_CONF_H
 #define TN_CONF_H
 
@@ -68,9 +69,10 @@ struct tn_cli {
 #define TN_CLI_EXIT 1 /* tn_cli_parse handled --help or --version: exit 0 */
 
 /* Fills |cfg| (zeroed by the caller) from the table's defaults, then the YAML file named by
- * --config (or -c), then every other flag: "--name value", "--name=value", and "--name" alone for
- * booleans (or "--name=false").  The first flag of a CIDR_LIST replaces the list, later ones
- * append.  Also handles
+ * --config (or -c), then the environment (TUNNEL_ and the key in capitals, '.' as '_'; a list's
+ * entries separated by ';'), then every other flag: "--name value", "--name=value", and "--name"
+ * alone for booleans (or "--name=false").  The first flag of a CIDR_LIST replaces the list, later
+ * ones append.  Also handles
  * --help (usage from the table, to stdout) and --version.  Errors name their source
  * ("client.yaml:7:3: listen_port: '70000' is not a port (1-65535)", "client: --listen-port: ...")
  * and are printed to stderr; so is a required key left unset.  Returns 0 to go on (free |cfg| later
