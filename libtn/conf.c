@@ -949,7 +949,13 @@ load_mapping(struct loader *l, const yaml_node_t *map, const char *prefix)
                 return TN_ERR_CONFIG;
             }
         }
-        if (k != NULL) {
+        if (k != NULL && k->type == TN_CONF_BOOL && vn->type == YAML_MAPPING_NODE &&
+            is_section(l->keys, path)) {
+            /* "http: {host: ...}": a switch whose section is given is on. */
+            *(bool *)field(l->cfg, k) = true;
+            if (load_mapping(l, vn, path) != 0)
+                return TN_ERR_CONFIG;
+        } else if (k != NULL) {
             if (apply_node(l, k, vn, path) != 0)
                 return TN_ERR_CONFIG;
         } else if (is_ours && is_section(l->keys, path)) {

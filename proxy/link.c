@@ -77,7 +77,10 @@ report_published(struct uplink *up, const Tunnel__V1__Welcome *w)
         if (pub->public_port != 0)
             tn_log_info("published %s: tcp://%s:%u -> %s", pub->name, host, pub->public_port,
                         target);
-        else
+        if (pub->host[0] != '\0')
+            tn_log_info("published %s: http://%s (the relay's HTTP port) -> %s", pub->name,
+                        pub->host, target);
+        if (pub->error[0] != '\0')
             tn_log(TN_LOG_ERR, "relay %s refused to publish %s: %s", up->link.hostport, pub->name,
                    pub->error);
     }
@@ -219,6 +222,8 @@ uplink_on_up(struct tn_link *l, struct tn_h2 *h2)
         svcs[i].name = conf[i].name;
         svcs[i].target = conf[i].target;
         svcs[i].public_port = (uint32_t)conf[i].public_port;
+        if (conf[i].host != NULL)
+            svcs[i].host = conf[i].host;
         svcp[i] = &svcs[i];
     }
     hello.n_services = nsvc;

@@ -46,6 +46,7 @@ static const struct tn_conf_key service_keys[] = {
       .offset = offsetof(struct proxy_service, public_port),
       .max = 65535 },
     { .key = "http", .type = TN_CONF_BOOL, .offset = offsetof(struct proxy_service, http) },
+    { .key = "http.host", .type = TN_CONF_STR, .offset = offsetof(struct proxy_service, host) },
     { 0 },
 };
 
@@ -96,7 +97,7 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct proxy_config, expose),
       .metavar = "PUBLIC_PORT:HOST:PORT",
       .help = "publish the service at HOST:PORT on the relay's PUBLIC_PORT (0: any free one); "
-              "or name=N,target=HOST:PORT,public_port=P,http=true",
+              "or name=N,target=HOST:PORT,public_port=P,http=true,http.host=NAME",
       .sub = service_keys,
       .elem_size = sizeof(struct proxy_service),
       .flag_fields = service_flag_fields,

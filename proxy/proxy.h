@@ -33,6 +33,7 @@ struct proxy_service {
     int64_t public_port; /* 0: any free port of the relay's */
     int64_t local_port;  /* instead of target: 127.0.0.1:local_port */
     bool http;           /* log its HTTP/1.x requests */
+    char *host;          /* http.host: reached by this Host on the relay's HTTP port */
     struct sockaddr_storage addr;
     socklen_t addrlen;
     struct http_stats *stats; /* when |http| */

@@ -31,6 +31,7 @@
 #include "tn/util.h"
 
 #define NAME_MAX_LEN 64
+#define HOST_MAX     253
 #define MAX_TRIES    4 /* replicas tried for one public connection */
 
 struct exposure {
@@ -39,11 +40,12 @@ struct exposure {
     char owner[TN_ID_MAX + 1]; /* the proxy id that holds the port */
     char name[NAME_MAX_LEN + 1];
     char target[256];
-    bool is_relay_service; /* from services:: the Open carries |target_ip| */
+    char host[HOST_MAX + 1]; /* HTTP Host / TLS SNI name it is routed by, or "" */
+    bool is_relay_service;   /* from services:: the Open carries |target_ip| */
     struct tn_ip target_ip;
     unsigned target_port;
-    uint16_t port;
-    int fd;
+    uint16_t port; /* 0: reached by |host| only */
+    int fd;        /* its listening socket, -1 without a port */
     struct tn_listener listener;
     bool is_listening;
     struct proxy **replicas;
@@ -57,8 +59,11 @@ struct xconn {
     struct tn_pipe pipe;
     struct relay *relay;
     struct waiter wait; /* for an Accept stream of the replica chosen */
-    uint16_t port;      /* its exposure is found again by port: it may close meanwhile */
-    int fd;             /* until the pipe takes it */
+    uint16_t port;      /* its exposure is found again by port or host: it may close */
+    char host[HOST_MAX + 1];
+    int fd;     /* until the pipe takes it */
+    char *head; /* bytes read before (an HTTP request head), sent after Open */
+    size_t head_len;
     uint64_t id;
     Tunnel__V1__Endpoint src_ep, dst_ep;
     struct tn_ip src_ip, dst_ip;
@@ -83,6 +88,26 @@ exposure_by_port(struct relay *relay, unsigned port)
 }
 
 static struct exposure *
+exposure_by_host_name(struct relay *relay, const char *host)
+{
+    struct exposure *x;
+
+    for (x = relay->exposures; x != NULL; x = x->next) {
+        if (x->host[0] != '\0' && strcmp(x->host, host) == 0)
+            return x;
+    }
+    return NULL;
+}
+
+/* The exposure a public connection belongs to, if it is still there. */
+static struct exposure *
+xconn_exposure(const struct xconn *c)
+{
+    return c->port != 0 ? exposure_by_port(c->relay, c->port)
+                        : exposure_by_host_name(c->relay, c->host);
+}
+
+static struct exposure *
 exposure_by_name(struct relay *relay, const char *owner, const char *name)
 {
     struct exposure *x;
@@ -103,13 +128,15 @@ xconn_free(struct xconn *c)
     proxy_unwait(&c->wait);
     if (c->fd >= 0)
         tn_addr_close_reset(c->fd);
+    free(c->head);
     free(c);
 }
 
 static void
 xconn_fail(struct xconn *c, const char *why)
 {
-    tn_log_warnx("public flow=%016" PRIx64 " %s -> port %u: %s", c->id, c->src, c->port, why);
+    tn_log_warnx("public flow=%016" PRIx64 " %s -> %s port %u: %s", c->id, c->src, c->host, c->port,
+                 why);
     xconn_free(c);
 }
 
@@ -144,7 +171,8 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
 {
     Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
     Tunnel__V1__Open open = TUNNEL__V1__OPEN__INIT;
-    struct exposure *x = exposure_by_port(c->relay, c->port);
+    Tunnel__V1__Frame data = TUNNEL__V1__FRAME__INIT;
+    struct exposure *x = xconn_exposure(c);
     int fd = c->fd;
 
     ev_timer_stop(c->relay->loop, &c->wait_timer);
@@ -163,10 +191,15 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
     }
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
     fr.open = &open;
+    data.kind_case = TUNNEL__V1__FRAME__KIND_DATA;
+    data.data.data = (uint8_t *)c->head;
+    data.data.len = c->head_len;
     c->fd = -1; /* the pipe's from here on */
     tn_pipe_attach(&c->pipe, fd);
-    if (x == NULL || tn_pipe_send(&c->pipe, &fr) != 0)
-        tn_pipe_abort(&c->pipe, x == NULL ? "the public port closed" : "out of memory");
+    c->pipe.bytes_up += c->head_len;
+    if (x == NULL || tn_pipe_send(&c->pipe, &fr) != 0 ||
+        (c->head_len > 0 && tn_pipe_send(&c->pipe, &data) != 0))
+        tn_pipe_abort(&c->pipe, x == NULL ? "the service is gone" : "out of memory");
 }
 
 static void
@@ -180,7 +213,7 @@ xconn_on_stream(struct waiter *w, struct tn_h2_stream *stream)
 static void
 xconn_dispatch(struct xconn *c)
 {
-    struct exposure *x = exposure_by_port(c->relay, c->port);
+    struct exposure *x = xconn_exposure(c);
     struct proxy *best = NULL;
     struct tn_h2_stream *stream;
     uint64_t w, best_w = 0;
@@ -241,26 +274,31 @@ endpoint_of(const struct sockaddr_storage *ss, struct tn_ip *ip, Tunnel__V1__End
     ep->port = port;
 }
 
+/* A public connection for the exposure of |port| or |host|: routed at once. */
 static void
-on_public_connection(struct tn_listener *l, int fd)
+xconn_start_new(struct relay *relay, unsigned port, const char *host, int fd, char *head,
+                size_t head_len)
 {
-    struct exposure *x = tn_container_of(l, struct exposure, listener);
     struct sockaddr_storage src, dst;
     socklen_t slen = sizeof(src), dlen = sizeof(dst);
     struct xconn *c;
     int one = 1;
 
-    if (x->relay->is_draining || (c = calloc(1, sizeof(*c))) == NULL) {
+    if (relay->is_draining || (c = calloc(1, sizeof(*c))) == NULL) {
         tn_addr_close_reset(fd);
+        free(head);
         return;
     }
-    c->relay = x->relay;
-    c->port = x->port;
+    c->relay = relay;
+    c->port = (uint16_t)port;
+    snprintf(c->host, sizeof(c->host), "%s", host);
     c->fd = fd;
+    c->head = head;
+    c->head_len = head_len;
     c->wait.bind = xconn_on_stream;
     c->wait.reroute = xconn_reroute;
     ev_init(&c->wait_timer, xconn_on_wait_timeout);
-    c->wait_timer.repeat = (double)x->relay->cfg->open_timeout / 1e3;
+    c->wait_timer.repeat = (double)relay->cfg->open_timeout / 1e3;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (getpeername(fd, (struct sockaddr *)&src, &slen) != 0 ||
         getsockname(fd, (struct sockaddr *)&dst, &dlen) != 0) {
@@ -272,6 +310,28 @@ on_public_connection(struct tn_listener *l, int fd)
     endpoint_of(&dst, &c->dst_ip, &c->dst_ep);
     c->id = tn_flow_id(IPPROTO_TCP, &c->src_ip, c->src_ep.port, &c->dst_ip, c->dst_ep.port);
     xconn_dispatch(c);
+}
+
+static void
+on_public_connection(struct tn_listener *l, int fd)
+{
+    struct exposure *x = tn_container_of(l, struct exposure, listener);
+
+    xconn_start_new(x->relay, x->port, "", fd, NULL, 0);
+}
+
+bool
+expose_by_host(struct relay *relay, const char *host)
+{
+    const struct exposure *x = exposure_by_host_name(relay, host);
+
+    return x != NULL && x->n > 0;
+}
+
+void
+expose_connect_host(struct relay *relay, const char *host, int fd, char *head, size_t len)
+{
+    xconn_start_new(relay, 0, host, fd, head, len);
 }
 
 /* ---- public ports ------------------------------------------------------------------------- */
@@ -306,7 +366,8 @@ exposure_on_grace_end(struct ev_loop *loop, ev_timer *w, int revents)
     exposure_free(x);
 }
 
-/* Opens public port |port| for a new exposure.  Returns it, or NULL with |why| filled. */
+/* Opens public port |port| for a new exposure (none for port 0: a service reached by its HTTP
+ * host only).  Returns it, or NULL with |why| filled. */
 static struct exposure *
 exposure_open(struct relay *relay, const char *owner, const char *name, unsigned port, char *why,
               size_t whylen)
@@ -315,8 +376,10 @@ exposure_open(struct relay *relay, const char *owner, const char *name, unsigned
     socklen_t sslen;
     struct exposure *x;
     char hostport[300];
-    int fd;
+    int fd = -1;
 
+    if (port == 0)
+        goto make;
     snprintf(hostport, sizeof(hostport), "%s:%u", relay->cfg->public_addr, port);
     if (tn_addr_resolve(hostport, true, &ss, &sslen) != 0) {
         snprintf(why, whylen, "public_addr '%.200s' does not resolve", relay->cfg->public_addr);
@@ -326,8 +389,10 @@ exposure_open(struct relay *relay, const char *owner, const char *name, unsigned
         snprintf(why, whylen, "port %u: %s on the relay", port, tn_strerror(fd));
         return NULL;
     }
+make:
     if ((x = calloc(1, sizeof(*x))) == NULL) {
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         snprintf(why, whylen, "out of memory");
         return NULL;
     }
@@ -359,12 +424,12 @@ exposure_join(struct exposure *x, struct proxy *px)
     x->replicas[x->n++] = px;
     px->exposures[px->nexposures++] = x;
     ev_timer_stop(x->relay->loop, &x->grace);
-    if (!x->is_listening) {
+    if (!x->is_listening && x->fd >= 0) {
         tn_listener_start(&x->listener, x->relay->loop, x->fd, on_public_connection);
         x->is_listening = true;
     }
-    tn_log_info("proxy %s#%" PRIu64 " serves public port %u: %s (%s)", px->id, px->serial, x->port,
-                x->name, x->target);
+    tn_log_info("proxy %s#%" PRIu64 " serves public port %u%s%s: %s (%s)", px->id, px->serial,
+                x->port, x->host[0] != '\0' ? " and host " : "", x->host, x->name, x->target);
     return 0;
 }
 
@@ -393,6 +458,15 @@ exposure_open_free(struct relay *relay, const struct proxy *px, const char *name
 }
 
 static bool
+host_valid(const char *s)
+{
+    size_t n = strlen(s);
+
+    return n > 0 && n <= HOST_MAX && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") == n &&
+           s[0] != '.' && s[0] != '-';
+}
+
+static bool
 name_valid(const char *s)
 {
     size_t n = strlen(s), i;
@@ -410,11 +484,31 @@ name_valid(const char *s)
  * proxy back within the grace period) or opens a port.  Returns the exposure, or NULL with
  * |why| filled. */
 static struct exposure *
-publish(struct proxy *px, const char *name, unsigned port, char *why, size_t whylen)
+publish(struct proxy *px, const char *name, unsigned port, const char *host, char *why,
+        size_t whylen)
 {
     struct relay *relay = px->session->relay;
     struct exposure *x;
     size_t i;
+
+    if (host[0] != '\0' && !host_valid(host)) {
+        snprintf(why, whylen,
+                 "service '%s': '%.64s' is not a host name (lowercase letters, "
+                 "digits, '-' and '.')",
+                 name, host);
+        return NULL;
+    }
+    if (host[0] != '\0' && relay->cfg->http_listen == NULL) {
+        snprintf(why, whylen, "service '%s': the relay routes no HTTP hosts (no http_listen)",
+                 name);
+        return NULL;
+    }
+    if (host[0] != '\0' && (x = exposure_by_host_name(relay, host)) != NULL &&
+        (strcmp(x->owner, px->id) != 0 || strcmp(x->name, name) != 0)) {
+        snprintf(why, whylen, "host %.100s is held by proxy '%s' (service '%s')", host, x->owner,
+                 x->name);
+        return NULL;
+    }
 
     if (!name_valid(name)) {
         snprintf(why, whylen, "service name '%.64s' is not 1-64 printable characters", name);
@@ -431,12 +525,15 @@ publish(struct proxy *px, const char *name, unsigned port, char *why, size_t why
         }
     }
     if ((x = exposure_by_name(relay, px->id, name)) != NULL) {
-        if (port != 0 && port != x->port) {
+        if ((port != 0 && port != x->port) || strcmp(host, x->host) != 0) {
             snprintf(why, whylen,
-                     "service '%s' of proxy '%s' is already published on port %u, not %u", name,
-                     px->id, x->port, port);
+                     "service '%s' of proxy '%s' is already published otherwise (port %u, host "
+                     "'%.100s')",
+                     name, px->id, x->port, x->host);
             return NULL;
         }
+    } else if (port == 0 && host[0] != '\0') {
+        x = exposure_open(relay, px->id, name, 0, why, whylen);
     } else if (port == 0) {
         x = exposure_open_free(relay, px, name, why, whylen);
     } else if ((x = exposure_by_port(relay, port)) != NULL) {
@@ -446,6 +543,8 @@ publish(struct proxy *px, const char *name, unsigned port, char *why, size_t why
     } else if (policy_may_publish(relay->cfg, px->id, port, why, whylen)) {
         x = exposure_open(relay, px->id, name, port, why, whylen);
     }
+    if (x != NULL)
+        snprintf(x->host, sizeof(x->host), "%s", host);
     if (x != NULL && exposure_join(x, px) != 0) {
         snprintf(why, whylen, "out of memory");
         if (x->n == 0)
@@ -464,7 +563,7 @@ publish_relay_services(struct proxy *px, Tunnel__V1__Published **out)
     struct sockaddr_storage ss;
     socklen_t sslen;
     struct exposure *x;
-    char why[256];
+    char why[512];
     size_t i, n = 0;
 
     for (i = 0; i < relay->cfg->services.n; i++) {
@@ -514,7 +613,7 @@ expose_proxy_joined(struct proxy *px, const Tunnel__V1__Hello *hello, Tunnel__V1
     const struct service_rule *rules = cfg->services.v;
     size_t i, n = hello->n_services;
     struct exposure *x;
-    char why[256];
+    char why[512];
 
     for (i = 0; i < cfg->services.n; i++)
         n += strcmp(rules[i].proxy, px->id) == 0;
@@ -532,7 +631,7 @@ expose_proxy_joined(struct proxy *px, const Tunnel__V1__Hello *hello, Tunnel__V1
         Tunnel__V1__Published *pub = welcome->published[i];
 
         tunnel__v1__published__init(pub);
-        x = publish(px, svc->name, svc->public_port, why, sizeof(why));
+        x = publish(px, svc->name, svc->public_port, svc->host, why, sizeof(why));
         if (x != NULL && x->target[0] == '\0')
             snprintf(x->target, sizeof(x->target), "%.200s", svc->target);
         if (x == NULL)
@@ -540,11 +639,13 @@ expose_proxy_joined(struct proxy *px, const Tunnel__V1__Hello *hello, Tunnel__V1
         pub->name = strdup(svc->name);
         pub->public_port = x != NULL ? x->port : 0;
         pub->error = strdup(x != NULL ? "" : why);
+        pub->host = strdup(x != NULL ? x->host : "");
     }
     welcome->n_published =
         hello->n_services + publish_relay_services(px, welcome->published + hello->n_services);
     for (i = 0; i < welcome->n_published; i++) {
-        if (welcome->published[i]->name == NULL || welcome->published[i]->error == NULL)
+        if (welcome->published[i]->name == NULL || welcome->published[i]->error == NULL ||
+            welcome->published[i]->host == NULL)
             return -ENOMEM;
     }
     return 0;
@@ -564,6 +665,8 @@ expose_welcome_fini(Tunnel__V1__Welcome *welcome)
             free(pub->name);
         if (pub->error != protobuf_c_empty_string)
             free(pub->error);
+        if (pub->host != protobuf_c_empty_string)
+            free(pub->host);
         free(pub);
     }
     free(welcome->published);

@@ -120,6 +120,12 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct relay_config, public_ports),
       .metavar = "PORTS",
       .help = "ports proxies may publish services on (\"10000-10100\"); none: publishing is off" },
+    { .key = "http_listen",
+      .flag = "http-listen",
+      .type = TN_CONF_HOSTPORT,
+      .offset = offsetof(struct relay_config, http_listen),
+      .metavar = "ADDR:PORT",
+      .help = "an HTTP port whose requests go to the service published for their Host" },
     { .key = "public_grace",
       .flag = "public-grace",
       .type = TN_CONF_DURATION,
@@ -188,6 +194,41 @@ static void
 on_connection(struct tn_listener *l, int fd)
 {
     session_accept(tn_container_of(l, struct relay, listener), fd);
+}
+
+static void
+on_http_connection(struct tn_listener *l, int fd)
+{
+    http_route_accept(tn_container_of(l, struct relay, http_listener), fd);
+}
+
+/* Opens the HTTP routing port.  Returns 0 or an error (logged). */
+static int
+http_listen_start(struct relay *relay)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int fd;
+
+    if (tn_addr_resolve(relay->cfg->http_listen, true, &ss, &sslen) != 0)
+        return TN_ERR_CONFIG;
+    if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 1024)) < 0) {
+        tn_log_warnx("listen on %s: %s", relay->cfg->http_listen, tn_strerror(fd));
+        return fd;
+    }
+    tn_listener_start(&relay->http_listener, relay->loop, fd, on_http_connection);
+    tn_log_info("routing HTTP requests by Host on %s", relay->cfg->http_listen);
+    return 0;
+}
+
+static void
+http_listen_stop(struct relay *relay)
+{
+    if (relay->http_listener.io.fd <= 0)
+        return;
+    tn_listener_stop(&relay->http_listener, relay->loop);
+    close(relay->http_listener.io.fd);
+    relay->http_listener.io.fd = -1;
 }
 
 static void
@@ -284,6 +325,7 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     tn_listener_stop(&relay->listener, loop);
     close(relay->listener.io.fd);
     relay->listener.io.fd = -1;
+    http_listen_stop(relay);
     ev_timer_init(&relay->drain_deadline, on_drain_deadline,
                   (double)relay->cfg->drain_timeout / 1e3, 0);
     ev_timer_start(loop, &relay->drain_deadline);
@@ -334,6 +376,8 @@ main(int argc, char **argv)
         goto out;
     }
     tn_listener_start(&relay.listener, relay.loop, fd, on_connection);
+    if (cfg.http_listen != NULL && http_listen_start(&relay) != 0)
+        goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     sigint.data = sigterm.data = &relay;
@@ -354,9 +398,10 @@ main(int argc, char **argv)
         close(relay.listener.io.fd);
     session_close_all(&relay);
     expose_close_all(&relay);
-    health_close_all(&relay);
+    http_close_all(&relay);
     status = 0;
 out:
+    http_listen_stop(&relay);
     route_free_all(&relay);
     policy_fini(&cfg);
     SSL_CTX_free(relay.tls);

@@ -22,7 +22,7 @@ struct tn_lpm;
 struct rflow;
 struct reg;
 struct exposure;
-struct sniff;
+struct head;
 
 struct port_range {
     uint16_t lo, hi;
@@ -78,6 +78,7 @@ struct relay_config {
     struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
     char *public_addr;           /* where public ports listen (host only) */
     char *public_ports;          /* the range proxies may publish on; NULL: none */
+    char *http_listen;           /* HTTP requests routed to services by Host; NULL: off */
     struct port_set public_set;
     int64_t public_grace;         /* a port outlives its last proxy this long (ms) */
     struct tn_conf_list services; /* of struct service_rule */
@@ -94,10 +95,11 @@ struct relay {
     int argc; /* to read the configuration again on SIGHUP */
     char **argv;
     struct tn_h2_settings h2;
-    struct tn_lpm *routes;      /* network as clients address it -> struct route */
-    struct session *sessions;   /* every live connection */
-    struct exposure *exposures; /* every public port, open or in its grace period */
-    struct sniff *sniffs;       /* new connections whose first byte is awaited */
+    struct tn_lpm *routes;            /* network as clients address it -> struct route */
+    struct session *sessions;         /* every live connection */
+    struct exposure *exposures;       /* every public port, open or in its grace period */
+    struct head *heads;               /* new connections whose first bytes are awaited (http.c) */
+    struct tn_listener http_listener; /* http_listen: HTTP requests routed by Host */
     struct tn_listener listener;
 };
 
@@ -156,14 +158,18 @@ struct route {
     size_t n;
 };
 
-/* health.c */
+/* http.c */
 /* Takes a new connection on the tunnel port: TLS goes to session_start, plain HTTP gets the
  * health check. */
 void session_accept(struct relay *relay, int fd);
+/* Takes a new connection on the HTTP routing port. */
+void http_route_accept(struct relay *relay, int fd);
 /* The answer to an HTTP/1.1 request on the tunnel port (GET /healthz: 200, or 503 while
  * draining; anything else: 404). */
 const char *health_answer(const struct relay *relay, const char *request);
-void health_close_all(struct relay *relay);
+/* The Host of request head |head|, lowercase and without its port.  Returns 0 or -1. */
+int http_host_of(const char *head, char *host, size_t len);
+void http_close_all(struct relay *relay);
 
 /* session.c */
 /* Starts the TLS session of a new connection. */
@@ -225,6 +231,11 @@ void expose_welcome_fini(Tunnel__V1__Welcome *welcome);
  * grace period). */
 void expose_proxy_left(struct proxy *px);
 void expose_close_all(struct relay *relay);
+/* Whether a service is published for HTTP host |host| (lowercase). */
+bool expose_by_host(struct relay *relay, const char *host);
+/* Gives public connection |fd|, whose request head |head| (|len| bytes, taken over) was read
+ * already, to the service published for |host|. */
+void expose_connect_host(struct relay *relay, const char *host, int fd, char *head, size_t len);
 /* Logs the public ports. */
 void expose_dump(struct relay *relay);
 

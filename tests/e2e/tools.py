@@ -19,6 +19,9 @@ hash.
   echo-ports HOST PORT...            one connection to each port at once: the answer must be
                                      "<server port>:" then the echo of what was sent (--tally:
                                      any server; print how many answers each gave)
+  serve-ws PORT                      a WebSocket echo server (RFC 6455, text and binary frames)
+  ws-echo HOST PORT --host NAME      WebSocket handshake (Host: NAME), one masked message,
+                                     its echo checked
   stream-sha NBYTES SEED             print the sha256 of a deterministic stream (no network)
   send-sha HOST PORT NBYTES SEED     send a stream, shut write, check the server's sha reply
   recv-sha HOST PORT                 read to EOF, print "<sha256> <count>"
@@ -433,6 +436,101 @@ def cmd_echo_ports(a):
     return 1 if bad else 0
 
 
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_read_frame(sock):
+    """One frame: (opcode, payload), unmasking what a client sent."""
+    def exact(n):
+        got = b""
+        while len(got) < n:
+            data = sock.recv(n - len(got))
+            if not data:
+                raise ValueError("connection closed inside a WebSocket frame")
+            got += data
+        return got
+
+    b0, b1 = exact(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(exact(2), "big")
+    elif n == 127:
+        n = int.from_bytes(exact(8), "big")
+    mask = exact(4) if b1 & 0x80 else None
+    data = exact(n)
+    if mask:
+        data = bytes(c ^ mask[i % 4] for i, c in enumerate(data))
+    return b0 & 0x0F, data
+
+
+def ws_frame(opcode, data, mask=None):
+    head = bytes([0x80 | opcode])
+    m = 0x80 if mask else 0
+    if len(data) < 126:
+        head += bytes([m | len(data)])
+    elif len(data) < 65536:
+        head += bytes([m | 126]) + len(data).to_bytes(2, "big")
+    else:
+        head += bytes([m | 127]) + len(data).to_bytes(8, "big")
+    if mask:
+        data = bytes(c ^ mask[i % 4] for i, c in enumerate(data))
+        head += mask
+    return head + data
+
+
+def read_head(sock):
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = sock.recv(4096)
+        if not data:
+            raise ValueError("connection closed before the end of the HTTP head")
+        head += data
+    return head.decode("latin-1")
+
+
+def handle_ws(sock, peer):
+    head = read_head(sock)
+    key = [l.split(":", 1)[1].strip() for l in head.split("\r\n")
+           if l.lower().startswith("sec-websocket-key:")]
+    if not key or "upgrade: websocket" not in head.lower():
+        sock.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        return
+    accept = __import__("base64").b64encode(hashlib.sha1(key[0].encode() + WS_GUID).digest())
+    sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+    while True:
+        op, data = ws_read_frame(sock)
+        if op == 8:
+            sock.sendall(ws_frame(8, b""))
+            return
+        if op in (1, 2):
+            sock.sendall(ws_frame(op, data))
+
+
+def cmd_ws_echo(a):
+    base64 = __import__("base64")
+    key = base64.b64encode(os.urandom(16))
+    with socket.create_connection((a.host, a.port), timeout=a.timeout) as s:
+        s.settimeout(a.timeout)
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: " + a.http_host.encode() +
+                  b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " +
+                  key + b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head = read_head(s)
+        want = base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode()
+        if not head.startswith("HTTP/1.1 101") or want not in head:
+            log("ws-echo: no upgrade: %r" % head[:200])
+            return 1
+        msg = ("hello over websocket %d" % os.getpid()).encode() * 50
+        s.sendall(ws_frame(1, msg, mask=os.urandom(4)))
+        op, data = ws_read_frame(s)
+        if op != 1 or data != msg:
+            log("ws-echo: the echo differs (%d bytes back, opcode %d)" % (len(data), op))
+            return 1
+        s.sendall(ws_frame(8, b"", mask=os.urandom(4)))
+    print("websocket echo ok: %d bytes" % len(msg))
+    return 0
+
+
 def cmd_probe(a):
     """Outcomes: refused (connect failed), reset (RST / EPIPE), eof (clean close, no data),
     data (got bytes), timeout.  Exit 0 when the outcome is in --expect."""
@@ -590,6 +688,8 @@ def main():
     s.add_argument("port", type=int)
     s.add_argument("nbytes", type=int)
     s.add_argument("--result-file", required=True)
+    s = sub.add_parser("serve-ws")
+    s.add_argument("port", type=int)
     s = sub.add_parser("serve-echo-ports")
     s.add_argument("first", type=int)
     s.add_argument("n", type=int)
@@ -624,6 +724,8 @@ def main():
     c.add_argument("--want", default="", help="server ports expected, comma-separated")
     c.add_argument("--tally", action="store_true", help="count which server answered instead")
     c.add_argument("--timeout", type=float, default=30.0)
+    c = client("ws-echo")
+    c.add_argument("--host", dest="http_host", required=True)
     c = client("probe")
     c.add_argument("--send", default="GET / HTTP/1.0\r\n\r\n")
     c.add_argument("--expect", default="data")
@@ -653,6 +755,8 @@ def main():
         serve(a.port, make_handle_source(a.nbytes, a.seed))
     elif a.cmd == "serve-early-close":
         serve(a.port, make_handle_early_close(a.nbytes, a.result_file))
+    elif a.cmd == "serve-ws":
+        serve(a.port, handle_ws)
     elif a.cmd == "serve-echo-ports":
         serve_echo_ports(a.first, a.n)
     elif a.cmd == "serve-soak":
@@ -670,6 +774,7 @@ def main():
                 "concurrent": cmd_concurrent,
                 "probe": cmd_probe,
                 "echo-ports": cmd_echo_ports,
+                "ws-echo": cmd_ws_echo,
                 "conns": cmd_conns,
                 "soak-xfer": cmd_soak_xfer,
             }[a.cmd](a)

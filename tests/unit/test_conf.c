@@ -1034,6 +1034,35 @@ test_conf_top_level_list_fills_its_key(void **state)
 }
 
 static void
+test_conf_bool_with_a_section_turns_on(void **state)
+{
+    static const struct tn_conf_key sw_keys[] = {
+        { .key = "verbose", .type = TN_CONF_BOOL, .offset = OFF(is_verbose) },
+        { .key = "verbose.name", .type = TN_CONF_STR, .offset = OFF(name) },
+        { .key = NULL },
+    };
+    static const char on[] = "verbose: {name: x}\n", off[] = "verbose: false\n";
+    static const char bad[] = "verbose: {colour: x}\n";
+    struct tcfg c = { 0 };
+    struct capture cap;
+    int rc;
+
+    (void)state;
+    assert_int_equal(tn_conf_load_string(sw_keys, &c, "t.yaml", on, strlen(on)), 0);
+    assert_true(c.is_verbose);
+    assert_string_equal(c.name, "x");
+    tn_conf_fini(sw_keys, &c);
+    assert_int_equal(tn_conf_load_string(sw_keys, &c, "t.yaml", off, strlen(off)), 0);
+    assert_false(c.is_verbose);
+    capture_start(&cap, 2);
+    rc = tn_conf_load_string(sw_keys, &c, "t.yaml", bad, strlen(bad));
+    capture_end(&cap, err, sizeof(err));
+    tn_conf_fini(sw_keys, &c);
+    assert_int_equal(rc, TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "verbose.colour: unknown key"));
+}
+
+static void
 test_cli_precedence_flag_env_file(void **state)
 {
     struct tcfg c = { 0 };
@@ -1177,6 +1206,7 @@ main(void)
         cmocka_unit_test(test_cli_list_flag_short_form_splits_fields),
         cmocka_unit_test(test_conf_top_level_list_fills_its_key),
         cmocka_unit_test(test_cli_precedence_flag_env_file),
+        cmocka_unit_test(test_conf_bool_with_a_section_turns_on),
         cmocka_unit_test(test_cli_required_key_must_be_set),
         cmocka_unit_test(test_conf_error_paths_do_not_leak),
     };

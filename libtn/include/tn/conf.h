@@ -13,7 +13,8 @@ enum tn_conf_type {
     TN_CONF_STR,       /* char *, owned by the struct (freed by tn_conf_fini) */
     TN_CONF_HOSTPORT,  /* char *, "host:port", "[v6]:port" or ":port"; port 1-65535 */
     TN_CONF_INT,       /* int64_t within [min, max] */
-    TN_CONF_BOOL,      /* bool; a flag without a value sets it; YAML true/false */
+    TN_CONF_BOOL,      /* bool; a flag without a value sets it; YAML true/false; when keys
+                        * "NAME.x" exist too, a YAML mapping for it sets it and loads them */
     TN_CONF_ENUM,      /* int: index into |choices| */
     TN_CONF_DURATION,  /* int64_t milliseconds: "250ms", "10s", "2m", "1h"; a bare number is s */
     TN_CONF_SIZE,      /* int64_t bytes: "64KiB", "1MiB", "16MiB"; a bare number is bytes */

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# expose_http.sh: several published web services behind the relay's one HTTP port, routed by
+# the Host of each request: two sites, an unknown host (404), a WebSocket echo through host
+# routing, and a host another proxy holds (refused with the reason).
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+tn_init
+
+relay=$TN_RELAY_CLI_IP
+n_lan ip link set lo up
+ns_http app "$TN_NS_LAN" 8080 "the app site $$"
+ns_http api "$TN_NS_LAN" 8081 "the api site $$"
+lan_serve ws 8082 serve-ws 8082
+tn_certs
+tn_issue proxy proxy-2
+
+start_relay --http-listen 0.0.0.0:8088
+TN_PROXY_MANAGED="" start_proxy \
+	--expose name=app,target=127.0.0.1:8080,http.host=app.example.test \
+	--expose name=api,target=127.0.0.1:8081,http.host=api.example.test,http=true \
+	--expose name=ws,target=127.0.0.1:8082,http.host=ws.example.test
+wait_for_log "$TN_TMP/proxy.log" "published ws: http://ws.example.test " 10 || fail "the proxy did not publish by host"
+
+get() { n_cli timeout 5 curl -sS -H "Host: $1" "http://$relay:8088${2:-/}"; }
+[ "$(get app.example.test)" = "the app site $$" ] || fail "Host app.example.test did not reach the app"
+[ "$(get API.example.test:8088)" = "the api site $$" ] ||
+	fail "Host API.example.test:8088 did not reach the api (case and port must not matter)"
+code=$(n_cli timeout 5 curl -s -o "$TN_TMP/404.out" -w '%{http_code}' -H "Host: nobody.example.test" "http://$relay:8088/") || true
+[ "$code" = 404 ] && grep -q "no service is published for nobody.example.test" "$TN_TMP/404.out" ||
+	fail "an unknown host answered $code: $(cat "$TN_TMP/404.out")"
+wait_for_log "$TN_TMP/proxy.log" "http api: GET / 200 " 5 || fail "the api's request log misses GET / 200"
+out=$(tools_in "$TN_NS_CLI" 20 ws-echo "$relay" 8088 --host ws.example.test --timeout 10) ||
+	fail "the WebSocket echo through host routing failed"
+tn_log "$out"
+
+TN_PROXY_ID=proxy-2 TN_PROXY_NAME=proxy2 TN_PROXY_CERTS=$TN_CERTS/proxy-proxy-2 TN_PROXY_MANAGED="" \
+	start_proxy --expose name=mine,target=127.0.0.1:8081,http.host=app.example.test
+wait_for_log "$TN_TMP/proxy2.log" "refused to publish mine: host app.example.test is held by proxy 'proxy-1' \(service 'app'\)" 10 ||
+	fail "a host held by another proxy was not refused with the reason"
+[ "$(get app.example.test)" = "the app site $$" ] || fail "the app changed hands"
+tn_log "ok"
