@@ -9,7 +9,8 @@
 #
 #   client (client.yaml) ══▶ relay (server.yaml) ◀══ proxy lan-1 (proxy.yaml) ──▶ 10.201.2.2
 #   curl 100.64.1.2:80 goes through (access: "*" may reach 100.64.1.0/24 on 22 80 443);
-#   100.64.1.2:8080 is refused by the relay's access rules.
+#   100.64.1.2:8080 is refused by the relay's access rules.  The client runs with the
+#   capabilities tunnel-client.service gives it, and no more.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -42,12 +43,24 @@ tn_spawn proxy "$TN_NS_LAN" "$TN_BIN/proxy/proxy" --config "$CONFIGS/proxy.yaml"
 	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
 TN_PROGS+=("$TN_LAST_PID")
 wait_registered
-tn_spawn client "$TN_NS_CLI" "$TN_BIN/client/client" --config "$CONFIGS/client.yaml" \
+# As tunnel-client.service runs it: root with exactly CAP_NET_ADMIN and CAP_NET_RAW (in the
+# bounding set, so iptables, which it runs, has no more either) and no new privileges.
+CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' "$TN_E2E_DIR/../../deploy/systemd/tunnel-client.service")
+[ "$CAPS" = "CAP_NET_ADMIN CAP_NET_RAW" ] || fail "tunnel-client.service's capabilities are '$CAPS'"
+SETPRIV=(setpriv --nnp --bounding-set=-all,+net_admin,+net_raw --inh-caps=-all,+net_admin,+net_raw
+	--ambient-caps=-all,+net_admin,+net_raw)
+command -v setpriv >/dev/null || tn_skip "setpriv (util-linux) is missing"
+tn_spawn client "$TN_NS_CLI" "${SETPRIV[@]}" "$TN_BIN/client/client" --config "$CONFIGS/client.yaml" \
 	--server "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" \
 	--tls-cert "$TN_CERTS/client/cert.pem" --tls-key "$TN_CERTS/client/key.pem" \
 	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
 TN_PROGS+=("$TN_LAST_PID")
 wait_client_ready
+# CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: 0x3000, effective and bounding.
+for set in CapEff CapBnd; do
+	v=$(awk -v k="$set:" '$1 == k { print $2 }' "/proc/$(tn_pid client)/status")
+	[ "$((16#$v))" = "$((0x3000))" ] || fail "the client's $set is $v, not CAP_NET_ADMIN CAP_NET_RAW"
+done
 
 # The client intercepts both networks of client.yaml.
 for net in 100.64.0.0/10 10.10.0.0/16; do
