@@ -9,8 +9,8 @@
 #
 #   client (client.yaml) ══▶ relay (server.yaml) ◀══ proxy lan-1 (proxy.yaml) ──▶ 10.201.2.2
 #   curl 100.64.1.2:80 goes through (access: "*" may reach 100.64.1.0/24 on 22 80 443);
-#   100.64.1.2:8080 is refused by the relay's access rules.  The client runs with the
-#   capabilities tunnel-client.service gives it, and no more.
+#   100.64.1.2:8080 is refused by the relay's access rules.  Each program runs with the
+#   user and capabilities its unit in deploy/systemd gives it, and no more.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -34,10 +34,23 @@ lan_http_8080() {
 }
 lan_http_8080
 
-start_relay --config "$CONFIGS/server.yaml"
+# The relay and the proxy run as tunnel-server.service and tunnel-proxy.service run them: an
+# unprivileged user (here nobody) without any capability, whose group may read its key (as
+# README.md says to set up /etc/tunnel).
+UNPRIV=(setpriv --reuid=nobody --regid=nogroup --clear-groups --nnp --bounding-set=-all
+	--inh-caps=-all)
+chmod 0755 "$TN_TMP" "$TN_CERTS" "$TN_CERTS"/*/
+chgrp nogroup "$TN_CERTS/server/key.pem" "$TN_CERTS/proxy-lan-1/key.pem"
+chmod 0640 "$TN_CERTS/server/key.pem" "$TN_CERTS/proxy-lan-1/key.pem"
+tn_spawn relay "$TN_NS_RELAY" "${UNPRIV[@]}" "$TN_BIN/server/server" --config "$CONFIGS/server.yaml" \
+	--listen "0.0.0.0:$TN_RELAY_PORT" \
+	--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
+	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
+TN_PROGS+=("$TN_LAST_PID")
+wait_port "$TN_NS_RELAY" "$TN_RELAY_PORT" 10 || fail "the relay does not listen"
 TN_PROXY_ID=lan-1
 TN_PROXY_CERTS=$TN_CERTS/proxy-lan-1
-tn_spawn proxy "$TN_NS_LAN" "$TN_BIN/proxy/proxy" --config "$CONFIGS/proxy.yaml" \
+tn_spawn proxy "$TN_NS_LAN" "${UNPRIV[@]}" "$TN_BIN/proxy/proxy" --config "$CONFIGS/proxy.yaml" \
 	--server "$TN_RELAY_LAN_IP:$TN_RELAY_PORT" --managed-cidr "$TN_LAN_NET" \
 	--tls-cert "$TN_PROXY_CERTS/cert.pem" --tls-key "$TN_PROXY_CERTS/key.pem" \
 	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
@@ -56,10 +69,20 @@ tn_spawn client "$TN_NS_CLI" "${SETPRIV[@]}" "$TN_BIN/client/client" --config "$
 	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
 TN_PROGS+=("$TN_LAST_PID")
 wait_client_ready
-# CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: 0x3000, effective and bounding.
+# caps NAME SET MASK: the capability set SET of a running program is MASK.
+caps() {
+	local v
+	v=$(awk -v k="$2:" '$1 == k { print $2 }' "/proc/$(tn_pid "$1")/status")
+	[ "$((16#$v))" = "$(($3))" ] || fail "the $1's $2 is $v, expected $3"
+}
+# CAP_NET_ADMIN is bit 12, CAP_NET_RAW bit 13: 0x3000.
 for set in CapEff CapBnd; do
-	v=$(awk -v k="$set:" '$1 == k { print $2 }' "/proc/$(tn_pid client)/status")
-	[ "$((16#$v))" = "$((0x3000))" ] || fail "the client's $set is $v, not CAP_NET_ADMIN CAP_NET_RAW"
+	caps client "$set" 0x3000
+	caps relay "$set" 0
+	caps proxy "$set" 0
+done
+for prog in relay proxy; do
+	[ "$(stat -c %U "/proc/$(tn_pid "$prog")")" = nobody ] || fail "the $prog does not run as nobody"
 done
 
 # The client intercepts both networks of client.yaml.
