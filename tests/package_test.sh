@@ -76,7 +76,7 @@ depends=$(field Depends)
 got=$(tr ',' '\n' <<<"$depends" | sed 's/^ *//; s/[ (].*//' | grep . | sort -u)
 expected=$(printf '%s\n' "${!want[@]}" | sort -u)
 [ "$got" = "$expected" ] ||
-	fail "Depends: $depends; the programs load libraries of: $(echo $expected)"
+	fail "Depends: $depends; the programs load libraries of: $(tr "\n" " " <<<"$expected")"
 pass "Depends: $depends"
 
 # --- files ---

@@ -80,6 +80,7 @@ pass "systemd-analyze verify: ${UNITS[*]} clean (programs, configs and man pages
 get() { sed -n "s/^$2=//p" "$1" | tail -n1; }
 for unit in "${UNITS[@]}"; do
 	f=$unitdir/$unit.service
+	# shellcheck disable=SC2016 # $MAINPID is systemd's, literally
 	for want in NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes \
 		PrivateDevices=yes ProtectKernelTunables=yes ProtectKernelModules=yes \
 		ProtectControlGroups=yes RestrictNamespaces=yes MemoryDenyWriteExecute=yes \
