@@ -48,6 +48,7 @@ tn_spawn relay "$TN_NS_RELAY" "${UNPRIV[@]}" "$TN_BIN/server/server" --config "$
 	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
 TN_PROGS+=("$TN_LAST_PID")
 wait_port "$TN_NS_RELAY" "$TN_RELAY_PORT" 10 || fail "the relay does not listen"
+# shellcheck disable=SC2034 # read by wait_registered (lib.sh)
 TN_PROXY_ID=lan-1
 TN_PROXY_CERTS=$TN_CERTS/proxy-lan-1
 tn_spawn proxy "$TN_NS_LAN" "${UNPRIV[@]}" "$TN_BIN/proxy/proxy" --config "$CONFIGS/proxy.yaml" \
@@ -60,6 +61,7 @@ wait_registered
 # bounding set, so iptables, which it runs, has no more either) and no new privileges.
 CAPS=$(sed -n 's/^CapabilityBoundingSet=//p' "$TN_E2E_DIR/../../deploy/systemd/tunnel-client.service")
 [ "$CAPS" = "CAP_NET_ADMIN CAP_NET_RAW" ] || fail "tunnel-client.service's capabilities are '$CAPS'"
+# shellcheck disable=SC2054 # the commas belong to setpriv's arguments
 SETPRIV=(setpriv --nnp --bounding-set=-all,+net_admin,+net_raw --inh-caps=-all,+net_admin,+net_raw
 	--ambient-caps=-all,+net_admin,+net_raw)
 command -v setpriv >/dev/null || tn_skip "setpriv (util-linux) is missing"
