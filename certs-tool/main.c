@@ -11,13 +11,11 @@
 #define EXIT_USAGE 2
 
 static const char usage_text[] =
-    "usage: certs-tool [init] [--out DIR] [--server-id ID] [--client-id ID] [--proxy-id ID]\n"
-    "                  [--server-dns NAME]... [--server-ip ADDR]... [--days N] [--ca-days N]\n"
-    "                  [--force]\n"
-    "       certs-tool issue --role ROLE --id ID [--dns NAME]... [--ip ADDR]... [--days N]\n"
-    "                  [--ca DIR] [--out DIR] [--force]\n"
-    "       certs-tool show FILE\n"
-    "       certs-tool --help | --version\n"
+    "Usage: certs-tool [init] [INIT OPTIONS]\n"
+    "  or:  certs-tool issue --role ROLE --id ID [ISSUE OPTIONS]\n"
+    "  or:  certs-tool show FILE\n"
+    "  or:  certs-tool --help | --version\n"
+    "Makes the deployment's CA and the certificates of the relay, clients and proxies.\n"
     "\n"
     "init (the default) fills DIR with ca/, server/, client/ and proxy/, each holding cert.pem\n"
     "and key.pem.  An existing CA is reused and existing certificates are kept, so a rerun\n"

@@ -11,6 +11,8 @@ PKGS=(
 	libnetfilter-queue-dev libmnl-dev libcmocka-dev
 	# run (client) and test
 	iptables iproute2 openssl curl python3 python3-yaml procps
+	# man pages, the Debian package and its test, the systemd units' test
+	help2man man-db dpkg-dev apt systemd
 )
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }

@@ -16,7 +16,8 @@ for arg in "$@"; do
 	esac
 done
 [ "$(id -u)" = 0 ] || { echo "run.sh: run as root (sudo): the end-to-end tests build network namespaces" >&2; exit 1; }
-command -v protoc-c >/dev/null && command -v cmake >/dev/null && [ -f /usr/include/cmocka.h ] ||
+command -v protoc-c >/dev/null && command -v cmake >/dev/null && [ -f /usr/include/cmocka.h ] &&
+	command -v help2man >/dev/null && command -v dpkg-shlibdeps >/dev/null && command -v systemd-analyze >/dev/null ||
 	"$ROOT/deploy/install-deps.sh"
 
 # build_and_test DIR [CMAKE ARGS...]

@@ -66,7 +66,7 @@ check_leaf() {
 }
 
 # --- help, version, usage errors ---
-T --help | grep -q '^usage: certs-tool' || fail "--help"
+T --help | grep -q '^Usage: certs-tool' || fail "--help"
 T issue --help | grep -q -- '--role ROLE' || fail "issue --help"
 T --version | grep -qE '^certs-tool [0-9]+\.[0-9]+\.[0-9]+$' || fail "--version"
 expect_fail 2 "unknown command 'frobnicate'.*see --help" frobnicate
