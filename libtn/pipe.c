@@ -6,6 +6,7 @@
 #include "tn/pipe.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "tn/addr.h"
 #include "tn/err.h"
@@ -61,6 +64,8 @@ pipe_end(struct tn_pipe *p, const char *reason, bool is_reset)
             close(p->fd);
         p->fd = -1;
     }
+    SSL_free(p->ssl);
+    p->ssl = NULL;
     tn_buf_fini(&p->down);
     if (p->depth == 0)
         pipe_report(p);
@@ -97,7 +102,10 @@ static void
 pipe_shut_down_if_drained(struct tn_pipe *p)
 {
     if (p->is_down_eof && !p->is_down_shut && tn_buf_len(&p->down) == 0 && p->fd >= 0) {
-        shutdown(p->fd, SHUT_WR);
+        if (p->ssl != NULL)
+            SSL_shutdown(p->ssl); /* close_notify: TLS's end of this direction */
+        else
+            shutdown(p->fd, SHUT_WR);
         p->is_down_shut = true;
     }
 }
@@ -108,6 +116,56 @@ pipe_return_window(struct tn_pipe *p, size_t n)
     p->unconsumed -= n;
     if (p->stream != NULL)
         tn_h2_stream_consume(p->stream, n);
+}
+
+/* ---- the socket, plain or TLS ----------------------------------------------------------- */
+
+/* A failed SSL_read or SSL_write as read() and write() would say it: EAGAIN to wait, 0 for the
+ * peer's close_notify, else -1 with ECONNRESET. */
+static ssize_t
+ssl_result(struct tn_pipe *p, int r)
+{
+    int e = SSL_get_error(p->ssl, r);
+
+    ERR_clear_error();
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    errno = ECONNRESET;
+    return -1;
+}
+
+static ssize_t
+sock_read(struct tn_pipe *p, void *buf, size_t n)
+{
+    int r;
+
+    if (p->ssl == NULL)
+        return read(p->fd, buf, n);
+    r = SSL_read(p->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    return r > 0 ? r : ssl_result(p, r);
+}
+
+static ssize_t
+sock_write(struct tn_pipe *p, const void *buf, size_t n)
+{
+    int r;
+
+    if (p->ssl == NULL)
+        return write(p->fd, buf, n);
+    r = SSL_write(p->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    return r > 0 ? r : ssl_result(p, r);
+}
+
+/* TLS may hold decrypted bytes the socket will not announce again: read them now. */
+static void
+pipe_read_pending(struct tn_pipe *p)
+{
+    if (p->ssl != NULL && SSL_has_pending(p->ssl) && ev_is_active(&p->rd))
+        ev_feed_event(p->loop, &p->rd, EV_READ);
 }
 
 /* ---- socket -> stream ------------------------------------------------------------------- */
@@ -136,7 +194,7 @@ pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         tn_pipe_abort(p, "out of memory");
         return;
     }
-    n = read(p->fd, dst + TN_GRPC_DATA_PFX, avail - TN_GRPC_DATA_PFX);
+    n = sock_read(p, dst + TN_GRPC_DATA_PFX, avail - TN_GRPC_DATA_PFX);
     if (n > 0) {
         p->last_active = ev_now(loop);
         tn_grpc_data_prefix(dst, (size_t)n);
@@ -145,6 +203,7 @@ pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         if (p->ops->on_bytes != NULL)
             p->ops->on_bytes(p, true, dst + TN_GRPC_DATA_PFX, (size_t)n);
         tn_h2_stream_resume(p->stream);
+        pipe_read_pending(p);
     } else if (n == 0) {
         ev_io_stop(loop, w);
         p->is_up_eof = true;
@@ -164,6 +223,7 @@ stream_on_sent(void *owner, size_t n)
         tn_buf_len(tn_h2_stream_out(p->stream)) < OUT_LOW) {
         p->is_read_paused = false;
         ev_io_start(p->loop, &p->rd);
+        pipe_read_pending(p);
     }
 }
 
@@ -178,7 +238,7 @@ pipe_flush_down(struct tn_pipe *p)
     ssize_t k;
 
     while ((data = tn_buf_peek(&p->down, &n)) != NULL) {
-        if ((k = write(p->fd, data, n)) < 0) {
+        if ((k = sock_write(p, data, n)) < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 break;
             return -errno;
@@ -222,7 +282,7 @@ grpc_on_data(void *arg, const uint8_t *data, size_t n)
     if (p->ops->on_bytes != NULL)
         p->ops->on_bytes(p, false, data, n);
     if (p->fd >= 0 && tn_buf_len(&p->down) == 0) {
-        if ((k = write(p->fd, data, n)) < 0) {
+        if ((k = sock_write(p, data, n)) < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 return -errno;
             k = 0;
@@ -355,6 +415,14 @@ tn_pipe_bind(struct tn_pipe *p, struct tn_h2_stream *stream)
 {
     p->stream = stream;
     tn_h2_stream_bind(stream, &pipe_stream_ops, p);
+}
+
+void
+tn_pipe_attach_tls(struct tn_pipe *p, int fd, SSL *ssl)
+{
+    p->ssl = ssl;
+    tn_pipe_attach(p, fd);
+    pipe_read_pending(p); /* what came with the request head's records */
 }
 
 void

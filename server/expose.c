@@ -64,6 +64,7 @@ struct xconn {
     int fd;     /* until the pipe takes it */
     char *head; /* bytes read before (an HTTP request head), sent after Open */
     size_t head_len;
+    SSL *ssl; /* the user's TLS session (the HTTPS routing port), or NULL */
     uint64_t id;
     Tunnel__V1__Endpoint src_ep, dst_ep;
     struct tn_ip src_ip, dst_ip;
@@ -128,6 +129,7 @@ xconn_free(struct xconn *c)
     proxy_unwait(&c->wait);
     if (c->fd >= 0)
         tn_addr_close_reset(c->fd);
+    SSL_free(c->ssl);
     free(c->head);
     free(c);
 }
@@ -195,7 +197,8 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
     data.data.data = (uint8_t *)c->head;
     data.data.len = c->head_len;
     c->fd = -1; /* the pipe's from here on */
-    tn_pipe_attach(&c->pipe, fd);
+    tn_pipe_attach_tls(&c->pipe, fd, c->ssl);
+    c->ssl = NULL;
     c->pipe.bytes_up += c->head_len;
     if (x == NULL || tn_pipe_send(&c->pipe, &fr) != 0 ||
         (c->head_len > 0 && tn_pipe_send(&c->pipe, &data) != 0))
@@ -277,7 +280,7 @@ endpoint_of(const struct sockaddr_storage *ss, struct tn_ip *ip, Tunnel__V1__End
 /* A public connection for the exposure of |port| or |host|: routed at once. */
 static void
 xconn_start_new(struct relay *relay, unsigned port, const char *host, int fd, char *head,
-                size_t head_len)
+                size_t head_len, SSL *ssl)
 {
     struct sockaddr_storage src, dst;
     socklen_t slen = sizeof(src), dlen = sizeof(dst);
@@ -286,9 +289,11 @@ xconn_start_new(struct relay *relay, unsigned port, const char *host, int fd, ch
 
     if (relay->is_draining || (c = calloc(1, sizeof(*c))) == NULL) {
         tn_addr_close_reset(fd);
+        SSL_free(ssl);
         free(head);
         return;
     }
+    c->ssl = ssl;
     c->relay = relay;
     c->port = (uint16_t)port;
     snprintf(c->host, sizeof(c->host), "%s", host);
@@ -317,7 +322,7 @@ on_public_connection(struct tn_listener *l, int fd)
 {
     struct exposure *x = tn_container_of(l, struct exposure, listener);
 
-    xconn_start_new(x->relay, x->port, "", fd, NULL, 0);
+    xconn_start_new(x->relay, x->port, "", fd, NULL, 0, NULL);
 }
 
 bool
@@ -329,9 +334,9 @@ expose_by_host(struct relay *relay, const char *host)
 }
 
 void
-expose_connect_host(struct relay *relay, const char *host, int fd, char *head, size_t len)
+expose_connect_host(struct relay *relay, const char *host, int fd, char *head, size_t len, SSL *ssl)
 {
-    xconn_start_new(relay, 0, host, fd, head, len);
+    xconn_start_new(relay, 0, host, fd, head, len, ssl);
 }
 
 /* ---- public ports ------------------------------------------------------------------------- */
@@ -498,8 +503,9 @@ publish(struct proxy *px, const char *name, unsigned port, const char *host, cha
                  name, host);
         return NULL;
     }
-    if (host[0] != '\0' && relay->cfg->http_listen == NULL) {
-        snprintf(why, whylen, "service '%s': the relay routes no HTTP hosts (no http_listen)",
+    if (host[0] != '\0' && relay->cfg->http_listen == NULL && relay->cfg->https_listen == NULL) {
+        snprintf(why, whylen,
+                 "service '%s': the relay routes no HTTP hosts (no http_listen, https_listen)",
                  name);
         return NULL;
     }

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* Plain HTTP/1.1 on the relay's ports, before anything else happens on a connection:
+/* HTTP/1.1 on the relay's ports, before anything else happens on a connection:
  *   - the tunnel port: a new connection's first byte tells what it is.  0x16 starts a TLS
  *     handshake (the tunnel, or a health probe that then chooses HTTP/1.1 by ALPN: see
  *     tn_h2_ops.on_http1); anything else is read as a plain HTTP request, and `GET /healthz`
  *     answers 200 (503 while draining), so that a load balancer can probe the relay;
- *   - the HTTP routing port (http_listen): the request head's Host names the published service
- *     (expose.c) that gets the connection, head included; an unknown host gets a 404 page.
+ *   - the HTTP routing ports: on http_listen the request head's Host names the published service
+ *     (expose.c) that gets the connection, head included; an unknown host gets a 404 page.  On
+ *     https_listen the relay ends TLS with the certificate of https_certs that matches the SNI
+ *     name, which then names the service; the connection stays TLS up to the relay.
  * Either way the head is read whole (bounded in size and time) before anyone acts on it. */
 #include <ctype.h>
 #include <errno.h>
@@ -16,9 +18,14 @@
 #include <unistd.h>
 
 #include <ev.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "relay.h"
+#include "tn/err.h"
 #include "tn/log.h"
+#include "tn/tls.h"
 #include "tn/util.h"
 
 #define HEAD_MAX      8192
@@ -28,7 +35,9 @@
 struct head {
     struct relay *relay;
     struct head *prev, *next; /* in relay->heads */
-    bool is_tunnel_port;      /* else the HTTP routing port */
+    bool is_tunnel_port;      /* else an HTTP routing port */
+    SSL *ssl;                 /* the HTTPS routing port: TLS first (routed by SNI) */
+    bool is_handshaken;
     ev_io io;
     ev_timer timer;
     char buf[HEAD_MAX];
@@ -62,8 +71,10 @@ head_free(struct head *h, bool is_close)
         h->next->prev = h->prev;
     ev_io_stop(h->relay->loop, &h->io);
     ev_timer_stop(h->relay->loop, &h->timer);
-    if (is_close)
+    if (is_close) {
+        SSL_free(h->ssl);
         close(h->io.fd);
+    }
     free(h);
 }
 
@@ -79,8 +90,13 @@ head_on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 head_answer(struct head *h, const char *answer)
 {
-    if (write(h->io.fd, answer, strlen(answer)) < 0)
+    if (h->ssl != NULL) {
+        SSL_write(h->ssl, answer, (int)strlen(answer));
+        SSL_shutdown(h->ssl);
+        ERR_clear_error();
+    } else if (write(h->io.fd, answer, strlen(answer)) < 0) {
         tn_log_debug("HTTP answer: %s", strerror(errno));
+    }
     head_free(h, true);
 }
 
@@ -112,10 +128,17 @@ head_route(struct head *h)
     static const char bad[] =
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
         "Content-Length: 22\r\nConnection: close\r\n\r\nno Host in the request\n";
+    const char *sni = h->ssl != NULL ? SSL_get_servername(h->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
     char host[256], body[320], page[512];
     int fd = h->io.fd;
+    size_t i;
 
-    if (http_host_of(h->buf, host, sizeof(host)) != 0) {
+    /* Over TLS the name the client verified the certificate for decides, not the Host. */
+    if (sni != NULL && strlen(sni) < sizeof(host)) {
+        for (i = 0; sni[i] != '\0'; i++)
+            host[i] = (char)tolower((unsigned char)sni[i]);
+        host[i] = '\0';
+    } else if (http_host_of(h->buf, host, sizeof(host)) != 0) {
         head_answer(h, bad);
         return;
     }
@@ -123,11 +146,13 @@ head_route(struct head *h)
         struct relay *relay = h->relay;
         char *head = malloc(h->len);
         size_t len = h->len;
+        SSL *ssl = h->ssl;
 
         if (head != NULL)
             memcpy(head, h->buf, len);
+        h->ssl = NULL; /* the connection's now */
         head_free(h, false);
-        expose_connect_host(relay, host, fd, head, head != NULL ? len : 0);
+        expose_connect_host(relay, host, fd, head, head != NULL ? len : 0, ssl);
         return;
     }
     snprintf(body, sizeof(body), "no service is published for %s\n", host);
@@ -137,6 +162,55 @@ head_route(struct head *h)
              strlen(body), body);
     tn_log_info("HTTP request for unknown host '%s' answered 404", host);
     head_answer(h, page);
+}
+
+static ssize_t
+head_read(struct head *h)
+{
+    size_t room = sizeof(h->buf) - 1 - h->len;
+    int r, e;
+
+    if (h->ssl == NULL)
+        return read(h->io.fd, h->buf + h->len, room);
+    if ((r = SSL_read(h->ssl, h->buf + h->len, (int)room)) > 0)
+        return r;
+    e = SSL_get_error(h->ssl, r);
+    ERR_clear_error();
+    errno = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? EAGAIN : ECONNRESET;
+    return e == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+}
+
+/* Moves the TLS handshake on.  Returns true once it is done; false to wait (or when the
+ * connection was given up, and |h| freed). */
+static bool
+head_handshake(struct head *h)
+{
+    int r = SSL_do_handshake(h->ssl), e;
+
+    if (r == 1) {
+        h->is_handshaken = true;
+        if (h->io.events != EV_READ) {
+            ev_io_stop(h->relay->loop, &h->io);
+            ev_io_set(&h->io, h->io.fd, EV_READ);
+            ev_io_start(h->relay->loop, &h->io);
+        }
+        return true;
+    }
+    e = SSL_get_error(h->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        int events = e == SSL_ERROR_WANT_READ ? EV_READ : EV_WRITE;
+
+        if (h->io.events != events) {
+            ev_io_stop(h->relay->loop, &h->io);
+            ev_io_set(&h->io, h->io.fd, events);
+            ev_io_start(h->relay->loop, &h->io);
+        }
+        return false;
+    }
+    tn_log_debug("HTTPS routing port: TLS handshake failed");
+    ERR_clear_error();
+    head_free(h, true);
+    return false;
 }
 
 static void
@@ -164,15 +238,22 @@ head_on_readable(struct ev_loop *loop, ev_io *w, int revents)
             return;
         }
     }
-    n = read(w->fd, h->buf + h->len, sizeof(h->buf) - 1 - h->len);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n <= 0) {
-        head_free(h, true);
-        return;
+    if (h->ssl != NULL && !h->is_handshaken) {
+        if (!head_handshake(h))
+            return;
     }
-    h->len += (size_t)n;
-    h->buf[h->len] = '\0';
+    do {
+        n = head_read(h);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            head_free(h, true);
+            return;
+        }
+        h->len += (size_t)n;
+        h->buf[h->len] = '\0';
+    } while (h->ssl != NULL && SSL_has_pending(h->ssl) && h->len < sizeof(h->buf) - 1 &&
+             strstr(h->buf, "\r\n\r\n") == NULL);
     if (strstr(h->buf, "\r\n\r\n") == NULL && h->len < sizeof(h->buf) - 1)
         return;
     if (h->is_tunnel_port) {
@@ -184,7 +265,7 @@ head_on_readable(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 static void
-head_start(struct relay *relay, int fd, bool is_tunnel_port)
+head_start(struct relay *relay, int fd, bool is_tunnel_port, SSL_CTX *tls)
 {
     struct head *h;
 
@@ -192,6 +273,14 @@ head_start(struct relay *relay, int fd, bool is_tunnel_port)
         close(fd);
         return;
     }
+    if (tls != NULL && ((h->ssl = SSL_new(tls)) == NULL || SSL_set_fd(h->ssl, fd) != 1)) {
+        SSL_free(h->ssl);
+        free(h);
+        close(fd);
+        return;
+    }
+    if (h->ssl != NULL)
+        SSL_set_accept_state(h->ssl);
     h->relay = relay;
     h->is_tunnel_port = is_tunnel_port;
     h->next = relay->heads;
@@ -207,13 +296,98 @@ head_start(struct relay *relay, int fd, bool is_tunnel_port)
 void
 session_accept(struct relay *relay, int fd)
 {
-    head_start(relay, fd, true);
+    head_start(relay, fd, true, NULL);
 }
 
 void
-http_route_accept(struct relay *relay, int fd)
+http_route_accept(struct relay *relay, int fd, bool is_tls)
 {
-    head_start(relay, fd, false);
+    head_start(relay, fd, false, is_tls ? relay->https_tls[0] : NULL);
+}
+
+/* SNI: the certificate whose names cover the requested one (else the first). */
+static int
+https_on_servername(SSL *ssl, int *alert, void *arg)
+{
+    struct relay *relay = arg;
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    size_t i;
+
+    (void)alert;
+    for (i = 0; name != NULL && i < relay->nhttps_tls; i++) {
+        X509 *cert = SSL_CTX_get0_certificate(relay->https_tls[i]);
+
+        if (cert != NULL && X509_check_host(cert, name, 0, 0, NULL) == 1) {
+            SSL_set_SSL_CTX(ssl, relay->https_tls[i]);
+            break;
+        }
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int
+https_select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                  const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char http11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
+    unsigned char *sel;
+
+    (void)ssl;
+    (void)arg;
+    /* HTTP/1.1 only: the head is read to route, then bytes are piped as they come. */
+    if (SSL_select_next_proto(&sel, outlen, http11, sizeof(http11), in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_NOACK;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+int
+https_init(struct relay *relay)
+{
+    const struct https_cert *certs = relay->cfg->https_certs.v;
+    size_t i, n = relay->cfg->https_certs.n;
+
+    if (n == 0) {
+        tn_log(TN_LOG_ERR, "https_listen needs certificates: https_certs: [{cert_file, key_file}]");
+        return TN_ERR_CONFIG;
+    }
+    if ((relay->https_tls = calloc(n, sizeof(*relay->https_tls))) == NULL)
+        return -ENOMEM;
+    for (i = 0; i < n; i++) {
+        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+        relay->https_tls[relay->nhttps_tls++] = ctx;
+        if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+            tn_tls_log_errors("https");
+            return TN_ERR_TLS;
+        }
+        if (SSL_CTX_use_certificate_chain_file(ctx, certs[i].cert_file) != 1 ||
+            SSL_CTX_use_PrivateKey_file(ctx, certs[i].key_file, SSL_FILETYPE_PEM) != 1 ||
+            SSL_CTX_check_private_key(ctx) != 1) {
+            tn_tls_log_errors(certs[i].cert_file);
+            tn_log(TN_LOG_ERR, "https_certs: %s and %s are not a usable certificate and key",
+                   certs[i].cert_file, certs[i].key_file);
+            return TN_ERR_TLS;
+        }
+        SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        SSL_CTX_set_alpn_select_cb(ctx, https_select_alpn, NULL);
+        SSL_CTX_set_tlsext_servername_callback(ctx, https_on_servername);
+        SSL_CTX_set_tlsext_servername_arg(ctx, relay);
+    }
+    return 0;
+}
+
+void
+https_fini(struct relay *relay)
+{
+    size_t i;
+
+    for (i = 0; i < relay->nhttps_tls; i++)
+        SSL_CTX_free(relay->https_tls[i]);
+    free(relay->https_tls);
+    relay->https_tls = NULL;
+    relay->nhttps_tls = 0;
 }
 
 void

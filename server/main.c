@@ -46,6 +46,18 @@ static const struct tn_conf_key token_rule_keys[] = {
     { 0 },
 };
 
+static const struct tn_conf_key https_cert_keys[] = {
+    { .key = "cert_file",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct https_cert, cert_file),
+      .is_required = true },
+    { .key = "key_file",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct https_cert, key_file),
+      .is_required = true },
+    { 0 },
+};
+
 static const struct tn_conf_key service_rule_keys[] = {
     { .key = "proxy",
       .type = TN_CONF_STR,
@@ -126,6 +138,21 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct relay_config, http_listen),
       .metavar = "ADDR:PORT",
       .help = "an HTTP port whose requests go to the service published for their Host" },
+    { .key = "https_listen",
+      .flag = "https-listen",
+      .type = TN_CONF_HOSTPORT,
+      .offset = offsetof(struct relay_config, https_listen),
+      .metavar = "ADDR:PORT",
+      .help = "an HTTPS port: TLS ends here with the https_certs certificate for the SNI name, "
+              "which names the service" },
+    { .key = "https_certs",
+      .flag = "https-cert",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct relay_config, https_certs),
+      .metavar = "cert_file=FILE,key_file=FILE",
+      .help = "a certificate (PEM chain) and key for https_listen, chosen by the names it holds",
+      .sub = https_cert_keys,
+      .elem_size = sizeof(struct https_cert) },
     { .key = "public_grace",
       .flag = "public-grace",
       .type = TN_CONF_DURATION,
@@ -199,36 +226,43 @@ on_connection(struct tn_listener *l, int fd)
 static void
 on_http_connection(struct tn_listener *l, int fd)
 {
-    http_route_accept(tn_container_of(l, struct relay, http_listener), fd);
+    http_route_accept(tn_container_of(l, struct relay, http_listener), fd, false);
 }
 
-/* Opens the HTTP routing port.  Returns 0 or an error (logged). */
+static void
+on_https_connection(struct tn_listener *l, int fd)
+{
+    http_route_accept(tn_container_of(l, struct relay, https_listener), fd, true);
+}
+
+/* Opens an HTTP routing port.  Returns 0 or an error (logged). */
 static int
-http_listen_start(struct relay *relay)
+route_listen(struct relay *relay, struct tn_listener *l, const char *hostport, tn_listener_cb cb)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
     int fd;
 
-    if (tn_addr_resolve(relay->cfg->http_listen, true, &ss, &sslen) != 0)
+    if (tn_addr_resolve(hostport, true, &ss, &sslen) != 0)
         return TN_ERR_CONFIG;
     if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 1024)) < 0) {
-        tn_log_warnx("listen on %s: %s", relay->cfg->http_listen, tn_strerror(fd));
+        tn_log_warnx("listen on %s: %s", hostport, tn_strerror(fd));
         return fd;
     }
-    tn_listener_start(&relay->http_listener, relay->loop, fd, on_http_connection);
-    tn_log_info("routing HTTP requests by Host on %s", relay->cfg->http_listen);
+    tn_listener_start(l, relay->loop, fd, cb);
+    tn_log_info("routing HTTP%s requests by %s on %s", cb == on_https_connection ? "S" : "",
+                cb == on_https_connection ? "SNI" : "Host", hostport);
     return 0;
 }
 
 static void
-http_listen_stop(struct relay *relay)
+route_listen_stop(struct relay *relay, struct tn_listener *l)
 {
-    if (relay->http_listener.io.fd <= 0)
+    if (l->io.fd <= 0)
         return;
-    tn_listener_stop(&relay->http_listener, relay->loop);
-    close(relay->http_listener.io.fd);
-    relay->http_listener.io.fd = -1;
+    tn_listener_stop(l, relay->loop);
+    close(l->io.fd);
+    l->io.fd = -1;
 }
 
 static void
@@ -325,7 +359,8 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     tn_listener_stop(&relay->listener, loop);
     close(relay->listener.io.fd);
     relay->listener.io.fd = -1;
-    http_listen_stop(relay);
+    route_listen_stop(relay, &relay->http_listener);
+    route_listen_stop(relay, &relay->https_listener);
     ev_timer_init(&relay->drain_deadline, on_drain_deadline,
                   (double)relay->cfg->drain_timeout / 1e3, 0);
     ev_timer_start(loop, &relay->drain_deadline);
@@ -376,7 +411,12 @@ main(int argc, char **argv)
         goto out;
     }
     tn_listener_start(&relay.listener, relay.loop, fd, on_connection);
-    if (cfg.http_listen != NULL && http_listen_start(&relay) != 0)
+    if (cfg.http_listen != NULL &&
+        route_listen(&relay, &relay.http_listener, cfg.http_listen, on_http_connection) != 0)
+        goto out;
+    if (cfg.https_listen != NULL &&
+        (https_init(&relay) != 0 ||
+         route_listen(&relay, &relay.https_listener, cfg.https_listen, on_https_connection) != 0))
         goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
@@ -401,7 +441,9 @@ main(int argc, char **argv)
     http_close_all(&relay);
     status = 0;
 out:
-    http_listen_stop(&relay);
+    route_listen_stop(&relay, &relay.http_listener);
+    route_listen_stop(&relay, &relay.https_listener);
+    https_fini(&relay);
     route_free_all(&relay);
     policy_fini(&cfg);
     SSL_CTX_free(relay.tls);

@@ -48,6 +48,12 @@ struct token_rule {
     char *token;
 };
 
+/* https_certs: [{cert_file, key_file}]: the names the HTTPS routing port answers for. */
+struct https_cert {
+    char *cert_file;
+    char *key_file;
+};
+
 /* services: [{proxy, name, public_port, target}]: a public port the relay's own configuration
  * gives a proxy, to a target inside the proxy's networks. */
 struct service_rule {
@@ -74,11 +80,13 @@ struct relay_config {
     int64_t heartbeat_interval, heartbeat_timeout;
     int64_t open_timeout;
     int64_t drain_timeout;
-    struct tn_conf_list proxies; /* of struct proxy_rule; empty: any proxy, any network */
-    struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
-    char *public_addr;           /* where public ports listen (host only) */
-    char *public_ports;          /* the range proxies may publish on; NULL: none */
-    char *http_listen;           /* HTTP requests routed to services by Host; NULL: off */
+    struct tn_conf_list proxies;     /* of struct proxy_rule; empty: any proxy, any network */
+    struct tn_conf_list access;      /* of struct access_rule; empty: every client, everywhere */
+    char *public_addr;               /* where public ports listen (host only) */
+    char *public_ports;              /* the range proxies may publish on; NULL: none */
+    char *http_listen;               /* HTTP requests routed to services by Host; NULL: off */
+    char *https_listen;              /* the same over TLS, routed by SNI; NULL: off */
+    struct tn_conf_list https_certs; /* of struct https_cert */
     struct port_set public_set;
     int64_t public_grace;         /* a port outlives its last proxy this long (ms) */
     struct tn_conf_list services; /* of struct service_rule */
@@ -95,11 +103,14 @@ struct relay {
     int argc; /* to read the configuration again on SIGHUP */
     char **argv;
     struct tn_h2_settings h2;
-    struct tn_lpm *routes;            /* network as clients address it -> struct route */
-    struct session *sessions;         /* every live connection */
-    struct exposure *exposures;       /* every public port, open or in its grace period */
-    struct head *heads;               /* new connections whose first bytes are awaited (http.c) */
-    struct tn_listener http_listener; /* http_listen: HTTP requests routed by Host */
+    struct tn_lpm *routes;             /* network as clients address it -> struct route */
+    struct session *sessions;          /* every live connection */
+    struct exposure *exposures;        /* every public port, open or in its grace period */
+    struct head *heads;                /* new connections whose first bytes are awaited (http.c) */
+    struct tn_listener http_listener;  /* http_listen: HTTP requests routed by Host */
+    struct tn_listener https_listener; /* https_listen: the same over TLS, by SNI */
+    SSL_CTX **https_tls;               /* one per https_certs entry */
+    size_t nhttps_tls;
     struct tn_listener listener;
 };
 
@@ -162,8 +173,11 @@ struct route {
 /* Takes a new connection on the tunnel port: TLS goes to session_start, plain HTTP gets the
  * health check. */
 void session_accept(struct relay *relay, int fd);
-/* Takes a new connection on the HTTP routing port. */
-void http_route_accept(struct relay *relay, int fd);
+/* Takes a new connection on an HTTP routing port (|is_tls|: the HTTPS one). */
+void http_route_accept(struct relay *relay, int fd, bool is_tls);
+/* Loads https_certs.  Returns 0 or an error (logged). */
+int https_init(struct relay *relay);
+void https_fini(struct relay *relay);
 /* The answer to an HTTP/1.1 request on the tunnel port (GET /healthz: 200, or 503 while
  * draining; anything else: 404). */
 const char *health_answer(const struct relay *relay, const char *request);
@@ -235,7 +249,8 @@ void expose_close_all(struct relay *relay);
 bool expose_by_host(struct relay *relay, const char *host);
 /* Gives public connection |fd|, whose request head |head| (|len| bytes, taken over) was read
  * already, to the service published for |host|. */
-void expose_connect_host(struct relay *relay, const char *host, int fd, char *head, size_t len);
+void expose_connect_host(struct relay *relay, const char *host, int fd, char *head, size_t len,
+                         SSL *ssl);
 /* Logs the public ports. */
 void expose_dump(struct relay *relay);
 

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # expose_http.sh: several published web services behind the relay's one HTTP port, routed by
 # the Host of each request: two sites, an unknown host (404), a WebSocket echo through host
-# routing, and a host another proxy holds (refused with the reason).
+# routing, and a host another proxy holds (refused with the reason).  Then the HTTPS port: TLS
+# ends at the relay with the certificate for the SNI name, which picks the site.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -16,7 +17,17 @@ lan_serve ws 8082 serve-ws 8082
 tn_certs
 tn_issue proxy proxy-2
 
-start_relay --http-listen 0.0.0.0:8088
+# A certificate per site for the HTTPS port, as a web CA would issue them (self-signed here).
+for site in app api ws; do
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+		-subj "/CN=$site.example.test" -addext "subjectAltName=DNS:$site.example.test" \
+		-keyout "$TN_TMP/$site.key" -out "$TN_TMP/$site.pem" 2>>"$TN_TMP/openssl.log" ||
+		fail "openssl could not make a certificate for $site"
+done
+start_relay --http-listen 0.0.0.0:8088 --https-listen 0.0.0.0:8444 \
+	--https-cert "cert_file=$TN_TMP/app.pem,key_file=$TN_TMP/app.key" \
+	--https-cert "cert_file=$TN_TMP/api.pem,key_file=$TN_TMP/api.key" \
+	--https-cert "cert_file=$TN_TMP/ws.pem,key_file=$TN_TMP/ws.key"
 TN_PROXY_MANAGED="" start_proxy \
 	--expose name=app,target=127.0.0.1:8080,http.host=app.example.test \
 	--expose name=api,target=127.0.0.1:8081,http.host=api.example.test,http=true \
@@ -34,6 +45,25 @@ wait_for_log "$TN_TMP/proxy.log" "http api: GET / 200 " 5 || fail "the api's req
 out=$(tools_in "$TN_NS_CLI" 20 ws-echo "$relay" 8088 --host ws.example.test --timeout 10) ||
 	fail "the WebSocket echo through host routing failed"
 tn_log "$out"
+
+tn_log "HTTPS: each site with its own certificate, chosen by SNI"
+sget() {
+	n_cli timeout 5 curl -sS --cacert "$TN_TMP/$1.pem" --resolve "$1.example.test:8444:$relay" \
+		"https://$1.example.test:8444/"
+}
+[ "$(sget app)" = "the app site $$" ] || fail "https://app.example.test did not reach the app"
+[ "$(sget api)" = "the api site $$" ] || fail "https://api.example.test did not reach the api"
+code=$(n_cli timeout 5 curl -sk -o /dev/null -w '%{http_code}' --resolve "nobody.example.test:8444:$relay" \
+	"https://nobody.example.test:8444/") || true
+[ "$code" = 404 ] || fail "an unknown SNI name answered $code, expected 404"
+head -c $((20 * 1024 * 1024)) /dev/urandom >"$TN_TMP/www-app/big"
+want=$(sha256sum <"$TN_TMP/www-app/big" | cut -d' ' -f1)
+got=$(n_cli timeout 30 curl -sS --cacert "$TN_TMP/app.pem" --resolve "app.example.test:8444:$relay" \
+	"https://app.example.test:8444/big" | sha256sum | cut -d' ' -f1)
+[ "$got" = "$want" ] || fail "20 MiB over HTTPS came back different"
+out=$(tools_in "$TN_NS_CLI" 30 ws-echo "$relay" 8444 --host ws.example.test --cafile "$TN_TMP/ws.pem" \
+	--size $((1024 * 1024)) --timeout 10) || fail "a 1 MiB WebSocket echo over HTTPS failed"
+tn_log "HTTPS ok: 20 MiB download checked; $out"
 
 TN_PROXY_ID=proxy-2 TN_PROXY_NAME=proxy2 TN_PROXY_CERTS=$TN_CERTS/proxy-proxy-2 TN_PROXY_MANAGED="" \
 	start_proxy --expose name=mine,target=127.0.0.1:8081,http.host=app.example.test

@@ -21,7 +21,7 @@ hash.
                                      any server; print how many answers each gave)
   serve-ws PORT                      a WebSocket echo server (RFC 6455, text and binary frames)
   ws-echo HOST PORT --host NAME      WebSocket handshake (Host: NAME), one masked message,
-                                     its echo checked
+                                     its echo checked (--cafile F: over TLS, SNI NAME)
   stream-sha NBYTES SEED             print the sha256 of a deterministic stream (no network)
   send-sha HOST PORT NBYTES SEED     send a stream, shut write, check the server's sha reply
   recv-sha HOST PORT                 read to EOF, print "<sha256> <count>"
@@ -510,7 +510,11 @@ def handle_ws(sock, peer):
 def cmd_ws_echo(a):
     base64 = __import__("base64")
     key = base64.b64encode(os.urandom(16))
-    with socket.create_connection((a.host, a.port), timeout=a.timeout) as s:
+    with socket.create_connection((a.host, a.port), timeout=a.timeout) as raw:
+        s = raw
+        if a.cafile:  # TLS to the relay's HTTPS port, verified for the host name
+            import ssl
+            s = ssl.create_default_context(cafile=a.cafile).wrap_socket(raw, server_hostname=a.http_host)
         s.settimeout(a.timeout)
         s.sendall(b"GET /ws HTTP/1.1\r\nHost: " + a.http_host.encode() +
                   b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " +
@@ -520,10 +524,10 @@ def cmd_ws_echo(a):
         if not head.startswith("HTTP/1.1 101") or want not in head:
             log("ws-echo: no upgrade: %r" % head[:200])
             return 1
-        msg = ("hello over websocket %d" % os.getpid()).encode() * 50
-        s.sendall(ws_frame(1, msg, mask=os.urandom(4)))
+        msg = random.Random(os.getpid()).randbytes(a.size)
+        s.sendall(ws_frame(2, msg, mask=os.urandom(4)))
         op, data = ws_read_frame(s)
-        if op != 1 or data != msg:
+        if op != 2 or data != msg:
             log("ws-echo: the echo differs (%d bytes back, opcode %d)" % (len(data), op))
             return 1
         s.sendall(ws_frame(8, b"", mask=os.urandom(4)))
@@ -726,6 +730,8 @@ def main():
     c.add_argument("--timeout", type=float, default=30.0)
     c = client("ws-echo")
     c.add_argument("--host", dest="http_host", required=True)
+    c.add_argument("--size", type=int, default=1300, help="bytes of the message")
+    c.add_argument("--cafile", default=None, help="speak TLS, trusting this CA")
     c = client("probe")
     c.add_argument("--send", default="GET / HTTP/1.0\r\n\r\n")
     c.add_argument("--expect", default="data")

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <ev.h>
+#include <openssl/ssl.h>
 
 #include "tn/buf.h"
 #include "tn/grpc.h"
@@ -37,7 +38,8 @@ struct tn_pipe_ops {
 struct tn_pipe {
     struct ev_loop *loop;
     const struct tn_pipe_ops *ops;
-    int fd; /* -1 until tn_pipe_attach */
+    int fd;   /* -1 until tn_pipe_attach */
+    SSL *ssl; /* the socket speaks TLS (tn_pipe_attach_tls), or NULL */
     ev_io rd, wr;
     ev_timer idle;               /* runs while idle_timeout > 0 */
     double idle_timeout;         /* seconds without a byte either way before the flow is closed */
@@ -70,6 +72,9 @@ void tn_pipe_bind(struct tn_pipe *p, struct tn_h2_stream *stream);
 /* Starts moving bytes with connected socket |fd| (taken over), with TCP keepalive on so that a
  * vanished application host is noticed; set |idle_timeout| before to close a silent flow. */
 void tn_pipe_attach(struct tn_pipe *p, int fd);
+/* tn_pipe_attach for a socket whose TLS session |ssl| (handshake done; taken over) carries the
+ * bytes. */
+void tn_pipe_attach_tls(struct tn_pipe *p, int fd, SSL *ssl);
 /* Queues |frame| on the stream.  Returns 0 or -ENOMEM. */
 int tn_pipe_send(struct tn_pipe *p, const Tunnel__V1__Frame *frame);
 /* Ends the flow now: the socket is reset, the stream cancelled, then ops->on_close(reason). */
