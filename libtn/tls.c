@@ -11,14 +11,11 @@
 
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/util.h"
 
 #define URI_PREFIX "tunnel://"
 
 static const unsigned char alpn_h2[] = { 2, 'h', '2' };
-/* What the relay accepts, in its order of preference: health probes speak HTTP/1.1. */
-static const unsigned char alpn_server[] = {
-    2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'
-};
 
 const char *
 tn_role_name(enum tn_role role)
@@ -70,16 +67,16 @@ file_error(const char *what, const char *file)
     ERR_clear_error();
 }
 
-static int
-select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsigned char *in,
-            unsigned int inlen, void *arg)
+int
+tn_tls_select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
 {
+    const unsigned char *ours = arg;
     unsigned char *sel;
 
     (void)ssl;
-    (void)arg;
-    if (SSL_select_next_proto(&sel, outlen, alpn_server, sizeof(alpn_server), in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&sel, outlen, ours, (unsigned)strlen((const char *)ours), in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
@@ -145,7 +142,7 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
     if (is_server)
-        SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
+        SSL_CTX_set_alpn_select_cb(ctx, tn_tls_select_alpn, TN_UNCONST(TN_TLS_ALPN_RELAY));
     else if (SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0)
         goto out;
     *out = ctx;

@@ -325,23 +325,6 @@ https_on_servername(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-static int
-https_select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                  const unsigned char *in, unsigned int inlen, void *arg)
-{
-    static const unsigned char http11[] = { 8, 'h', 't', 't', 'p', '/', '1', '.', '1' };
-    unsigned char *sel;
-
-    (void)ssl;
-    (void)arg;
-    /* HTTP/1.1 only: the head is read to route, then bytes are piped as they come. */
-    if (SSL_select_next_proto(&sel, outlen, http11, sizeof(http11), in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_NOACK;
-    *out = sel;
-    return SSL_TLSEXT_ERR_OK;
-}
-
 int
 https_init(struct relay *relay)
 {
@@ -371,7 +354,8 @@ https_init(struct relay *relay)
             return TN_ERR_TLS;
         }
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-        SSL_CTX_set_alpn_select_cb(ctx, https_select_alpn, NULL);
+        /* HTTP/1.1 only: the head is read to route, then bytes are piped as they come. */
+        SSL_CTX_set_alpn_select_cb(ctx, tn_tls_select_alpn, TN_UNCONST(TN_TLS_ALPN_HTTP11));
         SSL_CTX_set_tlsext_servername_callback(ctx, https_on_servername);
         SSL_CTX_set_tlsext_servername_arg(ctx, relay);
     }

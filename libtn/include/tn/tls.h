@@ -42,4 +42,13 @@ const char *tn_role_name(enum tn_role role);
 /* Logs and clears OpenSSL's error queue, prefixed with |what|. */
 void tn_tls_log_errors(const char *what);
 
+/* ALPN lists in wire format (each name after its length), in the server's order. */
+#define TN_TLS_ALPN_RELAY  "\x02h2\x08http/1.1" /* the tunnel, and health probes */
+#define TN_TLS_ALPN_HTTP11 "\x08http/1.1"
+
+/* An ALPN select callback for a server: the first protocol of |arg| (a TN_TLS_ALPN_* list)
+ * that the client offers; none is a fatal alert. */
+int tn_tls_select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg);
+
 #endif
