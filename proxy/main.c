@@ -178,6 +178,30 @@ services_prepare(struct proxy_config *cfg)
     return 0;
 }
 
+static bool
+str_same(const char *a, const char *b)
+{
+    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* Whether two configurations publish the same services. */
+static bool
+services_same(const struct proxy_config *a, const struct proxy_config *b)
+{
+    const struct proxy_service *x = a->expose.v, *y = b->expose.v;
+    size_t i;
+
+    if (a->expose.n != b->expose.n)
+        return false;
+    for (i = 0; i < a->expose.n; i++) {
+        if (!str_same(x[i].name, y[i].name) || !str_same(x[i].target, y[i].target) ||
+            !str_same(x[i].host, y[i].host) || x[i].public_port != y[i].public_port ||
+            x[i].http != y[i].http)
+            return false;
+    }
+    return true;
+}
+
 /* On exit: the counts of each service with an HTTP log. */
 static void
 services_summary(const struct proxy_config *cfg, double uptime)
@@ -310,6 +334,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     if (fresh.server_addr.n != cfg->server_addr.n ||
         (fresh.proxy_id != NULL && strcmp(fresh.proxy_id, cfg->proxy_id) != 0))
         tn_log_warnx("reload: the relays and proxy_id take effect after a restart");
+    if (!services_same(&fresh, cfg))
+        tn_log_warnx("reload: expose: changes take effect after a restart");
     TN_SWAP(px->nets, fresh_px.nets);
     TN_SWAP(px->nnets, fresh_px.nnets);
     TN_SWAP(cfg->networks, fresh.networks);
