@@ -156,8 +156,8 @@ xconn_on_close(struct tn_pipe *p, const char *reason)
     struct xconn *c = tn_container_of(p, struct xconn, pipe);
 
     tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
-           "public flow=%016" PRIx64 " %s -> port %u proxy=%s in=%" PRIu64 " out=%" PRIu64 " %s",
-           c->id, c->src, c->port, c->proxy_id, p->bytes_up, p->bytes_down,
+           "public flow=%016" PRIx64 " %s -> %s port %u proxy=%s in=%" PRIu64 " out=%" PRIu64 " %s",
+           c->id, c->src, c->host, c->port, c->proxy_id, p->bytes_up, p->bytes_down,
            reason != NULL ? reason : "closed");
     xconn_free(c);
 }
