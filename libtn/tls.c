@@ -97,8 +97,8 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
     if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
         goto out;
     /* Only a proxy registering with a bearer token goes without a certificate of its own. */
-    is_anonymous =
-        !is_server && conf->cert_file == NULL && conf->key_file == NULL && conf->ca_file != NULL;
+    is_anonymous = !is_server && conf->may_go_without_cert && conf->cert_file == NULL &&
+                   conf->key_file == NULL && conf->ca_file != NULL;
     if (!is_anonymous &&
         (conf->cert_file == NULL || conf->key_file == NULL || conf->ca_file == NULL)) {
         tn_log(TN_LOG_ERR, "TLS needs a certificate, a key and a CA file (--tls-cert, "

@@ -202,6 +202,14 @@ services_same(const struct proxy_config *a, const struct proxy_config *b)
     return true;
 }
 
+/* A token stands for the certificate: without one, the proxy needs none.  Returns true. */
+static bool
+tls_prepare(struct proxy_config *cfg)
+{
+    cfg->tls.may_go_without_cert = cfg->token != NULL;
+    return true;
+}
+
 /* On exit: the counts of each service with an HTTP log. */
 static void
 services_summary(const struct proxy_config *cfg, double uptime)
@@ -324,7 +332,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     (void)revents;
     tn_log_info("SIGHUP: reading the configuration again");
     if (tn_cli_parse(&cli, &fresh, px->argc, px->argv) != 0 ||
-        networks_gather(&fresh_px, &fresh) != 0 || tn_tls_ctx_new(&tls, &fresh.tls, false) != 0) {
+        networks_gather(&fresh_px, &fresh) != 0 || !tls_prepare(&fresh) ||
+        tn_tls_ctx_new(&tls, &fresh.tls, false) != 0) {
         tn_log_warnx("reload: the configuration or certificates have errors: nothing changed");
         free(fresh_px.nets);
         services_fini(&fresh);
@@ -408,7 +417,7 @@ main(int argc, char **argv)
     px.cfg = &cfg;
     px.argc = argc;
     px.argv = argv;
-    if (tn_tls_ctx_new(&px.tls, &cfg.tls, false) != 0)
+    if (!tls_prepare(&cfg) || tn_tls_ctx_new(&px.tls, &cfg.tls, false) != 0)
         goto out;
     if (cfg.tls.cert_file == NULL) { /* a token stands for the certificate */
         if (cfg.token == NULL || cfg.proxy_id == NULL) {

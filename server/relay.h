@@ -121,6 +121,7 @@ struct session {
     bool is_draining;    /* GOAWAY sent or received: open flows finish, nothing new starts */
     struct proxy *proxy; /* set once a proxy registered on this session */
     char token_id[TN_ID_MAX + 1]; /* the proxy id of a token, for a peer without certificate */
+    char *token;                  /* that token, to check it again on SIGHUP */
 };
 
 /* Something waiting for an idle Accept stream of a proxy: a client's flow or a public

@@ -354,6 +354,10 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
             goto out;
         }
         snprintf(s->token_id, sizeof(s->token_id), "%s", id);
+        if ((s->token = strdup(hello->token)) == NULL) {
+            reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+            goto out;
+        }
     }
     if ((px = calloc(1, sizeof(*px))) == NULL) {
         reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -432,18 +436,11 @@ static const struct tn_h2_stream_ops reg_ops = {
 static int
 session_on_ready(struct tn_h2 *h2)
 {
-    struct session *s = tn_h2_owner(h2);
     const struct tn_identity *peer = tn_h2_peer(h2);
 
-    if (peer->role == TN_ROLE_NONE && s->relay->cfg->tokens.n > 0) {
-        tn_log_info("%s connected without a certificate: it must register with a token",
-                    tn_h2_peer_addr(h2));
+    if (peer->role == TN_ROLE_NONE) { /* it may only register with a token */
+        tn_log_info("%s connected without a certificate", tn_h2_peer_addr(h2));
         return 0;
-    }
-    if (peer->role == TN_ROLE_NONE) {
-        tn_log_warnx("%s: refused: no certificate (and the relay takes no tokens)",
-                     tn_h2_peer_addr(h2));
-        return TN_ERR_AUTH;
     }
     if (peer->role != TN_ROLE_CLIENT && peer->role != TN_ROLE_PROXY) {
         tn_log_warnx("%s: refused: certificate role %s is neither client nor proxy",
@@ -470,8 +467,20 @@ session_on_request(struct tn_h2 *h2, struct tn_h2_stream *stream, const char *pa
     enum tn_role role = tn_h2_peer(h2)->role;
     struct reg *rg;
 
-    if (role == TN_ROLE_NONE) /* a token's proxy: it proves itself in its Hello */
+    if (role == TN_ROLE_NONE) {
+        /* Without a certificate only a token's proxy may go on: it proves itself in its
+         * Hello, and may call Accept once registered. */
+        if (strcmp(path, PATH_REGISTER) != 0 && s->token_id[0] == '\0') {
+            refuse(s, stream, TN_GRPC_UNAUTHENTICATED, "no certificate");
+            return;
+        }
+        if (s->relay->cfg->tokens.n == 0) {
+            refuse(s, stream, TN_GRPC_UNAUTHENTICATED,
+                   "no certificate, and the relay takes no tokens");
+            return;
+        }
         role = TN_ROLE_PROXY;
+    }
 
     if (strcmp(path, PATH_CONNECT) == 0) {
         if (role != TN_ROLE_CLIENT)
@@ -522,6 +531,7 @@ session_free(struct session *s, const char *reason)
     tn_h2_free(s->h2);
     if (s->proxy != NULL)
         proxy_free(s->proxy);
+    free(s->token);
     free(s);
     if (relay->is_draining && relay->sessions == NULL) {
         tn_log_info("drained: every session is closed");
@@ -564,6 +574,7 @@ session_on_goaway(struct tn_h2 *h2)
 void
 session_recheck_policy(struct relay *relay)
 {
+    const char *id;
     struct session *s;
     char why[256];
     size_t i;
@@ -573,6 +584,15 @@ session_recheck_policy(struct relay *relay)
 
         if (px == NULL || px->has_left)
             continue;
+        if (s->token != NULL && ((id = policy_token_proxy(relay->cfg, s->token)) == NULL ||
+                                 strcmp(id, s->token_id) != 0)) {
+            tn_log_warnx("reload: the token of proxy %s is no longer valid: its open flows "
+                         "finish, then it is gone",
+                         s->token_id);
+            session_drain(s);
+            tn_h2_drain(s->h2);
+            continue;
+        }
         for (i = 0; i < px->nnets; i++) {
             if (!policy_may_announce(relay->cfg, px->id, &px->nets[i].addressed, why,
                                      sizeof(why))) {

@@ -26,7 +26,8 @@ ns_http web "$TN_NS_LAN" 8080 "published web page $$"
 tn_certs
 tn_issue proxy proxy-2
 
-start_relay --public-ports 10000-10020 --public-grace 1s --token "proxy=proxy-3,token=$token" \
+printf 'tokens:\n  - {proxy: proxy-3, token: "%s"}\n' "$token" >"$TN_TMP/relay.yaml"
+start_relay --config "$TN_TMP/relay.yaml" --public-ports 10000-10020 --public-grace 1s \
 	--service "proxy=proxy-1,name=lanweb,public_port=10030,target=$TN_VIRT_IP:8080"
 start_proxy --expose 10000:127.0.0.1:7002 --expose name=source,target=127.0.0.1:7003 \
 	--expose name=web,target=127.0.0.1:8080,public_port=10005,http=true
@@ -100,6 +101,16 @@ TN_PROGS+=("$TN_LAST_PID")
 wait_for_log "$TN_TMP/proxy3.log" "published 127.0.0.1:7003: tcp://" 10 || fail "a proxy with a token did not publish"
 out=$(tools_in "$TN_NS_CLI" 30 recv-sha "$relay" 10010 --timeout 20) || fail "the token proxy's port failed"
 [ "${out%% *}" = "$want" ] || fail "the token proxy's port gave other bytes"
+tn_log "the token is withdrawn (SIGHUP): the proxy's session goes, and it is refused when it comes back"
+echo "public_grace: 1s" >"$TN_TMP/relay.yaml"
+kill -HUP "$(tn_pid relay)"
+wait_for_log "$TN_TMP/relay.log" "the token of proxy proxy-3 is no longer valid" 10 ||
+	fail "the relay kept the session of a withdrawn token"
+rc=0
+tn_wait_exit "$(tn_pid proxy3)" 15 || rc=$?
+[ "$rc" = 1 ] || fail "the proxy whose token was withdrawn did not end with status 1 (got $rc)"
+grep -q "relay refused registration: no certificate, and the relay takes no tokens" "$TN_TMP/proxy3.log" ||
+	fail "the proxy was not told why it is refused"
 
 tn_log "the proxy leaves: its ports close after the grace; it comes back: they serve again"
 tn_stop proxy

@@ -24,11 +24,13 @@ struct tn_identity {
 
 struct tn_tls_conf {
     char *cert_file, *key_file, *ca_file; /* owned by the program's config */
+    bool may_go_without_cert; /* a client side that authenticates otherwise (a proxy's token) */
 };
 
-/* Loads our certificate and key and the deployment CA into a TLS 1.3 context that requires a
- * peer certificate from that CA and offers or accepts only ALPN "h2".  Returns 0 and sets
- * |*out|, or TN_ERR_TLS (logged, naming the file at fault). */
+/* Loads our certificate and key and the deployment CA into a TLS 1.3 context.  A client
+ * requires the relay's certificate from that CA and offers only ALPN "h2"; the relay asks for
+ * a certificate (one that is given must verify) and accepts "h2" or "http/1.1" (health
+ * probes).  Returns 0 and sets |*out|, or TN_ERR_TLS (logged, naming the file at fault). */
 int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server);
 
 /* Reads the identity from |cert|'s URI SAN.  Returns 0 or TN_ERR_AUTH when there is none. */
