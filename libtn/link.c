@@ -12,6 +12,7 @@
 #include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/util.h"
 
 #define DIAL_TIMEOUT 10.0 /* seconds for the TCP connect; TLS has its own */
@@ -90,7 +91,9 @@ link_h2_on_ready(struct tn_h2 *h2)
 {
     struct tn_link *l = tn_h2_owner(h2);
 
-    l->is_up = true;
+    if (l->has_been_up)
+        tn_metric_at(&tn_metric_reconnects, NULL, NULL)->value++;
+    l->is_up = l->has_been_up = true;
     l->failures = 0;
     l->down_since = 0;
     return l->ops->on_up(l, h2);

@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 
+#include "tn/admin.h"
 #include "tn/buf.h"
 #include "tn/cidr.h"
 #include "tn/grpc.h"
@@ -21,6 +22,7 @@ struct ev_loop;
 struct tn_lpm;
 struct rflow;
 struct reg;
+struct tn_metric;
 
 /* proxies: [{id, networks}]: what a proxy id may announce. */
 struct proxy_rule {
@@ -52,6 +54,8 @@ struct relay_config {
     int64_t drain_timeout;
     struct tn_conf_list proxies; /* of struct proxy_rule; empty: any proxy, any network */
     struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
+    char *admin_listen;          /* NULL: no admin listener */
+    char *audit_output;          /* NULL: flow.end goes to the log only */
 };
 
 struct relay {
@@ -67,6 +71,8 @@ struct relay {
     struct tn_lpm *routes;    /* network as clients address it -> struct route */
     struct session *sessions; /* every live connection */
     struct tn_listener listener;
+    struct tn_admin admin; /* obs.c: metrics, status API, dashboard */
+    ev_tstamp started;
 };
 
 struct session {
@@ -143,6 +149,11 @@ bool policy_may_announce(const struct relay_config *cfg, const char *id, const s
 /* May client |id| reach |dst| port |port|? */
 bool policy_may_reach(const struct relay_config *cfg, const char *id, const struct tn_ip *dst,
                       unsigned port);
+
+/* obs.c: the admin listener (when configured) and the relay's metrics. */
+int relay_obs_start(struct relay *relay);
+void relay_obs_stop(struct relay *relay);
+extern struct tn_metric relay_metric_sessions_total; /* {role} */
 
 /* flow.c */
 /* Takes a client's Connect stream. */

@@ -14,6 +14,7 @@
 #include "tn/err.h"
 #include "tn/hash.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/util.h"
 
 #define PATH_CONNECT  "/tunnel.v1.Relay/Connect"
@@ -389,6 +390,7 @@ session_on_ready(struct tn_h2 *h2)
         return TN_ERR_AUTH;
     }
     tn_log_info("%s connected: %s %s", tn_h2_peer_addr(h2), tn_role_name(peer->role), peer->id);
+    tn_metric_at(&relay_metric_sessions_total, tn_role_name(peer->role), NULL)->value++;
     (void)s;
     return 0;
 }
