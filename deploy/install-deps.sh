@@ -11,6 +11,8 @@ PKGS=(
 	libnetfilter-queue-dev libmnl-dev libcmocka-dev
 	# run (client) and test
 	iptables iproute2 openssl curl python3 python3-yaml procps
+	# test: /metrics through the Prometheus client's parser; the dashboard in headless Chromium
+	python3-prometheus-client python3-websocket chromium
 )
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }
