@@ -33,6 +33,7 @@ struct tn_admin_conn {
     char req[TN_ADMIN_MAX_REQUEST + 1];
     size_t len;
     struct tn_buf out; /* the response, once the request is complete */
+    bool is_answered;  /* response sent: reading what is left until EOF (lingering close) */
 };
 
 void
@@ -252,6 +253,14 @@ conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
     int status = -1, niov;
 
     (void)revents;
+    if (c->is_answered) {
+        /* Closing with unread bytes would send a reset, which can destroy the answer before
+         * the peer reads it (a request head too large): read to EOF first. */
+        n = read(w->fd, c->req, sizeof(c->req));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            conn_free(c);
+        return;
+    }
     if (tn_buf_len(&c->out) == 0) { /* still reading the request */
         n = read(w->fd, c->req + c->len, TN_ADMIN_MAX_REQUEST - c->len);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -285,7 +294,10 @@ conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
     tn_buf_consume(&c->out, (size_t)n);
     if (tn_buf_len(&c->out) == 0) {
         shutdown(w->fd, SHUT_WR);
-        conn_free(c);
+        c->is_answered = true;
+        ev_io_stop(loop, w);
+        ev_io_set(w, w->fd, EV_READ);
+        ev_io_start(loop, w);
     }
 }
 

@@ -57,6 +57,11 @@ for hp in "$TN_NS_RELAY 9090" "$TN_NS_LAN 9091" "$TN_NS_CLI 9092"; do
 	[ "$(get "$1" "$2" /readyz)" = ready ] || fail "$1: /readyz"
 	! get "$1" "$2" /nothing-here 2>/dev/null || fail "$1: /nothing-here answered 200"
 done
+code=$(n_relay timeout 5 curl -sS -o /dev/null -w '%{http_code}' -X POST http://127.0.0.1:9090/metrics) || true
+[ "$code" = 405 ] || fail "POST /metrics answered $code, not 405"
+code=$(n_relay timeout 5 curl -sS -o /dev/null -w '%{http_code}' -H "X-Big: $(head -c 9000 /dev/zero | tr '\0' a)" \
+	http://127.0.0.1:9090/metrics) || true
+[ "$code" = 431 ] || fail "a 9 KB request head answered $code, not 431"
 tn_log "the admin listeners are on loopback only"
 ! n_cli timeout 5 curl -sS --max-time 2 -o /dev/null "http://$TN_RELAY_CLI_IP:9090/healthz" 2>/dev/null ||
 	fail "the relay's admin listener answers on $TN_RELAY_CLI_IP"
