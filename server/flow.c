@@ -381,6 +381,8 @@ rflow_count(struct rflow *f, struct tn_grpc_meter *m, uint64_t *total, const uin
 
     *total += k;
     tn_flow_metrics_add(&f->metrics, is_up ? k : 0, is_up ? 0 : k);
+    if (f->proxy != NULL && !f->is_queued)
+        *(is_up ? &f->proxy->bytes_up : &f->proxy->bytes_down) += k;
 }
 
 /* Client bytes after Open: to the proxy stream, and kept for a retry until the flow is open. */

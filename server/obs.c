@@ -11,6 +11,7 @@
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/metrics.h"
+#include "tn/util.h"
 
 /* The dashboard page (dashboard.html, embedded at build time by cmake/Embed.cmake). */
 extern const char relay_dashboard_html[];
@@ -126,13 +127,11 @@ status_proxy(struct tn_admin_reply *r, const struct proxy *px)
         json_cidr(r, &px->nets[i].real);
         tn_admin_printf(r, "}");
     }
-    /* Bytes by proxy id: replicas sharing an id share these. */
-    tn_admin_printf(r,
-                    "],\"flows_active\":%" PRIu64 ",\"flows_total\":%" PRIu64
-                    ",\"bytes_up\":%" PRId64 ",\"bytes_down\":%" PRId64 "}",
-                    px->active, px->flows,
-                    tn_metric_at(&tn_metric_proxy_bytes, px->id, "up")->value,
-                    tn_metric_at(&tn_metric_proxy_bytes, px->id, "down")->value);
+    tn_admin_printf(
+        r,
+        "],\"flows_active\":%" PRIu64 ",\"flows_total\":%" PRIu64 ",\"bytes_up\":%" PRIu64
+        ",\"bytes_down\":%" PRIu64 ",\"throughput_up\":%.0f,\"throughput_down\":%.0f}",
+        px->active, px->flows, px->bytes_up, px->bytes_down, px->rate_up, px->rate_down);
 }
 
 /* Every route: a network and the proxies serving it. */
@@ -171,6 +170,29 @@ status_routes(struct tn_admin_reply *r, const struct relay *relay)
                             tn_metric_at(&tn_metric_route_bytes, label, "up")->value,
                             tn_metric_at(&tn_metric_route_bytes, label, "down")->value);
         }
+    }
+}
+
+#define SAMPLE_PERIOD 2.0 /* seconds */
+
+/* Each proxy's throughput (bytes/s) over the last period, for the status API. */
+static void
+on_sample(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct relay *relay = tn_container_of(w, struct relay, sample);
+    struct session *s;
+
+    (void)loop;
+    (void)revents;
+    for (s = relay->sessions; s != NULL; s = s->next) {
+        struct proxy *px = s->proxy;
+
+        if (px == NULL)
+            continue;
+        px->rate_up = (double)(px->bytes_up - px->sampled_up) / SAMPLE_PERIOD;
+        px->rate_down = (double)(px->bytes_down - px->sampled_down) / SAMPLE_PERIOD;
+        px->sampled_up = px->bytes_up;
+        px->sampled_down = px->bytes_down;
     }
 }
 
@@ -257,6 +279,8 @@ relay_obs_start(struct relay *relay)
     if (relay->cfg->admin_listen == NULL)
         return 0;
     routes[0].arg = routes[1].arg = relay;
+    ev_timer_init(&relay->sample, on_sample, SAMPLE_PERIOD, SAMPLE_PERIOD);
+    ev_timer_start(relay->loop, &relay->sample);
     relay->admin.is_ready = is_ready;
     relay->admin.ready_arg = relay;
     if (tn_admin_start(&relay->admin, relay->loop, relay->cfg->admin_listen, routes) != 0)
@@ -269,6 +293,8 @@ relay_obs_start(struct relay *relay)
 void
 relay_obs_stop(struct relay *relay)
 {
+    if (relay->loop != NULL)
+        ev_timer_stop(relay->loop, &relay->sample);
     tn_admin_stop(&relay->admin);
     tn_metrics_free();
 }

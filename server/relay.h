@@ -73,6 +73,7 @@ struct relay {
     struct tn_listener listener;
     struct tn_admin admin; /* obs.c: metrics, status API, dashboard */
     ev_tstamp started;
+    ev_timer sample; /* obs.c: proxies' throughput */
 };
 
 struct session {
@@ -107,7 +108,10 @@ struct proxy {
     struct rflow *queue, *queue_tail; /* flows waiting for an Accept stream */
     uint64_t flows;                   /* flows sent to this proxy since it registered */
     uint64_t active;                  /* flows bound to it now */
-    bool has_left;                    /* out of the routes: its session is going */
+    uint64_t bytes_up, bytes_down;    /* payload of its flows (obs.c: throughput from these) */
+    uint64_t sampled_up, sampled_down;
+    double rate_up, rate_down; /* bytes/s over the last sampling period */
+    bool has_left;             /* out of the routes: its session is going */
 };
 
 struct route {

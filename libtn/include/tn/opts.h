@@ -163,12 +163,12 @@ struct tn_log_conf {
 
 /* The row for admin: {listen} at member |m| (char *): the HTTP listener of /metrics, /healthz,
  * /readyz (off unless set; an empty host is 127.0.0.1). */
-#define TN_OPTS_ADMIN(T, m)                                                                    \
-    {                                                                                          \
-        .key = "admin.listen", .flag = "admin", .type = TN_CONF_STR, .offset = offsetof(T, m), \
-        .metavar = "ADDR:PORT",                                                                \
-        .help = "serve /metrics, /healthz and /readyz over HTTP here (off by default; "        \
-                "\":9090\" is 127.0.0.1:9090)"                                                 \
+#define TN_OPTS_ADMIN(T, m)                                                             \
+    {                                                                                   \
+        .key = "admin.listen", .flag = "admin", .type = TN_CONF_HOSTPORT,               \
+        .offset = offsetof(T, m), .metavar = "ADDR:PORT",                               \
+        .help = "serve /metrics, /healthz and /readyz over HTTP here (off by default; " \
+                "\":9090\" is 127.0.0.1:9090)"                                          \
     }
 
 /* Opens the log as |c| says.  Returns 0 or -errno (logged). */
