@@ -91,9 +91,10 @@ link_h2_on_ready(struct tn_h2 *h2)
 {
     struct tn_link *l = tn_h2_owner(h2);
 
-    if (l->has_been_up)
+    if (l->was_lost)
         tn_metric_at(&tn_metric_reconnects, NULL, NULL)->value++;
-    l->is_up = l->has_been_up = true;
+    l->was_lost = false;
+    l->is_up = true;
     l->failures = 0;
     l->down_since = 0;
     return l->ops->on_up(l, h2);
@@ -114,6 +115,7 @@ link_h2_on_close(struct tn_h2 *h2, const char *reason)
     l->h2 = NULL;
     l->is_up = false;
     tn_h2_free(h2);
+    l->was_lost |= was_up;
     if (was_up)
         l->ops->on_down(l, reason);
     else
@@ -158,6 +160,7 @@ link_h2_on_goaway(struct tn_h2 *h2)
         return;
     tn_log_info("relay %s sent GOAWAY: its open flows go on, new ones wait for a new connection",
                 l->hostport);
+    l->was_lost = true;
     link_start_over(l, "the relay is draining (GOAWAY)", true);
 }
 

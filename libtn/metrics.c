@@ -18,7 +18,7 @@ const size_t tn_metric_latency_nbuckets = sizeof(tn_metric_latency_buckets) / si
 
 struct tn_metric tn_metric_reconnects = {
     .name = "tunnel_reconnects_total",
-    .help = "Connections to a relay made again after one was lost or failed.",
+    .help = "Connections to a relay made again after one was lost or sent GOAWAY.",
     .type = TN_METRIC_COUNTER,
 };
 struct tn_metric tn_metric_heartbeats = {

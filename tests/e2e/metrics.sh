@@ -33,9 +33,10 @@ PLOG="$TN_TMP/proxy-file.log"
 lan_serve sha 7001 serve-sha 7001 --reply-bytes "$REPLY"
 tn_certs
 start_relay --admin :9090 --log-format json --audit-output "$TN_TMP/audit.log"
-start_proxy --admin :9091 --log-format json --log-output "$PLOG" --log-max-size 512 --log-keep 2
+start_proxy --admin :9091 --log-format json --log-output "$PLOG" --log-max-size 300 --log-keep 2 \
+	--reconnect-initial 100ms
 wait_registered
-start_client --admin :9092 --status-socket "$TN_TMP/client.sock"
+start_client --admin :9092 --status-socket "$TN_TMP/client.sock" --reconnect-initial 100ms
 wait_client_ready
 
 # get NS PORT PATH [OUT]: an admin page; fails unless it answers 200.
@@ -141,21 +142,52 @@ tn_log "the proxy's log file: rotated by size, 2 kept, reopened on SIGHUP"
 [ ! -e "$PLOG.3" ] || fail "more than 2 rotated files kept"
 for f in "$PLOG.1" "$PLOG.2"; do
 	size=$(stat -c %s "$f")
-	[ "$size" -ge 512 ] && [ "$size" -lt $((512 + 2048)) ] || fail "$f: $size bytes"
+	[ "$size" -ge 300 ] && [ "$size" -lt $((300 + 2048)) ] || fail "$f: $size bytes"
 	"$PY" "$CHECK" json-log "$f" >/dev/null || fail "$f: not JSON lines"
 done
 mv "$PLOG" "$TN_TMP/moved.log"
 rm -f "$PLOG".*
 kill -HUP "$(tn_pid proxy)"
 wait_file "$PLOG" 5 || fail "no new log file after SIGHUP"
-wait_for_log "$PLOG" '"reload: done' 5 || fail "the new log file does not get the reload's lines"
+# plog_wait PATTERN: the proxy's log files (rotation may have moved the line to .1) get it.
+plog_wait() {
+	local i
+	for ((i = 0; i < 50; i++)); do
+		grep -Eqs -- "$1" "$PLOG" "$PLOG".1 "$PLOG".2 && return 0
+		sleep 0.1
+	done
+	return 1
+}
+plog_wait '"reload: done' || fail "the new log file does not get the reload's lines"
 ! grep -q 'reload: done' "$TN_TMP/moved.log" || fail "the moved file still gets lines"
+
+tn_log "the relay restarts: the client and the proxy count one reconnect each"
+tn_stop relay TERM 10 || fail "the relay did not exit 0 on SIGTERM"
+tn_spawn relay-2 "$TN_NS_RELAY" "$TN_BIN/server/server" --listen "0.0.0.0:$TN_RELAY_PORT" \
+	--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
+	--tls-ca "$TN_CERTS/ca/cert.pem" --admin :9090
+TN_PROGS+=("$TN_LAST_PID")
+ok=0
+for ((try = 0; try < 100; try++)); do
+	get "$TN_NS_LAN" 9091 /metrics "$TN_TMP/again.proxy.prom" || fail "proxy /metrics"
+	get "$TN_NS_CLI" 9092 /metrics "$TN_TMP/again.client.prom" || fail "client /metrics"
+	if "$PY" "$CHECK" delta "$TN_TMP/before.proxy.prom" "$TN_TMP/again.proxy.prom" \
+		'tunnel_reconnects_total=+1' 'tunnel_relays_registered==1' >"$TN_TMP/delta.again" &&
+		"$PY" "$CHECK" delta "$TN_TMP/before.client.prom" "$TN_TMP/again.client.prom" \
+			'tunnel_reconnects_total=+1' 'tunnel_relay_connected==1' >>"$TN_TMP/delta.again"; then
+		ok=1
+		break
+	fi
+	sleep 0.2
+done
+cat "$TN_TMP/delta.again" >&2
+[ "$ok" = 1 ] || fail "the reconnects were not counted"
 
 tn_log "exit summaries"
 tn_stop "$TN_CLIENT_NAME"
 tn_stop proxy
 grep -Eq "exit\.summary uptime_s=[0-9]+ flows=$FLOWS active=0 bytes_up=$((FLOWS * UP)) bytes_down=$((FLOWS * DOWN)) errors=\"none\"" \
 	"$TN_TMP/client.log" || fail "no exit summary from the client"
-wait_for_log "$PLOG" "\"event\":\"exit.summary\",\"fields\":\\{\"uptime_s\":[0-9]+,\"flows\":$FLOWS," 5 ||
+plog_wait "\"event\":\"exit.summary\",\"fields\":\\{\"uptime_s\":[0-9]+,\"flows\":$FLOWS," ||
 	fail "no exit summary from the proxy"
 tn_log "ok"
