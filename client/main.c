@@ -62,6 +62,7 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_RECONNECT(struct client_config, reconnect),
     TN_OPTS_TLS(struct client_config, tls, "client"),
     TN_OPTS_LOG(struct client_config, log),
+    TN_OPTS_LOG_ROTATION(struct client_config, log),
     TN_OPTS_ADMIN(struct client_config, admin_listen),
     { .key = "status_socket",
       .flag = "status-socket",

@@ -89,6 +89,7 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_RECONNECT(struct proxy_config, reconnect),
     TN_OPTS_TLS(struct proxy_config, tls, "proxy"),
     TN_OPTS_LOG(struct proxy_config, log),
+    TN_OPTS_LOG_ROTATION(struct proxy_config, log),
     TN_OPTS_ADMIN(struct proxy_config, admin_listen),
     TN_OPTS_WINDOWS(struct proxy_config, stream_window, connection_window),
     { 0 },

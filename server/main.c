@@ -90,6 +90,7 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_HEARTBEAT(struct relay_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_TLS(struct relay_config, tls, "relay"),
     TN_OPTS_LOG(struct relay_config, log),
+    TN_OPTS_LOG_ROTATION(struct relay_config, log),
     TN_OPTS_ADMIN(struct relay_config, admin_listen),
     { .key = "audit.output",
       .flag = "audit-output",

@@ -37,37 +37,38 @@ struct tn_log_conf {
     }
 
 /* Rows for the log: {level, format, output} section at member |m| (a tn_log_conf). */
-#define TN_OPTS_LOG(T, m)                                                                          \
-    { .key = "log.level",                                                                          \
-      .flag = "log-level",                                                                         \
-      .type = TN_CONF_ENUM,                                                                        \
-      .offset = offsetof(T, m.level),                                                              \
-      .def = "info",                                                                               \
-      .metavar = "LEVEL",                                                                          \
-      .help = "least severe level logged",                                                         \
-      .choices = tn_log_level_names },                                                             \
-        { .key = "log.format",                                                                     \
-          .flag = "log-format",                                                                    \
-          .type = TN_CONF_ENUM,                                                                    \
-          .offset = offsetof(T, m.format),                                                         \
-          .def = "text",                                                                           \
-          .metavar = "FORMAT",                                                                     \
-          .help = "log line format (json: one object per line)",                                   \
-          .choices = tn_log_format_names },                                                        \
-        { .key = "log.output",                                                                     \
-          .flag = "log-output",                                                                    \
-          .type = TN_CONF_STR,                                                                     \
-          .offset = offsetof(T, m.output),                                                         \
-          .def = "stderr",                                                                         \
-          .metavar = "FILE",                                                                       \
-          .help = "stderr or a file to append to (reopened on SIGHUP)" },                          \
-        { .key = "log.max_size",                                                                   \
-          .flag = "log-max-size",                                                                  \
-          .type = TN_CONF_SIZE,                                                                    \
-          .offset = offsetof(T, m.max_size),                                                       \
-          .def = "0",                                                                              \
-          .metavar = "SIZE",                                                                       \
-          .help = "rotate the log file at this size (0: never)" },                                 \
+#define TN_OPTS_LOG(T, m)                                                    \
+    { .key = "log.level",                                                    \
+      .flag = "log-level",                                                   \
+      .type = TN_CONF_ENUM,                                                  \
+      .offset = offsetof(T, m.level),                                        \
+      .def = "info",                                                         \
+      .metavar = "LEVEL",                                                    \
+      .help = "least severe level logged",                                   \
+      .choices = tn_log_level_names },                                       \
+        { .key = "log.format",                                               \
+          .flag = "log-format",                                              \
+          .type = TN_CONF_ENUM,                                              \
+          .offset = offsetof(T, m.format),                                   \
+          .def = "text",                                                     \
+          .metavar = "FORMAT",                                               \
+          .help = "log line format (json: one object per line)",             \
+          .choices = tn_log_format_names },                                  \
+    {                                                                        \
+        .key = "log.output", .flag = "log-output", .type = TN_CONF_STR,      \
+        .offset = offsetof(T, m.output), .def = "stderr", .metavar = "FILE", \
+        .help = "stderr or a file to append to"                              \
+    }
+
+/* Rows for log: {max_size, keep} at member |m| (a tn_log_conf): rotation by size. */
+#define TN_OPTS_LOG_ROTATION(T, m)                                                                 \
+    { .key = "log.max_size",                                                                       \
+      .flag = "log-max-size",                                                                      \
+      .type = TN_CONF_SIZE,                                                                        \
+      .offset = offsetof(T, m.max_size),                                                           \
+      .def = "0",                                                                                  \
+      .metavar = "SIZE",                                                                           \
+      .help = "rotate the log file at this size (0: never; SIGHUP also reopens it)" },             \
     {                                                                                              \
         .key = "log.keep", .flag = "log-keep", .type = TN_CONF_INT, .offset = offsetof(T, m.keep), \
         .def = "5", .metavar = "N", .help = "rotated log files kept (FILE.1 ... FILE.N)",          \
