@@ -57,6 +57,16 @@ set_path(char **path, const char *s)
     return 0;
 }
 
+/* Back to stderr (the audit file stays). */
+static void
+close_out(void)
+{
+    if (logger.out != NULL)
+        fclose(logger.out);
+    logger.out = NULL;
+    set_path(&logger.path, NULL);
+}
+
 int
 tn_log_open(const char *component, enum tn_log_level level, enum tn_log_format format,
             const char *output)
@@ -73,17 +83,16 @@ tn_log_open(const char *component, enum tn_log_level level, enum tn_log_format f
         logger.audit = a;
     }
     if (output == NULL || strcmp(output, "stderr") == 0) {
-        tn_log_close();
+        close_out();
         return 0;
     }
     if ((f = open_append(output, &size)) == NULL)
         return -errno;
-    if (logger.out != NULL)
-        fclose(logger.out);
+    close_out();
     logger.out = f;
     logger.size = size;
     if (set_path(&logger.path, output) != 0) {
-        tn_log_close();
+        close_out();
         return -ENOMEM;
     }
     return 0;
@@ -118,10 +127,7 @@ tn_log_audit_open(const char *path)
 void
 tn_log_close(void)
 {
-    if (logger.out != NULL)
-        fclose(logger.out);
-    logger.out = NULL;
-    set_path(&logger.path, NULL);
+    close_out();
     if (logger.audit != NULL)
         fclose(logger.audit);
     logger.audit = NULL;

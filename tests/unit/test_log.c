@@ -163,6 +163,25 @@ test_log_audit(void **state)
     free(s);
 }
 
+/* A log on stderr reopened (SIGHUP) keeps its audit file. */
+static void
+test_log_audit_with_stderr(void **state)
+{
+    char audit[256], *s;
+
+    (void)state;
+    path_of(audit, sizeof(audit), "audit2.log");
+    assert_int_equal(tn_log_open("unit", TN_LOG_ERR, TN_LOG_TEXT, NULL), 0);
+    assert_int_equal(tn_log_audit_open(audit), 0);
+    assert_int_equal(tn_log_open("unit", TN_LOG_ERR, TN_LOG_TEXT, "stderr"), 0);
+    tn_log_event(TN_LOG_INFO, "flow.end", 9, "text", "up=9");
+    tn_log_close();
+    s = slurp("audit2.log");
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"fields\":{\"up\":9}"));
+    free(s);
+}
+
 static int
 setup(void **state)
 {
@@ -184,10 +203,9 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_log_json_lines),
-        cmocka_unit_test(test_log_text_events),
-        cmocka_unit_test(test_log_rotation),
-        cmocka_unit_test(test_log_audit),
+        cmocka_unit_test(test_log_json_lines),        cmocka_unit_test(test_log_text_events),
+        cmocka_unit_test(test_log_rotation),          cmocka_unit_test(test_log_audit),
+        cmocka_unit_test(test_log_audit_with_stderr),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
