@@ -138,11 +138,11 @@ tn_log "JSON logs and the audit file"
 [ "$(wc -l <"$TN_TMP/audit.log")" = "$FLOWS" ] || fail "the audit file holds more than the flows"
 
 tn_log "the proxy's log file: rotated by size, 2 kept, reopened on SIGHUP"
-[ -s "$PLOG.1" ] && [ -s "$PLOG.2" ] || fail "no rotated log files ($(ls "$TN_TMP"))"
+if [ ! -s "$PLOG.1" ] || [ ! -s "$PLOG.2" ]; then fail "no rotated log files: $(ls "$TN_TMP")"; fi
 [ ! -e "$PLOG.3" ] || fail "more than 2 rotated files kept"
 for f in "$PLOG.1" "$PLOG.2"; do
 	size=$(stat -c %s "$f")
-	[ "$size" -ge 300 ] && [ "$size" -lt $((300 + 2048)) ] || fail "$f: $size bytes"
+	if [ "$size" -lt 300 ] || [ "$size" -ge $((300 + 2048)) ]; then fail "$f: $size bytes"; fi
 	"$PY" "$CHECK" json-log "$f" >/dev/null || fail "$f: not JSON lines"
 done
 mv "$PLOG" "$TN_TMP/moved.log"
