@@ -389,9 +389,14 @@ session_on_ready(struct tn_h2 *h2)
                      tn_h2_peer_addr(h2), tn_role_name(peer->role));
         return TN_ERR_AUTH;
     }
+    /* Its handshake was under way when the drain began: it would hold the drain open. */
+    if (s->relay->is_draining) {
+        tn_log_info("%s (%s %s): refused: the relay is draining", tn_h2_peer_addr(h2),
+                    tn_role_name(peer->role), peer->id);
+        return TN_ERR_LIMIT;
+    }
     tn_log_info("%s connected: %s %s", tn_h2_peer_addr(h2), tn_role_name(peer->role), peer->id);
     tn_metric_at(&relay_metric_sessions_total, tn_role_name(peer->role), NULL)->value++;
-    (void)s;
     return 0;
 }
 

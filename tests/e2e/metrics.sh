@@ -162,6 +162,9 @@ plog_wait '"reload: done' || fail "the new log file does not get the reload's li
 ! grep -q 'reload: done' "$TN_TMP/moved.log" || fail "the moved file still gets lines"
 
 tn_log "the relay restarts: the client and the proxy count one reconnect each"
+# SIGHUP renewed the proxy's connection: wait for it, so that the restart is the only loss.
+wait_for_log "$TN_TMP/relay.log" "proxy $TN_PROXY_ID registered .*replica #2" 10 ||
+	fail "the proxy did not register again after SIGHUP"
 tn_stop relay TERM 10 || fail "the relay did not exit 0 on SIGTERM"
 tn_spawn relay-2 "$TN_NS_RELAY" "$TN_BIN/server/server" --listen "0.0.0.0:$TN_RELAY_PORT" \
 	--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
