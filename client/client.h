@@ -11,6 +11,7 @@
 #include <ev.h>
 #include <openssl/ssl.h>
 
+#include "tn/admin.h"
 #include "tn/cidr.h"
 #include "tn/conf.h"
 #include "tn/h2.h"
@@ -32,6 +33,8 @@ struct client_config {
     int64_t idle_timeout;
     bool is_fail_closed;
     bool is_cleanup;
+    char *admin_listen;  /* NULL: no admin listener */
+    char *status_socket; /* what 'client status' reads; "": none */
 };
 
 struct client {
@@ -50,6 +53,8 @@ struct client {
     uint64_t active;  /* flows open now */
     bool is_draining; /* SIGTERM: rules gone, open flows finishing */
     ev_timer drain_deadline;
+    struct tn_admin admin, status_admin; /* obs.c */
+    ev_tstamp started;
 };
 
 /* netfilter.c: the only code that changes netfilter. */
@@ -74,6 +79,13 @@ int nf_fail_closed_remove(void);
 
 /* flow.c */
 void flow_accept(struct client *c, int fd);
+
+/* obs.c: the admin listener and status socket (when configured), and the exit summary. */
+int client_obs_start(struct client *c);
+void client_obs_stop(struct client *c);
+/* 'client status': prints what the running client's status socket says.  Returns the exit
+ * status. */
+int client_status(const char *socket_path);
 
 /* main.c: a flow ended (the last one ends a drain). */
 void client_flow_ended(struct client *c);

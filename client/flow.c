@@ -15,6 +15,7 @@
 #include "tn/err.h"
 #include "tn/hash.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/pipe.h"
 #include "tn/util.h"
 
@@ -31,16 +32,26 @@ struct flow {
     char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
     char proxy[TN_ID_MAX + 1];
     char why[96];
+    ev_tstamp started;
+    struct tn_flow_metrics metrics;
 };
 
 static int
 pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
 {
     struct flow *f = tn_container_of(p, struct flow, pipe);
+    int r;
 
-    if (fr->kind_case == TUNNEL__V1__FRAME__KIND_OPENED)
+    if (fr->kind_case == TUNNEL__V1__FRAME__KIND_OPENED) {
         snprintf(f->proxy, sizeof(f->proxy), "%s", fr->opened->proxy_id);
-    return tn_pipe_check_opened(p, fr, f->why, sizeof(f->why));
+        if (f->proxy[0] != '\0')
+            tn_flow_metrics_bind(&f->metrics, NULL, f->proxy);
+    }
+    if ((r = tn_pipe_check_opened(p, fr, f->why, sizeof(f->why))) != 0)
+        return r;
+    tn_metric_observe(&tn_metric_flow_open, tn_metric_at(&tn_metric_flow_open, NULL, NULL),
+                      ev_now(f->c->loop) - f->started);
+    return 0;
 }
 
 static void
@@ -52,6 +63,8 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
            "flow=%016" PRIx64 " %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
            f->src, f->dst, f->proxy[0] != '\0' ? f->proxy : "-", p->bytes_up, p->bytes_down,
            reason != NULL ? reason : "closed");
+    tn_flow_metrics_add(&f->metrics, p->bytes_up, p->bytes_down);
+    tn_metric_flow_ended(reason);
     client_flow_ended(f->c);
     free(f);
 }
@@ -67,6 +80,24 @@ endpoint_set(Tunnel__V1__Endpoint *ep, struct tn_ip *ip, unsigned port)
     ep->ip.data = ip->bytes;
     ep->ip.len = ip->family == AF_INET ? 4 : 16;
     ep->port = port;
+}
+
+/* The flow's bytes count towards the intercepted network holding its destination. */
+static void
+flow_bind_route(struct flow *f, const struct tn_ip *dst)
+{
+    const struct tn_cidr_list *nets = &f->c->cfg->target_cidr;
+    const struct tn_cidr *best = NULL;
+    char label[TN_CIDR_STRLEN];
+    size_t i;
+
+    for (i = 0; i < nets->n; i++) {
+        if (tn_cidr_contains(&nets->v[i], dst) &&
+            (best == NULL || nets->v[i].prefix > best->prefix))
+            best = &nets->v[i];
+    }
+    tn_flow_metrics_bind(&f->metrics,
+                         best != NULL ? tn_cidr_format(best, label, sizeof(label)) : "-", NULL);
 }
 
 void
@@ -115,6 +146,9 @@ flow_accept(struct client *c, int fd)
         return;
     }
     c->active++; /* from here on the flow ends through pipe_on_close */
+    f->started = ev_now(c->loop);
+    tn_metric_flow_started();
+    flow_bind_route(f, &dip);
     f->pipe.idle_timeout = (double)c->cfg->idle_timeout / 1e3;
     tn_pipe_attach(&f->pipe, fd); /* reads start on the next loop turn: Open goes first */
     if (tn_pipe_send(&f->pipe, &fr) != 0) {

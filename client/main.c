@@ -62,6 +62,15 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_RECONNECT(struct client_config, reconnect),
     TN_OPTS_TLS(struct client_config, tls, "client"),
     TN_OPTS_LOG(struct client_config, log),
+    TN_OPTS_LOG_ROTATION(struct client_config, log),
+    TN_OPTS_ADMIN(struct client_config, admin_listen),
+    { .key = "status_socket",
+      .flag = "status-socket",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct client_config, status_socket),
+      .def = "/run/tunnel-client.sock",
+      .metavar = "PATH",
+      .help = "unix socket that 'client status' reads (\"\": none)" },
     TN_OPTS_WINDOWS(struct client_config, stream_window, connection_window),
     { 0 },
 };
@@ -69,7 +78,8 @@ static const struct tn_conf_key keys[] = {
 static const struct tn_cli cli = {
     .prog = "client",
     .summary = "The tunnel client: carries connections to the given networks through the "
-               "relay (needs root or CAP_NET_ADMIN).",
+               "relay (needs root or CAP_NET_ADMIN).  'client status [--status-socket PATH]' "
+               "asks a running client what it is doing.",
     .keys = keys,
 };
 
@@ -250,6 +260,15 @@ main(int argc, char **argv)
     size_t i;
     int r, lfd = -1;
 
+    if (argc > 1 && strcmp(argv[1], "status") == 0) {
+        if ((r = tn_cli_parse(&cli, &cfg, argc - 1, argv + 1)) != 0) {
+            tn_conf_fini(keys, &cfg);
+            return r == TN_CLI_EXIT ? 0 : 2;
+        }
+        r = client_status(cfg.status_socket);
+        tn_conf_fini(keys, &cfg);
+        return r;
+    }
     if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0) {
         tn_conf_fini(keys, &cfg);
         return r == TN_CLI_EXIT ? 0 : 2;
@@ -325,6 +344,8 @@ main(int argc, char **argv)
     tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr.v, cfg.server_addr.n, &settings,
                   &cfg.reconnect, &relay_ops, &c);
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
+    if (client_obs_start(&c) != 0)
+        goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_init(&sighup, on_reload, SIGHUP);
@@ -342,6 +363,7 @@ out:
         tn_log_info("fail closed: traffic to the networks stays rejected until the client is back "
                     "or 'client --cleanup' runs");
     tn_link_stop(&c.link);
+    client_obs_stop(&c); /* after the flows tn_link_stop ended */
     if (lfd >= 0)
         close(lfd);
     free(c.relay_addrs);

@@ -13,6 +13,8 @@ PKGS=(
 	iptables iproute2 openssl curl python3 python3-yaml procps
 	# man pages, the Debian package and its test, the systemd units' test
 	help2man man-db dpkg-dev apt systemd
+	# test: /metrics through the Prometheus client's parser; the dashboard in headless Chromium
+	python3-prometheus-client python3-websocket chromium
 )
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }

@@ -205,3 +205,66 @@ out:
     *used = off;
     return r;
 }
+
+enum {
+    METER_HDR,
+    METER_TAG,
+    METER_LEN,
+    METER_BODY,
+    METER_SKIP
+};
+
+uint64_t
+tn_grpc_meter_feed(struct tn_grpc_meter *m, const uint8_t *p, size_t n)
+{
+    uint64_t payload = 0;
+    size_t k;
+
+    while (n > 0) {
+        switch (m->state) {
+        case METER_HDR:
+            m->hdr[m->have++] = *p++;
+            n--;
+            if (m->have < TN_GRPC_HDR)
+                break;
+            m->have = 0;
+            m->left = (uint32_t)m->hdr[1] << 24 | (uint32_t)m->hdr[2] << 16 |
+                      (uint32_t)m->hdr[3] << 8 | m->hdr[4];
+            m->state = m->left > 0 ? METER_TAG : METER_HDR;
+            break;
+        case METER_TAG: /* Frame.data is field 3, length-delimited: tag 0x1a */
+            m->state = *p == 0x1a ? METER_LEN : METER_SKIP;
+            m->field = 0;
+            m->shift = 0;
+            p++;
+            n--;
+            if (--m->left == 0)
+                m->state = METER_HDR;
+            break;
+        case METER_LEN:
+            if (m->shift < 63)
+                m->field |= (uint64_t)(*p & 0x7f) << m->shift;
+            m->shift += 7;
+            m->state = *p & 0x80 ? METER_LEN : METER_BODY;
+            p++;
+            n--;
+            if (--m->left == 0)
+                m->state = METER_HDR;
+            break;
+        case METER_BODY:
+        case METER_SKIP:
+            k = n < m->left ? n : m->left;
+            if (m->state == METER_BODY) {
+                payload += k < m->field ? k : m->field;
+                m->field -= k < m->field ? k : m->field;
+            }
+            p += k;
+            n -= k;
+            m->left -= (uint32_t)k;
+            if (m->left == 0)
+                m->state = METER_HDR;
+            break;
+        }
+    }
+    return payload;
+}

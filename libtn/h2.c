@@ -27,6 +27,7 @@
 #include "tn/err.h"
 #include "tn/grpc.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/proc.h"
 #include "tn/tls.h"
 #include "tn/util.h"
@@ -497,10 +498,13 @@ on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
      * others, unless this connection already makes us hold too much. */
     s->held += len;
     h2->held += len;
-    if (h2->held <= HELD_MAX)
+    if (h2->held <= HELD_MAX) {
         nghttp2_session_consume_connection(ng, len);
-    else
+    } else {
+        if (h2->debt == 0)
+            tn_metric_at(&tn_metric_limit_hits, "connection_memory", NULL)->value++;
         h2->debt += len;
+    }
     s->ops->on_data(s->owner, data, len);
     return 0;
 }
@@ -910,6 +914,7 @@ h2_on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
     if (h2->ping_sent != 0) {
         if (now - h2->ping_sent >= set->ping_timeout) {
             tn_log_warnx("%s: no answer to PING for %.1f s", h2->peer_addr, now - h2->ping_sent);
+            tn_metric_at(&tn_metric_heartbeats, "timeout", NULL)->value++;
             h2_fail(h2, "heartbeat timeout");
             return;
         }
@@ -917,6 +922,7 @@ h2_on_heartbeat(struct ev_loop *loop, ev_timer *w, int revents)
     } else if (now - h2->last_heard >= set->ping_interval) {
         if (nghttp2_submit_ping(h2->ng, NGHTTP2_FLAG_NONE, NULL) == 0) {
             h2->ping_sent = now;
+            tn_metric_at(&tn_metric_heartbeats, "sent", NULL)->value++;
             h2_schedule(h2);
         }
         next = set->ping_timeout;

@@ -12,6 +12,7 @@
 #include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/util.h"
 
 #define DIAL_TIMEOUT 10.0 /* seconds for the TCP connect; TLS has its own */
@@ -90,6 +91,9 @@ link_h2_on_ready(struct tn_h2 *h2)
 {
     struct tn_link *l = tn_h2_owner(h2);
 
+    if (l->was_lost)
+        tn_metric_at(&tn_metric_reconnects, NULL, NULL)->value++;
+    l->was_lost = false;
     l->is_up = true;
     l->failures = 0;
     l->down_since = 0;
@@ -111,6 +115,7 @@ link_h2_on_close(struct tn_h2 *h2, const char *reason)
     l->h2 = NULL;
     l->is_up = false;
     tn_h2_free(h2);
+    l->was_lost |= was_up;
     if (was_up)
         l->ops->on_down(l, reason);
     else
@@ -155,6 +160,7 @@ link_h2_on_goaway(struct tn_h2 *h2)
         return;
     tn_log_info("relay %s sent GOAWAY: its open flows go on, new ones wait for a new connection",
                 l->hostport);
+    l->was_lost = true;
     link_start_over(l, "the relay is draining (GOAWAY)", true);
 }
 

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/util.h"
 
 #define ACCEPTS_PER_WAKEUP 64 /* then let other events run */
@@ -34,6 +35,8 @@ listener_on_readable(struct ev_loop *loop, ev_io *w, int revents)
             /* Out of descriptors or memory: the socket stays readable, so a level-triggered
              * watcher would spin.  Pause accepting for a moment instead. */
             tn_log_warn("accept (pausing new connections for %.1f s)", PAUSE);
+            if (errno == EMFILE || errno == ENFILE)
+                tn_metric_at(&tn_metric_limit_hits, "open_files", NULL)->value++;
             ev_io_stop(loop, w);
             ev_timer_start(loop, &l->pause);
             return;

@@ -3,12 +3,14 @@
 #include "tn/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "tn/opts.h"
 
@@ -19,34 +21,117 @@ static struct {
     const char *component;
     enum tn_log_level level;
     enum tn_log_format format;
-    FILE *out; /* NULL: stderr */
-} logger = { "tunnel", TN_LOG_INFO, TN_LOG_TEXT, NULL };
+    FILE *out;              /* NULL: stderr */
+    char *path;             /* of |out|, to rotate and reopen */
+    int64_t size, max_size; /* bytes in |out|; rotate past max_size (0: never) */
+    int keep;               /* rotated files kept: PATH.1 .. PATH.keep */
+    FILE *audit;            /* flow.end lines (JSON), or NULL */
+    char *audit_path;
+} logger = { "tunnel", TN_LOG_INFO, TN_LOG_TEXT, NULL, NULL, 0, 0, 0, NULL, NULL };
+
+static FILE *
+open_append(const char *path, int64_t *size)
+{
+    FILE *f;
+
+    if ((f = fopen(path, "ae")) == NULL)
+        return NULL;
+    setvbuf(f, NULL, _IOLBF, 0);
+    if (size != NULL) {
+        fseek(f, 0, SEEK_END);
+        *size = ftell(f) > 0 ? ftell(f) : 0;
+    }
+    return f;
+}
+
+/* Replaces |*path| with a copy of |s| (NULL clears it).  Returns 0 or -ENOMEM. */
+static int
+set_path(char **path, const char *s)
+{
+    char *copy = NULL;
+
+    if (s != NULL && (copy = strdup(s)) == NULL)
+        return -ENOMEM;
+    free(*path);
+    *path = copy;
+    return 0;
+}
+
+/* Back to stderr (the audit file stays). */
+static void
+close_out(void)
+{
+    if (logger.out != NULL)
+        fclose(logger.out);
+    logger.out = NULL;
+    set_path(&logger.path, NULL);
+}
 
 int
 tn_log_open(const char *component, enum tn_log_level level, enum tn_log_format format,
             const char *output)
 {
-    FILE *f;
+    FILE *f = NULL, *a = NULL;
+    int64_t size = 0;
 
     logger.component = component;
     logger.level = level;
     logger.format = format;
-    if (output == NULL || strcmp(output, "stderr") == 0)
+    /* The audit file is reopened with the log (SIGHUP after logrotate moved both). */
+    if (logger.audit_path != NULL && (a = open_append(logger.audit_path, NULL)) != NULL) {
+        fclose(logger.audit);
+        logger.audit = a;
+    }
+    if (output == NULL || strcmp(output, "stderr") == 0) {
+        close_out();
         return 0;
-    if ((f = fopen(output, "ae")) == NULL)
+    }
+    if ((f = open_append(output, &size)) == NULL)
         return -errno;
-    setvbuf(f, NULL, _IOLBF, 0);
-    tn_log_close();
+    close_out();
     logger.out = f;
+    logger.size = size;
+    if (set_path(&logger.path, output) != 0) {
+        close_out();
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+void
+tn_log_set_rotation(int64_t max_size, int keep)
+{
+    logger.max_size = max_size;
+    logger.keep = keep;
+}
+
+int
+tn_log_audit_open(const char *path)
+{
+    FILE *a = NULL;
+
+    if (path != NULL && (a = open_append(path, NULL)) == NULL)
+        return -errno;
+    if (logger.audit != NULL)
+        fclose(logger.audit);
+    logger.audit = a;
+    if (set_path(&logger.audit_path, path) != 0) {
+        if (a != NULL)
+            fclose(a);
+        logger.audit = NULL;
+        return -ENOMEM;
+    }
     return 0;
 }
 
 void
 tn_log_close(void)
 {
-    if (logger.out != NULL)
-        fclose(logger.out);
-    logger.out = NULL;
+    close_out();
+    if (logger.audit != NULL)
+        fclose(logger.audit);
+    logger.audit = NULL;
+    set_path(&logger.audit_path, NULL);
 }
 
 bool
@@ -55,49 +140,204 @@ tn_log_enabled(enum tn_log_level level)
     return level >= logger.level;
 }
 
-/* Writes |s| as the inside of a JSON string. */
+/* PATH -> PATH.1 -> ... -> PATH.keep (the oldest goes), and a new PATH. */
 static void
-json_escape(FILE *f, const char *s)
+rotate(void)
 {
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
+    char from[4096], to[4096];
+    FILE *f;
+    int i;
+
+    for (i = logger.keep; i >= 1; i--) {
+        if (i == 1)
+            snprintf(from, sizeof(from), "%s", logger.path);
         else
-            fputc(c, f);
+            snprintf(from, sizeof(from), "%s.%d", logger.path, i - 1);
+        snprintf(to, sizeof(to), "%s.%d", logger.path, i);
+        rename(from, to);
     }
+    if (logger.keep == 0)
+        (void)truncate(logger.path, 0);
+    if ((f = open_append(logger.path, &logger.size)) == NULL)
+        return; /* keep writing to the old file rather than nowhere */
+    fclose(logger.out);
+    logger.out = f;
+}
+
+/* A line being built; longer ones are cut. */
+struct line {
+    char s[2048];
+    size_t n;
+};
+
+static void __attribute__((format(printf, 2, 3))) put(struct line *l, const char *fmt, ...)
+{
+    va_list ap;
+    int k;
+
+    if (l->n >= sizeof(l->s) - 1)
+        return;
+    va_start(ap, fmt);
+    k = vsnprintf(l->s + l->n, sizeof(l->s) - l->n, fmt, ap);
+    va_end(ap);
+    if (k > 0)
+        l->n = l->n + (size_t)k < sizeof(l->s) ? l->n + (size_t)k : sizeof(l->s) - 1;
+}
+
+/* Appends |n| bytes of |s| as the inside of a JSON string. */
+static void
+json_escape(struct line *l, const char *s, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n && s[i] != '\0'; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\')
+            put(l, "\\%c", c);
+        else if (c < 0x20)
+            put(l, "\\u%04x", c);
+        else
+            put(l, "%c", c);
+    }
+}
+
+/* "key=value key=\"a value\" ..." as JSON members: all-digit values become numbers. */
+static void
+json_fields(struct line *l, const char *s)
+{
+    const char *k, *eq, *v, *end;
+    size_t n = 0;
+
+    for (;;) {
+        while (*s == ' ')
+            s++;
+        if (*s == '\0')
+            break;
+        k = s;
+        if ((eq = strchr(k, '=')) == NULL || memchr(k, ' ', (size_t)(eq - k)) != NULL)
+            break; /* not a field: the rest is prose */
+        v = eq + 1;
+        if (*v == '"') {
+            v++;
+            end = strchr(v, '"');
+            end = end != NULL ? end : v + strlen(v);
+            s = *end == '"' ? end + 1 : end;
+        } else {
+            end = strchr(v, ' ');
+            end = end != NULL ? end : v + strlen(v);
+            s = end;
+        }
+        put(l, "%s\"", n++ > 0 ? "," : "");
+        json_escape(l, k, (size_t)(eq - k));
+        if (end > v && strspn(v, "0123456789") == (size_t)(end - v) && end - v < 16 &&
+            (*v != '0' || end - v == 1)) {
+            put(l, "\":%.*s", (int)(end - v), v);
+        } else {
+            put(l, "\":\"");
+            json_escape(l, v, (size_t)(end - v));
+            put(l, "\"");
+        }
+    }
+}
+
+static void
+emit(struct line *l, FILE *f, bool is_log_file)
+{
+    fwrite(l->s, 1, l->n, f);
+    if (is_log_file) {
+        logger.size += (int64_t)l->n;
+        if (logger.max_size > 0 && logger.size >= logger.max_size)
+            rotate();
+    }
+}
+
+/* One line: |event| and |fields| ("k=v ...") for structured events, or a message |msg| whose
+ * leading "flow=ID " becomes the flow id. */
+static void
+vlog_line(enum tn_log_level level, const char *event, uint64_t flow, const char *fields,
+          const char *msg, bool is_audit)
+{
+    struct line l = { .n = 0 };
+    char stamp[32], flowid[17] = "";
+    struct timeval tv;
+    struct tm tm;
+    const char *rest = msg;
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (event != NULL && flow != 0)
+        snprintf(flowid, sizeof(flowid), "%016" PRIx64, flow);
+    else if (event == NULL && strncmp(msg, "flow=", 5) == 0 &&
+             strspn(msg + 5, "0123456789abcdef") == 16) {
+        memcpy(flowid, msg + 5, 16);
+        rest = msg + 21 + (msg[21] == ' ');
+    }
+    if (logger.format == TN_LOG_JSON || is_audit) {
+        put(&l, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":\"%s\",", stamp,
+            (long)tv.tv_usec / 1000, tn_log_level_names[level], logger.component);
+        if (flowid[0] != '\0')
+            put(&l, "\"flow\":\"%s\",", flowid);
+        put(&l, "\"event\":\"%s\",\"fields\":{", event != NULL ? event : "log");
+        if (fields != NULL)
+            json_fields(&l, fields);
+        put(&l, "}");
+        if (msg != NULL) {
+            put(&l, ",\"msg\":\"");
+            json_escape(&l, rest, strlen(rest));
+            put(&l, "\"");
+        }
+        put(&l, "}");
+    } else {
+        put(&l, "%s.%03ldZ %s %s: ", stamp, (long)tv.tv_usec / 1000, logger.component,
+            tn_log_level_names[level]);
+        if (msg == NULL)
+            put(&l, "%s%s%s %s", event, flowid[0] != '\0' ? " flow=" : "", flowid, fields);
+        else if (event != NULL && flowid[0] != '\0')
+            put(&l, "flow=%s %s", flowid, msg);
+        else
+            put(&l, "%s", msg);
+    }
+    /* A cut line still ends the line. */
+    if (l.n >= sizeof(l.s) - 1)
+        l.n = sizeof(l.s) - 2;
+    l.s[l.n++] = '\n';
+    if (is_audit) {
+        if (logger.audit != NULL)
+            emit(&l, logger.audit, false);
+        return;
+    }
+    emit(&l, logger.out != NULL ? logger.out : stderr, logger.out != NULL);
 }
 
 static void
 vlog(enum tn_log_level level, const char *fmt, va_list ap, const char *suffix)
 {
-    FILE *f = logger.out != NULL ? logger.out : stderr;
-    char msg[1024], stamp[32];
-    struct timeval tv;
-    struct tm tm;
+    char msg[1024];
+    size_t n;
 
     if (!tn_log_enabled(level))
         return;
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    if (logger.format == TN_LOG_JSON) {
-        fprintf(f, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":\"%s\",\"msg\":\"",
-                stamp, (long)tv.tv_usec / 1000, tn_log_level_names[level], logger.component);
-        json_escape(f, msg);
-        if (suffix != NULL) {
-            fputs(": ", f);
-            json_escape(f, suffix);
-        }
-        fputs("\"}\n", f);
-    } else {
-        fprintf(f, "%s.%03ldZ %s %s: %s%s%s\n", stamp, (long)tv.tv_usec / 1000, logger.component,
-                tn_log_level_names[level], msg, suffix != NULL ? ": " : "",
-                suffix != NULL ? suffix : "");
-    }
+    if (suffix != NULL && (n = strlen(msg)) < sizeof(msg))
+        snprintf(msg + n, sizeof(msg) - n, ": %s", suffix);
+    vlog_line(level, NULL, 0, NULL, msg, false);
+}
+
+void
+tn_log_event(enum tn_log_level level, const char *event, uint64_t flow, const char *msg,
+             const char *fields)
+{
+    if (tn_log_enabled(level))
+        vlog_line(level, event, flow, fields, msg, false);
+    if (logger.audit != NULL && strcmp(event, "flow.end") == 0)
+        vlog_line(level, event, flow, fields, msg, true);
+}
+
+bool
+tn_log_audit_enabled(void)
+{
+    return logger.audit != NULL;
 }
 
 void
@@ -180,6 +420,7 @@ tn_opts_log_open(const char *component, const struct tn_log_conf *c)
     int r = tn_log_open(component, (enum tn_log_level)c->level, (enum tn_log_format)c->format,
                         c->output);
 
+    tn_log_set_rotation(c->max_size, (int)c->keep);
     if (r != 0)
         tn_log_warnx("log output %s: %s", c->output, strerror(-r));
     return r;

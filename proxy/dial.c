@@ -13,6 +13,7 @@
 #include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/pipe.h"
 #include "tn/util.h"
 
@@ -32,6 +33,8 @@ struct pflow {
     char dst[TN_ADDR_STRLEN + 64]; /* the real target */
     struct proxy_service *service; /* a public connection to this published service */
     struct http_watch *http;       /* its HTTP log, when the service asks for one */
+    ev_tstamp started;             /* when Open came */
+    struct tn_flow_metrics metrics;
 };
 
 static int pflow_open_service(struct pflow *f, const Tunnel__V1__Open *open);
@@ -67,6 +70,9 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
         tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
                f->client, f->dst, p->bytes_down, p->bytes_up, reason != NULL ? reason : "closed");
+        /* Up is towards the target: what the pipe wrote to its socket. */
+        tn_flow_metrics_add(&f->metrics, p->bytes_down, p->bytes_up);
+        tn_metric_flow_ended(reason);
         proxy_flow_ended(f->px);
     }
     free(f);
@@ -112,6 +118,8 @@ pflow_dialed(struct pflow *f, int err)
         tn_pipe_abort(&f->pipe, "out of memory");
         return;
     }
+    tn_metric_observe(&tn_metric_flow_open, tn_metric_at(&tn_metric_flow_open, NULL, NULL),
+                      ev_now(f->px->loop) - f->started);
     f->pipe.idle_timeout = (double)f->px->cfg->idle_timeout / 1e3;
     tn_pipe_attach(&f->pipe, fd);
 }
@@ -136,18 +144,23 @@ pflow_on_dial_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     pflow_dialed(f, -ETIMEDOUT);
 }
 
-/* Where |dst| really is: mapped from a virtual range, and only inside our networks. */
+/* Where |dst| really is: mapped from a virtual range, and only inside our networks.  |*net|
+ * becomes the network as clients address it. */
 static int
-pflow_target(const struct proxy *px, const struct tn_ip *dst, struct tn_ip *real)
+pflow_target(const struct proxy *px, const struct tn_ip *dst, struct tn_ip *real,
+             const struct tn_cidr **net)
 {
     const struct proxy_net *n;
     size_t i;
 
     for (i = 0; i < px->nnets; i++) {
         n = &px->nets[i];
-        if (n->virt.ip.family != 0 && tn_cidr_contains(&n->virt, dst))
+        if (n->virt.ip.family != 0 && tn_cidr_contains(&n->virt, dst)) {
+            *net = &n->virt;
             return tn_cidr_map(&n->virt, &n->real, dst, real);
+        }
         if (n->virt.ip.family == 0 && tn_cidr_contains(&n->real, dst)) {
+            *net = &n->real;
             *real = *dst;
             return 0;
         }
@@ -161,6 +174,8 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     struct pflow *f = tn_container_of(p, struct pflow, pipe);
     const Tunnel__V1__Endpoint *ep;
     struct sockaddr_storage ss;
+    const struct tn_cidr *net = NULL;
+    char label[TN_CIDR_STRLEN];
     struct tn_ip dst, real;
     socklen_t len;
 
@@ -173,6 +188,8 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
         f->up->idle--;
     f->px->flows++;
     f->px->active++;
+    f->started = ev_now(f->px->loop);
+    tn_metric_flow_started();
     uplink_refill(f->up); /* replace this stream in the pool at once */
     f->id = fr->open->flow_id;
     snprintf(f->client, sizeof(f->client), "%s", fr->open->client_id);
@@ -189,13 +206,14 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     len = tn_addr_from_ip(&dst, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
     /* Defence in depth: whatever the relay asks, never dial outside our own networks. */
-    if (pflow_target(f->px, &dst, &real) != 0) {
+    if (pflow_target(f->px, &dst, &real, &net) != 0) {
         tn_log_warnx("flow=%016" PRIx64 " client=%s: %s is outside this proxy's networks", f->id,
                      f->client, f->dst);
         pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN,
                      "destination outside the proxy's networks");
         return 0;
     }
+    tn_flow_metrics_bind(&f->metrics, tn_cidr_format(net, label, sizeof(label)), NULL);
     len = tn_addr_from_ip(&real, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
     pflow_dial(f, &ss, len);

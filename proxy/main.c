@@ -132,6 +132,8 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_RECONNECT(struct proxy_config, reconnect),
     TN_OPTS_TLS(struct proxy_config, tls, "proxy"),
     TN_OPTS_LOG(struct proxy_config, log),
+    TN_OPTS_LOG_ROTATION(struct proxy_config, log),
+    TN_OPTS_ADMIN(struct proxy_config, admin_listen),
     TN_OPTS_WINDOWS(struct proxy_config, stream_window, connection_window),
     { 0 },
 };
@@ -439,7 +441,7 @@ main(int argc, char **argv)
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
-    if (uplinks_start(&px) != 0)
+    if (uplinks_start(&px) != 0 || proxy_obs_start(&px) != 0)
         goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
@@ -455,6 +457,7 @@ main(int argc, char **argv)
     services_summary(&cfg, ev_time() - started);
 out:
     uplinks_stop(&px);
+    proxy_obs_stop(&px); /* after the flows uplinks_stop ended */
     free(px.nets);
     SSL_CTX_free(px.tls);
     services_fini(&cfg);

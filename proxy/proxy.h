@@ -10,6 +10,7 @@
 #include <ev.h>
 #include <openssl/ssl.h>
 
+#include "tn/admin.h"
 #include "tn/cidr.h"
 #include "tn/conf.h"
 #include "tn/h2.h"
@@ -56,6 +57,7 @@ struct proxy_config {
     struct tn_tls_conf tls;
     struct tn_log_conf log;
     int64_t stream_window, connection_window;
+    char *admin_listen; /* NULL: no admin listener */
 };
 
 /* The proxy's session with one relay. */
@@ -86,6 +88,8 @@ struct proxy {
     uint64_t flows;
     uint64_t active; /* flows open now */
     ev_timer drain_deadline;
+    struct tn_admin admin; /* obs.c */
+    ev_tstamp started;
 };
 
 /* link.c: a session per relay, registration and the pool of Accept streams. */
@@ -103,6 +107,10 @@ void uplink_refill_later(struct uplink *up);
 
 /* dial.c: one Accept stream and the connection it dials. */
 int pflow_open(struct uplink *up);
+
+/* obs.c: the admin listener (when configured) and the exit summary. */
+int proxy_obs_start(struct proxy *px);
+void proxy_obs_stop(struct proxy *px);
 
 /* main.c: a flow ended (the last one ends a drain). */
 void proxy_flow_ended(struct proxy *px);

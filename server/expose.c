@@ -24,9 +24,11 @@
 
 #include "relay.h"
 #include "tn/addr.h"
+#include "tn/admin.h"
 #include "tn/err.h"
 #include "tn/hash.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/pipe.h"
 #include "tn/util.h"
 
@@ -240,7 +242,10 @@ xconn_dispatch(struct xconn *c)
     c->tried[c->ntried++] = best->serial;
     snprintf(c->proxy_id, sizeof(c->proxy_id), "%s", best->id);
     best->flows++;
-    x->conns++;
+    if (c->ntried == 1) { /* a connection, not a retry */
+        x->conns++;
+        tn_metric_at(&relay_metric_public_conns, x->name, NULL)->value++;
+    }
     if ((stream = proxy_take_stream(best)) != NULL) {
         xconn_start(c, stream);
         return;
@@ -727,4 +732,33 @@ expose_dump(struct relay *relay)
         tn_log_info("status:   public port %u -> %s/%s (%s): %zu replicas, %" PRIu64 " connections",
                     x->port, x->owner, x->name, x->target, x->n, x->conns);
     tn_log_info("status: %zu public ports", n);
+}
+
+void
+expose_status(struct relay *relay, struct tn_admin_reply *r)
+{
+    const struct exposure *x;
+    char listen[300];
+    size_t i;
+
+    for (x = relay->exposures; x != NULL; x = x->next) {
+        if (x->port != 0)
+            snprintf(listen, sizeof(listen), "%s:%u", relay->cfg->public_addr, x->port);
+        else
+            snprintf(listen, sizeof(listen), "http://%s", x->host);
+        tn_admin_printf(r, "%s{\"name\":", x == relay->exposures ? "" : ",");
+        tn_admin_json_str(r, x->name);
+        tn_admin_printf(r, ",\"proxy\":");
+        tn_admin_json_str(r, x->owner);
+        tn_admin_printf(r, ",\"listen\":");
+        tn_admin_json_str(r, listen);
+        tn_admin_printf(r, ",\"port\":%u,\"host\":", x->port);
+        tn_admin_json_str(r, x->host);
+        tn_admin_printf(r, ",\"target\":");
+        tn_admin_json_str(r, x->target);
+        tn_admin_printf(r, ",\"replicas\":[");
+        for (i = 0; i < x->n; i++)
+            tn_admin_printf(r, "%s%" PRIu64, i > 0 ? "," : "", x->replicas[i]->serial);
+        tn_admin_printf(r, "],\"connections_total\":%" PRIu64 "}", x->conns);
+    }
 }

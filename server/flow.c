@@ -25,6 +25,7 @@
 #include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/util.h"
 
 #define MAX_TRIES 8 /* replicas tried for one flow */
@@ -44,11 +45,14 @@ struct rflow {
     uint64_t tried[MAX_TRIES];      /* serials of the proxies tried */
     size_t ntried;
     char last_failure[96];
-    uint64_t id, up, down;
+    uint64_t id, up, down;         /* payload bytes each way */
     char client_id[TN_ID_MAX + 1]; /* copied: the client's session may go before the flow */
     char proxy_id[TN_ID_MAX + 1];
     char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
     ev_timer open_timer; /* the client's Open, then each proxy's Opened, must come in time */
+    ev_tstamp started;
+    struct tn_flow_metrics metrics;            /* bytes by route and proxy */
+    struct tn_grpc_meter meter_up, meter_down; /* payload in what we forward */
 };
 
 static const struct tn_h2_stream_ops cs_ops, ps_ops;
@@ -69,6 +73,28 @@ unbind(struct rflow *f, uint32_t code)
     f->proxy = NULL;
 }
 
+/* The audit line: one per flow (flow.end), also in the audit file when there is one. */
+static void
+rflow_log_end(const struct rflow *f, const char *reason)
+{
+    enum tn_log_level level = reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG;
+    const char *proxy = f->proxy_id[0] != '\0' ? f->proxy_id : "-";
+    char msg[512], fields[512];
+
+    if (!tn_log_enabled(level) && !tn_log_audit_enabled())
+        return;
+    snprintf(msg, sizeof(msg), "client=%s %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s",
+             f->client_id, f->src, f->dst, proxy, f->up, f->down,
+             reason != NULL ? reason : "closed");
+    snprintf(fields, sizeof(fields),
+             "client=%s src=%s dst=%s proxy=%s up=%" PRIu64 " down=%" PRIu64
+             " duration_ms=%.0f result=%s reason=\"%s\"",
+             f->client_id, f->src, f->dst, proxy, f->up, f->down,
+             (ev_now(f->relay->loop) - f->started) * 1e3, tn_metric_flow_result(reason),
+             reason != NULL ? reason : "closed");
+    tn_log_event(level, "flow.end", f->id, msg, fields);
+}
+
 static void
 rflow_free(struct rflow *f, const char *reason)
 {
@@ -76,11 +102,9 @@ rflow_free(struct rflow *f, const char *reason)
     unbind(f, NGHTTP2_CANCEL);
     if (f->cs != NULL)
         tn_h2_stream_detach(f->cs, NGHTTP2_CANCEL);
+    tn_metric_flow_ended(reason);
     if (f->open != NULL) {
-        tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
-               "flow=%016" PRIx64 " client=%s %s -> %s proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s",
-               f->id, f->client_id, f->src, f->dst, f->proxy_id[0] != '\0' ? f->proxy_id : "-",
-               f->up, f->down, reason != NULL ? reason : "closed");
+        rflow_log_end(f, reason);
         tunnel__v1__open__free_unpacked(f->open, NULL);
     }
     tn_grpc_reader_fini(&f->crd);
@@ -190,6 +214,24 @@ format_endpoint(const Tunnel__V1__Endpoint *ep, char *buf, size_t len)
     tn_addr_format((struct sockaddr *)&ss, buf, len);
 }
 
+/* Points the flow's byte counters at its proxy and at the route it takes: the longest of the
+ * proxy's networks holding the destination. */
+static void
+rflow_bind_metrics(struct rflow *f, const struct proxy *px, const struct tn_ip *dst)
+{
+    const struct tn_cidr *best = NULL;
+    char net[TN_CIDR_STRLEN];
+    size_t i;
+
+    for (i = 0; i < px->nnets; i++) {
+        if (tn_cidr_contains(&px->nets[i].addressed, dst) &&
+            (best == NULL || px->nets[i].addressed.prefix > best->prefix))
+            best = &px->nets[i].addressed;
+    }
+    tn_flow_metrics_bind(&f->metrics, best != NULL ? tn_cidr_format(best, net, sizeof(net)) : "-",
+                         px->id);
+}
+
 /* Picks the next proxy for the flow, then binds one of its idle Accept streams or queues for
  * one.  Returns false when the flow was refused (and freed). */
 static bool
@@ -217,6 +259,7 @@ rflow_dispatch(struct rflow *f)
     }
     f->tried[f->ntried++] = px->serial;
     snprintf(f->proxy_id, sizeof(f->proxy_id), "%s", px->id);
+    rflow_bind_metrics(f, px, &dst);
     px->flows++;
     f->proxy = px;
     if ((ps = proxy_take_stream(px)) != NULL)
@@ -304,6 +347,19 @@ crd_on_data(void *arg, const uint8_t *p, size_t n)
     return TN_ERR_PROTO; /* Data before Open */
 }
 
+/* Counts the payload of |n| forwarded bytes: the application's bytes, without gRPC framing. */
+static void
+rflow_count(struct rflow *f, struct tn_grpc_meter *m, uint64_t *total, const uint8_t *p, size_t n,
+            bool is_up)
+{
+    uint64_t k = tn_grpc_meter_feed(m, p, n);
+
+    *total += k;
+    tn_flow_metrics_add(&f->metrics, is_up ? k : 0, is_up ? 0 : k);
+    if (f->proxy != NULL && f->wait.proxy == NULL)
+        *(is_up ? &f->proxy->bytes_up : &f->proxy->bytes_down) += k;
+}
+
 /* Client bytes after Open: to the proxy stream, and kept for a retry until the flow is open. */
 static int
 forward_up(struct rflow *f, const uint8_t *p, size_t n)
@@ -343,7 +399,7 @@ cs_on_data(void *owner, const uint8_t *p, size_t n)
             return 0;
         }
     }
-    f->up += n;
+    rflow_count(f, &f->meter_up, &f->up, p, n, true);
     if (n > 0 && forward_up(f, p, n) != 0) {
         rflow_free(f, "out of memory");
         return -ENOMEM;
@@ -417,6 +473,8 @@ rflow_opened(struct rflow *f)
     Tunnel__V1__Opened opened = TUNNEL__V1__OPENED__INIT;
 
     ev_timer_stop(f->relay->loop, &f->open_timer);
+    tn_metric_observe(&tn_metric_flow_open, tn_metric_at(&tn_metric_flow_open, NULL, NULL),
+                      ev_now(f->relay->loop) - f->started);
     tn_buf_fini(&f->replay); /* no retry from here on */
     opened.result = TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK;
     opened.proxy_id = f->proxy_id;
@@ -472,7 +530,7 @@ ps_on_data(void *owner, const uint8_t *p, size_t n)
         tn_h2_stream_consume(ps, n);
         return 0;
     }
-    f->down += n;
+    rflow_count(f, &f->meter_down, &f->down, p, n, false);
     if (tn_buf_append(tn_h2_stream_out(f->cs), p, n) != 0) {
         rflow_free(f, "out of memory");
         return -ENOMEM;
@@ -566,6 +624,8 @@ rflow_start(struct session *s, struct tn_h2_stream *cs)
     f->cs = cs;
     f->wait.bind = rflow_on_stream;
     f->wait.reroute = rflow_reroute;
+    f->started = ev_now(f->relay->loop);
+    tn_metric_flow_started();
     snprintf(f->client_id, sizeof(f->client_id), "%s", session_id(s));
     tn_buf_init(&f->replay);
     tn_grpc_reader_init(&f->crd, crd_on_data, crd_on_frame, f);

@@ -198,6 +198,14 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_HEARTBEAT(struct relay_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_TLS(struct relay_config, tls, "relay"),
     TN_OPTS_LOG(struct relay_config, log),
+    TN_OPTS_LOG_ROTATION(struct relay_config, log),
+    TN_OPTS_ADMIN(struct relay_config, admin_listen),
+    { .key = "audit.output",
+      .flag = "audit-output",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct relay_config, audit_output),
+      .metavar = "FILE",
+      .help = "also append each flow's flow.end line (JSON) to this file" },
     TN_OPTS_WINDOWS(struct relay_config, stream_window, connection_window),
     { .key = "limits.max_streams",
       .flag = "max-streams",
@@ -418,6 +426,8 @@ main(int argc, char **argv)
         (https_init(&relay) != 0 ||
          route_listen(&relay, &relay.https_listener, cfg.https_listen, on_https_connection) != 0))
         goto out;
+    if (relay_obs_start(&relay) != 0)
+        goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     sigint.data = sigterm.data = &relay;
@@ -444,6 +454,7 @@ out:
     route_listen_stop(&relay, &relay.http_listener);
     route_listen_stop(&relay, &relay.https_listener);
     https_fini(&relay);
+    relay_obs_stop(&relay);
     route_free_all(&relay);
     policy_fini(&cfg);
     SSL_CTX_free(relay.tls);

@@ -9,6 +9,7 @@
 
 #include <openssl/ssl.h>
 
+#include "tn/admin.h"
 #include "tn/buf.h"
 #include "tn/cidr.h"
 #include "tn/grpc.h"
@@ -23,6 +24,7 @@ struct rflow;
 struct reg;
 struct exposure;
 struct head;
+struct tn_metric;
 
 struct port_range {
     uint16_t lo, hi;
@@ -91,6 +93,8 @@ struct relay_config {
     int64_t public_grace;         /* a port outlives its last proxy this long (ms) */
     struct tn_conf_list services; /* of struct service_rule */
     struct tn_conf_list tokens;   /* of struct token_rule */
+    char *admin_listen;           /* NULL: no admin listener */
+    char *audit_output;           /* NULL: flow.end goes to the log only */
 };
 
 struct relay {
@@ -112,6 +116,9 @@ struct relay {
     SSL_CTX **https_tls;               /* one per https_certs entry */
     size_t nhttps_tls;
     struct tn_listener listener;
+    struct tn_admin admin; /* obs.c: metrics, status API, dashboard */
+    ev_tstamp started;
+    ev_timer sample; /* obs.c: proxies' throughput */
 };
 
 struct session {
@@ -159,9 +166,12 @@ struct proxy {
     struct waiter *queue, *queue_tail; /* waiting for an Accept stream, oldest first */
     struct exposure **exposures;       /* the public ports it serves */
     size_t nexposures;
-    uint64_t flows;  /* flows sent to this proxy since it registered */
-    uint64_t active; /* flows bound to it now */
-    bool has_left;   /* out of the routes: its session is going */
+    uint64_t flows;                /* flows sent to this proxy since it registered */
+    uint64_t active;               /* flows bound to it now */
+    uint64_t bytes_up, bytes_down; /* payload of its flows (obs.c: throughput from these) */
+    uint64_t sampled_up, sampled_down;
+    double rate_up, rate_down; /* bytes/s over the last sampling period */
+    bool has_left;             /* out of the routes: its session is going */
 };
 
 struct route {
@@ -254,6 +264,15 @@ void expose_connect_host(struct relay *relay, const char *host, int fd, char *he
                          SSL *ssl);
 /* Logs the public ports. */
 void expose_dump(struct relay *relay);
+struct tn_admin_reply;
+/* The public ports as JSON objects, comma-separated, for the status API. */
+void expose_status(struct relay *relay, struct tn_admin_reply *r);
+
+/* obs.c: the admin listener (when configured) and the relay's metrics. */
+int relay_obs_start(struct relay *relay);
+void relay_obs_stop(struct relay *relay);
+extern struct tn_metric relay_metric_sessions_total; /* {role} */
+extern struct tn_metric relay_metric_public_conns;   /* {service} */
 
 /* flow.c */
 /* Takes a client's Connect stream. */

@@ -14,6 +14,7 @@
 #include "tn/err.h"
 #include "tn/hash.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
 #include "tn/util.h"
 
 #define PATH_CONNECT  "/tunnel.v1.Relay/Connect"
@@ -436,9 +437,10 @@ static const struct tn_h2_stream_ops reg_ops = {
 static int
 session_on_ready(struct tn_h2 *h2)
 {
+    struct session *s = tn_h2_owner(h2);
     const struct tn_identity *peer = tn_h2_peer(h2);
 
-    if (peer->role == TN_ROLE_NONE) { /* it may only register with a token */
+    if (peer->role == TN_ROLE_NONE && !s->relay->is_draining) { /* only a token's Register */
         tn_log_info("%s connected without a certificate", tn_h2_peer_addr(h2));
         return 0;
     }
@@ -447,7 +449,14 @@ session_on_ready(struct tn_h2 *h2)
                      tn_h2_peer_addr(h2), tn_role_name(peer->role));
         return TN_ERR_AUTH;
     }
+    /* Its handshake was under way when the drain began: it would hold the drain open. */
+    if (s->relay->is_draining) {
+        tn_log_info("%s (%s %s): refused: the relay is draining", tn_h2_peer_addr(h2),
+                    tn_role_name(peer->role), peer->id);
+        return TN_ERR_LIMIT;
+    }
     tn_log_info("%s connected: %s %s", tn_h2_peer_addr(h2), tn_role_name(peer->role), peer->id);
+    tn_metric_at(&relay_metric_sessions_total, tn_role_name(peer->role), NULL)->value++;
     return 0;
 }
 

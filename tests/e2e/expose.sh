@@ -27,7 +27,7 @@ tn_certs
 tn_issue proxy proxy-2
 
 printf 'tokens:\n  - {proxy: proxy-3, token: "%s"}\n' "$token" >"$TN_TMP/relay.yaml"
-start_relay --config "$TN_TMP/relay.yaml" --public-ports 10000-10020 --public-grace 1s \
+start_relay --config "$TN_TMP/relay.yaml" --public-ports 10000-10020 --public-grace 1s --admin :9190 \
 	--service "proxy=proxy-1,name=lanweb,public_port=10030,target=$TN_VIRT_IP:8080"
 start_proxy --expose 10000:127.0.0.1:7002 --expose name=source,target=127.0.0.1:7003 \
 	--expose name=web,target=127.0.0.1:8080,public_port=10005,http=true
@@ -78,6 +78,20 @@ grep -q "published lanweb: tcp://$TN_RELAY_LAN_IP:10030 -> a target of the relay
 	fail "the proxy did not report the relay's service"
 relay_status | grep -qF "public port 10030 -> proxy-1/lanweb ($TN_VIRT_IP:8080): 1 replicas" ||
 	fail "the relay's status does not list its service on port 10030"
+
+status=$(n_relay timeout 5 curl -sS "http://127.0.0.1:9190/api/v1/status") || fail "no status API"
+echo "$status" | "$TN_PYTHON" -c '
+import json, sys
+s = json.load(sys.stdin)
+by = {e["name"]: e for e in s["exposures"]}
+assert by["web"]["port"] == 10005 and by["web"]["proxy"] == "proxy-1", by
+assert by["web"]["target"] == "127.0.0.1:8080" and len(by["web"]["replicas"]) == 1, by
+assert by["web"]["connections_total"] == 2, by
+assert by["lanweb"]["port"] == 10030, by
+' || fail "the status API does not list the public ports as they are: $status"
+n_relay timeout 5 curl -sS "http://127.0.0.1:9190/metrics" |
+	grep -q '^tunnel_public_connections_total{service="web"} 2$' ||
+	fail "tunnel_public_connections_total does not count the two connections to web"
 
 tn_log "refusals: a held port, a port outside the range, a wrong token"
 TN_PROXY_ID=proxy-2 TN_PROXY_NAME=proxy2 TN_PROXY_CERTS=$TN_CERTS/proxy-proxy-2 TN_PROXY_MANAGED="" \

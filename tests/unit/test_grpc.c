@@ -161,6 +161,39 @@ test_grpc_reader_splits_any_way(void **state)
     tn_buf_fini(&b);
 }
 
+/* The relay's meter counts Data payload only, however the bytes are split, whatever the
+ * varint's encoding, and skips other messages (Open) whole. */
+static void
+test_grpc_meter_counts_payload_only(void **state)
+{
+    static uint8_t wire[8192], payload[3000];
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    struct tn_grpc_meter m;
+    struct tn_buf b;
+    uint64_t got;
+    size_t n, off, step;
+
+    (void)state;
+    tn_buf_init(&b);
+    append_open(&b, 42);
+    append_data(&b, payload, 1000);
+    append_data(&b, payload, 0);
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_DATA; /* minimal varint, by protobuf-c */
+    fr.data.data = payload;
+    fr.data.len = 300;
+    assert_int_equal(tn_grpc_append(&b, &fr.base), 0);
+    append_open(&b, 43);
+    append_data(&b, payload, 1700);
+    n = flatten(&b, wire, sizeof(wire));
+    for (step = 1; step <= n; step += step < 16 ? 1 : 97) {
+        memset(&m, 0, sizeof(m));
+        for (got = 0, off = 0; off < n; off += step)
+            got += tn_grpc_meter_feed(&m, wire + off, off + step < n ? step : n - off);
+        assert_int_equal(got, 3000);
+    }
+    tn_buf_fini(&b);
+}
+
 /* A Data frame packed by protobuf-c (minimal varint) takes the same fast path. */
 static void
 test_grpc_reader_takes_protobuf_c_data(void **state)
@@ -284,6 +317,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_grpc_data_prefix_decodes_with_protobuf_c),
         cmocka_unit_test(test_grpc_reader_splits_any_way),
+        cmocka_unit_test(test_grpc_meter_counts_payload_only),
         cmocka_unit_test(test_grpc_reader_takes_protobuf_c_data),
         cmocka_unit_test(test_grpc_reader_rejects_compressed),
         cmocka_unit_test(test_grpc_reader_rejects_oversized_control_message),

@@ -68,4 +68,19 @@ int tn_grpc_reader_feed(struct tn_grpc_reader *rd, const uint8_t *p, size_t n, s
 /* True between messages: a stream may end here cleanly. */
 int tn_grpc_reader_idle(const struct tn_grpc_reader *rd);
 
+/* Counts the payload of the Data messages in a stream of gRPC messages that someone else
+ * forwards as opaque bytes (the relay): header, tag and length are not counted, nor is any
+ * other message.  Starts at a message boundary; zero-initialised. */
+struct tn_grpc_meter {
+    uint8_t state;
+    uint8_t have; /* header bytes gathered */
+    uint8_t shift;
+    uint8_t hdr[TN_GRPC_HDR];
+    uint32_t left;  /* bytes left in the message */
+    uint64_t field; /* the Data field's length, as decoded so far */
+};
+
+/* Returns how many payload bytes |p| holds. */
+uint64_t tn_grpc_meter_feed(struct tn_grpc_meter *m, const uint8_t *p, size_t n);
+
 #endif

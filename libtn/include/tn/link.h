@@ -49,6 +49,7 @@ struct tn_link {
     struct tn_h2 *h2;       /* NULL while down */
     struct tn_h2 *draining; /* the previous connection, finishing its streams after GOAWAY */
     bool is_up;
+    bool was_lost; /* a connection was lost or drained (GOAWAY): the next one up is a reconnect */
     bool is_stopped;
     int64_t failures;     /* attempts since the link was last up */
     ev_tstamp down_since; /* when the link was first found down, or 0 */

@@ -4,6 +4,7 @@
 #define TN_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 enum tn_log_level {
     TN_LOG_DEBUG,
@@ -27,10 +28,24 @@ extern const char *const tn_log_format_names[];
 int tn_log_open(const char *component, enum tn_log_level level, enum tn_log_format format,
                 const char *output);
 void tn_log_close(void);
+/* Rotates the log file once it holds |max_size| bytes (0: never): PATH becomes PATH.1, and so
+ * on up to PATH.|keep|; the oldest goes.  With |keep| 0 the file is emptied instead. */
+void tn_log_set_rotation(int64_t max_size, int keep);
+/* Also appends every "flow.end" event, as JSON, to |path| (NULL: stop); reopened by
+ * tn_log_open.  Returns 0 or -errno. */
+int tn_log_audit_open(const char *path);
 
 bool tn_log_enabled(enum tn_log_level level);
 
 void tn_log(enum tn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A structured event: |event| names it ("flow.end"), |flow| is its flow id (0: none), |fields|
+ * are "key=value" pairs separated by spaces (a value in double quotes may hold spaces) and
+ * |msg| (or NULL) says it for people.  A JSON line carries them all ("fields" as an object); a
+ * text line is "flow=ID msg", or the event and its fields when there is no |msg|.  "flow.end"
+ * also goes to the audit file. */
+void tn_log_event(enum tn_log_level level, const char *event, uint64_t flow, const char *msg,
+                  const char *fields);
+bool tn_log_audit_enabled(void);
 /* tn_log_warn appends ": strerror(errno)"; tn_log_warnx does not. */
 void tn_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tn_log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -12,6 +12,8 @@ struct tn_log_conf {
     int level;  /* enum tn_log_level */
     int format; /* enum tn_log_format */
     char *output;
+    int64_t max_size; /* rotate the file past this many bytes (0: never) */
+    int64_t keep;     /* rotated files kept */
 };
 
 /* Rows for the tls: {cert_file, key_file, ca_file} section at member |m| (a tn_tls_conf). */
@@ -56,6 +58,21 @@ struct tn_log_conf {
         .key = "log.output", .flag = "log-output", .type = TN_CONF_STR,      \
         .offset = offsetof(T, m.output), .def = "stderr", .metavar = "FILE", \
         .help = "stderr or a file to append to"                              \
+    }
+
+/* Rows for log: {max_size, keep} at member |m| (a tn_log_conf): rotation by size. */
+#define TN_OPTS_LOG_ROTATION(T, m)                                                                 \
+    { .key = "log.max_size",                                                                       \
+      .flag = "log-max-size",                                                                      \
+      .type = TN_CONF_SIZE,                                                                        \
+      .offset = offsetof(T, m.max_size),                                                           \
+      .def = "0",                                                                                  \
+      .metavar = "SIZE",                                                                           \
+      .help = "rotate the log file at this size (0: never; SIGHUP also reopens it)" },             \
+    {                                                                                              \
+        .key = "log.keep", .flag = "log-keep", .type = TN_CONF_INT, .offset = offsetof(T, m.keep), \
+        .def = "5", .metavar = "N", .help = "rotated log files kept (FILE.1 ... FILE.N)",          \
+        .max = 1000                                                                                \
     }
 
 /* Rows for the HTTP/2 windows at members |sw| and |cw| (int64_t bytes). */
@@ -143,6 +160,16 @@ struct tn_log_conf {
         .key = "drain_timeout", .flag = "drain-timeout", .type = TN_CONF_DURATION,              \
         .offset = offsetof(T, dm), .def = ddef, .metavar = "DURATION",                          \
         .help = "on SIGTERM, let open flows finish this long (0: stop at once)", .max = 3600000 \
+    }
+
+/* The row for admin: {listen} at member |m| (char *): the HTTP listener of /metrics, /healthz,
+ * /readyz (off unless set; an empty host is 127.0.0.1). */
+#define TN_OPTS_ADMIN(T, m)                                                             \
+    {                                                                                   \
+        .key = "admin.listen", .flag = "admin", .type = TN_CONF_HOSTPORT,               \
+        .offset = offsetof(T, m), .metavar = "ADDR:PORT",                               \
+        .help = "serve /metrics, /healthz and /readyz over HTTP here (off by default; " \
+                "\":9090\" is 127.0.0.1:9090)"                                          \
     }
 
 /* Opens the log as |c| says.  Returns 0 or -errno (logged). */
