@@ -22,6 +22,7 @@
 struct client_config {
     struct tn_str_list server_addr; /* relays, used one at a time */
     struct tn_cidr_list target_cidr;
+    struct tn_cidr_list exclude; /* kept local even inside target_cidr */
     int64_t listen_port;
     struct tn_tls_conf tls;
     struct tn_log_conf log;
@@ -55,6 +56,7 @@ struct client {
 /* netfilter.c: the only code that changes netfilter. */
 struct nf_rules {
     const struct tn_cidr_list *cidrs;
+    const struct tn_cidr_list *excludes;   /* never intercepted nor rejected; may be NULL */
     const struct sockaddr_storage *relays; /* never intercepted */
     size_t nrelays;
     unsigned port; /* where REDIRECT sends connections */

@@ -35,6 +35,12 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct client_config, target_cidr),
       .metavar = "CIDR",
       .help = "a network to intercept" },
+    { .key = "exclude",
+      .flag = "exclude",
+      .type = TN_CONF_CIDR_LIST,
+      .offset = offsetof(struct client_config, exclude),
+      .metavar = "CIDR",
+      .help = "a range to keep local even inside an intercepted network (repeatable)" },
     { .key = "fail_closed",
       .flag = "fail-closed",
       .type = TN_CONF_BOOL,
@@ -86,6 +92,7 @@ relay_on_up(struct tn_link *l, struct tn_h2 *h2)
     struct client *c = tn_container_of(l, struct client, link);
     struct nf_rules rules = {
         .cidrs = &c->cfg->target_cidr,
+        .excludes = &c->cfg->exclude,
         .relays = c->relay_addrs,
         .nrelays = c->nrelay_addrs,
         .port = (unsigned)c->cfg->listen_port,
@@ -193,6 +200,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
             tn_log_warnx("reload: the relays take effect after a restart");
     }
     TN_SWAP(cfg->target_cidr, fresh.target_cidr);
+    TN_SWAP(cfg->exclude, fresh.exclude);
     TN_SWAP(cfg->tls, fresh.tls);
     TN_SWAP(cfg->log, fresh.log);
     cfg->is_fail_closed = fresh.is_fail_closed;
@@ -206,6 +214,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     c->tls = c->link.tls = tls;
     tn_opts_log_open("client", &cfg->log);
     rules.cidrs = &cfg->target_cidr;
+    rules.excludes = &cfg->exclude;
     rules.port = (unsigned)cfg->listen_port;
     if (c->has_rules && !c->is_draining)
         nf_rules_install(&rules);
@@ -311,6 +320,7 @@ main(int argc, char **argv)
     if (cfg.is_fail_closed) {
         struct nf_rules rules = {
             .cidrs = &cfg.target_cidr,
+            .excludes = &cfg.exclude,
             .relays = c.relay_addrs,
             .nrelays = c.nrelay_addrs,
         };

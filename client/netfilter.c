@@ -156,6 +156,22 @@ relay_exceptions(FILE *f, const char *chain, const struct nf_rules *rules)
     }
 }
 
+/* "-A CHAIN -d NET -j RETURN" for each excluded range: kept local, before any REDIRECT or
+ * REJECT of the networks that contain it. */
+static void
+exclusions(FILE *f, const char *chain, const struct nf_rules *rules)
+{
+    char net[TN_CIDR_STRLEN];
+    size_t i;
+
+    for (i = 0; rules->excludes != NULL && i < rules->excludes->n; i++) {
+        if (rules->excludes->v[i].ip.family != AF_INET)
+            continue;
+        fprintf(f, "-A %s -d %s -m comment --comment " COMMENT " -j RETURN\n", chain,
+                tn_cidr_format(&rules->excludes->v[i], net, sizeof(net)));
+    }
+}
+
 /* REDIRECT to our listener: what the tunnel carries. */
 static void
 redirect_rules(FILE *f, const char *net, const struct nf_rules *rules)
@@ -192,6 +208,7 @@ chain_fill(const struct chain *c, const struct nf_rules *rules,
     if ((f = open_memstream(&text, &len)) == NULL)
         return -errno;
     relay_exceptions(f, c->name, rules);
+    exclusions(f, c->name, rules);
     for (i = 0; i < rules->cidrs->n; i++) {
         if (rules->cidrs->v[i].ip.family != AF_INET)
             continue; /* TODO(#6): IPv6 through ip6tables */
