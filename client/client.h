@@ -17,6 +17,7 @@
 #include "tn/link.h"
 #include "tn/listener.h"
 #include "tn/opts.h"
+#include "tn/packet.h"
 #include "tn/tls.h"
 
 struct client_config {
@@ -33,6 +34,29 @@ struct client_config {
     int64_t idle_timeout;
     bool is_fail_closed;
     bool is_cleanup;
+    bool is_udp;              /* UDP and ICMP echo through NFQUEUE */
+    int64_t nfqueue;          /* the queue number */
+    int64_t udp_idle_timeout; /* ms */
+};
+
+/* Our packets (replies we inject) carry this mark: our queue rules skip them. */
+#define CLIENT_MARK   0x746e
+#define DGRAM_BUCKETS 1024
+
+struct dflow;
+
+/* dgram.c: UDP and ICMP echo flows. */
+struct dgram {
+    struct mnl_socket *nl; /* NFQUEUE; NULL when off */
+    unsigned portid, queue;
+    ev_io io;
+    int raw4, raw6;   /* replies to the applications */
+    uint32_t last_id; /* the last packet read, for the batch verdict */
+    bool has_verdict;
+    struct dflow *buckets[DGRAM_BUCKETS];
+    uint64_t nflows, flows;
+    uint64_t rejected[TN_PKT_NREASONS], no_relay, overruns;
+    ev_tstamp last_warn;
 };
 
 struct client {
@@ -51,6 +75,7 @@ struct client {
     uint64_t active;  /* flows open now */
     bool is_draining; /* SIGTERM: rules gone, open flows finishing */
     ev_timer drain_deadline;
+    struct dgram dgram;
 };
 
 /* netfilter.c: the only code that changes netfilter. */
@@ -60,6 +85,7 @@ struct nf_rules {
     const struct sockaddr_storage *relays; /* never intercepted */
     size_t nrelays;
     unsigned port; /* where REDIRECT sends connections */
+    int queue;     /* NFQUEUE for UDP and ICMP echo; -1: none */
 };
 
 /* Installs our chain and its jump atomically.  Returns 0 or TN_ERR_CONFIG (logged). */
@@ -76,6 +102,15 @@ int nf_fail_closed_remove(void);
 
 /* flow.c */
 void flow_accept(struct client *c, int fd);
+/* The flow id: a hash of protocol and 4-tuple, so every hop logs the same number. */
+uint64_t client_flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst,
+                        unsigned dport);
+
+/* dgram.c: binds NFQUEUE |queue| and opens the raw sockets.  Returns 0 or TN_ERR_CONFIG
+ * (logged). */
+int dgram_start(struct client *c, unsigned queue);
+/* Ends every datagram flow and closes the sockets. */
+void dgram_stop(struct client *c);
 
 /* main.c: a flow ended (the last one ends a drain). */
 void client_flow_ended(struct client *c);

@@ -33,9 +33,9 @@ struct flow {
     char why[96];
 };
 
-/* The flow id: a hash of protocol and 4-tuple, so every hop logs the same number. */
-static uint64_t
-flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst, unsigned dport)
+uint64_t
+client_flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst,
+               unsigned dport)
 {
     uint8_t key[1 + 16 + 2 + 16 + 2];
     size_t alen = src->family == AF_INET ? 4 : 16, n = 0;
@@ -147,7 +147,7 @@ flow_accept(struct client *c, int fd)
         return;
     }
     f->c = c;
-    f->id = flow_id(IPPROTO_TCP, &sip, sport, &dip, dport);
+    f->id = client_flow_id(IPPROTO_TCP, &sip, sport, &dip, dport);
     tn_addr_format((struct sockaddr *)&src, f->src, sizeof(f->src));
     tn_addr_format((struct sockaddr *)&dst, f->dst, sizeof(f->dst));
     tn_pipe_init(&f->pipe, c->loop, &flow_pipe_ops);

@@ -54,6 +54,30 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct client_config, is_cleanup),
       .def = "false",
       .help = "remove every rule of ours, fail-closed ones too, and exit" },
+    { .key = "udp",
+      .flag = "udp",
+      .type = TN_CONF_BOOL,
+      .offset = offsetof(struct client_config, is_udp),
+      .def = "true",
+      .help = "also carry UDP and ICMP echo (ping) to the networks, through NFQUEUE" },
+    { .key = "nfqueue",
+      .flag = "nfqueue",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct client_config, nfqueue),
+      .def = "9999",
+      .metavar = "N",
+      .help = "the netfilter queue number UDP and ICMP are taken from",
+      .min = 0,
+      .max = 65535 },
+    { .key = "udp_idle_timeout",
+      .flag = "udp-idle-timeout",
+      .type = TN_CONF_DURATION,
+      .offset = offsetof(struct client_config, udp_idle_timeout),
+      .def = "60s",
+      .metavar = "DURATION",
+      .help = "close a UDP or ICMP flow that moved no datagram for this long",
+      .min = 100,
+      .max = 86400000 },
     { .key = "listen_port",
       .flag = "listen-port",
       .type = TN_CONF_INT,
@@ -96,6 +120,7 @@ relay_on_up(struct tn_link *l, struct tn_h2 *h2)
         .relays = c->relay_addrs,
         .nrelays = c->nrelay_addrs,
         .port = (unsigned)c->cfg->listen_port,
+        .queue = c->dgram.nl != NULL ? (int)c->dgram.queue : -1,
     };
     char nets[256] = "", net[TN_CIDR_STRLEN];
     size_t i;
@@ -176,7 +201,11 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct client *c = w->data;
     struct client_config fresh = { 0 }, *cfg = c->cfg;
-    struct nf_rules rules = { .relays = c->relay_addrs, .nrelays = c->nrelay_addrs };
+    struct nf_rules rules = {
+        .relays = c->relay_addrs,
+        .nrelays = c->nrelay_addrs,
+        .queue = c->dgram.nl != NULL ? (int)c->dgram.queue : -1,
+    };
     SSL_CTX *tls = NULL;
     size_t i;
 
@@ -193,8 +222,10 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         tn_conf_fini(keys, &fresh);
         return;
     }
-    if (fresh.listen_port != cfg->listen_port || fresh.server_addr.n != cfg->server_addr.n)
-        tn_log_warnx("reload: listen_port and the relays take effect after a restart");
+    if (fresh.listen_port != cfg->listen_port || fresh.server_addr.n != cfg->server_addr.n ||
+        fresh.is_udp != cfg->is_udp || fresh.nfqueue != cfg->nfqueue)
+        tn_log_warnx("reload: listen_port, udp, nfqueue and the relays take effect after a "
+                     "restart");
     for (i = 0; i < fresh.server_addr.n && i < cfg->server_addr.n; i++) {
         if (strcmp(fresh.server_addr.v[i], cfg->server_addr.v[i]) != 0)
             tn_log_warnx("reload: the relays take effect after a restart");
@@ -205,6 +236,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     TN_SWAP(cfg->log, fresh.log);
     cfg->is_fail_closed = fresh.is_fail_closed;
     cfg->idle_timeout = fresh.idle_timeout;
+    cfg->udp_idle_timeout = fresh.udp_idle_timeout;
     cfg->drain_timeout = fresh.drain_timeout;
     cfg->reconnect = fresh.reconnect;
     c->link.conf = fresh.reconnect;
@@ -332,6 +364,8 @@ main(int argc, char **argv)
     } else {
         nf_fail_closed_remove(); /* an earlier --fail-closed run's: not wanted now */
     }
+    if (cfg.is_udp && dgram_start(&c, (unsigned)cfg.nfqueue) != 0)
+        goto out;
     tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr.v, cfg.server_addr.n, &settings,
                   &cfg.reconnect, &relay_ops, &c);
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
@@ -348,6 +382,8 @@ main(int argc, char **argv)
 out:
     if (c.has_rules)
         nf_rules_remove();
+    if (c.dgram.nl != NULL)
+        dgram_stop(&c);
     if (cfg.is_fail_closed && !cfg.is_cleanup)
         tn_log_info("fail closed: traffic to the networks stays rejected until the client is back "
                     "or 'client --cleanup' runs");

@@ -19,6 +19,7 @@
 
 #define CHAIN    "TUNNEL_CLIENT"
 #define CHAIN_FC "TUNNEL_CLIENT_FC" /* fail closed: rejects what the tunnel does not carry */
+#define CHAIN_Q  "TUNNEL_CLIENT_Q"  /* UDP and ICMP echo to NFQUEUE */
 #define COMMENT  "tunnel-client"
 
 extern char **environ;
@@ -66,6 +67,12 @@ struct chain {
 
 static const struct chain redirect_chain = { "nat", CHAIN, "OUTPUT", "-p tcp" };
 static const struct chain reject_chain = { "filter", CHAIN_FC, "OUTPUT", "" };
+/* mangle OUTPUT comes before nat and filter OUTPUT: what we queue (and drop once carried) meets
+ * neither the redirect nor the fail-closed rules.  The replies we inject carry our mark. */
+#define STR2(x) #x
+#define STR(x)  STR2(x)
+static const struct chain queue_chain = { "mangle", CHAIN_Q, "OUTPUT",
+                                          "-m mark ! --mark " STR(CLIENT_MARK) };
 
 /* Adds |c| holding |body| and its jump, atomically (iptables-restore --noflush replaces the
  * chain if it exists).  Returns 0 or TN_ERR_CONFIG (logged). */
@@ -181,6 +188,18 @@ redirect_rules(FILE *f, const char *net, const struct nf_rules *rules)
         net, rules->port);
 }
 
+/* UDP and ICMP echo requests to NFQUEUE, where the client takes them. */
+static void
+queue_rules(FILE *f, const char *net, const struct nf_rules *rules)
+{
+    fprintf(f,
+            "-A " CHAIN_Q " -d %s -p udp -m comment --comment " COMMENT
+            " -j NFQUEUE --queue-num %d\n"
+            "-A " CHAIN_Q " -d %s -p icmp -m icmp --icmp-type 8 -m comment --comment " COMMENT
+            " -j NFQUEUE --queue-num %d\n",
+            net, rules->queue, net, rules->queue);
+}
+
 /* Redirected connections reach filter OUTPUT already rewritten to our listener: only what the
  * tunnel does not carry (it is down, or not running) still has these destinations. */
 static void
@@ -226,13 +245,21 @@ chain_fill(const struct chain *c, const struct nf_rules *rules,
 int
 nf_rules_install(const struct nf_rules *rules)
 {
-    return chain_fill(&redirect_chain, rules, redirect_rules);
+    int r;
+
+    if ((r = chain_fill(&redirect_chain, rules, redirect_rules)) != 0)
+        return r;
+    if (rules->queue < 0) {
+        chain_remove(&queue_chain);
+        return 0;
+    }
+    return chain_fill(&queue_chain, rules, queue_rules);
 }
 
 int
 nf_rules_remove(void)
 {
-    return chain_remove(&redirect_chain);
+    return chain_remove(&redirect_chain) + chain_remove(&queue_chain);
 }
 
 int

@@ -3,8 +3,13 @@
  * (only inside the networks this proxy serves), Opened back, and bytes both ways. */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -26,6 +31,7 @@ struct pflow {
     ev_timer dial_timer;
     int dial_fd;
     bool has_open;
+    int protocol; /* TUNNEL__V1__PROTOCOL__* */
     uint64_t id;
     char client[TN_ID_MAX + 1];
     char dst[TN_ADDR_STRLEN]; /* the real target */
@@ -56,9 +62,19 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
             uplink_refill_later(f->up);
         }
     } else {
-        tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
-               "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
-               f->client, f->dst, p->bytes_down, p->bytes_up, reason != NULL ? reason : "closed");
+        if (p->is_datagram)
+            tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
+                   "flow=%016" PRIx64 " client=%s -> %s %s datagrams up=%" PRIu64 " down=%" PRIu64
+                   " dropped=%" PRIu64 " %s",
+                   f->id, f->client, f->dst,
+                   f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_UDP ? "udp" : "icmp",
+                   p->dgrams_down, p->dgrams_up, p->dgrams_dropped,
+                   reason != NULL ? reason : "closed");
+        else
+            tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
+                   "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
+                   f->client, f->dst, p->bytes_down, p->bytes_up,
+                   reason != NULL ? reason : "closed");
         proxy_flow_ended(f->px);
     }
     free(f);
@@ -128,6 +144,52 @@ pflow_on_dial_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     pflow_dialed(f, -ETIMEDOUT);
 }
 
+/* A raw ICMP socket (the fallback when unprivileged ICMP sockets are not allowed) reads whole
+ * IPv4 packets, every ICMP message from the target: carry only its echo replies, without the
+ * IP header. */
+static bool
+pflow_raw_icmp_in(struct tn_pipe *p, const uint8_t **data, size_t *n)
+{
+    size_t hl;
+
+    if (*n < 20 || (hl = (size_t)((*data)[0] & 0x0f) * 4) < 20 || *n < hl + 8 ||
+        (*data)[hl] != ICMP_ECHOREPLY)
+        return false;
+    (void)p;
+    *data += hl;
+    *n -= hl;
+    return true;
+}
+
+static const struct tn_pipe_ops pflow_pipe_ops, pflow_raw_icmp_ops;
+
+/* UDP and ICMP echo: a connected datagram socket, ready at once.  For ICMP an unprivileged
+ * ICMP socket (net.ipv4.ping_group_range), else a raw one.  Returns the socket or -errno. */
+static int
+pflow_dial_dgram(struct pflow *f, const struct sockaddr_storage *ss, socklen_t len)
+{
+    int type = SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, fd, proto = 0;
+
+    if (f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP)
+        proto = ss->ss_family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+    if ((fd = socket(ss->ss_family, type, proto)) < 0 && proto != 0 &&
+        (errno == EACCES || errno == EPERM)) {
+        if ((fd = socket(ss->ss_family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto)) >= 0 &&
+            ss->ss_family == AF_INET)
+            f->pipe.ops = &pflow_raw_icmp_ops;
+    }
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (const struct sockaddr *)ss, len) < 0) {
+        int err = -errno;
+
+        close(fd);
+        return err;
+    }
+    f->pipe.is_datagram = true;
+    return fd;
+}
+
 /* Where |dst| really is: mapped from a virtual range, and only inside our networks. */
 static int
 pflow_target(const struct proxy *px, const struct tn_ip *dst, struct tn_ip *real)
@@ -169,8 +231,13 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     uplink_refill(f->up); /* replace this stream in the pool at once */
     f->id = fr->open->flow_id;
     snprintf(f->client, sizeof(f->client), "%s", fr->open->client_id);
+    f->protocol = fr->open->protocol;
     ep = fr->open->dst;
-    if (ep == NULL || (ep->ip.len != 4 && ep->ip.len != 16) || ep->port == 0 || ep->port > 65535) {
+    if (ep == NULL || (ep->ip.len != 4 && ep->ip.len != 16) || ep->port > 65535 ||
+        (ep->port == 0) != (f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP) ||
+        (f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP &&
+         f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_UDP &&
+         f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP)) {
         p->abort_reason = "bad destination in Open";
         return TN_ERR_PROTO;
     }
@@ -189,6 +256,12 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     }
     len = tn_addr_from_ip(&real, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
+    if (f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP) {
+        if ((fd = pflow_dial_dgram(f, &ss, len)) >= 0)
+            f->dial_fd = fd;
+        pflow_dialed(f, fd < 0 ? fd : 0);
+        return 0;
+    }
     if ((fd = tn_addr_connect((struct sockaddr *)&ss, len)) < 0) {
         pflow_dialed(f, fd);
         return 0;
@@ -205,6 +278,12 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
 static const struct tn_pipe_ops pflow_pipe_ops = {
     .on_frame = pipe_on_frame,
     .on_close = pipe_on_close,
+};
+
+static const struct tn_pipe_ops pflow_raw_icmp_ops = {
+    .on_frame = pipe_on_frame,
+    .on_close = pipe_on_close,
+    .dgram_in = pflow_raw_icmp_in,
 };
 
 int
