@@ -174,6 +174,9 @@ pflow_dial_dgram(struct pflow *f, const struct sockaddr_storage *ss, socklen_t l
         proto = ss->ss_family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
     if ((fd = socket(ss->ss_family, type, proto)) < 0 && proto != 0 &&
         (errno == EACCES || errno == EPERM)) {
+        tn_log_debug("flow=%016" PRIx64 ": ICMP sockets not allowed here "
+                     "(net.ipv4.ping_group_range): a raw socket instead",
+                     f->id);
         if ((fd = socket(ss->ss_family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto)) >= 0 &&
             ss->ss_family == AF_INET)
             f->pipe.ops = &pflow_raw_icmp_ops;
