@@ -11,6 +11,8 @@ PKGS=(
 	libnetfilter-queue-dev libmnl-dev libcmocka-dev
 	# run (client) and test
 	iptables iproute2 openssl curl python3 python3-yaml procps
+	# test: UDP, ICMP (dig, dnsmasq, iperf3, ping) and the packet parser's fuzz target (clang)
+	bind9-dnsutils dnsmasq-base iperf3 iputils-ping clang
 )
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }

@@ -47,7 +47,8 @@ parse_transport(int proto, const uint8_t *p, size_t n, struct tn_pkt *out)
         out->len = ulen - TN_PKT_UDP_HDR;
         return TN_PKT_OK;
     }
-    if (proto == IPPROTO_ICMP || proto == IPPROTO_ICMPV6) {
+    /* ICMP in IPv4, ICMPv6 in IPv6: never the other way round. */
+    if (proto == (out->src.family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6)) {
         if (n < ICMP_ECHO_HDR)
             return TN_PKT_TRUNCATED;
         if (p[0] != (proto == IPPROTO_ICMP ? ICMP4_ECHO_REQUEST : ICMP6_ECHO_REQUEST) || p[1] != 0)

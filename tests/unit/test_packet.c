@@ -133,6 +133,9 @@ test_icmp4_echo(void **state)
     assert_int_equal(pkt.sport, 0x4242);
     assert_int_equal(pkt.dport, 0);
     assert_int_equal(pkt.len, 10);
+    /* ICMPv6 inside IPv4 is not ICMP. */
+    p[9] = IPPROTO_ICMPV6;
+    assert_int_equal(tn_pkt_parse(p, n, &pkt), TN_PKT_UNSUPPORTED);
     /* Too short for an echo header. */
     assert_int_equal(tn_pkt_build_icmp(p, sizeof(p), &s, &d, reply, 7, 1), 0);
 }
