@@ -3,7 +3,8 @@
 # rules.sh: the client removes exactly the netfilter rules it installed: on SIGTERM at once,
 # after a SIGKILL on its next start. Rules that are not its own are never touched.
 #
-#   tn-cli-$$ netfilter:  sentinel rules of ours (nat OUTPUT, PREROUTING, chain E2E_OTHER)
+#   tn-cli-$$ netfilter:  sentinel rules of ours (nat OUTPUT, PREROUTING, chain E2E_OTHER,
+#                         mangle OUTPUT, where the client's NFQUEUE chain hangs too)
 #                         + the client's chain TUNNEL_CLIENT (comment tunnel-client) while it runs
 #   run 1: start, traffic, SIGTERM  → exit 0, state equal to the one before
 #   run 2: start, SIGKILL           → its rules remain (nothing could remove them)
@@ -33,6 +34,7 @@ n_cli timeout 10 iptables -t nat -A E2E_OTHER -d 192.0.2.0/24 -p tcp -j RETURN
 n_cli timeout 10 iptables -t nat -A OUTPUT -d 192.0.2.0/24 -p tcp -m comment --comment e2e-sentinel -j E2E_OTHER
 n_cli timeout 10 iptables -t nat -A PREROUTING -d 192.0.2.0/24 -p tcp -m comment --comment e2e-sentinel -j RETURN
 n_cli timeout 10 iptables -t filter -A OUTPUT -d 192.0.2.0/24 -m comment --comment e2e-sentinel -j ACCEPT
+n_cli timeout 10 iptables -t mangle -A OUTPUT -d 192.0.2.0/24 -p udp -m comment --comment e2e-sentinel -j RETURN
 nf_state >"$TN_TMP/nf.before"
 [ -z "$(rules_of_client)" ] || fail "client rules before any client ran"
 
