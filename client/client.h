@@ -35,6 +35,7 @@ struct client_config {
     bool is_fail_closed;
     bool is_cleanup;
     bool is_udp;              /* UDP and ICMP echo through NFQUEUE */
+    bool is_gateway;          /* also what the host forwards */
     int64_t nfqueue;          /* the queue number */
     int64_t udp_idle_timeout; /* ms */
 };
@@ -70,7 +71,8 @@ struct client {
     struct sockaddr_storage *relay_addrs; /* resolved once, kept out of the rules */
     size_t nrelay_addrs;
     struct tn_listener listener;
-    int status; /* exit status once the loop stops */
+    struct tn_listener listener6; /* when an IPv6 network is intercepted */
+    int status;                   /* exit status once the loop stops */
     uint64_t flows;
     uint64_t active;  /* flows open now */
     bool is_draining; /* SIGTERM: rules gone, open flows finishing */
@@ -84,8 +86,9 @@ struct nf_rules {
     const struct tn_cidr_list *excludes;   /* never intercepted nor rejected; may be NULL */
     const struct sockaddr_storage *relays; /* never intercepted */
     size_t nrelays;
-    unsigned port; /* where REDIRECT sends connections */
-    int queue;     /* NFQUEUE for UDP and ICMP echo; -1: none */
+    unsigned port;   /* where REDIRECT sends connections */
+    int queue;       /* NFQUEUE for UDP and ICMP echo; -1: none */
+    bool is_gateway; /* also what the host forwards (PREROUTING) */
 };
 
 /* Installs our chain and its jump atomically.  Returns 0 or TN_ERR_CONFIG (logged). */
@@ -102,6 +105,10 @@ int nf_fail_closed_remove(void);
 
 /* flow.c */
 void flow_accept(struct client *c, int fd);
+/* The listener REDIRECT sends connections to: loopback (OUTPUT maps there), or every address
+ * in gateway mode (PREROUTING maps to the incoming interface's).  Returns it or -1 (logged). */
+int client_listen(int af, bool is_any, unsigned port);
+bool client_has_family(const struct tn_cidr_list *l, int af);
 /* The flow id: a hash of protocol and 4-tuple, so every hop logs the same number. */
 uint64_t client_flow_id(int proto, const struct tn_ip *src, unsigned sport, const struct tn_ip *dst,
                         unsigned dport);

@@ -516,7 +516,7 @@ dgram_start(struct client *c, unsigned queue)
     setsockopt(mnl_socket_get_fd(d->nl), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
     setsockopt(mnl_socket_get_fd(d->nl), SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
     nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue);
-    nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
+    nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND); /* the queue takes both families */
     if (queue_send(d, nlh) != 0) {
         tn_log_warn("NFQUEUE: binding queue %u (another program holds it? see --nfqueue)", queue);
         goto fail;

@@ -78,6 +78,13 @@ static const struct tn_conf_key keys[] = {
       .help = "close a UDP or ICMP flow that moved no datagram for this long",
       .min = 100,
       .max = 86400000 },
+    { .key = "gateway",
+      .flag = "gateway",
+      .type = TN_CONF_BOOL,
+      .offset = offsetof(struct client_config, is_gateway),
+      .def = "false",
+      .help = "also carry what this host forwards (a LAN routed through it): PREROUTING rules, "
+              "and the listener on every address" },
     { .key = "listen_port",
       .flag = "listen-port",
       .type = TN_CONF_INT,
@@ -121,6 +128,7 @@ relay_on_up(struct tn_link *l, struct tn_h2 *h2)
         .nrelays = c->nrelay_addrs,
         .port = (unsigned)c->cfg->listen_port,
         .queue = c->dgram.nl != NULL ? (int)c->dgram.queue : -1,
+        .is_gateway = c->cfg->is_gateway,
     };
     char nets[256] = "", net[TN_CIDR_STRLEN];
     size_t i;
@@ -171,6 +179,12 @@ on_connection(struct tn_listener *l, int fd)
     flow_accept(tn_container_of(l, struct client, listener), fd);
 }
 
+static void
+on_connection6(struct tn_listener *l, int fd)
+{
+    flow_accept(tn_container_of(l, struct client, listener6), fd);
+}
+
 void
 client_flow_ended(struct client *c)
 {
@@ -205,6 +219,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         .relays = c->relay_addrs,
         .nrelays = c->nrelay_addrs,
         .queue = c->dgram.nl != NULL ? (int)c->dgram.queue : -1,
+        .is_gateway = cfg->is_gateway,
     };
     SSL_CTX *tls = NULL;
     size_t i;
@@ -223,9 +238,10 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     if (fresh.listen_port != cfg->listen_port || fresh.server_addr.n != cfg->server_addr.n ||
-        fresh.is_udp != cfg->is_udp || fresh.nfqueue != cfg->nfqueue)
-        tn_log_warnx("reload: listen_port, udp, nfqueue and the relays take effect after a "
-                     "restart");
+        fresh.is_udp != cfg->is_udp || fresh.nfqueue != cfg->nfqueue ||
+        fresh.is_gateway != cfg->is_gateway)
+        tn_log_warnx("reload: listen_port, udp, nfqueue, gateway and the relays take effect "
+                     "after a restart");
     for (i = 0; i < fresh.server_addr.n && i < cfg->server_addr.n; i++) {
         if (strcmp(fresh.server_addr.v[i], cfg->server_addr.v[i]) != 0)
             tn_log_warnx("reload: the relays take effect after a restart");
@@ -284,12 +300,11 @@ main(int argc, char **argv)
 {
     struct client_config cfg = { 0 };
     struct client c = { 0 };
-    struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     struct tn_h2_settings settings;
     ev_signal sigint, sigterm, sighup;
     socklen_t len;
     size_t i;
-    int r, lfd = -1;
+    int r, lfd = -1, lfd6 = -1;
 
     if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0) {
         tn_conf_fini(keys, &cfg);
@@ -317,21 +332,13 @@ main(int argc, char **argv)
         c.status = 2;
         goto out;
     }
-    for (i = 0; i < cfg.target_cidr.n; i++) {
-        char net[TN_CIDR_STRLEN];
-
-        if (cfg.target_cidr.v[i].ip.family != AF_INET) /* TODO(#6): ip6tables */
-            tn_log_warnx("%s: IPv6 networks are not intercepted yet; ignored",
-                         tn_cidr_format(&cfg.target_cidr.v[i], net, sizeof(net)));
-    }
     if (tn_tls_ctx_new(&c.tls, &cfg.tls, false) != 0)
         goto out;
     nf_rules_remove(); /* whatever a killed earlier run left */
-    lo.sin_port = htons((uint16_t)cfg.listen_port);
-    if ((lfd = tn_addr_listen((struct sockaddr *)&lo, sizeof(lo), 1024)) < 0) {
-        tn_log_warnx("listen on 127.0.0.1:%d: %s", (int)cfg.listen_port, tn_strerror(lfd));
+    if ((lfd = client_listen(AF_INET, cfg.is_gateway, (unsigned)cfg.listen_port)) < 0 ||
+        (client_has_family(&cfg.target_cidr, AF_INET6) &&
+         (lfd6 = client_listen(AF_INET6, cfg.is_gateway, (unsigned)cfg.listen_port)) < 0))
         goto out;
-    }
     settings = (struct tn_h2_settings){
         .stream_window = (uint32_t)cfg.stream_window,
         .connection_window = (uint32_t)cfg.connection_window,
@@ -369,6 +376,8 @@ main(int argc, char **argv)
     tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr.v, cfg.server_addr.n, &settings,
                   &cfg.reconnect, &relay_ops, &c);
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
+    if (lfd6 >= 0)
+        tn_listener_start(&c.listener6, c.loop, lfd6, on_connection6);
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);
     ev_signal_init(&sighup, on_reload, SIGHUP);
@@ -379,6 +388,8 @@ main(int argc, char **argv)
     ev_run(c.loop, 0);
     ev_timer_stop(c.loop, &c.drain_deadline);
     tn_listener_stop(&c.listener, c.loop);
+    if (lfd6 >= 0)
+        tn_listener_stop(&c.listener6, c.loop);
 out:
     if (c.has_rules)
         nf_rules_remove();
@@ -390,6 +401,8 @@ out:
     tn_link_stop(&c.link);
     if (lfd >= 0)
         close(lfd);
+    if (lfd6 >= 0)
+        close(lfd6);
     free(c.relay_addrs);
     SSL_CTX_free(c.tls);
     tn_conf_fini(keys, &cfg);
