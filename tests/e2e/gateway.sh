@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# gateway.sh: with --gateway the client also carries what its host forwards: a fourth
+# namespace routed through the client's reaches the LAN through the tunnel (TCP by PREROUTING
+# REDIRECT, UDP and ping by PREROUTING NFQUEUE).
+#
+#   tn-host-$$ 10.201.4.2 ── default via 10.201.4.1 ──▶ tn-cli-$$ (client --gateway)
+#        curl / dig / ping 100.64.2.2 ══ relay ══ proxy ── tn-lan-$$
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+tn_init
+
+TN_NS_HOST="tn-host-$$"
+HOST_IP=10.201.4.2
+GW_IP=10.201.4.1
+TN_NAMESPACES+=" $TN_NS_HOST"
+tn_ns_setup "$TN_NS_HOST"
+tn_veth "$TN_NS_CLI" "tnh$$c" "$GW_IP" "$TN_NS_HOST" "tnh$$h" "$HOST_IP"
+ip -n "$TN_NS_HOST" route add default via "$GW_IP"
+n_sysctl "$TN_NS_CLI" net.ipv4.ip_forward=1
+n_host() { tn_in "$TN_NS_HOST" "$@"; }
+
+lan_http 8080
+have_dns=0
+if command -v dnsmasq >/dev/null && command -v dig >/dev/null; then
+	have_dns=1
+	tn_spawn dnsmasq "$TN_NS_LAN" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
+		--no-hosts --bind-interfaces --listen-address="$TN_LAN_IP" --port 53 --user=root \
+		--pid-file= --log-facility=- --address=/tunnel.test/192.0.2.77
+fi
+n_sysctl "$TN_NS_LAN" net.ipv4.ping_group_range="0 2147483647"
+tn_certs
+start_relay
+start_proxy
+wait_registered
+
+tn_log "without --gateway the host behind the client is not carried"
+start_client
+wait_client_ready
+! n_host timeout 5 curl -sS --max-time 2 "http://$TN_VIRT_IP:8080/" || fail "carried without --gateway"
+tn_stop client TERM 10 || fail "the client did not exit cleanly"
+
+TN_CLIENT_NAME=client-gw
+start_client --gateway
+wait_client_ready
+rules_of_client >&2
+[ "$(rules_of_client | grep -c -- '^-A PREROUTING')" = 2 ] || fail "expected 2 PREROUTING jumps (nat, mangle)"
+
+tn_log "the host behind the client reaches the LAN: HTTP"
+body=$(n_host timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "curl from the host failed"
+[ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body: '$body'"
+wait_for_log "$TN_TMP/relay.log" "client=client-1 $HOST_IP:[0-9]+ -> $TN_VIRT_IP:8080" 5 ||
+	fail "the relay saw no flow from $HOST_IP"
+
+tn_log "ping from the host"
+out=$(n_host timeout 20 ping -n -c 3 -i 0.2 -W 2 "$TN_VIRT_IP" 2>&1) || fail "ping from the host failed: $out"
+grep -q '3 packets transmitted, 3 received' <<<"$out" || fail "ping from the host: $out"
+
+if [ "$have_dns" = 1 ]; then
+	tn_log "dig from the host (UDP)"
+	answer=$(n_host timeout 10 dig +short +time=3 +tries=1 @"$TN_VIRT_IP" gw.tunnel.test A) ||
+		fail "dig from the host failed"
+	[ "$answer" = 192.0.2.77 ] || fail "dig from the host: wrong answer '$answer'"
+fi
+
+tn_log "the client's own port, reached directly (not redirected), is refused"
+! n_host timeout 5 curl -sS --max-time 2 "http://$GW_IP:$TN_CLIENT_PORT/" || fail "the listener carried a direct connection"
+wait_for_log "$TN_TMP/client-gw.log" "accepted connection without an original destination" 5 ||
+	fail "the client did not refuse the direct connection"
+
+tn_stop client-gw TERM 10 || fail "the client did not exit cleanly"
+[ -z "$(rules_of_client)" ] || fail "rules left after exit: $(rules_of_client)"
