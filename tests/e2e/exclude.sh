@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # exclude.sh: --exclude keeps a range inside an intercepted network local: the client's chains
-# RETURN it before the REDIRECT (and before the fail-closed REJECT), so it is neither tunnelled
+# RETURN it before the REDIRECT, the NFQUEUE and the fail-closed REJECT, so it is neither tunnelled
 # nor rejected, while the rest of the network still is.
 #
 #   tn-cli-$$: 100.64.3.1 on lo with its own web server (a local service in 100.64.0.0/10)
@@ -25,8 +25,8 @@ wait_registered
 start_client --exclude 100.64.3.0/24 --exclude 100.64.9.0/24 --fail-closed
 wait_client_ready
 rules_of_client >&2
-[ "$(rules_of_client | grep -c -- '-d 100.64.3.0/24 .*-j RETURN')" = 2 ] ||
-	fail "expected a RETURN for 100.64.3.0/24 in the redirect and the fail-closed chain"
+[ "$(rules_of_client | grep -c -- '-d 100.64.3.0/24 .*-j RETURN')" = 3 ] ||
+	fail "expected a RETURN for 100.64.3.0/24 in the redirect, queue and fail-closed chains"
 
 tn_log "the excluded range stays local"
 body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$LOCAL_IP:8081/") ||

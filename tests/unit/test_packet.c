@@ -217,16 +217,16 @@ test_fragments_are_refused(void **state)
 static void
 test_build_limits(void **state)
 {
-    static uint8_t p[TN_PKT_MAX];
+    static uint8_t p[TN_PKT_MAX], payload[65535];
     struct tn_ip s4 = ip("10.0.0.1"), s6 = ip("fd00::1");
 
     (void)state;
-    assert_int_equal(tn_pkt_build_udp(p, 20 + 8 + 3, &s4, 1, &s4, 2, p, 4), 0);
-    assert_int_equal(tn_pkt_build_udp(p, 20 + 8 + 4, &s4, 1, &s4, 2, (const uint8_t *)"abcd", 4),
-                     32);
-    assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s4, 1, &s6, 2, p, 4), 0);
-    assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s6, 1, &s6, 2, p, 65535 - 8), 40 + 65535);
-    assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s6, 1, &s6, 2, p, 65535 - 7), 0);
+    assert_int_equal(tn_pkt_build_udp(p, 20 + 8 + 3, &s4, 1, &s4, 2, payload, 4), 0);
+    assert_int_equal(tn_pkt_build_udp(p, 20 + 8 + 4, &s4, 1, &s4, 2, payload, 4), 32);
+    assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s4, 1, &s6, 2, payload, 4), 0);
+    assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s6, 1, &s6, 2, payload, 65535 - 8),
+                     40 + 65535);
+    assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s6, 1, &s6, 2, payload, 65535 - 7), 0);
     assert_string_equal(tn_pkt_reason(TN_PKT_FRAGMENT), "fragment");
     assert_string_equal(tn_pkt_reason(99), "unknown");
 }
