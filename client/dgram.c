@@ -238,11 +238,15 @@ stream_on_data(void *owner, const uint8_t *data, size_t n)
     f->depth--;
     if (f->stream != NULL)
         tn_h2_stream_consume(f->stream, n); /* replies never wait: they are sent or dropped */
-    if (r != 0 && r != TN_GRPC_PAUSE)
-        dflow_end(f, f->reason != NULL ? f->reason : "bad message from relay");
-    else if (f->is_dead)
+    if (f->is_dead) {                       /* ended while the reader ran: detached already */
         dflow_free(f);
-    return r == TN_GRPC_PAUSE ? 0 : r;
+        return 0;
+    }
+    if (r != 0 && r != TN_GRPC_PAUSE) {
+        dflow_end(f, f->reason != NULL ? f->reason : "bad message from relay");
+        return r;
+    }
+    return 0;
 }
 
 static void

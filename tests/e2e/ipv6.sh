@@ -74,7 +74,19 @@ if [ "$have_dns" = 1 ]; then
 	[ "$answer" = 2001:db8::77 ] || fail "dig over IPv6: wrong answer '$answer'"
 fi
 
+rules6() { n_cli timeout 10 ip6tables-save | grep -E 'TUNNEL_CLIENT|tunnel-client' || true; }
 tn_stop client TERM 10 || fail "the client did not exit cleanly"
-[ -z "$(n_cli timeout 10 ip6tables-save | grep -E 'TUNNEL_CLIENT|tunnel-client')" ] ||
-	fail "ip6tables rules left after exit"
+[ -z "$(rules6)" ] || fail "ip6tables rules left after exit: $(rules6)"
 [ -z "$(rules_of_client)" ] || fail "iptables rules left after exit"
+
+tn_log "after SIGKILL the rules stay; client --cleanup removes them in both families"
+TN_CLIENT_NAME=client-killed
+start_client --cidr fd00:64::/32 --fail-closed
+wait_client_ready
+rc=0
+tn_stop client-killed KILL 10 || rc=$?
+[ "$rc" = 137 ] || fail "the client did not die of SIGKILL (status $rc)"
+[ -n "$(rules6)" ] || fail "no ip6tables rules left by the killed client"
+n_cli timeout 10 "$TN_BIN/client/client" --cleanup >/dev/null 2>&1 || fail "client --cleanup failed"
+[ -z "$(rules6)" ] || fail "ip6tables rules left after --cleanup: $(rules6)"
+[ -z "$(rules_of_client)" ] || fail "iptables rules left after --cleanup: $(rules_of_client)"
