@@ -362,6 +362,7 @@ main(int argc, char **argv)
             .excludes = &cfg.exclude,
             .relays = c.relay_addrs,
             .nrelays = c.nrelay_addrs,
+            .is_gateway = cfg.is_gateway,
         };
 
         /* From now on, and after we exit, the networks are reached through the tunnel or not

@@ -83,22 +83,22 @@ static const struct family ip6 = { AF_INET6,
                                    "icmp6-port-unreachable",
                                    "-p ipv6-icmp -m icmp6 --icmpv6-type 128" };
 
-/* One chain of ours, reached by one jump from a built-in chain (and in gateway mode one from
- * PREROUTING too, for what the host forwards). */
+/* One chain of ours, reached by one jump from a built-in chain (and in gateway mode one more,
+ * for what the host forwards). */
 struct chain {
     const char *table, *name, *from;
-    const char *match; /* what the jump matches, before "-m comment" */
-    bool has_gateway;  /* also reached from PREROUTING in gateway mode */
+    const char *match;        /* what the jump matches, before "-m comment" */
+    const char *gateway_from; /* the built-in chain forwarded traffic passes */
 };
 
-static const struct chain redirect_chain = { "nat", CHAIN, "OUTPUT", "-p tcp", true };
-static const struct chain reject_chain = { "filter", CHAIN_FC, "OUTPUT", "", false };
+static const struct chain redirect_chain = { "nat", CHAIN, "OUTPUT", "-p tcp", "PREROUTING" };
+static const struct chain reject_chain = { "filter", CHAIN_FC, "OUTPUT", "", "FORWARD" };
 /* mangle OUTPUT comes before nat and filter OUTPUT: what we queue (and drop once carried) meets
  * neither the redirect nor the fail-closed rules.  The replies we inject carry our mark. */
 #define STR2(x) #x
 #define STR(x)  STR2(x)
 static const struct chain queue_chain = { "mangle", CHAIN_Q, "OUTPUT",
-                                          "-m mark ! --mark " STR(CLIENT_MARK), true };
+                                          "-m mark ! --mark " STR(CLIENT_MARK), "PREROUTING" };
 
 /* Adds |c| holding |body| and its jumps, atomically (iptables-restore --noflush replaces the
  * chain if it exists).  Returns 0 or TN_ERR_CONFIG (logged). */
@@ -116,9 +116,9 @@ chain_install(const struct family *fam, const struct chain *c, const char *body,
         return -errno;
     fprintf(f, "*%s\n:%s - [0:0]\n%s-A %s %s%s-m comment --comment " COMMENT " -j %s\n", c->table,
             c->name, body, c->from, c->match, sep, c->name);
-    if (is_gateway && c->has_gateway)
-        fprintf(f, "-A PREROUTING %s%s-m comment --comment " COMMENT " -j %s\n", c->match, sep,
-                c->name);
+    if (is_gateway)
+        fprintf(f, "-A %s %s%s-m comment --comment " COMMENT " -j %s\n", c->gateway_from, c->match,
+                sep, c->name);
     fprintf(f, "COMMIT\n");
     if (fclose(f) != 0) {
         free(text);
@@ -176,10 +176,8 @@ chain_remove(const struct family *fam, const struct chain *c)
         (char *)(uintptr_t)fam->tables, "-w", "-t", (char *)(uintptr_t)c->table, "-X",
         (char *)(uintptr_t)c->name,     NULL
     };
-    int removed = jumps_remove(fam, c, c->from);
+    int removed = jumps_remove(fam, c, c->from) + jumps_remove(fam, c, c->gateway_from);
 
-    if (c->has_gateway)
-        removed += jumps_remove(fam, c, "PREROUTING");
     if (run(flush, NULL, false) == 0 && run(del, NULL, false) == 0)
         removed++;
     if (removed > 0)

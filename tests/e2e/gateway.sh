@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # gateway.sh: with --gateway the client also carries what its host forwards: a fourth
 # namespace routed through the client's reaches the LAN through the tunnel (TCP by PREROUTING
-# REDIRECT, UDP and ping by PREROUTING NFQUEUE).
+# REDIRECT, UDP and ping by PREROUTING NFQUEUE), and with --fail-closed forwarded traffic the
+# tunnel does not carry is rejected (FORWARD).
 #
 #   tn-host-$$ 10.201.4.2 ── default via 10.201.4.1 ──▶ tn-cli-$$ (client --gateway)
 #        curl / dig / ping 100.64.2.2 ══ relay ══ proxy ── tn-lan-$$
@@ -71,3 +72,19 @@ wait_for_log "$TN_TMP/client-gw.log" "accepted connection without an original de
 
 tn_stop client-gw TERM 10 || fail "the client did not exit cleanly"
 [ -z "$(rules_of_client)" ] || fail "rules left after exit: $(rules_of_client)"
+
+tn_log "--gateway --fail-closed: once the client is gone, forwarded traffic is rejected at once"
+TN_CLIENT_NAME=client-fc
+start_client --gateway --fail-closed
+wait_client_ready
+rules_of_client | grep -q -- '-A FORWARD .*-j TUNNEL_CLIENT_FC' || fail "no FORWARD jump to the fail-closed chain"
+body=$(n_host timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "curl from the host failed"
+[ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body: '$body'"
+tn_stop client-fc TERM 10 || fail "the client did not exit cleanly"
+t0=$(tn_now_ms)
+! n_host timeout 10 curl -sS --max-time 5 "http://$TN_VIRT_IP:8080/" 2>/dev/null || fail "reached the LAN with no client"
+dt=$(($(tn_now_ms) - t0))
+[ "$dt" -lt 1000 ] || fail "forwarded traffic took $dt ms to fail (not rejected)"
+tn_log "rejected after $dt ms"
+n_cli timeout 10 "$TN_BIN/client/client" --cleanup >/dev/null 2>&1 || fail "client --cleanup failed"
+[ -z "$(rules_of_client)" ] || fail "rules left after --cleanup: $(rules_of_client)"
