@@ -372,25 +372,24 @@ dflow_send(struct dflow *f, const uint8_t *data, size_t n)
     f->last_active = ev_now(f->c->loop);
 }
 
-/* Counts a packet we cannot carry and says so, at most once per WARN_EVERY. */
+/* Says that a packet was not carried (the caller counted it), at most once per WARN_EVERY. */
 static void
-dgram_reject(struct dgram *d, struct ev_loop *loop, int reason)
+dgram_warn(struct dgram *d, struct ev_loop *loop, const char *why)
 {
-    uint64_t total = 0;
+    uint64_t total = d->no_relay;
     int i;
 
-    d->rejected[reason]++;
     if (ev_now(loop) - d->last_warn < WARN_EVERY && d->last_warn > 0)
         return;
     d->last_warn = ev_now(loop);
     for (i = 1; i < TN_PKT_NREASONS; i++)
         total += d->rejected[i];
-    tn_log_warnx("dropped a %s packet (%" PRIu64 " not carried so far: truncated %" PRIu64
+    tn_log_warnx("packet not carried (%s); so far: %" PRIu64 " (truncated %" PRIu64
                  ", bad header %" PRIu64 ", bad length %" PRIu64 ", fragment %" PRIu64
                  ", unsupported %" PRIu64 ", no relay %" PRIu64 ")",
-                 tn_pkt_reason(reason), total, d->rejected[TN_PKT_TRUNCATED],
-                 d->rejected[TN_PKT_BAD_HEADER], d->rejected[TN_PKT_BAD_LENGTH],
-                 d->rejected[TN_PKT_FRAGMENT], d->rejected[TN_PKT_UNSUPPORTED], d->no_relay);
+                 why, total, d->rejected[TN_PKT_TRUNCATED], d->rejected[TN_PKT_BAD_HEADER],
+                 d->rejected[TN_PKT_BAD_LENGTH], d->rejected[TN_PKT_FRAGMENT],
+                 d->rejected[TN_PKT_UNSUPPORTED], d->no_relay);
 }
 
 /* One packet from the queue: carried or counted; its verdict is DROP either way. */
@@ -404,7 +403,8 @@ dgram_packet(struct client *c, const uint8_t *p, size_t n)
     int r;
 
     if ((r = tn_pkt_parse(p, n, &pkt)) != TN_PKT_OK) {
-        dgram_reject(d, c->loop, r);
+        d->rejected[r]++;
+        dgram_warn(d, c->loop, tn_pkt_reason(r));
         return;
     }
     id = client_flow_id(pkt.proto, &pkt.src, pkt.sport, &pkt.dst, pkt.dport);
@@ -413,6 +413,7 @@ dgram_packet(struct client *c, const uint8_t *p, size_t n)
         ;
     if (f == NULL && (f = dflow_new(c, &pkt, id)) == NULL) {
         d->no_relay++;
+        dgram_warn(d, c->loop, "no relay connection");
         return;
     }
     dflow_send(f, pkt.payload, pkt.len);
