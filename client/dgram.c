@@ -242,6 +242,13 @@ stream_on_data(void *owner, const uint8_t *data, size_t n)
         dflow_free(f);
         return 0;
     }
+    if (r == TN_ERR_NO_ROUTE && f->stream != NULL) {
+        /* Refused: the flow stays, without a stream, so that its next datagrams are dropped
+         * here rather than each asking again; it ends when idle, and the next one retries. */
+        tn_h2_stream_detach(f->stream, 0x8 /* CANCEL */);
+        f->stream = NULL;
+        return 0;
+    }
     if (r != 0 && r != TN_GRPC_PAUSE) {
         dflow_end(f, f->reason != NULL ? f->reason : "bad message from relay");
         return r;
@@ -355,10 +362,15 @@ dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
 static void
 dflow_send(struct dflow *f, const uint8_t *data, size_t n)
 {
-    struct tn_buf *out = tn_h2_stream_out(f->stream);
+    struct tn_buf *out;
     size_t avail;
     uint8_t *dst;
 
+    if (f->stream == NULL) { /* refused: dropped until the flow is idle */
+        f->dropped++;
+        return;
+    }
+    out = tn_h2_stream_out(f->stream);
     if (tn_buf_len(out) > OUT_HIGH ||
         (dst = tn_buf_reserve(out, TN_GRPC_DATA_PFX + n, &avail)) == NULL) {
         f->dropped++;

@@ -62,6 +62,23 @@ answer=$(n_cli timeout 10 dig +short +time=3 +tries=1 @"$TN_VIRT_IP" after.tunne
 	fail "dig after the malformed packets failed"
 [ "$answer" = 192.0.2.77 ] || fail "dig after the malformed packets: wrong answer '$answer'"
 
+tn_log "datagrams to a network no proxy serves: one refused flow, the rest dropped at the client"
+n_cli timeout 10 "$TN_PYTHON" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(20):
+    s.sendto(b"x%d" % i, (sys.argv[1], 53))
+    time.sleep(0.05)
+' 100.64.7.7 || fail "could not send to 100.64.7.7"
+wait_for_log "$TN_TMP/client.log" "-> 100.64.7.7:53 udp proxy=- datagrams up=[0-9]+ down=0 dropped=[0-9]+ refused: " 8 ||
+	fail "the client did not end the refused flow"
+[ "$(count_lines "$TN_TMP/client.log" "-> 100.64.7.7:53 udp: open")" = 1 ] ||
+	fail "the client asked the relay again for each datagram of a refused flow"
+line=$(grep -E -- "-> 100.64.7.7:53 udp proxy=" "$TN_TMP/client.log")
+up=$(sed -E 's/.* up=([0-9]+) .*/\1/' <<<"$line")
+dropped=$(sed -E 's/.* dropped=([0-9]+) .*/\1/' <<<"$line")
+[ $((up + dropped)) = 20 ] || fail "20 datagrams sent, $up carried and $dropped dropped: $line"
+
 tn_log "a DNS query over TCP on the same address works too"
 answer=$(n_cli timeout 10 dig +tcp +short +time=3 +tries=1 @"$TN_VIRT_IP" tcp.tunnel.test A) ||
 	fail "dig +tcp failed"
