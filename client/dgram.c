@@ -16,6 +16,7 @@
 #include <libmnl/libmnl.h>
 #include <libnetfilter_queue/libnetfilter_queue.h>
 #include <libnetfilter_queue/linux_nfnetlink_queue.h>
+#include <nghttp2/nghttp2.h>
 
 #include "client.h"
 #include "tn/addr.h"
@@ -120,7 +121,7 @@ dflow_end(struct dflow *f, const char *reason)
     if (f->reason == NULL)
         f->reason = reason;
     if (f->stream != NULL) {
-        tn_h2_stream_detach(f->stream, reason != NULL ? 0x8 /* CANCEL */ : 0);
+        tn_h2_stream_detach(f->stream, reason != NULL ? NGHTTP2_CANCEL : 0);
         f->stream = NULL;
     }
     if (f->depth == 0)
@@ -245,7 +246,7 @@ stream_on_data(void *owner, const uint8_t *data, size_t n)
     if (r == TN_ERR_NO_ROUTE && f->stream != NULL) {
         /* Refused: the flow stays, without a stream, so that its next datagrams are dropped
          * here rather than each asking again; it ends when idle, and the next one retries. */
-        tn_h2_stream_detach(f->stream, 0x8 /* CANCEL */);
+        tn_h2_stream_detach(f->stream, NGHTTP2_CANCEL);
         f->stream = NULL;
         return 0;
     }
@@ -341,7 +342,7 @@ dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
     fr.open = &open;
     if (tn_grpc_append(tn_h2_stream_out(f->stream), &fr.base) != 0) {
-        tn_h2_stream_detach(f->stream, 0x8);
+        tn_h2_stream_detach(f->stream, NGHTTP2_CANCEL);
         free(f);
         return NULL;
     }

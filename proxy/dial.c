@@ -32,6 +32,8 @@ struct pflow {
     int dial_fd;
     bool has_open;
     int protocol; /* TUNNEL__V1__PROTOCOL__* */
+    int family;
+    unsigned echo_id; /* ICMP: the application's echo identifier (the source port in Open) */
     uint64_t id;
     char client[TN_ID_MAX + 1];
     char dst[TN_ADDR_STRLEN]; /* the real target */
@@ -144,18 +146,22 @@ pflow_on_dial_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     pflow_dialed(f, -ETIMEDOUT);
 }
 
-/* A raw ICMP socket (the fallback when unprivileged ICMP sockets are not allowed) reads whole
- * IPv4 packets, every ICMP message from the target: carry only its echo replies, without the
- * IP header. */
+/* A raw ICMP socket (the fallback when unprivileged ICMP sockets are not allowed) reads every
+ * ICMP message from the target, with the IPv4 header in front: carry only the echo replies to
+ * this flow's identifier, without that header. */
 static bool
 pflow_raw_icmp_in(struct tn_pipe *p, const uint8_t **data, size_t *n)
 {
-    size_t hl;
+    const struct pflow *f = tn_container_of(p, struct pflow, pipe);
+    size_t hl = 0;
 
-    if (*n < 20 || (hl = (size_t)((*data)[0] & 0x0f) * 4) < 20 || *n < hl + 8 ||
-        (*data)[hl] != ICMP_ECHOREPLY)
+    if (f->family == AF_INET) {
+        if (*n < 20 || (hl = (size_t)((*data)[0] & 0x0f) * 4) < 20)
+            return false;
+    }
+    if (*n < hl + 8 || (*data)[hl] != (f->family == AF_INET ? ICMP_ECHOREPLY : 129) ||
+        ((unsigned)(*data)[hl + 4] << 8 | (*data)[hl + 5]) != f->echo_id)
         return false;
-    (void)p;
     *data += hl;
     *n -= hl;
     return true;
@@ -177,8 +183,7 @@ pflow_dial_dgram(struct pflow *f, const struct sockaddr_storage *ss, socklen_t l
         tn_log_debug("flow=%016" PRIx64 ": ICMP sockets not allowed here "
                      "(net.ipv4.ping_group_range): a raw socket instead",
                      f->id);
-        if ((fd = socket(ss->ss_family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto)) >= 0 &&
-            ss->ss_family == AF_INET)
+        if ((fd = socket(ss->ss_family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto)) >= 0)
             f->pipe.ops = &pflow_raw_icmp_ops;
     }
     if (fd < 0)
@@ -235,6 +240,7 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     f->id = fr->open->flow_id;
     snprintf(f->client, sizeof(f->client), "%s", fr->open->client_id);
     f->protocol = fr->open->protocol;
+    f->echo_id = fr->open->src != NULL ? fr->open->src->port : 0;
     ep = fr->open->dst;
     if (ep == NULL || (ep->ip.len != 4 && ep->ip.len != 16) || ep->port > 65535 ||
         (ep->port == 0) != (f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP) ||
@@ -245,7 +251,7 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
         return TN_ERR_PROTO;
     }
     memset(&dst, 0, sizeof(dst));
-    dst.family = ep->ip.len == 4 ? AF_INET : AF_INET6;
+    dst.family = f->family = ep->ip.len == 4 ? AF_INET : AF_INET6;
     memcpy(dst.bytes, ep->ip.data, ep->ip.len);
     len = tn_addr_from_ip(&dst, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));

@@ -66,6 +66,11 @@ tn_log "the LAN's real IPv6 address is not intercepted: unreachable"
 tn_log "ping $VIRT6 (ICMPv6 echo)"
 out=$(n_cli timeout 20 ping -6 -n -c 3 -i 0.2 -W 2 "$VIRT6" 2>&1) || fail "ping -6 failed: $out"
 grep -q '3 packets transmitted, 3 received' <<<"$out" || fail "ping -6: $out"
+tn_log "ping $VIRT6 with the proxy's raw ICMPv6 socket (ICMP sockets forbidden)"
+n_sysctl "$TN_NS_LAN" net.ipv4.ping_group_range="1 0"
+out=$(n_cli timeout 20 ping -6 -n -c 3 -i 0.2 -W 2 "$VIRT6" 2>&1) || fail "ping -6 (raw) failed: $out"
+grep -q '3 packets transmitted, 3 received' <<<"$out" || fail "ping -6 (raw): $out"
+wait_for_log "$TN_TMP/proxy.log" "ICMP sockets not allowed here" 5 || fail "the proxy did not fall back to a raw socket"
 
 if [ "$have_dns" = 1 ]; then
 	tn_log "dig @$VIRT6 (UDP over IPv6)"
