@@ -35,6 +35,29 @@ body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$LOCAL_IP:8081/") ||
 grep -q -- "-> $LOCAL_IP:" "$TN_TMP/relay.log" && fail "the relay saw a flow to the excluded $LOCAL_IP"
 grep -q -- "-> $LOCAL_IP:" "$TN_TMP/client.log" && fail "the client carried a flow to the excluded $LOCAL_IP"
 
+tn_log "UDP to the excluded range stays local too (not queued)"
+tn_spawn udp-local "$TN_NS_CLI" "$TN_PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 5353))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(b"local:" + d, a)
+' "$LOCAL_IP"
+reply=$(n_cli timeout 10 "$TN_PYTHON" -c '
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+for _ in range(10):  # the server may still be starting
+    s.sendto(b"hello", (sys.argv[1], 5353))
+    try:
+        print(s.recv(2048).decode()); break
+    except socket.timeout:
+        time.sleep(0.2)
+' "$LOCAL_IP") || fail "UDP to the excluded $LOCAL_IP failed"
+[ "$reply" = local:hello ] || fail "UDP to the excluded range: got '$reply'"
+grep -q -- "-> $LOCAL_IP:5353" "$TN_TMP/client.log" && fail "the client queued UDP to the excluded $LOCAL_IP"
+
 tn_log "the rest of the intercepted network is still tunnelled"
 body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "curl through the tunnel failed"
 [ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body through the tunnel: '$body'"
