@@ -169,8 +169,10 @@ dflow_inject(struct dflow *f, const uint8_t *data, size_t n)
     if (f->key.proto == IPPROTO_UDP)
         len = tn_pkt_build_udp(pkt, sizeof(pkt), &f->key.dst, f->key.dport, &f->key.src,
                                f->key.sport, data, n);
-    else
+    else if (n > 0 && data[0] == (f->key.proto == IPPROTO_ICMP ? 0 : 129)) /* echo replies only */
         len = tn_pkt_build_icmp(pkt, sizeof(pkt), &f->key.dst, &f->key.src, data, n, f->key.sport);
+    else
+        len = 0;
     sslen = tn_addr_from_ip(&f->key.src, 0, &ss);
     if (len == 0 || fd < 0 || sendto(fd, pkt, len, 0, (struct sockaddr *)&ss, sslen) < 0) {
         f->dropped++;
