@@ -504,9 +504,12 @@ tools_in() {
 	tn_in "$ns" timeout "$t" "$TN_PYTHON" "$TN_TOOLS" "$@"
 }
 
-# rules_of_client: the client's lines in the cli namespace's netfilter state.
+# rules_of_client: the client's lines in the cli namespace's netfilter state (IPv4 and IPv6).
 rules_of_client() {
-	n_cli timeout 10 iptables-save | grep -E 'TUNNEL_CLIENT|tunnel-client' || true
+	{
+		n_cli timeout 10 iptables-save
+		n_cli timeout 10 ip6tables-save 2>/dev/null
+	} | grep -E 'TUNNEL_CLIENT|tunnel-client' || true
 }
 
 # ------------------------------------------------------------------------------ more of them
