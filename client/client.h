@@ -57,7 +57,7 @@ struct dgram {
     struct dflow *buckets[DGRAM_BUCKETS];
     uint64_t nflows, flows;
     uint64_t rejected[TN_PKT_NREASONS], no_relay, overruns;
-    ev_tstamp last_warn;
+    ev_tstamp last_warn[TN_PKT_NREASONS]; /* per reason; [TN_PKT_OK]: no relay */
 };
 
 struct client {

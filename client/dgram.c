@@ -387,16 +387,17 @@ dflow_send(struct dflow *f, const uint8_t *data, size_t n)
     f->last_active = ev_now(f->c->loop);
 }
 
-/* Says that a packet was not carried (the caller counted it), at most once per WARN_EVERY. */
+/* Says that a packet was not carried (the caller counted it), at most once per WARN_EVERY for
+ * each |kind| (a TN_PKT_* reason, or TN_PKT_OK for "no relay connection"). */
 static void
-dgram_warn(struct dgram *d, struct ev_loop *loop, const char *why)
+dgram_warn(struct dgram *d, struct ev_loop *loop, int kind, const char *why)
 {
     uint64_t total = d->no_relay;
     int i;
 
-    if (ev_now(loop) - d->last_warn < WARN_EVERY && d->last_warn > 0)
+    if (d->last_warn[kind] > 0 && ev_now(loop) - d->last_warn[kind] < WARN_EVERY)
         return;
-    d->last_warn = ev_now(loop);
+    d->last_warn[kind] = ev_now(loop);
     for (i = 1; i < TN_PKT_NREASONS; i++)
         total += d->rejected[i];
     tn_log_warnx("packet not carried (%s); so far: %" PRIu64 " (truncated %" PRIu64
@@ -419,7 +420,7 @@ dgram_packet(struct client *c, const uint8_t *p, size_t n)
 
     if ((r = tn_pkt_parse(p, n, &pkt)) != TN_PKT_OK) {
         d->rejected[r]++;
-        dgram_warn(d, c->loop, tn_pkt_reason(r));
+        dgram_warn(d, c->loop, r, tn_pkt_reason(r));
         return;
     }
     id = client_flow_id(pkt.proto, &pkt.src, pkt.sport, &pkt.dst, pkt.dport);
@@ -428,7 +429,7 @@ dgram_packet(struct client *c, const uint8_t *p, size_t n)
         ;
     if (f == NULL && (f = dflow_new(c, &pkt, id)) == NULL) {
         d->no_relay++;
-        dgram_warn(d, c->loop, "no relay connection");
+        dgram_warn(d, c->loop, TN_PKT_OK, "no relay connection");
         return;
     }
     dflow_send(f, pkt.payload, pkt.len);
