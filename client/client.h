@@ -18,11 +18,13 @@
 #include "tn/link.h"
 #include "tn/listener.h"
 #include "tn/opts.h"
+#include "tn/packet.h"
 #include "tn/tls.h"
 
 struct client_config {
     struct tn_str_list server_addr; /* relays, used one at a time */
     struct tn_cidr_list target_cidr;
+    struct tn_cidr_list exclude; /* kept local even inside target_cidr */
     int64_t listen_port;
     struct tn_tls_conf tls;
     struct tn_log_conf log;
@@ -35,6 +37,30 @@ struct client_config {
     bool is_cleanup;
     char *admin_listen;  /* NULL: no admin listener */
     char *status_socket; /* what 'client status' reads; "": none */
+    bool is_udp;              /* UDP and ICMP echo through NFQUEUE */
+    bool is_gateway;          /* also what the host forwards */
+    int64_t nfqueue;          /* the queue number */
+    int64_t udp_idle_timeout; /* ms */
+};
+
+/* Our packets (replies we inject) carry this mark: our queue rules skip them. */
+#define CLIENT_MARK   0x746e
+#define DGRAM_BUCKETS 1024
+
+struct dflow;
+
+/* dgram.c: UDP and ICMP echo flows. */
+struct dgram {
+    struct mnl_socket *nl; /* NFQUEUE; NULL when off */
+    unsigned portid, queue;
+    ev_io io;
+    int raw4, raw6;   /* replies to the applications */
+    uint32_t last_id; /* the last packet read, for the batch verdict */
+    bool has_verdict;
+    struct dflow *buckets[DGRAM_BUCKETS];
+    uint64_t nflows, flows;
+    uint64_t rejected[TN_PKT_NREASONS], no_relay, overruns;
+    ev_tstamp last_warn[TN_PKT_NREASONS]; /* per reason; [TN_PKT_OK]: no relay */
 };
 
 struct client {
@@ -48,21 +74,26 @@ struct client {
     struct sockaddr_storage *relay_addrs; /* resolved once, kept out of the rules */
     size_t nrelay_addrs;
     struct tn_listener listener;
-    int status; /* exit status once the loop stops */
+    struct tn_listener listener6; /* when an IPv6 network is intercepted */
+    int status;                   /* exit status once the loop stops */
     uint64_t flows;
     uint64_t active;  /* flows open now */
     bool is_draining; /* SIGTERM: rules gone, open flows finishing */
     ev_timer drain_deadline;
     struct tn_admin admin, status_admin; /* obs.c */
     ev_tstamp started;
+    struct dgram dgram;
 };
 
 /* netfilter.c: the only code that changes netfilter. */
 struct nf_rules {
     const struct tn_cidr_list *cidrs;
+    const struct tn_cidr_list *excludes;   /* never intercepted nor rejected; may be NULL */
     const struct sockaddr_storage *relays; /* never intercepted */
     size_t nrelays;
-    unsigned port; /* where REDIRECT sends connections */
+    unsigned port;   /* where REDIRECT sends connections */
+    int queue;       /* NFQUEUE for UDP and ICMP echo; -1: none */
+    bool is_gateway; /* also what the host forwards (PREROUTING) */
 };
 
 /* Installs our chain and its jump atomically.  Returns 0 or TN_ERR_CONFIG (logged). */
@@ -79,6 +110,16 @@ int nf_fail_closed_remove(void);
 
 /* flow.c */
 void flow_accept(struct client *c, int fd);
+/* The listener REDIRECT sends connections to: loopback (OUTPUT maps there), or every address
+ * in gateway mode (PREROUTING maps to the incoming interface's).  Returns it or -1 (logged). */
+int client_listen(int af, bool is_any, unsigned port);
+bool client_has_family(const struct tn_cidr_list *l, int af);
+
+/* dgram.c: binds NFQUEUE |queue| and opens the raw sockets.  Returns 0 or TN_ERR_CONFIG
+ * (logged). */
+int dgram_start(struct client *c, unsigned queue);
+/* Ends every datagram flow and closes the sockets. */
+void dgram_stop(struct client *c);
 
 /* obs.c: the admin listener and status socket (when configured), and the exit summary. */
 int client_obs_start(struct client *c);

@@ -24,6 +24,9 @@
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80 /* linux/netfilter_ipv4.h, which clashes with netinet/in.h */
 #endif
+#ifndef IP6T_SO_ORIGINAL_DST
+#define IP6T_SO_ORIGINAL_DST 80 /* linux/netfilter_ipv6/ip6_tables.h */
+#endif
 
 struct flow {
     struct tn_pipe pipe;
@@ -106,17 +109,23 @@ flow_accept(struct client *c, int fd)
     Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
     Tunnel__V1__Open open = TUNNEL__V1__OPEN__INIT;
     Tunnel__V1__Endpoint esrc = TUNNEL__V1__ENDPOINT__INIT, edst = TUNNEL__V1__ENDPOINT__INIT;
-    struct sockaddr_storage src, dst;
-    socklen_t slen = sizeof(src), dlen = sizeof(dst);
-    struct tn_ip sip, dip;
-    unsigned sport, dport;
+    struct sockaddr_storage src, dst, self;
+    socklen_t slen = sizeof(src), dlen = sizeof(dst), selflen = sizeof(self);
+    struct tn_ip sip, dip, selfip;
+    unsigned sport, dport, selfport;
     struct flow *f;
     int one = 1;
 
     if (getpeername(fd, (struct sockaddr *)&src, &slen) < 0 ||
-        getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen) < 0 ||
+        getsockname(fd, (struct sockaddr *)&self, &selflen) < 0 ||
+        (src.ss_family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen)
+                                   : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen)) < 0 ||
+
         tn_addr_to_ip((struct sockaddr *)&src, &sip, &sport) != 0 ||
-        tn_addr_to_ip((struct sockaddr *)&dst, &dip, &dport) != 0) {
+        tn_addr_to_ip((struct sockaddr *)&dst, &dip, &dport) != 0 ||
+        /* not redirected: someone connected to our port itself */
+        (tn_addr_to_ip((struct sockaddr *)&self, &selfip, &selfport) == 0 && selfport == dport &&
+         memcmp(&selfip, &dip, sizeof(dip)) == 0)) {
         tn_log_warn("accepted connection without an original destination");
         tn_addr_close_reset(fd);
         return;
@@ -157,4 +166,51 @@ flow_accept(struct client *c, int fd)
     }
     c->flows++;
     tn_log_debug("flow=%016" PRIx64 " %s -> %s: open", f->id, f->src, f->dst);
+}
+
+int
+client_listen(int af, bool is_any, unsigned port)
+{
+    struct sockaddr_storage ss = { 0 };
+    struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+    char where[TN_ADDR_STRLEN];
+    socklen_t len;
+    int fd, one = 1;
+
+    if (af == AF_INET) {
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = htonl(is_any ? INADDR_ANY : INADDR_LOOPBACK);
+        sin->sin_port = htons((uint16_t)port);
+        len = sizeof(*sin);
+    } else {
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = is_any ? in6addr_any : in6addr_loopback;
+        sin6->sin6_port = htons((uint16_t)port);
+        len = sizeof(*sin6);
+    }
+    tn_addr_format((struct sockaddr *)&ss, where, sizeof(where));
+    if ((fd = socket(af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (af == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
+        tn_log_warn("listen on %s%s", where,
+                    af == AF_INET6 ? " (IPv6 networks need IPv6 on the host's loopback)" : "");
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool
+client_has_family(const struct tn_cidr_list *l, int af)
+{
+    size_t i;
+
+    for (i = 0; i < l->n; i++) {
+        if (l->v[i].ip.family == af)
+            return true;
+    }
+    return false;
 }

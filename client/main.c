@@ -35,6 +35,12 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct client_config, target_cidr),
       .metavar = "CIDR",
       .help = "a network to intercept" },
+    { .key = "exclude",
+      .flag = "exclude",
+      .type = TN_CONF_CIDR_LIST,
+      .offset = offsetof(struct client_config, exclude),
+      .metavar = "CIDR",
+      .help = "a range to keep local even inside an intercepted network" },
     { .key = "fail_closed",
       .flag = "fail-closed",
       .type = TN_CONF_BOOL,
@@ -48,6 +54,37 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct client_config, is_cleanup),
       .def = "false",
       .help = "remove every rule of ours, fail-closed ones too, and exit" },
+    { .key = "udp",
+      .flag = "udp",
+      .type = TN_CONF_BOOL,
+      .offset = offsetof(struct client_config, is_udp),
+      .def = "true",
+      .help = "also carry UDP and ICMP echo (ping) to the networks, through NFQUEUE" },
+    { .key = "nfqueue",
+      .flag = "nfqueue",
+      .type = TN_CONF_INT,
+      .offset = offsetof(struct client_config, nfqueue),
+      .def = "9999",
+      .metavar = "N",
+      .help = "the netfilter queue number UDP and ICMP are taken from",
+      .min = 0,
+      .max = 65535 },
+    { .key = "udp_idle_timeout",
+      .flag = "udp-idle-timeout",
+      .type = TN_CONF_DURATION,
+      .offset = offsetof(struct client_config, udp_idle_timeout),
+      .def = "60s",
+      .metavar = "DURATION",
+      .help = "close a UDP or ICMP flow that moved no datagram for this long",
+      .min = 100,
+      .max = 86400000 },
+    { .key = "gateway",
+      .flag = "gateway",
+      .type = TN_CONF_BOOL,
+      .offset = offsetof(struct client_config, is_gateway),
+      .def = "false",
+      .help = "also carry what this host forwards (a LAN routed through it): PREROUTING rules, "
+              "and the listener on every address" },
     { .key = "listen_port",
       .flag = "listen-port",
       .type = TN_CONF_INT,
@@ -96,9 +133,12 @@ relay_on_up(struct tn_link *l, struct tn_h2 *h2)
     struct client *c = tn_container_of(l, struct client, link);
     struct nf_rules rules = {
         .cidrs = &c->cfg->target_cidr,
+        .excludes = &c->cfg->exclude,
         .relays = c->relay_addrs,
         .nrelays = c->nrelay_addrs,
         .port = (unsigned)c->cfg->listen_port,
+        .queue = c->dgram.nl != NULL ? (int)c->dgram.queue : -1,
+        .is_gateway = c->cfg->is_gateway,
     };
     char nets[256] = "", net[TN_CIDR_STRLEN];
     size_t i;
@@ -149,6 +189,12 @@ on_connection(struct tn_listener *l, int fd)
     flow_accept(tn_container_of(l, struct client, listener), fd);
 }
 
+static void
+on_connection6(struct tn_listener *l, int fd)
+{
+    flow_accept(tn_container_of(l, struct client, listener6), fd);
+}
+
 void
 client_flow_ended(struct client *c)
 {
@@ -179,7 +225,12 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct client *c = w->data;
     struct client_config fresh = { 0 }, *cfg = c->cfg;
-    struct nf_rules rules = { .relays = c->relay_addrs, .nrelays = c->nrelay_addrs };
+    struct nf_rules rules = {
+        .relays = c->relay_addrs,
+        .nrelays = c->nrelay_addrs,
+        .queue = c->dgram.nl != NULL ? (int)c->dgram.queue : -1,
+        .is_gateway = cfg->is_gateway,
+    };
     SSL_CTX *tls = NULL;
     size_t i;
 
@@ -196,17 +247,22 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         tn_conf_fini(keys, &fresh);
         return;
     }
-    if (fresh.listen_port != cfg->listen_port || fresh.server_addr.n != cfg->server_addr.n)
-        tn_log_warnx("reload: listen_port and the relays take effect after a restart");
+    if (fresh.listen_port != cfg->listen_port || fresh.server_addr.n != cfg->server_addr.n ||
+        fresh.is_udp != cfg->is_udp || fresh.nfqueue != cfg->nfqueue ||
+        fresh.is_gateway != cfg->is_gateway)
+        tn_log_warnx("reload: listen_port, udp, nfqueue, gateway and the relays take effect "
+                     "after a restart");
     for (i = 0; i < fresh.server_addr.n && i < cfg->server_addr.n; i++) {
         if (strcmp(fresh.server_addr.v[i], cfg->server_addr.v[i]) != 0)
             tn_log_warnx("reload: the relays take effect after a restart");
     }
     TN_SWAP(cfg->target_cidr, fresh.target_cidr);
+    TN_SWAP(cfg->exclude, fresh.exclude);
     TN_SWAP(cfg->tls, fresh.tls);
     TN_SWAP(cfg->log, fresh.log);
     cfg->is_fail_closed = fresh.is_fail_closed;
     cfg->idle_timeout = fresh.idle_timeout;
+    cfg->udp_idle_timeout = fresh.udp_idle_timeout;
     cfg->drain_timeout = fresh.drain_timeout;
     cfg->reconnect = fresh.reconnect;
     c->link.conf = fresh.reconnect;
@@ -216,6 +272,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     c->tls = c->link.tls = tls;
     tn_opts_log_open("client", &cfg->log);
     rules.cidrs = &cfg->target_cidr;
+    rules.excludes = &cfg->exclude;
     rules.port = (unsigned)cfg->listen_port;
     if (c->has_rules && !c->is_draining)
         nf_rules_install(&rules);
@@ -253,12 +310,11 @@ main(int argc, char **argv)
 {
     struct client_config cfg = { 0 };
     struct client c = { 0 };
-    struct sockaddr_in lo = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     struct tn_h2_settings settings;
     ev_signal sigint, sigterm, sighup;
     socklen_t len;
     size_t i;
-    int r, lfd = -1;
+    int r, lfd = -1, lfd6 = -1;
 
     if (argc > 1 && strcmp(argv[1], "status") == 0) {
         if ((r = tn_cli_parse(&cli, &cfg, argc - 1, argv + 1)) != 0) {
@@ -295,21 +351,13 @@ main(int argc, char **argv)
         c.status = 2;
         goto out;
     }
-    for (i = 0; i < cfg.target_cidr.n; i++) {
-        char net[TN_CIDR_STRLEN];
-
-        if (cfg.target_cidr.v[i].ip.family != AF_INET) /* TODO(#6): ip6tables */
-            tn_log_warnx("%s: IPv6 networks are not intercepted yet; ignored",
-                         tn_cidr_format(&cfg.target_cidr.v[i], net, sizeof(net)));
-    }
     if (tn_tls_ctx_new(&c.tls, &cfg.tls, false) != 0)
         goto out;
     nf_rules_remove(); /* whatever a killed earlier run left */
-    lo.sin_port = htons((uint16_t)cfg.listen_port);
-    if ((lfd = tn_addr_listen((struct sockaddr *)&lo, sizeof(lo), 1024)) < 0) {
-        tn_log_warnx("listen on 127.0.0.1:%d: %s", (int)cfg.listen_port, tn_strerror(lfd));
+    if ((lfd = client_listen(AF_INET, cfg.is_gateway, (unsigned)cfg.listen_port)) < 0 ||
+        (client_has_family(&cfg.target_cidr, AF_INET6) &&
+         (lfd6 = client_listen(AF_INET6, cfg.is_gateway, (unsigned)cfg.listen_port)) < 0))
         goto out;
-    }
     settings = (struct tn_h2_settings){
         .stream_window = (uint32_t)cfg.stream_window,
         .connection_window = (uint32_t)cfg.connection_window,
@@ -330,8 +378,10 @@ main(int argc, char **argv)
     if (cfg.is_fail_closed) {
         struct nf_rules rules = {
             .cidrs = &cfg.target_cidr,
+            .excludes = &cfg.exclude,
             .relays = c.relay_addrs,
             .nrelays = c.nrelay_addrs,
+            .is_gateway = cfg.is_gateway,
         };
 
         /* From now on, and after we exit, the networks are reached through the tunnel or not
@@ -341,9 +391,13 @@ main(int argc, char **argv)
     } else {
         nf_fail_closed_remove(); /* an earlier --fail-closed run's: not wanted now */
     }
+    if (cfg.is_udp && dgram_start(&c, (unsigned)cfg.nfqueue) != 0)
+        goto out;
     tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr.v, cfg.server_addr.n, &settings,
                   &cfg.reconnect, &relay_ops, &c);
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
+    if (lfd6 >= 0)
+        tn_listener_start(&c.listener6, c.loop, lfd6, on_connection6);
     if (client_obs_start(&c) != 0)
         goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
@@ -356,9 +410,13 @@ main(int argc, char **argv)
     ev_run(c.loop, 0);
     ev_timer_stop(c.loop, &c.drain_deadline);
     tn_listener_stop(&c.listener, c.loop);
+    if (lfd6 >= 0)
+        tn_listener_stop(&c.listener6, c.loop);
 out:
     if (c.has_rules)
         nf_rules_remove();
+    if (c.dgram.nl != NULL)
+        dgram_stop(&c);
     if (cfg.is_fail_closed && !cfg.is_cleanup)
         tn_log_info("fail closed: traffic to the networks stays rejected until the client is back "
                     "or 'client --cleanup' runs");
@@ -366,6 +424,8 @@ out:
     client_obs_stop(&c); /* after the flows tn_link_stop ended */
     if (lfd >= 0)
         close(lfd);
+    if (lfd6 >= 0)
+        close(lfd6);
     free(c.relay_addrs);
     SSL_CTX_free(c.tls);
     tn_conf_fini(keys, &cfg);

@@ -15,6 +15,8 @@ PKGS=(
 	help2man man-db dpkg-dev apt systemd
 	# test: /metrics through the Prometheus client's parser; the dashboard in headless Chromium
 	python3-prometheus-client python3-websocket chromium
+	# test: UDP, ICMP (dig, dnsmasq, iperf3, ping) and the packet parser's fuzz target (clang)
+	bind9-dnsutils dnsmasq-base iperf3 iputils-ping clang
 )
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }

@@ -92,6 +92,7 @@ deliver_msg(struct tn_grpc_reader *rd, const uint8_t *p, size_t n)
 
     if ((f = tunnel__v1__frame__unpack(NULL, n, p)) == NULL)
         return TN_ERR_PROTO;
+    rd->is_msg_end = 1;
     if (f->kind_case == TUNNEL__V1__FRAME__KIND_DATA)
         r = f->data.len > 0 ? rd->on_data(rd->arg, f->data.data, f->data.len) : 0;
     else
@@ -192,6 +193,7 @@ tn_grpc_reader_feed(struct tn_grpc_reader *rd, const uint8_t *p, size_t n, size_
             break;
         case RD_DATA:
             k = rd->data_left < n - off ? rd->data_left : n - off;
+            rd->is_msg_end = k == rd->data_left;
             if ((r = rd->on_data(rd->arg, p + off, k)) != 0)
                 goto out;
             off += k;

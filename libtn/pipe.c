@@ -67,6 +67,8 @@ pipe_end(struct tn_pipe *p, const char *reason, bool is_reset)
     SSL_free(p->ssl);
     p->ssl = NULL;
     tn_buf_fini(&p->down);
+    free(p->dgram);
+    p->dgram = NULL;
     if (p->depth == 0)
         pipe_report(p);
 }
@@ -170,6 +172,45 @@ pipe_read_pending(struct tn_pipe *p)
 
 /* ---- socket -> stream ------------------------------------------------------------------- */
 
+#define DGRAM_MAX 65535 /* the largest UDP payload or ICMP message we carry */
+
+/* Datagram mode: one read is one datagram, which becomes one Data message. */
+static void
+pipe_read_dgram(struct tn_pipe *p, struct tn_buf *out)
+{
+    static uint8_t dg[DGRAM_MAX];
+    const uint8_t *data = dg;
+    size_t avail, len;
+    uint8_t *dst;
+    ssize_t n;
+
+    if ((n = recv(p->fd, dg, sizeof(dg), MSG_TRUNC)) < 0) {
+        /* A connected UDP socket reports an earlier ICMP error here: the flow goes on. */
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNREFUSED && errno != EHOSTUNREACH &&
+            errno != ENETUNREACH)
+            tn_pipe_abort(p, "read failed");
+        return;
+    }
+    if (n == 0 || (size_t)n > sizeof(dg)) { /* empty or truncated: nothing we can carry */
+        p->dgrams_dropped++;
+        return;
+    }
+    len = (size_t)n;
+    if (p->ops->dgram_in != NULL && !p->ops->dgram_in(p, &data, &len))
+        return;
+    if ((dst = tn_buf_reserve(out, TN_GRPC_DATA_PFX + len, &avail)) == NULL) {
+        tn_pipe_abort(p, "out of memory");
+        return;
+    }
+    tn_grpc_data_prefix(dst, len);
+    memcpy(dst + TN_GRPC_DATA_PFX, data, len);
+    tn_buf_commit(out, TN_GRPC_DATA_PFX + len);
+    p->last_active = ev_now(p->loop);
+    p->bytes_up += len;
+    p->dgrams_up++;
+    tn_h2_stream_resume(p->stream);
+}
+
 static void
 pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -188,6 +229,10 @@ pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
     if (tn_buf_len(out) >= OUT_HIGH) {
         ev_io_stop(loop, w);
         p->is_read_paused = true;
+        return;
+    }
+    if (p->is_datagram) {
+        pipe_read_dgram(p, out);
         return;
     }
     if ((dst = tn_buf_reserve(out, TN_GRPC_DATA_PFX + READ_SIZE, &avail)) == NULL) {
@@ -269,6 +314,35 @@ pipe_on_writable(struct ev_loop *loop, ev_io *w, int revents)
     pipe_check_done(p);
 }
 
+/* Datagram mode: a whole message is sent as one datagram; pieces are gathered first.  What
+ * the socket refuses is dropped, never queued.  The window comes back in stream_on_data. */
+static int
+pipe_write_dgram(struct tn_pipe *p, const uint8_t *data, size_t n)
+{
+    uint8_t *grown;
+
+    if (!p->grd.is_msg_end || p->dgram_len > 0) {
+        if (p->dgram_len + n > DGRAM_MAX) {
+            p->abort_reason = "datagram too large";
+            return TN_ERR_LIMIT;
+        }
+        if ((grown = realloc(p->dgram, p->dgram_len + n)) == NULL)
+            return -ENOMEM;
+        p->dgram = grown;
+        memcpy(p->dgram + p->dgram_len, data, n);
+        p->dgram_len += n;
+        if (!p->grd.is_msg_end)
+            return 0;
+        data = p->dgram;
+        n = p->dgram_len;
+        p->dgram_len = 0;
+    }
+    p->dgrams_down++;
+    if (p->fd < 0 || send(p->fd, data, n, MSG_DONTWAIT) < 0)
+        p->dgrams_dropped++;
+    return 0;
+}
+
 /* A piece of Data payload: straight to the socket when nothing waits before it. */
 static int
 grpc_on_data(void *arg, const uint8_t *data, size_t n)
@@ -281,6 +355,8 @@ grpc_on_data(void *arg, const uint8_t *data, size_t n)
     p->bytes_down += n;
     if (p->ops->on_bytes != NULL)
         p->ops->on_bytes(p, false, data, n);
+    if (p->is_datagram)
+        return pipe_write_dgram(p, data, n);
     if (p->fd >= 0 && tn_buf_len(&p->down) == 0) {
         if ((k = sock_write(p, data, n)) < 0) {
             if (errno != EAGAIN && errno != EINTR)
@@ -345,6 +421,13 @@ stream_on_end(void *owner, int grpc_status, const char *grpc_message)
         tn_log_debug("stream ended with grpc-status %d: %s", grpc_status, grpc_message);
         tn_pipe_abort(p, p->abort_reason != NULL ? p->abort_reason : "relay ended the flow");
         return;
+    }
+    if (p->is_datagram && !p->is_up_eof && p->stream != NULL) {
+        /* No half-close in datagrams: the peer's end is the flow's. */
+        ev_io_stop(p->loop, &p->rd);
+        p->is_up_eof = true;
+        p->is_down_shut = true;
+        tn_h2_stream_finish(p->stream, 0, NULL);
     }
     p->is_down_eof = true;
     pipe_shut_down_if_drained(p);
@@ -430,10 +513,12 @@ tn_pipe_attach(struct tn_pipe *p, int fd)
 {
     int one = 1, idle = KEEPALIVE_IDLE, intvl = KEEPALIVE_INTVL, cnt = KEEPALIVE_CNT;
 
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    if (!p->is_datagram) {
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    }
     p->fd = fd;
     p->last_active = ev_now(p->loop);
     if (p->idle_timeout > 0) {

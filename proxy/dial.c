@@ -3,8 +3,13 @@
  * (only inside the networks this proxy serves), Opened back, and bytes both ways. */
 #include <errno.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <netinet/ip_icmp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -28,6 +33,9 @@ struct pflow {
     ev_timer dial_timer;
     int dial_fd;
     bool has_open;
+    int protocol; /* TUNNEL__V1__PROTOCOL__* */
+    int family;
+    unsigned echo_id; /* ICMP: the application's echo identifier (the source port in Open) */
     uint64_t id;
     char client[TN_ID_MAX + 1];
     char dst[TN_ADDR_STRLEN + 64]; /* the real target */
@@ -67,9 +75,19 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
             uplink_refill_later(f->up);
         }
     } else {
-        tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
-               "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
-               f->client, f->dst, p->bytes_down, p->bytes_up, reason != NULL ? reason : "closed");
+        if (p->is_datagram)
+            tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
+                   "flow=%016" PRIx64 " client=%s -> %s %s datagrams up=%" PRIu64 " down=%" PRIu64
+                   " dropped=%" PRIu64 " %s",
+                   f->id, f->client, f->dst,
+                   f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_UDP ? "udp" : "icmp",
+                   p->dgrams_down, p->dgrams_up, p->dgrams_dropped,
+                   reason != NULL ? reason : "closed");
+        else
+            tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
+                   "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
+                   f->client, f->dst, p->bytes_down, p->bytes_up,
+                   reason != NULL ? reason : "closed");
         /* Up is towards the target: what the pipe wrote to its socket. */
         tn_flow_metrics_add(&f->metrics, p->bytes_down, p->bytes_up);
         tn_metric_flow_ended(reason);
@@ -144,6 +162,58 @@ pflow_on_dial_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     pflow_dialed(f, -ETIMEDOUT);
 }
 
+/* A raw ICMP socket (the fallback when unprivileged ICMP sockets are not allowed) reads every
+ * ICMP message from the target, with the IPv4 header in front: carry only the echo replies to
+ * this flow's identifier, without that header. */
+static bool
+pflow_raw_icmp_in(struct tn_pipe *p, const uint8_t **data, size_t *n)
+{
+    const struct pflow *f = tn_container_of(p, struct pflow, pipe);
+    size_t hl = 0;
+
+    if (f->family == AF_INET) {
+        if (*n < 20 || (hl = (size_t)((*data)[0] & 0x0f) * 4) < 20)
+            return false;
+    }
+    if (*n < hl + 8 || (*data)[hl] != (f->family == AF_INET ? ICMP_ECHOREPLY : 129) ||
+        ((unsigned)(*data)[hl + 4] << 8 | (*data)[hl + 5]) != f->echo_id)
+        return false;
+    *data += hl;
+    *n -= hl;
+    return true;
+}
+
+static const struct tn_pipe_ops pflow_pipe_ops, pflow_raw_icmp_ops;
+
+/* UDP and ICMP echo: a connected datagram socket, ready at once.  For ICMP an unprivileged
+ * ICMP socket (net.ipv4.ping_group_range), else a raw one.  Returns the socket or -errno. */
+static int
+pflow_dial_dgram(struct pflow *f, const struct sockaddr_storage *ss, socklen_t len)
+{
+    int type = SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, fd, proto = 0;
+
+    if (f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP)
+        proto = ss->ss_family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6;
+    if ((fd = socket(ss->ss_family, type, proto)) < 0 && proto != 0 &&
+        (errno == EACCES || errno == EPERM)) {
+        tn_log_debug("flow=%016" PRIx64 ": ICMP sockets not allowed here "
+                     "(net.ipv4.ping_group_range): a raw socket instead",
+                     f->id);
+        if ((fd = socket(ss->ss_family, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto)) >= 0)
+            f->pipe.ops = &pflow_raw_icmp_ops;
+    }
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (const struct sockaddr *)ss, len) < 0) {
+        int err = -errno;
+
+        close(fd);
+        return err;
+    }
+    f->pipe.is_datagram = true;
+    return fd;
+}
+
 /* Where |dst| really is: mapped from a virtual range, and only inside our networks.  |*net|
  * becomes the network as clients address it. */
 static int
@@ -178,6 +248,7 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     char label[TN_CIDR_STRLEN];
     struct tn_ip dst, real;
     socklen_t len;
+    int fd;
 
     if (fr->kind_case != TUNNEL__V1__FRAME__KIND_OPEN || f->has_open) {
         p->abort_reason = "unexpected message from relay";
@@ -193,15 +264,21 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     uplink_refill(f->up); /* replace this stream in the pool at once */
     f->id = fr->open->flow_id;
     snprintf(f->client, sizeof(f->client), "%s", fr->open->client_id);
+    f->protocol = fr->open->protocol;
+    f->echo_id = fr->open->src != NULL ? fr->open->src->port : 0;
     if (fr->open->service[0] != '\0')
         return pflow_open_service(f, fr->open);
     ep = fr->open->dst;
-    if (ep == NULL || (ep->ip.len != 4 && ep->ip.len != 16) || ep->port == 0 || ep->port > 65535) {
+    if (ep == NULL || (ep->ip.len != 4 && ep->ip.len != 16) || ep->port > 65535 ||
+        (ep->port == 0) != (f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP) ||
+        (f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP &&
+         f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_UDP &&
+         f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP)) {
         p->abort_reason = "bad destination in Open";
         return TN_ERR_PROTO;
     }
     memset(&dst, 0, sizeof(dst));
-    dst.family = ep->ip.len == 4 ? AF_INET : AF_INET6;
+    dst.family = f->family = ep->ip.len == 4 ? AF_INET : AF_INET6;
     memcpy(dst.bytes, ep->ip.data, ep->ip.len);
     len = tn_addr_from_ip(&dst, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
@@ -216,6 +293,12 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     tn_flow_metrics_bind(&f->metrics, tn_cidr_format(net, label, sizeof(label)), NULL);
     len = tn_addr_from_ip(&real, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
+    if (f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP) {
+        if ((fd = pflow_dial_dgram(f, &ss, len)) >= 0)
+            f->dial_fd = fd;
+        pflow_dialed(f, fd < 0 ? fd : 0);
+        return 0;
+    }
     pflow_dial(f, &ss, len);
     return 0;
 }
@@ -292,6 +375,12 @@ static const struct tn_pipe_ops pflow_http_pipe_ops = {
     .on_frame = pipe_on_frame,
     .on_close = pipe_on_close,
     .on_bytes = pipe_on_bytes,
+};
+
+static const struct tn_pipe_ops pflow_raw_icmp_ops = {
+    .on_frame = pipe_on_frame,
+    .on_close = pipe_on_close,
+    .dgram_in = pflow_raw_icmp_in,
 };
 
 int

@@ -188,7 +188,7 @@ static int
 endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip)
 {
     memset(ip, 0, sizeof(*ip));
-    if (ep == NULL || ep->port == 0 || ep->port > 65535)
+    if (ep == NULL || ep->port > 65535) /* 0: ICMP has no port; rflow_route checks */
         return TN_ERR_PROTO;
     if (ep->ip.len == 4)
         ip->family = AF_INET;
@@ -310,7 +310,10 @@ rflow_route(struct rflow *f)
     format_endpoint(f->open->src, f->src, sizeof(f->src));
     format_endpoint(f->open->dst, f->dst, sizeof(f->dst));
     if (endpoint_ip(f->open->dst, &dst) != 0 ||
-        f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP) {
+        (f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP &&
+         f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_UDP &&
+         f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP) ||
+        (f->open->dst->port == 0) != (f->open->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP)) {
         rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_UNIMPLEMENTED,
                      "bad destination or protocol");
         return false;

@@ -3,7 +3,7 @@
 # package_test.sh: builds the Debian package of a build tree with CPack and checks it.
 #
 #   - its control fields, and that Depends names exactly the packages that own the shared
-#     libraries the four programs load (ldd, then dpkg -S), plus iptables;
+#     libraries the four programs link directly (readelf NEEDED, ldd, dpkg -S), plus iptables;
 #   - its files (programs, units, sysusers.d, configs as conffiles, man pages);
 #   - apt resolves its Depends on this machine (apt-get install --simulate);
 #   - `dpkg --root` installs it into an empty root (maintainer scripts run chrootless, with
@@ -31,7 +31,7 @@ pass() { echo "ok: $*"; }
 	echo "SKIP: needs root (dpkg --root, chroot)"
 	exit 77
 }
-for tool in cpack dpkg dpkg-deb dpkg-shlibdeps apt-get ldd chroot; do
+for tool in cpack dpkg dpkg-deb dpkg-shlibdeps apt-get ldd readelf chroot; do
 	command -v "$tool" >/dev/null || {
 		echo "SKIP: $tool is missing (deploy/install-deps.sh)"
 		exit 77
@@ -65,18 +65,26 @@ owner() {
 	done
 	return 1
 }
+# The files of the libraries |1| names itself (its NEEDED entries, as ldd resolves them): what
+# the package must depend on; a library's own dependencies are its package's business.
+direct_libs() {
+	local needed
+	needed=$(readelf -d "$1" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
+	ldd "$1" | awk -v needed="$needed" 'BEGIN { n = split(needed, a, "\n"); for (i = 1; i <= n; i++) want[a[i]] = 1 }
+		$2 == "=>" && $3 ~ /^\// && ($1 in want) {print $3}'
+}
 declare -A want=([iptables]=1)
 for prog in "${PROGRAMS[@]}"; do
 	while read -r lib; do
 		pkg=$(owner "$lib") || fail "$prog loads $lib, which no package owns"
 		want[$pkg]=1
-	done < <(ldd "$build/$prog/$prog" | awk '$2 == "=>" && $3 ~ /^\// {print $3}')
+	done < <(direct_libs "$build/$prog/$prog")
 done
 depends=$(field Depends)
 got=$(tr ',' '\n' <<<"$depends" | sed 's/^ *//; s/[ (].*//' | grep . | sort -u)
 expected=$(printf '%s\n' "${!want[@]}" | sort -u)
 [ "$got" = "$expected" ] ||
-	fail "Depends: $depends; the programs load libraries of: $(tr "\n" " " <<<"$expected")"
+	fail "Depends: $depends; the programs link libraries of: $(tr "\n" " " <<<"$expected")"
 pass "Depends: $depends"
 
 # --- files ---

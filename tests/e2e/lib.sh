@@ -226,11 +226,11 @@ tn_ns_delete() {
 }
 
 # Namespaces of earlier runs killed too hard to clean up (SIGKILL, a CTest timeout): ours are
-# named tn-{cli,relay,lan,lanb}-PID; delete those whose PID is gone.
+# named tn-{cli,relay,lan,lanb,host}-PID; delete those whose PID is gone.
 tn_reap_stale() {
 	local ns pid
 	for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do
-		[[ $ns =~ ^tn-(cli|relay|lan|lanb)-([0-9]+)$ ]] || continue
+		[[ $ns =~ ^tn-(cli|relay|lan|lanb|host)-([0-9]+)$ ]] || continue
 		pid=${BASH_REMATCH[2]}
 		[ "$pid" = "$$" ] && continue
 		[ -d "/proc/$pid" ] && continue
@@ -504,9 +504,12 @@ tools_in() {
 	tn_in "$ns" timeout "$t" "$TN_PYTHON" "$TN_TOOLS" "$@"
 }
 
-# rules_of_client: the client's lines in the cli namespace's netfilter state.
+# rules_of_client: the client's lines in the cli namespace's netfilter state (IPv4 and IPv6).
 rules_of_client() {
-	n_cli timeout 10 iptables-save | grep -E 'TUNNEL_CLIENT|tunnel-client' || true
+	{
+		n_cli timeout 10 iptables-save
+		n_cli timeout 10 ip6tables-save 2>/dev/null
+	} | grep -E 'TUNNEL_CLIENT|tunnel-client' || true
 }
 
 # ------------------------------------------------------------------------------ more of them

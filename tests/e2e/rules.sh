@@ -3,7 +3,9 @@
 # rules.sh: the client removes exactly the netfilter rules it installed: on SIGTERM at once,
 # after a SIGKILL on its next start. Rules that are not its own are never touched.
 #
-#   tn-cli-$$ netfilter:  sentinel rules of ours (nat OUTPUT, PREROUTING, chain E2E_OTHER)
+#   tn-cli-$$ netfilter:  sentinel rules of ours (nat OUTPUT, PREROUTING, chain E2E_OTHER,
+#                         mangle OUTPUT, where the client's NFQUEUE chain hangs too; ip6tables
+#                         nat and mangle OUTPUT: the clients intercept an IPv6 network too)
 #                         + the client's chain TUNNEL_CLIENT (comment tunnel-client) while it runs
 #   run 1: start, traffic, SIGTERM  → exit 0, state equal to the one before
 #   run 2: start, SIGKILL           → its rules remain (nothing could remove them)
@@ -14,9 +16,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 tn_init
 
-# iptables-save without its timestamp comments and packet counters.
+# iptables-save and ip6tables-save without their timestamp comments and packet counters.
 nf_state() {
-	n_cli timeout 10 iptables-save | grep -v '^#' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'
+	{
+		n_cli timeout 10 iptables-save
+		echo "# ip6tables"
+		n_cli timeout 10 ip6tables-save
+	} | grep -v '^# [GC]' | sed -E 's/\[[0-9]+:[0-9]+\]/[0:0]/'
 }
 
 get_ok() {
@@ -33,6 +39,11 @@ n_cli timeout 10 iptables -t nat -A E2E_OTHER -d 192.0.2.0/24 -p tcp -j RETURN
 n_cli timeout 10 iptables -t nat -A OUTPUT -d 192.0.2.0/24 -p tcp -m comment --comment e2e-sentinel -j E2E_OTHER
 n_cli timeout 10 iptables -t nat -A PREROUTING -d 192.0.2.0/24 -p tcp -m comment --comment e2e-sentinel -j RETURN
 n_cli timeout 10 iptables -t filter -A OUTPUT -d 192.0.2.0/24 -m comment --comment e2e-sentinel -j ACCEPT
+n_cli timeout 10 iptables -t mangle -A OUTPUT -d 192.0.2.0/24 -p udp -m comment --comment e2e-sentinel -j RETURN
+# The clients intercept an IPv6 network too: ip6tables gets the same chains.
+n_sysctl "$TN_NS_CLI" net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+n_cli timeout 10 ip6tables -t nat -A OUTPUT -d 2001:db8::/32 -p tcp -m comment --comment e2e-sentinel -j RETURN
+n_cli timeout 10 ip6tables -t mangle -A OUTPUT -d 2001:db8::/32 -p udp -m comment --comment e2e-sentinel -j RETURN
 nf_state >"$TN_TMP/nf.before"
 [ -z "$(rules_of_client)" ] || fail "client rules before any client ran"
 
@@ -45,11 +56,12 @@ wait_registered
 # ---- run 1: SIGTERM
 tn_log "run 1: start, use, SIGTERM"
 TN_CLIENT_NAME=client-run1 # used by start_client, wait_client_ready
-start_client
+start_client --cidr fd00:64::/32
 wait_client_ready
 nf_state >"$TN_TMP/nf.during1"
 n1=$(n_rules)
 [ "$n1" -gt 0 ] || fail "the running client has no rule tagged TUNNEL_CLIENT / tunnel-client"
+n_cli timeout 10 ip6tables-save | grep -q -- '-j TUNNEL_CLIENT_Q' || fail "no ip6tables rules for the IPv6 network"
 tn_log "the client installed $n1 rules:"
 rules_of_client >&2
 get_ok "run 1"
@@ -64,7 +76,7 @@ diff -u "$TN_TMP/nf.before" "$TN_TMP/nf.after1" >&2 || fail "netfilter state dif
 # ---- run 2: SIGKILL leaves the rules
 tn_log "run 2: start, SIGKILL"
 TN_CLIENT_NAME=client-run2 # used by start_client, wait_client_ready
-start_client
+start_client --cidr fd00:64::/32
 wait_client_ready
 rc=0
 tn_stop client-run2 KILL 10 || rc=$?
@@ -76,7 +88,7 @@ tn_log "the killed client left its $n2 rules, as expected"
 # ---- run 3: a new client removes the stale rules at start
 tn_log "run 3: start over the stale rules"
 TN_CLIENT_NAME=client-run3 # used by start_client, wait_client_ready
-start_client
+start_client --cidr fd00:64::/32
 wait_client_ready
 n3=$(n_rules)
 [ "$n3" = "$n1" ] || fail "with stale rules present the new client has $n3 rules, expected $n1"

@@ -219,6 +219,73 @@ test_grpc_reader_takes_protobuf_c_data(void **state)
     tn_buf_fini(&b);
 }
 
+/* Where each message ended, as seen through is_msg_end: datagrams depend on it. */
+struct ends {
+    struct tn_grpc_reader rd;
+    size_t ndata;
+    size_t at[8];
+    size_t nat;
+};
+
+static int
+ends_data(void *arg, const uint8_t *p, size_t n)
+{
+    struct ends *e = arg;
+
+    (void)p;
+    assert_true(n > 0);
+    e->ndata += n;
+    if (e->rd.is_msg_end) {
+        assert_true(e->nat < 8);
+        e->at[e->nat++] = e->ndata;
+    }
+    return 0;
+}
+
+static int
+ends_frame(void *arg, Tunnel__V1__Frame *f)
+{
+    (void)arg;
+    (void)f;
+    return 0;
+}
+
+static void
+test_grpc_reader_marks_message_ends(void **state)
+{
+    static const size_t want[] = { 1000, 1001, 3001, 3301 };
+    Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
+    static uint8_t wire[8192], payload[3000];
+    static struct ends e;
+    struct tn_buf b;
+    size_t n, off, step, used, k;
+
+    (void)state;
+    tn_buf_init(&b);
+    append_data(&b, payload, 1000);
+    append_data(&b, payload, 1);
+    append_data(&b, payload, 0); /* an empty message delivers nothing */
+    append_data(&b, payload, 2000);
+    fr.kind_case = TUNNEL__V1__FRAME__KIND_DATA; /* protobuf-c's encoding: the slow path */
+    fr.data.data = payload;
+    fr.data.len = 300;
+    assert_int_equal(tn_grpc_append(&b, &fr.base), 0);
+    n = flatten(&b, wire, sizeof(wire));
+    for (step = 1; step <= n; step += step < 16 ? 1 : 101) {
+        memset(&e, 0, sizeof(e));
+        tn_grpc_reader_init(&e.rd, ends_data, ends_frame, &e);
+        for (off = 0; off < n; off += used) {
+            k = n - off < step ? n - off : step;
+            assert_int_equal(tn_grpc_reader_feed(&e.rd, wire + off, k, &used), 0);
+        }
+        assert_int_equal(e.ndata, 3301);
+        assert_int_equal(e.nat, 4);
+        assert_memory_equal(e.at, want, sizeof(want));
+        tn_grpc_reader_fini(&e.rd);
+    }
+    tn_buf_fini(&b);
+}
+
 static void
 test_grpc_reader_rejects_compressed(void **state)
 {
@@ -319,6 +386,7 @@ main(void)
         cmocka_unit_test(test_grpc_reader_splits_any_way),
         cmocka_unit_test(test_grpc_meter_counts_payload_only),
         cmocka_unit_test(test_grpc_reader_takes_protobuf_c_data),
+        cmocka_unit_test(test_grpc_reader_marks_message_ends),
         cmocka_unit_test(test_grpc_reader_rejects_compressed),
         cmocka_unit_test(test_grpc_reader_rejects_oversized_control_message),
         cmocka_unit_test(test_grpc_reader_rejects_undecodable_message),

@@ -36,8 +36,9 @@ void tn_grpc_data_prefix(uint8_t *out, size_t len);
 /* Appends |msg| framed.  Returns 0 or -ENOMEM. */
 int tn_grpc_append(struct tn_buf *b, const ProtobufCMessage *msg);
 
-/* Called with each piece of a Data payload, in order (a frame may come in several pieces).
- * Returns 0, or an error that stops the reader. */
+/* Called with each piece of a Data payload, in order (a frame may come in several pieces;
+ * the reader's |is_msg_end| tells the last one).  Returns 0, or an error that stops the
+ * reader. */
 typedef int (*tn_grpc_data_cb)(void *arg, const uint8_t *p, size_t n);
 /* Called with every other complete Frame; |f| is freed after it returns.  Returns 0, an error
  * that stops the reader, or TN_GRPC_PAUSE to return from tn_grpc_reader_feed at once. */
@@ -55,7 +56,8 @@ struct tn_grpc_reader {
     size_t have;    /* bytes gathered in |hdr| or |msg| */
     size_t msg_len; /* length of the current message */
     size_t data_left;
-    uint8_t *msg; /* a non-Data message being gathered */
+    int is_msg_end; /* during on_data: this piece ends its message */
+    uint8_t *msg;   /* a non-Data message being gathered */
 };
 
 void tn_grpc_reader_init(struct tn_grpc_reader *rd, tn_grpc_data_cb on_data,

@@ -6,7 +6,11 @@
  *   up   (socket -> stream): OPEN -> EOF read -> END_STREAM once the out buffer drained
  *   down (stream -> socket): OPEN -> peer ended -> SHUT_WR once |down| drained
  * Backpressure: socket reads pause while the stream's out buffer is above a high watermark;
- * the stream's receive window is returned only for bytes the socket took. */
+ * the stream's receive window is returned only for bytes the socket took.
+ *
+ * Datagram mode (|is_datagram|, a UDP or ICMP socket): each Data message is one datagram and
+ * each datagram read one Data message; what the socket cannot take at once is dropped (counted
+ * in |dgrams_dropped|), as the network would, and the peer's END_STREAM ends the flow. */
 #ifndef TN_PIPE_H
 #define TN_PIPE_H
 
@@ -33,6 +37,9 @@ struct tn_pipe_ops {
     /* May be NULL.  Sees the payload as it passes: |is_up| for bytes read from the socket,
      * else for bytes on their way to it.  Only looks: the bytes move on regardless. */
     void (*on_bytes)(struct tn_pipe *p, bool is_up, const uint8_t *data, size_t n);
+    /* Datagram mode, optional: a datagram read from the socket, which the owner may trim (move
+     * |*data|, shorten |*n|).  Returns true to carry it, false to drop it (not ours). */
+    bool (*dgram_in)(struct tn_pipe *p, const uint8_t **data, size_t *n);
 };
 
 struct tn_pipe {
@@ -52,6 +59,10 @@ struct tn_pipe {
     bool is_down_eof;   /* peer ended: SHUT_WR once |down| drains */
     bool is_down_shut;
     bool is_read_paused;
+    bool is_datagram; /* set before tn_pipe_attach */
+    uint8_t *dgram;   /* datagram mode: a message that came in several pieces */
+    size_t dgram_len;
+    uint64_t dgrams_up, dgrams_down, dgrams_dropped;
     bool is_stream_done; /* the stream closed cleanly */
     uint64_t bytes_up, bytes_down;
     const char *abort_reason;

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# ipv6.sh: IPv6 through the tunnel, in a mixed IPv4/IPv6 configuration.  The client intercepts
+# 100.64.0.0/10 and fd00:64::/32 (ip6tables REDIRECT, IP6T_SO_ORIGINAL_DST; UDP and ICMPv6 echo
+# through NFQUEUE); the proxy serves 10.201.2.0/24 as 100.64.2.0/24 and fd00:201:2::/64 as
+# fd00:64:2::/64.  The tunnel itself stays on IPv4.
+#
+#   curl http://[fd00:64:2::2]:8080/ ─▶ client ══▶ relay ══▶ proxy ─▶ [fd00:201:2::2]:8080
+#   dig @fd00:64:2::2, ping fd00:64:2::2 the same way; IPv4 still works beside it
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+tn_init
+command -v ip6tables-restore >/dev/null || tn_skip "ip6tables is not installed"
+
+LAN6=fd00:201:2::2
+VIRT6=fd00:64:2::2
+for ns in $TN_NAMESPACES; do
+	n_sysctl "$ns" net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+done
+ip -n "$TN_NS_LAN" addr add "$LAN6/64" dev "tnl$$" nodad
+ip -n "$TN_NS_CLI" addr add fd00:201:1::1/64 dev "tnc$$" nodad # a source for the applications
+ip -n "$TN_NS_CLI" -6 route add fd00:64::/32 dev "tns$$a" metric 100
+ip -n "$TN_NS_CLI" -6 route add fd00:201::/32 dev "tns$$a" metric 100
+n_sysctl "$TN_NS_LAN" net.ipv4.ping_group_range="0 2147483647"
+
+# Dual-stack web server (python's http.server binds :: with IPv4 mapped).
+mkdir -p "$TN_TMP/www"
+TN_HTTP_BODY="hello over IPv6, run $$"
+echo "$TN_HTTP_BODY" >"$TN_TMP/www/index.html"
+tn_spawn http "$TN_NS_LAN" "$TN_PYTHON" -m http.server --bind :: --directory "$TN_TMP/www" 8080
+wait_port "$TN_NS_LAN" 8080 10 || fail "the web server does not listen"
+have_dns=0
+if command -v dnsmasq >/dev/null && command -v dig >/dev/null; then
+	have_dns=1
+	tn_spawn dnsmasq "$TN_NS_LAN" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
+		--no-hosts --bind-interfaces --listen-address="$LAN6" --port 53 --user=root \
+		--pid-file= --log-facility=- --log-queries --address=/tunnel.test/2001:db8::77
+fi
+
+tn_certs
+start_relay
+start_proxy --network "cidr=fd00:201:2::/64,virtual_cidr=fd00:64:2::/64"
+wait_registered
+wait_for_log "$TN_TMP/relay.log" "fd00:64:2::/64" 5 || fail "the proxy did not announce its IPv6 network"
+start_client --cidr fd00:64::/32
+wait_client_ready
+wait_port "$TN_NS_CLI" "$TN_CLIENT_PORT" 5 || fail "the client does not listen"
+grep -q "IPv6 networks are not intercepted" "$TN_TMP/client.log" && fail "the client still ignores IPv6"
+n_cli timeout 10 ip6tables-save | grep -E 'TUNNEL_CLIENT|tunnel-client' >&2 || fail "no ip6tables rules"
+
+tn_log "GET http://[$VIRT6]:8080/ through the tunnel"
+body=$(n_cli timeout 10 curl -sS -g --max-time 8 "http://[$VIRT6]:8080/") || fail "curl over IPv6 failed"
+[ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body over IPv6: '$body'"
+wait_for_log "$TN_TMP/relay.log" "-> \[$VIRT6\]:8080 proxy=proxy-1" 5 || fail "the relay logged no IPv6 flow"
+wait_for_log "$TN_TMP/http.log" "^$LAN6 - - .*\"GET / HTTP/1.1\" 200" 5 ||
+	fail "the web server did not see the request come from the proxy at $LAN6"
+
+tn_log "IPv4 beside it"
+body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "curl over IPv4 failed"
+[ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body over IPv4: '$body'"
+
+tn_log "the LAN's real IPv6 address is not intercepted: unreachable"
+! n_cli timeout 5 curl -sS -g --max-time 2 "http://[$LAN6]:8080/" || false
+
+tn_log "ping $VIRT6 (ICMPv6 echo)"
+out=$(n_cli timeout 20 ping -6 -n -c 3 -i 0.2 -W 2 "$VIRT6" 2>&1) || fail "ping -6 failed: $out"
+grep -q '3 packets transmitted, 3 received' <<<"$out" || fail "ping -6: $out"
+tn_log "ping $VIRT6 with the proxy's raw ICMPv6 socket (ICMP sockets forbidden)"
+n_sysctl "$TN_NS_LAN" net.ipv4.ping_group_range="1 0"
+out=$(n_cli timeout 20 ping -6 -n -c 3 -i 0.2 -W 2 "$VIRT6" 2>&1) || fail "ping -6 (raw) failed: $out"
+grep -q '3 packets transmitted, 3 received' <<<"$out" || fail "ping -6 (raw): $out"
+wait_for_log "$TN_TMP/proxy.log" "ICMP sockets not allowed here" 5 || fail "the proxy did not fall back to a raw socket"
+
+if [ "$have_dns" = 1 ]; then
+	tn_log "dig @$VIRT6 (UDP over IPv6)"
+	answer=$(n_cli timeout 10 dig +short +time=3 +tries=1 @"$VIRT6" v6.tunnel.test AAAA) ||
+		fail "dig over IPv6 failed"
+	[ "$answer" = 2001:db8::77 ] || fail "dig over IPv6: wrong answer '$answer'"
+fi
+
+rules6() { n_cli timeout 10 ip6tables-save | grep -E 'TUNNEL_CLIENT|tunnel-client' || true; }
+tn_stop client TERM 10 || fail "the client did not exit cleanly"
+[ -z "$(rules6)" ] || fail "ip6tables rules left after exit: $(rules6)"
+[ -z "$(rules_of_client)" ] || fail "iptables rules left after exit"
+
+tn_log "after SIGKILL the rules stay; client --cleanup removes them in both families"
+TN_CLIENT_NAME=client-killed
+start_client --cidr fd00:64::/32 --fail-closed
+wait_client_ready
+rc=0
+tn_stop client-killed KILL 10 || rc=$?
+[ "$rc" = 137 ] || fail "the client did not die of SIGKILL (status $rc)"
+[ -n "$(rules6)" ] || fail "no ip6tables rules left by the killed client"
+n_cli timeout 10 "$TN_BIN/client/client" --cleanup >/dev/null 2>&1 || fail "client --cleanup failed"
+[ -z "$(rules6)" ] || fail "ip6tables rules left after --cleanup: $(rules6)"
+[ -z "$(rules_of_client)" ] || fail "iptables rules left after --cleanup: $(rules_of_client)"
