@@ -996,7 +996,8 @@ h2_on_handshake_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
-    tn_log_warnx("%s: TLS handshake timed out", h2->peer_addr);
+    tn_log_warnx("%s: TLS handshake timed out after %.1f s (handshake_timeout)", h2->peer_addr,
+                 h2->settings.handshake_timeout);
     h2_fail(h2, "handshake timeout");
 }
 
@@ -1044,7 +1045,9 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
         SSL_set_connect_state(h2->ssl);
     ev_io_init(&h2->io, h2_on_io, fd, EV_READ | EV_WRITE);
     ev_prepare_init(&h2->flush, h2_on_flush);
-    ev_timer_init(&h2->handshake_timer, h2_on_handshake_timeout, HANDSHAKE_TIMEOUT, 0);
+    if (h2->settings.handshake_timeout <= 0)
+        h2->settings.handshake_timeout = HANDSHAKE_TIMEOUT;
+    ev_timer_init(&h2->handshake_timer, h2_on_handshake_timeout, h2->settings.handshake_timeout, 0);
     ev_init(&h2->heartbeat, h2_on_heartbeat);
     ev_io_start(loop, &h2->io);
     ev_timer_start(loop, &h2->handshake_timer);

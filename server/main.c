@@ -10,6 +10,7 @@
 
 #include <ev.h>
 
+#include "limits.h"
 #include "relay.h"
 #include "tn/addr.h"
 #include "tn/conf.h"
@@ -100,6 +101,7 @@ static const struct tn_conf_key keys[] = {
       .help = "concurrent streams (flows) per connection",
       .min = 1,
       .max = 1000000 },
+    RELAY_OPTS_LIMITS(struct relay_config, limits),
     { 0 },
 };
 
@@ -162,6 +164,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     cfg->heartbeat_timeout = fresh.heartbeat_timeout;
     relay->h2.ping_interval = (double)cfg->heartbeat_interval / 1e3;
     relay->h2.ping_timeout = (double)cfg->heartbeat_timeout / 1e3;
+    cfg->limits = fresh.limits;
+    relay->h2.handshake_timeout = (double)cfg->limits.handshake_timeout / 1e3;
     SSL_CTX_free(relay->tls); /* connections hold their own reference */
     relay->tls = tls;
     tn_opts_log_open("server", &cfg->log);
@@ -236,6 +240,7 @@ main(int argc, char **argv)
         .max_streams = (uint32_t)cfg.max_streams,
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
+        .handshake_timeout = (double)cfg.limits.handshake_timeout / 1e3,
     };
     if (policy_init(&cfg) != 0)
         goto out;

@@ -41,6 +41,11 @@ struct access_rule {
     size_t nranges;
 };
 
+/* limits: {...}: what one peer may make the relay hold or do (limits.c). */
+struct relay_limits {
+    int64_t handshake_timeout; /* ms a TLS handshake may take */
+};
+
 struct relay_config {
     char *listen_addr;
     struct tn_tls_conf tls;
@@ -50,6 +55,7 @@ struct relay_config {
     int64_t heartbeat_interval, heartbeat_timeout;
     int64_t open_timeout;
     int64_t drain_timeout;
+    struct relay_limits limits;  /* limits.*: see limits.c */
     struct tn_conf_list proxies; /* of struct proxy_rule; empty: any proxy, any network */
     struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
 };

@@ -62,6 +62,7 @@ struct tn_h2_settings {
     double ping_interval;       /* seconds between PINGs while nothing else proves the peer */
     double ping_timeout;        /* is alive; a PING unanswered this long closes the connection
                                  * (0: no heartbeat) */
+    double handshake_timeout;   /* seconds the TLS handshake may take (0: 10 s) */
 };
 
 /* Starts the TLS handshake on connected socket |fd| (taken over: closed by tn_h2_free).

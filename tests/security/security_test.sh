@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Security tests that run the real relay and proxy on 127.0.0.1 (no namespaces):
+#
+#   slow_handshake   500 half-open TLS connections (nothing, or half a ClientHello) held against
+#                    the relay: a proxy still connects at once; each of the 500 is closed after
+#                    --handshake-timeout with a logged reason; descriptors go back to baseline
+#
+# Usage: security_test.sh SCENARIO BUILD_DIR
+# TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
+set -euo pipefail
+
+usage="usage: $0 slow_handshake BUILD_DIR"
+scenario=${1:?$usage}
+log_prefix=security
+build=$(realpath "${2:?$usage}")
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=../tools/regress_lib.sh
+. "$here/../tools/regress_lib.sh"
+
+# prog_pid NAME: the PID of NAME's program (start runs it under timeout).
+prog_pid() { pgrep -P "${pid[$1]}" | head -n 1; }
+
+# fds NAME: how many descriptors NAME's program holds.
+fds() { find "/proc/$(prog_pid "$1")/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# count NAME REGEX: lines of NAME's log matching REGEX.
+count() { grep -cE -- "$2" "$tmp/$1.log" || true; }
+
+timeout 30 "$certs_tool" --out "$certs" >/dev/null
+
+case $scenario in
+slow_handshake)
+	n=500
+	hs=3
+	start_relay --handshake-timeout "${hs}s" --log-level info
+	base=$(fds relay)
+	start slowloris python3 "$here/slowloris.py" 127.0.0.1 "$relay_port" -n "$n" --hold 30
+	wait_log slowloris "^holding $n" 20
+	# The attack is in place: the relay has accepted every connection and holds it.
+	deadline=$((SECONDS + 5))
+	while (($(fds relay) < base + n)) && ((SECONDS < deadline)); do sleep 0.1; done
+	held=$(fds relay)
+	log "relay descriptors: $base at rest, $held under attack"
+	((held >= base + n)) || fail "the relay holds $held descriptors, expected at least $((base + n))"
+	# A legitimate peer gets through at once, well before the half-open ones time out.
+	t0=$(date +%s%N)
+	start_proxy "127.0.0.1:$relay_port"
+	wait_log relay 'proxy proxy-1 registered' "$hs"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	log "the proxy registered ${ms} ms after it started, under attack"
+	timed_out=$(count relay 'TLS handshake timed out')
+	((timed_out < n)) || fail "the attackers' connections had already timed out: the test proved nothing"
+	wait_exit slowloris 40
+	show slowloris
+	timed_out=$(count relay 'TLS handshake timed out after [0-9.]+ s')
+	((timed_out == n)) || fail "$timed_out handshake timeouts logged, expected $n"
+	# Back to baseline: the proxy's connection is the only one left.
+	deadline=$((SECONDS + 5))
+	while (($(fds relay) > base + 1)) && ((SECONDS < deadline)); do sleep 0.1; done
+	after=$(fds relay)
+	log "relay descriptors after the attack: $after (baseline $base + the proxy's)"
+	((after <= base + 1)) || fail "the relay holds $after descriptors after the attack, baseline $base"
+	alive relay
+	alive proxy
+	stop proxy
+	stop relay
+	;;
+*)
+	fail "unknown scenario '$scenario'; $usage"
+	;;
+esac
+log "passed"
