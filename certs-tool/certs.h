@@ -189,6 +189,13 @@ int ct_key_load(struct evp_pkey_st **out, const char *path);
 /* Whether |a| and |b| name the same existing directory.  Reports nothing. */
 bool ct_same_dir(const char *a, const char *b);
 
+/* revoke.c */
+
+/* `certs-tool revoke`: adds the certificate in |cert_path| (issued by the CA in |ca_dir|) to
+ * the CA's CRL at |crl_path| (NULL: |ca_dir|/crl.pem), made anew if missing, and signs it
+ * again valid for |days| days.  Prints what it did. */
+int ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int days);
+
 /* show.c */
 
 /* Prints role, id, subject, issuer, serial, validity, SANs and SHA-256 fingerprint of the

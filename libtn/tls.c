@@ -11,6 +11,7 @@
 
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/revoke.h"
 
 #define URI_PREFIX "tunnel://"
 
@@ -117,6 +118,9 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
         goto out;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    tn_revoke_install(ctx);
+    if (conf->crl_file != NULL && tn_revoke_load_crl(ctx, conf->crl_file) != 0)
+        goto out;
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* AES-128-GCM first: as strong as the tunnel needs and a quarter cheaper than AES-256. */
     if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
@@ -221,6 +225,8 @@ tn_tls_peer_identity(SSL *ssl, struct tn_identity *out)
     if (SSL_get_verify_result(ssl) != X509_V_OK || (cert = SSL_get1_peer_certificate(ssl)) == NULL)
         return TN_ERR_AUTH;
     r = tn_tls_cert_identity(cert, out);
+    if (r == 0)
+        tn_revoke_serial(cert, out->serial);
     X509_free(cert);
     return r;
 }

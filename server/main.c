@@ -10,8 +10,8 @@
 
 #include <ev.h>
 
-#include "limits.h"
 #include "relay.h"
+#include "secopts.h"
 #include "tn/addr.h"
 #include "tn/conf.h"
 #include "tn/err.h"
@@ -102,6 +102,7 @@ static const struct tn_conf_key keys[] = {
       .min = 1,
       .max = 1000000 },
     RELAY_OPTS_LIMITS(struct relay_config, limits),
+    RELAY_OPTS_REVOKED(struct relay_config, revoked),
     { 0 },
 };
 
@@ -126,10 +127,11 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* SIGHUP: reads the configuration again and applies what can change under way: the policy
- * (proxies:, access:), certificates and keys (for new connections), timeouts, heartbeats and
- * logging (the log file is reopened, for logrotate).  Established flows are untouched; a proxy
- * whose announcements are no longer allowed is drained.  A configuration with an error changes
- * nothing. */
+ * (proxies:, access:), certificates, keys, the CRL and the revoked serials (for new
+ * connections), timeouts, heartbeats and logging (the log file is reopened, for logrotate).
+ * Established flows are untouched; a proxy whose announcements are no longer allowed is
+ * drained; a session whose peer's certificate is now revoked is closed.  A configuration with an
+ * error changes nothing. */
 static void
 on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -144,7 +146,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed");
         return;
     }
-    if (policy_init(&fresh) != 0 || tn_tls_ctx_new(&tls, &fresh.tls, true) != 0) {
+    if (policy_init(&fresh) != 0 || trust_ctx_new(&tls, &fresh) != 0) {
         tn_log_warnx("reload: the new policy or certificates are not usable: nothing changed");
         policy_fini(&fresh);
         tn_conf_fini(keys, &fresh);
@@ -157,6 +159,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     TN_SWAP(cfg->proxies, fresh.proxies);
     TN_SWAP(cfg->access, fresh.access);
     TN_SWAP(cfg->tls, fresh.tls);
+    TN_SWAP(cfg->revoked, fresh.revoked);
     TN_SWAP(cfg->log, fresh.log);
     cfg->open_timeout = fresh.open_timeout;
     cfg->drain_timeout = fresh.drain_timeout;
@@ -172,6 +175,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     policy_fini(&fresh); /* what it holds now is the old configuration's */
     tn_conf_fini(keys, &fresh);
     session_recheck_policy(relay);
+    trust_recheck(relay);
     tn_log_info("reload: done (%zu proxy rules, %zu access rules)", cfg->proxies.n, cfg->access.n);
 }
 
@@ -246,7 +250,7 @@ main(int argc, char **argv)
         goto out;
     if ((relay.routes = tn_lpm_new()) == NULL)
         goto out;
-    if (tn_tls_ctx_new(&relay.tls, &cfg.tls, true) != 0)
+    if (trust_ctx_new(&relay.tls, &cfg) != 0)
         goto out;
     if (tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen) != 0)
         goto out;

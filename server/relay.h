@@ -41,6 +41,12 @@ struct access_rule {
     size_t nranges;
 };
 
+/* revoked: [{serial, note}]: certificates refused although the CA signed them. */
+struct revoked_rule {
+    char *serial; /* hexadecimal, as certs-tool show prints it */
+    char *note;   /* why (logged), or NULL */
+};
+
 /* limits: {...}: what one peer may make the relay hold or do (limits.c). */
 struct relay_limits {
     int64_t handshake_timeout; /* ms a TLS handshake may take */
@@ -58,6 +64,7 @@ struct relay_config {
     struct relay_limits limits;  /* limits.*: see limits.c */
     struct tn_conf_list proxies; /* of struct proxy_rule; empty: any proxy, any network */
     struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
+    struct tn_conf_list revoked; /* of struct revoked_rule */
 };
 
 struct relay {
@@ -149,6 +156,13 @@ bool policy_may_announce(const struct relay_config *cfg, const char *id, const s
 /* May client |id| reach |dst| port |port|? */
 bool policy_may_reach(const struct relay_config *cfg, const char *id, const struct tn_ip *dst,
                       unsigned port);
+
+/* trust.c */
+/* A TLS context for the relay from |cfg|: certificates, CA, CRL and revoked serials.  Returns
+ * 0 or TN_ERR_TLS / TN_ERR_CONFIG (logged). */
+int trust_ctx_new(SSL_CTX **out, const struct relay_config *cfg);
+/* After a reload: closes the sessions whose peer's certificate |relay->tls| now revokes. */
+void trust_recheck(struct relay *relay);
 
 /* flow.c */
 /* Takes a client's Connect stream. */

@@ -14,24 +14,31 @@ struct tn_log_conf {
     char *output;
 };
 
-/* Rows for the tls: {cert_file, key_file, ca_file} section at member |m| (a tn_tls_conf). */
-#define TN_OPTS_TLS(T, m, what)                                        \
-    { .key = "tls.cert_file",                                          \
-      .flag = "tls-cert",                                              \
-      .type = TN_CONF_STR,                                             \
-      .offset = offsetof(T, m.cert_file),                              \
-      .metavar = "FILE",                                               \
-      .help = "certificate of this " what " (PEM), from certs-tool" }, \
-        { .key = "tls.key_file",                                       \
-          .flag = "tls-key",                                           \
-          .type = TN_CONF_STR,                                         \
-          .offset = offsetof(T, m.key_file),                           \
-          .metavar = "FILE",                                           \
-          .help = "private key of that certificate (PEM)" },           \
-    {                                                                  \
-        .key = "tls.ca_file", .flag = "tls-ca", .type = TN_CONF_STR,   \
-        .offset = offsetof(T, m.ca_file), .metavar = "FILE",           \
-        .help = "the deployment CA that signs every peer (PEM)"        \
+/* Rows for the tls: {cert_file, key_file, ca_file, crl_file} section at member |m| (a
+ * tn_tls_conf). */
+#define TN_OPTS_TLS(T, m, what)                                                                   \
+    { .key = "tls.cert_file",                                                                     \
+      .flag = "tls-cert",                                                                         \
+      .type = TN_CONF_STR,                                                                        \
+      .offset = offsetof(T, m.cert_file),                                                         \
+      .metavar = "FILE",                                                                          \
+      .help = "certificate of this " what " (PEM), from certs-tool" },                            \
+        { .key = "tls.key_file",                                                                  \
+          .flag = "tls-key",                                                                      \
+          .type = TN_CONF_STR,                                                                    \
+          .offset = offsetof(T, m.key_file),                                                      \
+          .metavar = "FILE",                                                                      \
+          .help = "private key of that certificate (PEM)" },                                      \
+        { .key = "tls.crl_file",                                                                  \
+          .flag = "tls-crl",                                                                      \
+          .type = TN_CONF_STR,                                                                    \
+          .offset = offsetof(T, m.crl_file),                                                      \
+          .metavar = "FILE",                                                                      \
+          .help = "CRL of the CA (PEM, certs-tool revoke): refuse the certificates it revokes" }, \
+    {                                                                                             \
+        .key = "tls.ca_file", .flag = "tls-ca", .type = TN_CONF_STR,                              \
+        .offset = offsetof(T, m.ca_file), .metavar = "FILE",                                      \
+        .help = "the deployment CA that signs every peer (PEM)"                                   \
     }
 
 /* Rows for the log: {level, format, output} section at member |m| (a tn_log_conf). */

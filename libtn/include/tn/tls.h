@@ -16,18 +16,25 @@ enum tn_role {
 };
 
 #define TN_ID_MAX 64
+/* A serial as certs-tool show prints it: hexadecimal, upper case, no leading zeros. */
+#define TN_SERIAL_MAX 40 /* 20 octets (RFC 5280) */
 
 struct tn_identity {
     enum tn_role role;
     char id[TN_ID_MAX + 1];
+    char serial[TN_SERIAL_MAX +
+                1]; /* the certificate's serial (tn_revoke_serial; peer identities only) */
 };
 
 struct tn_tls_conf {
     char *cert_file, *key_file, *ca_file; /* owned by the program's config */
+    char *crl_file;                       /* NULL: no CRL (tls.crl_file) */
 };
 
 /* Loads our certificate and key and the deployment CA into a TLS 1.3 context that requires a
- * peer certificate from that CA and offers or accepts only ALPN "h2".  Returns 0 and sets
+ * peer certificate from that CA (not revoked by the CRL file, when one is given) and offers or
+ * accepts only ALPN "h2".  Refused peer certificates are logged with the reason.  Returns 0 and
+ * sets
  * |*out|, or TN_ERR_TLS (logged, naming the file at fault). */
 int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server);
 
