@@ -149,6 +149,28 @@ out:
     return is_revoked;
 }
 
+/* When |err| says the relay's certificate lacks the name we expect, fills |why| with the name
+ * and what to do. */
+static bool
+name_mismatch(SSL *ssl, int err, char *why, size_t whylen)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    const char *host = X509_VERIFY_PARAM_get0_host(param, 0);
+    char *ip = NULL;
+
+    if (err != X509_V_ERR_HOSTNAME_MISMATCH && err != X509_V_ERR_IP_ADDRESS_MISMATCH)
+        return false;
+    if (host == NULL)
+        host = ip = X509_VERIFY_PARAM_get1_ip_asc(param);
+    snprintf(why, whylen,
+             "it is not issued to '%s' (set the relay's name with tls.server_name / "
+             "--server-name, or issue its certificate with that name: certs-tool --server-dns "
+             "or --server-ip)",
+             host != NULL ? host : "?");
+    OPENSSL_free(ip);
+    return true;
+}
+
 /* Every certificate check of a handshake passes here: the serial list is applied to the peer's
  * own certificate, and any refusal is logged with the certificate's identity and the reason
  * (expired, revoked, unknown CA...). */
@@ -171,6 +193,8 @@ verify_cb(int ok, X509_STORE_CTX *xs)
         reason = why;
     } else {
         reason = X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs));
+        if (ssl != NULL && name_mismatch(ssl, X509_STORE_CTX_get_error(xs), why, sizeof(why)))
+            reason = why;
     }
     if (!ok) {
         char name[TN_ID_MAX + 32] = "a certificate without a tunnel identity";

@@ -2,6 +2,7 @@
 /* Mutual-TLS contexts and identities. */
 #include "tn/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -142,6 +143,22 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
 out:
     SSL_CTX_free(ctx);
     return r;
+}
+
+int
+tn_tls_expect_name(SSL *ssl, const char *name)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (name == NULL || strcmp(name, "*") == 0)
+        return 0;
+    if (inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : TN_ERR_TLS;
+    /* An address is never sent as SNI (RFC 6066). */
+    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
+        return TN_ERR_TLS;
+    return 0;
 }
 
 static enum tn_role

@@ -5,12 +5,15 @@
 #   slow_handshake   500 half-open TLS connections (nothing, or half a ClientHello) held against
 #                    the relay: a proxy still connects at once; each of the 500 is closed after
 #                    --handshake-timeout with a logged reason; descriptors go back to baseline
+#   server_name      proxies check the relay's certificate against the name they dial
+#                    (localhost: DNS, and SNI), 127.0.0.1 (IP), or --server-name; a wrong name
+#                    is refused with the reason logged, and the proxy gives up
 #
 # Usage: security_test.sh SCENARIO BUILD_DIR
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 slow_handshake BUILD_DIR"
+usage="usage: $0 slow_handshake|server_name BUILD_DIR"
 scenario=${1:?$usage}
 log_prefix=security
 build=$(realpath "${2:?$usage}")
@@ -64,6 +67,39 @@ slow_handshake)
 	alive relay
 	alive proxy
 	stop proxy
+	stop relay
+	;;
+server_name)
+	start_relay
+	# name_ok NAME ARGS...: a proxy dialing with ARGS registers.
+	name_ok() {
+		local n deadline=$((SECONDS + 15))
+		n=$(count relay 'proxy proxy-1 registered')
+		log "proxy: $*"
+		start_proxy "$@"
+		while (($(count relay 'proxy proxy-1 registered') == n)); do
+			((SECONDS < deadline)) || fail "the proxy did not register with $*"
+			alive proxy
+			sleep 0.1
+		done
+		stop proxy
+	}
+	name_ok "localhost:$relay_port"
+	name_ok "127.0.0.1:$relay_port"
+	name_ok "127.0.0.1:$relay_port" --server-name localhost
+	for name in relay.example.test 127.0.0.2; do
+		log "proxy: 127.0.0.1:$relay_port --server-name $name"
+		start_proxy "127.0.0.1:$relay_port" --server-name "$name"
+		deadline=$((SECONDS + 15))
+		while is_running proxy && ((SECONDS < deadline)); do sleep 0.1; done
+		is_running proxy && fail "a proxy expecting the relay to be $name still runs after 15 s"
+		reap proxy
+		((status != 0)) || fail "a proxy expecting the relay to be $name exited 0"
+		grep -E "certificate refused: tunnel://server/relay .*it is not issued to '$name'" \
+			"$tmp/proxy.log" >&2 || fail "the proxy did not log why it refused the relay as $name"
+		(($(count relay 'proxy proxy-1 registered') == 3)) || fail "registered with the wrong name"
+	done
+	alive relay
 	stop relay
 	;;
 *)

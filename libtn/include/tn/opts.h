@@ -41,6 +41,15 @@ struct tn_log_conf {
         .help = "the deployment CA that signs every peer (PEM)"                                   \
     }
 
+/* The row for tls.server_name at member |m| (a tn_tls_conf): client and proxy. */
+#define TN_OPTS_SERVER_NAME(T, m)                                                         \
+    {                                                                                     \
+        .key = "tls.server_name", .flag = "server-name", .type = TN_CONF_STR,             \
+        .offset = offsetof(T, m.server_name), .metavar = "NAME",                          \
+        .help = "DNS name or IP address the relay's certificate must carry, sent as SNI " \
+                "(default: the host of each --server; \"*\": any relay of the CA)"        \
+    }
+
 /* Rows for the log: {level, format, output} section at member |m| (a tn_log_conf). */
 #define TN_OPTS_LOG(T, m)                                                    \
     { .key = "log.level",                                                    \

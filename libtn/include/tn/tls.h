@@ -29,6 +29,7 @@ struct tn_identity {
 struct tn_tls_conf {
     char *cert_file, *key_file, *ca_file; /* owned by the program's config */
     char *crl_file;                       /* NULL: no CRL (tls.crl_file) */
+    char *server_name; /* client, proxy: the relay's name (tls.server_name); NULL: derived */
 };
 
 /* Loads our certificate and key and the deployment CA into a TLS 1.3 context that requires a
@@ -37,6 +38,11 @@ struct tn_tls_conf {
  * sets
  * |*out|, or TN_ERR_TLS (logged, naming the file at fault). */
 int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server);
+
+/* Client side: the peer's certificate must carry |name| (a DNS name, or an IP address) in its
+ * subjectAltNames; a DNS name is also sent as SNI.  NULL or "*" checks no name.  Returns 0 or
+ * TN_ERR_TLS (out of memory). */
+int tn_tls_expect_name(SSL *ssl, const char *name);
 
 /* Reads the identity from |cert|'s URI SAN.  Returns 0 or TN_ERR_AUTH when there is none. */
 int tn_tls_cert_identity(X509 *cert, struct tn_identity *out);
