@@ -55,8 +55,10 @@ struct ct_ca {
     struct evp_pkey_st *key;
 };
 
-/* err.c: one-line messages on stderr prefixed "certs-tool: ".  ct_err_ssl appends
+/* err.c: one-line messages on stderr prefixed "certs-tool: " (|ct_prog|: another program using
+ * these modules names itself).  ct_err_ssl appends
  * ": <reason>" from OpenSSL's error queue, then clears the queue. */
+extern const char *ct_prog;
 void ct_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ct_err_ssl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ct_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

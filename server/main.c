@@ -103,6 +103,7 @@ static const struct tn_conf_key keys[] = {
       .max = 1000000 },
     RELAY_OPTS_LIMITS(struct relay_config, limits),
     RELAY_OPTS_REVOKED(struct relay_config, revoked),
+    RELAY_OPTS_BOOTSTRAP(struct relay_config, bootstrap, state_dir),
     { 0 },
 };
 
@@ -146,7 +147,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed");
         return;
     }
-    if (policy_init(&fresh) != 0 || trust_ctx_new(&tls, &fresh) != 0) {
+    if (bootstrap_apply(&fresh, false) != 0 || policy_init(&fresh) != 0 ||
+        trust_ctx_new(&tls, &fresh) != 0) {
         tn_log_warnx("reload: the new policy or certificates are not usable: nothing changed");
         policy_fini(&fresh);
         tn_conf_fini(keys, &fresh);
@@ -250,7 +252,7 @@ main(int argc, char **argv)
         goto out;
     if ((relay.routes = tn_lpm_new()) == NULL)
         goto out;
-    if (trust_ctx_new(&relay.tls, &cfg) != 0)
+    if (bootstrap_apply(&cfg, true) != 0 || trust_ctx_new(&relay.tls, &cfg) != 0)
         goto out;
     if (tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen) != 0)
         goto out;

@@ -65,6 +65,8 @@ struct relay_config {
     struct tn_conf_list proxies; /* of struct proxy_rule; empty: any proxy, any network */
     struct tn_conf_list access;  /* of struct access_rule; empty: every client, everywhere */
     struct tn_conf_list revoked; /* of struct revoked_rule */
+    bool bootstrap;              /* tls.bootstrap: make a CA and our certificate if missing */
+    char *state_dir;             /* tls.state_dir: where */
 };
 
 struct relay {
@@ -156,6 +158,13 @@ bool policy_may_announce(const struct relay_config *cfg, const char *id, const s
 /* May client |id| reach |dst| port |port|? */
 bool policy_may_reach(const struct relay_config *cfg, const char *id, const struct tn_ip *dst,
                       unsigned port);
+
+/* bootstrap.c */
+/* With tls.bootstrap and no TLS files given: points them into the state directory and, when
+ * |may_create|, makes a CA and the relay's certificate there if missing (printing the CA
+ * certificate and the certs-tool commands for a client and a proxy).  Returns 0 or an error
+ * (logged). */
+int bootstrap_apply(struct relay_config *cfg, bool may_create);
 
 /* trust.c */
 /* A TLS context for the relay from |cfg|: certificates, CA, CRL and revoked serials.  Returns

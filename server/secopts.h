@@ -35,4 +35,18 @@ static const struct tn_conf_key relay_revoked_keys[] = {
         .sub = relay_revoked_keys, .elem_size = sizeof(struct revoked_rule)                     \
     }
 
+/* Rows for tls.bootstrap and tls.state_dir at members |b| and |d| of |T|. */
+#define RELAY_OPTS_BOOTSTRAP(T, b, d)                                                            \
+    { .key = "tls.bootstrap",                                                                    \
+      .flag = "bootstrap",                                                                       \
+      .type = TN_CONF_BOOL,                                                                      \
+      .offset = offsetof(T, b),                                                                  \
+      .def = "false",                                                                            \
+      .help = "without tls files: use a CA and certificate in state_dir, made on first start" }, \
+    {                                                                                            \
+        .key = "tls.state_dir", .flag = "state-dir", .type = TN_CONF_STR,                        \
+        .offset = offsetof(T, d), .def = "/var/lib/tunnel", .metavar = "DIR",                    \
+        .help = "where --bootstrap keeps the CA (its key too) and the relay's certificate"       \
+    }
+
 #endif

@@ -8,12 +8,15 @@
 #   server_name      proxies check the relay's certificate against the name they dial
 #                    (localhost: DNS, and SNI), 127.0.0.1 (IP), or --server-name; a wrong name
 #                    is refused with the reason logged, and the proxy gives up
+#   bootstrap        server --bootstrap with no certificates: makes a CA and its certificate in
+#                    --state-dir, prints the CA and the certs-tool commands; a proxy with the
+#                    certificate those commands make registers; a restart reuses the CA
 #
 # Usage: security_test.sh SCENARIO BUILD_DIR
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 slow_handshake|server_name BUILD_DIR"
+usage="usage: $0 slow_handshake|server_name|bootstrap BUILD_DIR"
 scenario=${1:?$usage}
 log_prefix=security
 build=$(realpath "${2:?$usage}")
@@ -100,6 +103,39 @@ server_name)
 		(($(count relay 'proxy proxy-1 registered') == 3)) || fail "registered with the wrong name"
 	done
 	alive relay
+	stop relay
+	;;
+bootstrap)
+	state=$tmp/state
+	relay_port=$(free_port)
+	boot=("$server" --listen "127.0.0.1:$relay_port" --bootstrap --state-dir "$state")
+	start relay "${boot[@]}"
+	wait_log relay 'listening on' 15
+	show relay
+	grep -q -- '-----BEGIN CERTIFICATE-----' "$tmp/relay.log" || fail "the CA certificate was not printed"
+	cmp -s <(sed -n '/-----BEGIN CERTIFICATE-----/,/-----END CERTIFICATE-----/p' "$tmp/relay.log") \
+		"$state/ca/cert.pem" || fail "what was printed is not the CA certificate in $state/ca"
+	[ "$(stat -c %a "$state/ca/key.pem")" = 600 ] || fail "the CA key is not mode 0600"
+	# Run the printed commands as they are (certs-tool from the build tree).
+	mapfile -t cmds < <(sed -nE 's/^  (certs-tool issue --role (client|proxy) .*)$/\1/p' "$tmp/relay.log")
+	((${#cmds[@]} == 2)) || fail "expected 2 certs-tool commands for a client and a proxy, got ${#cmds[@]}"
+	for c in "${cmds[@]}"; do
+		log "running: $c"
+		read -ra argv <<<"${c#certs-tool }"
+		(cd "$tmp" && timeout 30 "$certs_tool" "${argv[@]}") >&2 || fail "the printed command failed: $c"
+	done
+	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--tls-cert "$tmp/proxy-1/cert.pem" --tls-key "$tmp/proxy-1/key.pem" \
+		--tls-ca "$state/ca/cert.pem" --log-level debug
+	wait_log relay 'proxy proxy-1 registered' 15
+	stop proxy
+	stop relay
+	sum=$(sha256sum <"$state/ca/cert.pem")
+	start relay "${boot[@]}"
+	wait_log relay 'using the CA and certificate made earlier' 15
+	wait_log relay 'listening on' 15
+	[ "$(sha256sum <"$state/ca/cert.pem")" = "$sum" ] || fail "the restart replaced the CA"
+	! grep -q -- '-----BEGIN CERTIFICATE-----' "$tmp/relay.log" || fail "the restart printed a CA again"
 	stop relay
 	;;
 *)
