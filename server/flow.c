@@ -47,6 +47,7 @@ struct rflow {
     char last_failure[96];
     uint64_t id, up, down;
     char client_id[TN_ID_MAX + 1]; /* copied: the client's session may go before the flow */
+    struct ident *ident;           /* counted against its identity's limits (limits.c) */
     char proxy_id[TN_ID_MAX + 1];
     char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
     ev_timer open_timer; /* the client's Open, then each proxy's Opened, must come in time */
@@ -94,6 +95,7 @@ static void
 rflow_free(struct rflow *f, const char *reason)
 {
     ev_timer_stop(f->relay->loop, &f->open_timer);
+    limits_release(f->ident);
     unbind(f, NGHTTP2_CANCEL);
     if (f->cs != NULL)
         tn_h2_stream_detach(f->cs, NGHTTP2_CANCEL);
@@ -287,6 +289,7 @@ static bool
 rflow_route(struct rflow *f)
 {
     struct tn_ip dst;
+    char why[160];
 
     f->id = f->open->flow_id;
     format_endpoint(f->open->src, f->src, sizeof(f->src));
@@ -295,6 +298,11 @@ rflow_route(struct rflow *f)
         f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP) {
         rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_UNIMPLEMENTED,
                      "bad destination or protocol");
+        return false;
+    }
+    if ((f->ident = limits_admit(f->relay, f->client_id, why, sizeof(why))) == NULL) {
+        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_RESOURCE_EXHAUSTED,
+                     why);
         return false;
     }
     if (!policy_may_reach(f->relay->cfg, f->client_id, &dst, f->open->dst->port)) {

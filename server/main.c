@@ -283,6 +283,7 @@ main(int argc, char **argv)
     status = 0;
 out:
     route_free_all(&relay);
+    limits_free_all(&relay);
     policy_fini(&cfg);
     SSL_CTX_free(relay.tls);
     tn_conf_fini(keys, &cfg);

@@ -19,6 +19,7 @@
 
 struct ev_loop;
 struct tn_lpm;
+struct ident;
 struct rflow;
 struct reg;
 
@@ -50,6 +51,9 @@ struct revoked_rule {
 /* limits: {...}: what one peer may make the relay hold or do (limits.c). */
 struct relay_limits {
     int64_t handshake_timeout; /* ms a TLS handshake may take */
+    int64_t flows_per_client;  /* open flows of one client identity (0: no limit) */
+    int64_t flow_rate;         /* new flows per second per client identity (0: no limit) */
+    int64_t flow_burst;        /* ... of which this many at once (0: one second's worth) */
 };
 
 struct relay_config {
@@ -82,6 +86,7 @@ struct relay {
     struct tn_lpm *routes;    /* network as clients address it -> struct route */
     struct session *sessions; /* every live connection */
     struct tn_listener listener;
+    struct ident **idents; /* per client identity: flows and rate (limits.c) */
 };
 
 struct session {
@@ -165,6 +170,14 @@ bool policy_may_reach(const struct relay_config *cfg, const char *id, const stru
  * certificate and the certs-tool commands for a client and a proxy).  Returns 0 or an error
  * (logged). */
 int bootstrap_apply(struct relay_config *cfg, bool may_create);
+
+/* limits.c */
+/* Admits a new flow of client |client_id| under limits.flows_per_client and limits.flow_rate:
+ * returns its identity's entry (give it to limits_release when the flow ends), or NULL with
+ * |why| filled (the refusal is logged, at most once a second per identity). */
+struct ident *limits_admit(struct relay *relay, const char *client_id, char *why, size_t whylen);
+void limits_release(struct ident *e);
+void limits_free_all(struct relay *relay);
 
 /* trust.c */
 /* A TLS context for the relay from |cfg|: certificates, CA, CRL and revoked serials.  Returns

@@ -9,11 +9,39 @@
 #include "tn/conf.h"
 
 /* Rows for the limits: {...} members of struct relay_limits at member |m| of |T|. */
-#define RELAY_OPTS_LIMITS(T, m)                                                                   \
-    {                                                                                             \
-        .key = "limits.handshake_timeout", .flag = "handshake-timeout", .type = TN_CONF_DURATION, \
-        .offset = offsetof(T, m.handshake_timeout), .def = "10s", .metavar = "DURATION",          \
-        .help = "close a connection whose TLS handshake takes longer", .min = 100, .max = 600000  \
+#define RELAY_OPTS_LIMITS(T, m)                                                               \
+    { .key = "limits.handshake_timeout",                                                      \
+      .flag = "handshake-timeout",                                                            \
+      .type = TN_CONF_DURATION,                                                               \
+      .offset = offsetof(T, m.handshake_timeout),                                             \
+      .def = "10s",                                                                           \
+      .metavar = "DURATION",                                                                  \
+      .help = "close a connection whose TLS handshake takes longer",                          \
+      .min = 100,                                                                             \
+      .max = 600000 },                                                                        \
+        { .key = "limits.flows_per_client",                                                   \
+          .flag = "max-client-flows",                                                         \
+          .type = TN_CONF_INT,                                                                \
+          .offset = offsetof(T, m.flows_per_client),                                          \
+          .def = "0",                                                                         \
+          .metavar = "N",                                                                     \
+          .help = "open flows one client identity may have, over all its sessions (0: any)",  \
+          .min = 0,                                                                           \
+          .max = 100000000 },                                                                 \
+        { .key = "limits.flow_rate",                                                          \
+          .flag = "client-flow-rate",                                                         \
+          .type = TN_CONF_INT,                                                                \
+          .offset = offsetof(T, m.flow_rate),                                                 \
+          .def = "0",                                                                         \
+          .metavar = "N",                                                                     \
+          .help = "new flows per second one client identity may open (0: any)",               \
+          .min = 0,                                                                           \
+          .max = 100000000 },                                                                 \
+    {                                                                                         \
+        .key = "limits.flow_burst", .flag = "client-flow-burst", .type = TN_CONF_INT,         \
+        .offset = offsetof(T, m.flow_burst), .def = "0", .metavar = "N",                      \
+        .help = "new flows a client may open at once above its rate (0: one second's worth)", \
+        .min = 0, .max = 100000000                                                            \
     }
 
 static const struct tn_conf_key relay_revoked_keys[] = {
