@@ -32,6 +32,7 @@ struct client_config {
     int64_t idle_timeout;
     bool is_fail_closed;
     bool is_cleanup;
+    char *user; /* after start-up, run as this user (keeping the two capabilities) */
 };
 
 struct client {
@@ -51,6 +52,11 @@ struct client {
     bool is_draining; /* SIGTERM: rules gone, open flows finishing */
     ev_timer drain_deadline;
 };
+
+/* privs.c: keeps CAP_NET_ADMIN and CAP_NET_RAW only (bounding, permitted, effective, inheritable
+ * and ambient sets, so that the iptables-restore it spawns has them too), as |user| when not
+ * NULL, and sets no_new_privs.  Returns 0 or an error (logged). */
+int privs_keep_net(const char *user);
 
 /* netfilter.c: the only code that changes netfilter. */
 struct nf_rules {

@@ -35,6 +35,13 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct client_config, target_cidr),
       .metavar = "CIDR",
       .help = "a network to intercept" },
+    { .key = "user",
+      .flag = "user",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct client_config, user),
+      .metavar = "NAME",
+      .help = "once set up, run as this user (with CAP_NET_ADMIN and CAP_NET_RAW only, as "
+              "always)" },
     { .key = "fail_closed",
       .flag = "fail-closed",
       .type = TN_CONF_BOOL,
@@ -334,6 +341,8 @@ main(int argc, char **argv)
     ev_signal_start(c.loop, &sigint);
     ev_signal_start(c.loop, &sigterm);
     ev_signal_start(c.loop, &sighup);
+    if (privs_keep_net(cfg.user) != 0)
+        goto out;
     ev_run(c.loop, 0);
     ev_timer_stop(c.loop, &c.drain_deadline);
     tn_listener_stop(&c.listener, c.loop);
