@@ -189,36 +189,6 @@ rflow_bind(struct rflow *f, struct tn_h2_stream *ps)
     return true;
 }
 
-static int
-endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip)
-{
-    memset(ip, 0, sizeof(*ip));
-    if (ep == NULL || ep->port == 0 || ep->port > 65535)
-        return TN_ERR_PROTO;
-    if (ep->ip.len == 4)
-        ip->family = AF_INET;
-    else if (ep->ip.len == 16)
-        ip->family = AF_INET6;
-    else
-        return TN_ERR_PROTO;
-    memcpy(ip->bytes, ep->ip.data, ep->ip.len);
-    return 0;
-}
-
-static void
-format_endpoint(const Tunnel__V1__Endpoint *ep, char *buf, size_t len)
-{
-    struct sockaddr_storage ss;
-    struct tn_ip ip;
-
-    if (endpoint_ip(ep, &ip) != 0) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    tn_addr_from_ip(&ip, ep->port, &ss);
-    tn_addr_format((struct sockaddr *)&ss, buf, len);
-}
-
 /* Picks the next proxy for the flow, then binds one of its idle Accept streams or queues for
  * one.  Returns false when the flow was refused (and freed). */
 static bool
@@ -229,7 +199,7 @@ rflow_dispatch(struct rflow *f)
     struct tn_ip dst;
     char why[160];
 
-    endpoint_ip(f->open->dst, &dst); /* checked by rflow_route */
+    open_endpoint_ip(f->open->dst, &dst); /* checked by rflow_route */
     if (f->ntried < MAX_TRIES)
         px = route_pick(f->relay, &dst, f->id, f->tried, f->ntried);
     if (px == NULL) {
@@ -290,12 +260,12 @@ rflow_route(struct rflow *f)
 {
     struct tn_ip dst;
     char why[160];
+    int r;
 
     f->id = f->open->flow_id;
-    format_endpoint(f->open->src, f->src, sizeof(f->src));
-    format_endpoint(f->open->dst, f->dst, sizeof(f->dst));
-    if (endpoint_ip(f->open->dst, &dst) != 0 ||
-        f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP) {
+    open_endpoint_format(f->open->src, f->src, sizeof(f->src));
+    open_endpoint_format(f->open->dst, f->dst, sizeof(f->dst));
+    if ((r = open_check(f->relay->cfg, f->client_id, f->open, &dst)) == TN_ERR_PROTO) {
         rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_UNIMPLEMENTED,
                      "bad destination or protocol");
         return false;
@@ -305,7 +275,7 @@ rflow_route(struct rflow *f)
                      why);
         return false;
     }
-    if (!policy_may_reach(f->relay->cfg, f->client_id, &dst, f->open->dst->port)) {
+    if (r != 0) {
         tn_log_warnx("flow=%016" PRIx64 " client=%s %s -> %s: refused by the access rules", f->id,
                      f->client_id, f->src, f->dst);
         rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_PERMISSION_DENIED,

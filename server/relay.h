@@ -186,6 +186,16 @@ int trust_ctx_new(SSL_CTX **out, const struct relay_config *cfg);
 /* After a reload: closes the sessions whose peer's certificate |relay->tls| now revokes. */
 void trust_recheck(struct relay *relay);
 
+/* open.c: a client's Open, checked before it is routed (pure). */
+/* The address of |ep|.  Returns 0, or TN_ERR_PROTO when it has none or no port. */
+int open_endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip);
+/* "1.2.3.4:80", "[::1]:80" or "?" into |buf|. */
+void open_endpoint_format(const Tunnel__V1__Endpoint *ep, char *buf, size_t len);
+/* Checks |open| of client |client_id|: a TCP flow to an address and port (TN_ERR_PROTO if not)
+ * that the access rules of |cfg| let it reach (TN_ERR_AUTH if not).  Fills |dst|. */
+int open_check(const struct relay_config *cfg, const char *client_id, const Tunnel__V1__Open *open,
+               struct tn_ip *dst);
+
 /* flow.c */
 /* Takes a client's Connect stream. */
 void rflow_start(struct session *s, struct tn_h2_stream *stream);
