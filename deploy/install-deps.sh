@@ -11,6 +11,8 @@ PKGS=(
 	libnetfilter-queue-dev libmnl-dev libcmocka-dev
 	# run (client) and test
 	iptables iproute2 openssl curl python3 python3-yaml procps
+	# fuzz tests (tests/fuzz: clang with libFuzzer); setpriv for the privilege test
+	clang libclang-rt-dev util-linux
 )
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }
