@@ -361,6 +361,11 @@ cs_on_end(void *owner, int grpc_status, const char *grpc_message)
 
     (void)grpc_status;
     (void)grpc_message;
+    if (f->open == NULL) { /* its Open was cut short: it can never come now */
+        tn_log_warnx("client %s: stream ended before its Open was complete", f->client_id);
+        rflow_free(f, "truncated Open");
+        return;
+    }
     f->is_client_ended = true;
     if (f->ps != NULL)
         tn_h2_stream_finish(f->ps, TN_GRPC_OK, NULL);

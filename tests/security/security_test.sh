@@ -11,12 +11,16 @@
 #   bootstrap        server --bootstrap with no certificates: makes a CA and its certificate in
 #                    --state-dir, prints the CA and the certs-tool commands; a proxy with the
 #                    certificate those commands make registers; a restart reuses the CA
+#   bad_input        bursts of badinput.py (garbage, half handshakes, HTTP/2 floods, rapid
+#                    reset, oversized, truncated and undecodable messages): each is refused
+#                    with a logged reason, the relay's descriptors and RSS return to their
+#                    baseline, the proxy registered before stays, a new one registers
 #
 # Usage: security_test.sh SCENARIO BUILD_DIR
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 slow_handshake|server_name|bootstrap BUILD_DIR"
+usage="usage: $0 slow_handshake|server_name|bootstrap|bad_input BUILD_DIR"
 scenario=${1:?$usage}
 log_prefix=security
 build=$(realpath "${2:?$usage}")
@@ -29,6 +33,15 @@ prog_pid() { pgrep -P "${pid[$1]}" | head -n 1; }
 
 # fds NAME: how many descriptors NAME's program holds.
 fds() { find "/proc/$(prog_pid "$1")/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# rss_kib NAME: the resident memory of NAME's program.
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$(prog_pid "$1")/status"; }
+
+# settle NAME FDS KIB SECONDS: wait until NAME holds at most FDS descriptors and KIB of RSS.
+settle() {
+	local deadline=$((SECONDS + $4))
+	while (($(fds "$1") > $2 || $(rss_kib "$1") > $3)) && ((SECONDS < deadline)); do sleep 0.2; done
+}
 
 # count NAME REGEX: lines of NAME's log matching REGEX.
 count() { grep -cE -- "$2" "$tmp/$1.log" || true; }
@@ -136,6 +149,53 @@ bootstrap)
 	wait_log relay 'listening on' 15
 	[ "$(sha256sum <"$state/ca/cert.pem")" = "$sum" ] || fail "the restart replaced the CA"
 	! grep -q -- '-----BEGIN CERTIFICATE-----' "$tmp/relay.log" || fail "the restart printed a CA again"
+	stop relay
+	;;
+bad_input)
+	start_relay --open-timeout 1s --log-level info
+	start_proxy "127.0.0.1:$relay_port"
+	wait_log relay 'proxy proxy-1 registered' 15
+	burst() {
+		timeout 300 python3 "$here/badinput.py" 127.0.0.1 "$relay_port" "$certs" --rounds "$1" \
+			>"$tmp/badinput.out" 2>&1 || { show badinput; fail "badinput.py failed"; }
+	}
+	# One round first: what the allocator keeps after its first use is the baseline.
+	burst 1
+	settle relay 0 0 7 # the relay trims its heap 5 s after memory was released
+	base_fd=$(fds relay)
+	base_rss=$(rss_kib relay)
+	log "baseline after a warm-up round: $base_fd descriptors, $base_rss KiB"
+	t0=$SECONDS
+	burst 5
+	cat "$tmp/badinput.out" >&2
+	peak_fd=$(fds relay)
+	peak_rss=$(rss_kib relay)
+	settle relay "$base_fd" $((base_rss + 2048)) 20
+	fd=$(fds relay)
+	rss=$(rss_kib relay)
+	log "after 5 rounds ($((SECONDS - t0)) s): $fd descriptors (just after: $peak_fd), $rss KiB (just after: $peak_rss)"
+	((fd <= base_fd)) || fail "the relay holds $fd descriptors, baseline $base_fd"
+	((rss <= base_rss + 2048)) || fail "the relay's RSS is $rss KiB, baseline $base_rss KiB (+2 MiB allowed)"
+	# Every kind was refused with a reason in the log.
+	for re in 'TLS (handshake|failure).*(wrong version|unexpected|record|packet)|TLS handshake: ' \
+		'refused: unknown method' 'bad Open' 'stream ended before its Open was complete' \
+		'no Open in time'; do
+		grep -Eq -- "$re" "$tmp/relay.log" || fail "the relay did not log /$re/"
+		log "relay logged: $(grep -E -- "$re" "$tmp/relay.log" | head -n 1 | cut -c 1-160)"
+	done
+	alive relay
+	alive proxy
+	! grep -q 'proxy proxy-1.* left' "$tmp/relay.log" || fail "the proxy lost its registration"
+	n=$(count relay 'proxy proxy-1 registered')
+	tls proxy
+	start proxy2 "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 "${tls[@]}"
+	deadline=$((SECONDS + 15))
+	while (($(count relay 'proxy proxy-1 registered') == n)); do
+		((SECONDS < deadline)) || fail "a new proxy cannot register after the burst"
+		sleep 0.1
+	done
+	stop proxy2
+	stop proxy
 	stop relay
 	;;
 *)
