@@ -171,6 +171,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     relay->h2.ping_timeout = (double)cfg->heartbeat_timeout / 1e3;
     cfg->limits = fresh.limits;
     relay->h2.handshake_timeout = (double)cfg->limits.handshake_timeout / 1e3;
+    relay->h2.max_header_list = (uint32_t)cfg->limits.max_header_list;
     SSL_CTX_free(relay->tls); /* connections hold their own reference */
     relay->tls = tls;
     tn_opts_log_open("server", &cfg->log);
@@ -247,6 +248,7 @@ main(int argc, char **argv)
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
         .handshake_timeout = (double)cfg.limits.handshake_timeout / 1e3,
+        .max_header_list = (uint32_t)cfg.limits.max_header_list,
     };
     if (policy_init(&cfg) != 0)
         goto out;

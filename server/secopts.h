@@ -19,6 +19,15 @@
       .help = "close a connection whose TLS handshake takes longer",                          \
       .min = 100,                                                                             \
       .max = 600000 },                                                                        \
+        { .key = "limits.max_header_list",                                                    \
+          .flag = "max-header-list",                                                          \
+          .type = TN_CONF_SIZE,                                                               \
+          .offset = offsetof(T, m.max_header_list),                                           \
+          .def = "16KiB",                                                                     \
+          .metavar = "SIZE",                                                                  \
+          .help = "headers of one request (a larger one is reset, the connection goes on)",   \
+          .min = 1024,                                                                        \
+          .max = 1048576 },                                                                   \
         { .key = "limits.flows_per_client",                                                   \
           .flag = "max-client-flows",                                                         \
           .type = TN_CONF_INT,                                                                \

@@ -8,7 +8,8 @@ Per round: garbage bytes instead of TLS, half a ClientHello then close, and over
 with the client certificate (CERTDIR/client, CA CERTDIR/ca) speaking HTTP/2 by hand: a PING
 flood, a SETTINGS flood, rapid reset (HEADERS then RST_STREAM, many times), an unknown method,
 a GET, a gRPC message announcing 2 GiB, an Open cut short by END_STREAM, DATA before any Open,
-an undecodable Open, and HEADERS with a huge header block.  Every connection is closed at the
+an undecodable Open, a request whose headers exceed the relay's limit (16 KiB by default), a
+60 kB header block in CONTINUATION frames, and 300 streams that never send their Open.  Every connection is closed at the
 end (or by the relay before).  Prints one line per kind with what the relay did; exits 0
 unless the relay could not be reached at all.
 """
@@ -52,6 +53,20 @@ def request(path, method=b"POST", extra=()):
 
 
 CONNECT = b"/tunnel.v1.Relay/Connect"
+CONTINUATION = 9
+
+
+def headers_split(sid, block, end_stream=False):
+    """HEADERS and CONTINUATION frames of at most 16000 bytes (the default frame size)."""
+    parts = [block[i:i + 16000] for i in range(0, len(block), 16000)]
+    out = b""
+    for i, part in enumerate(parts):
+        flags = END_HEADERS if i == len(parts) - 1 else 0
+        if i == 0:
+            out += frame(HEADERS, flags | (END_STREAM if end_stream else 0), sid, part)
+        else:
+            out += frame(CONTINUATION, flags, sid, part)
+    return out
 
 
 def grpc_msg(payload, length=None):
@@ -150,8 +165,9 @@ def h2_cases():
     cases.append(("undecodable Open", frame(HEADERS, END_HEADERS, 1, request(CONNECT)) +
                   frame(DATA, 0, 1, grpc_msg(b"\x0a\xff\xff\xff\xff\x0f")), False))
     big = request(CONNECT, extra=[(b"x-junk", b"a" * 60000)])
-    cases.append(("60 kB header block", frame(HEADERS, END_HEADERS, 1, big[:16000]) +
-                  b"".join(frame(9, 0, 1, big[i:i + 16000]) for i in range(16000, len(big), 16000)), None))
+    cases.append(("60 kB header block", headers_split(1, big), None))
+    cases.append(("20 kB header list", headers_split(1, request(CONNECT, extra=[
+        (b"x-junk", b"b" * 15000), (b"x-more", b"c" * 5000)]), end_stream=True), False))
     many = b"".join(frame(HEADERS, END_HEADERS, 1 + 2 * k, request(CONNECT)) for k in range(300))
     cases.append(("300 streams without Open", many, None))
     return cases

@@ -65,6 +65,9 @@ struct tn_h2_settings {
     double ping_timeout;        /* is alive; a PING unanswered this long closes the connection
                                  * (0: no heartbeat) */
     double handshake_timeout;   /* seconds the TLS handshake may take (0: 10 s) */
+    uint32_t max_header_list;   /* server: bytes of a request's headers (names, values and 32
+                                 * each, as SETTINGS_MAX_HEADER_LIST_SIZE counts; 0: 16 KiB);
+                                 * a request over it is reset, the connection goes on */
 };
 
 /* Starts the TLS handshake on connected socket |fd| (taken over: closed by tn_h2_free).
