@@ -58,33 +58,43 @@ revoked_idx(void)
     return revoked_index;
 }
 
-/* Normalises hexadecimal |s| into |out| (TN_SERIAL_MAX + 1 bytes).  Returns false when |s| is
- * not hexadecimal or too long. */
+/* Normalises hexadecimal |s| ("0x" prefix, any case, ':' separators, leading zeros) into |out|
+ * (TN_SERIAL_MAX + 1 bytes) as certs-tool show prints serials (OpenSSL's BN_bn2hex): upper
+ * case, whole bytes, no leading zero byte.  Returns false when |s| is not hexadecimal or too
+ * long. */
 static bool
 serial_norm(const char *s, char *out)
 {
-    size_t i, n;
+    char digits[TN_SERIAL_MAX + 1];
+    size_t i, n = 0;
 
     if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
         s += 2;
-    for (i = 0; s[i] != '\0'; i++) {
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
-              (s[i] >= 'A' && s[i] <= 'F') || s[i] == ':'))
-            return false;
-    }
-    if (i == 0)
+    if (*s == '\0')
         return false;
-    while (*s == '0' || *s == ':')
-        s++;
-    for (n = 0; *s != '\0'; s++) {
-        if (*s == ':') /* "1A:2B:..." as openssl x509 -serial prints it with separators */
+    for (i = 0; s[i] != '\0'; i++) {
+        char c = s[i];
+
+        if (c == ':')
+            continue;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+        if (n == 0 && c == '0')
             continue;
         if (n == TN_SERIAL_MAX)
             return false;
-        out[n++] = (char)(*s >= 'a' && *s <= 'f' ? *s - 'a' + 'A' : *s);
+        digits[n++] = (char)(c >= 'a' && c <= 'f' ? c - 'a' + 'A' : c);
     }
-    if (n == 0)
-        out[n++] = '0';
+    if (n == 0) {
+        strcpy(out, "0");
+        return true;
+    }
+    if (n % 2 == 1) {
+        if (n == TN_SERIAL_MAX)
+            return false;
+        *out++ = '0';
+    }
+    memcpy(out, digits, n);
     out[n] = '\0';
     return true;
 }
