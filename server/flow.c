@@ -241,6 +241,7 @@ rflow_retry(struct rflow *f, const char *why)
     unbind(f, NGHTTP2_CANCEL);
     tn_grpc_reader_fini(&f->prd);
     tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
+    f->prd.max_msg = (size_t)f->relay->cfg->limits.max_message;
     rflow_dispatch(f);
 }
 
@@ -333,7 +334,8 @@ cs_on_data(void *owner, const uint8_t *p, size_t n)
         r = tn_grpc_reader_feed(&f->crd, p, n, &used);
         tn_h2_stream_consume(cs, used); /* the Open is ours: its window goes back now */
         if (r != 0 && r != TN_GRPC_PAUSE) {
-            tn_log_warnx("client %s: bad Open: %s", f->client_id, tn_strerror(r));
+            tn_log_warnx("client %s: bad Open: %s%s", f->client_id, tn_strerror(r),
+                         r == TN_ERR_LIMIT ? " (limits.max_message)" : "");
             rflow_free(f, "bad Open");
             return r;
         }
@@ -576,6 +578,7 @@ rflow_start(struct session *s, struct tn_h2_stream *cs)
     tn_buf_init(&f->replay);
     tn_grpc_reader_init(&f->crd, crd_on_data, crd_on_frame, f);
     tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
+    f->crd.max_msg = f->prd.max_msg = (size_t)f->relay->cfg->limits.max_message;
     ev_init(&f->open_timer, rflow_on_open_timeout);
     f->open_timer.repeat = (double)f->relay->cfg->open_timeout / 1e3;
     ev_timer_again(f->relay->loop, &f->open_timer);

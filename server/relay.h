@@ -52,6 +52,7 @@ struct revoked_rule {
 struct relay_limits {
     int64_t handshake_timeout; /* ms a TLS handshake may take */
     int64_t max_header_list;   /* bytes of a request's headers */
+    int64_t max_message;       /* bytes of a decoded message: Open, Opened, Hello */
     int64_t flows_per_client;  /* open flows of one client identity (0: no limit) */
     int64_t flow_rate;         /* new flows per second per client identity (0: no limit) */
     int64_t flow_burst;        /* ... of which this many at once (0: one second's worth) */

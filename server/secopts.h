@@ -28,6 +28,15 @@
           .help = "headers of one request (a larger one is reset, the connection goes on)",   \
           .min = 1024,                                                                        \
           .max = 1048576 },                                                                   \
+        { .key = "limits.max_message",                                                        \
+          .flag = "max-message",                                                              \
+          .type = TN_CONF_SIZE,                                                               \
+          .offset = offsetof(T, m.max_message),                                               \
+          .def = "64KiB",                                                                     \
+          .metavar = "SIZE",                                                                  \
+          .help = "a message the relay decodes (Open, Opened, Hello); Data is not limited",   \
+          .min = 1024,                                                                        \
+          .max = 16777216 },                                                                  \
         { .key = "limits.flows_per_client",                                                   \
           .flag = "max-client-flows",                                                         \
           .type = TN_CONF_INT,                                                                \

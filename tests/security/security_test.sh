@@ -184,7 +184,7 @@ bad_input)
 	fi
 	# Every kind was refused with a reason in the log.
 	for re in 'TLS (handshake|failure).*(wrong version|unexpected|record|packet)|TLS handshake: ' \
-		'refused: unknown method' 'bad Open' 'stream ended before its Open was complete' \
+		'refused: unknown method' 'bad Open: limit exceeded \(limits.max_message\)' 'bad Open: protocol' 'stream ended before its Open was complete' \
 		'no Open in time' 'request headers over 16384 bytes \(limits.max_header_list\): reset'; do
 		grep -Eq -- "$re" "$tmp/relay.log" || fail "the relay did not log /$re/"
 		log "relay logged: $(grep -E -- "$re" "$tmp/relay.log" | head -n 1 | cut -c 1-160)"
