@@ -5,6 +5,10 @@
 #   slow_handshake   500 half-open TLS connections (nothing, or half a ClientHello) held against
 #                    the relay: a proxy still connects at once; each of the 500 is closed after
 #                    --handshake-timeout with a logged reason; descriptors go back to baseline
+#   slow_handshake_emfile
+#                    the same against a relay limited to 200 descriptors: it pauses accepting
+#                    while out of them (EMFILE), the half-open ones time out in turn, and the
+#                    proxy waiting in the backlog gets in within a few handshake timeouts
 #   server_name      proxies check the relay's certificate against the name they dial
 #                    (localhost: DNS, and SNI), 127.0.0.1 (IP), or --server-name; a wrong name
 #                    is refused with the reason logged, and the proxy gives up
@@ -20,7 +24,7 @@
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 slow_handshake|server_name|bootstrap|bad_input BUILD_DIR"
+usage="usage: $0 slow_handshake|slow_handshake_emfile|server_name|bootstrap|bad_input BUILD_DIR"
 scenario=${1:?$usage}
 log_prefix=security
 build=$(realpath "${2:?$usage}")
@@ -75,6 +79,44 @@ slow_handshake)
 	timed_out=$(count relay 'TLS handshake timed out after [0-9.]+ s')
 	((timed_out == n)) || fail "$timed_out handshake timeouts logged, expected $n"
 	# Back to baseline: the proxy's connection is the only one left.
+	deadline=$((SECONDS + 5))
+	while (($(fds relay) > base + 1)) && ((SECONDS < deadline)); do sleep 0.1; done
+	after=$(fds relay)
+	log "relay descriptors after the attack: $after (baseline $base + the proxy's)"
+	((after <= base + 1)) || fail "the relay holds $after descriptors after the attack, baseline $base"
+	alive relay
+	alive proxy
+	stop proxy
+	stop relay
+	;;
+slow_handshake_emfile)
+	n=500
+	hs=2
+	nofile=200
+	relay_port=$(free_port)
+	tls server
+	start relay prlimit --nofile="$nofile:$nofile" -- "$server" --listen "127.0.0.1:$relay_port" \
+		"${tls[@]}" --handshake-timeout "${hs}s" --log-level info
+	wait_log relay 'listening on' 15
+	base=$(fds relay)
+	start slowloris python3 "$here/slowloris.py" 127.0.0.1 "$relay_port" -n "$n" --hold 60
+	wait_log slowloris "^holding $n" 20
+	wait_log relay 'accept.*pausing new connections' 10
+	held=$(fds relay)
+	log "relay descriptors: $base at rest, $held under attack (limit $nofile)"
+	# (a descriptor inherited from the test runner may sit above the limit)
+	((held >= nofile - 5)) || fail "the relay holds $held descriptors: it never ran out, the test proved nothing"
+	# Each round of handshake timeouts frees about nofile - base descriptors for the backlog.
+	bound=$(((n / (nofile - base) + 1) * hs + 5))
+	t0=$(date +%s%N)
+	start_proxy "127.0.0.1:$relay_port"
+	wait_log relay 'proxy proxy-1 registered' "$bound"
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	log "the proxy registered ${ms} ms after it started (bound ${bound} s), behind $n half-open connections"
+	wait_exit slowloris 60
+	show slowloris
+	timed_out=$(count relay 'TLS handshake timed out after [0-9.]+ s')
+	((timed_out == n)) || fail "$timed_out handshake timeouts logged, expected $n"
 	deadline=$((SECONDS + 5))
 	while (($(fds relay) > base + 1)) && ((SECONDS < deadline)); do sleep 0.1; done
 	after=$(fds relay)
