@@ -890,7 +890,8 @@ main() {
 	say "run directory $RUN; paths: ${PEER_LIST[*]}; reps $REPS, ${DURATION} s, scale $SCALE"
 	reap_stale
 	host_info
-	timeout 30 "$BIN/certs-tool/certs-tool" --out "$RUN/certs" >"$RUN/logs/certs-tool.log" 2>&1 ||
+	timeout 30 "$BIN/certs-tool/certs-tool" --out "$RUN/certs" --server-ip "$RELAY_CLI_IP" \
+		--server-ip "$RELAY_LAN_IP" >"$RUN/logs/certs-tool.log" 2>&1 ||
 		die "certs-tool failed: $(tail -n 3 "$RUN/logs/certs-tool.log")"
 	make_www
 	make_stunnel

@@ -55,8 +55,10 @@ struct ct_ca {
     struct evp_pkey_st *key;
 };
 
-/* err.c: one-line messages on stderr prefixed "certs-tool: ".  ct_err_ssl appends
+/* err.c: one-line messages on stderr prefixed "certs-tool: " (|ct_prog|: another program using
+ * these modules names itself).  ct_err_ssl appends
  * ": <reason>" from OpenSSL's error queue, then clears the queue. */
+extern const char *ct_prog;
 void ct_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ct_err_ssl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ct_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -188,6 +190,13 @@ int ct_key_load(struct evp_pkey_st **out, const char *path);
 
 /* Whether |a| and |b| name the same existing directory.  Reports nothing. */
 bool ct_same_dir(const char *a, const char *b);
+
+/* revoke.c */
+
+/* `certs-tool revoke`: adds the certificate in |cert_path| (issued by the CA in |ca_dir|) to
+ * the CA's CRL at |crl_path| (NULL: |ca_dir|/crl.pem), made anew if missing, and signs it
+ * again valid for |days| days.  Prints what it did. */
+int ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int days);
 
 /* show.c */
 

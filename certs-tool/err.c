@@ -7,13 +7,15 @@
 
 #include "certs.h"
 
+const char *ct_prog = "certs-tool";
+
 static void vreport(const char *kind, const char *reason, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
 static void
 vreport(const char *kind, const char *reason, const char *fmt, va_list ap)
 {
-    fprintf(stderr, "certs-tool: %s", kind);
+    fprintf(stderr, "%s: %s", ct_prog, kind);
     vfprintf(stderr, fmt, ap);
     if (reason != NULL)
         fprintf(stderr, ": %s", reason);

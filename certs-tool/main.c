@@ -11,8 +11,12 @@
 #define EXIT_USAGE 2
 
 static const char usage_text[] =
-    "Usage: certs-tool [init] [INIT OPTIONS]\n"
-    "  or:  certs-tool issue --role ROLE --id ID [ISSUE OPTIONS]\n"
+    "Usage: certs-tool [init] [--out DIR] [--server-id ID] [--client-id ID] [--proxy-id ID]\n"
+    "                  [--server-dns NAME]... [--server-ip ADDR]... [--days N] [--ca-days N]\n"
+    "                  [--force]\n"
+    "  or:  certs-tool issue --role ROLE --id ID [--dns NAME]... [--ip ADDR]... [--days N]\n"
+    "                  [--ca DIR] [--out DIR] [--force]\n"
+    "  or:  certs-tool revoke CERT [--ca DIR] [--crl FILE] [--days N]\n"
     "  or:  certs-tool show FILE\n"
     "  or:  certs-tool --help | --version\n"
     "Makes the deployment's CA and the certificates of the relay, clients and proxies.\n"
@@ -40,6 +44,13 @@ static const char usage_text[] =
     "  --out DIR          where to write cert.pem and key.pem (default: certs/ROLE-ID)\n"
     "  --force            replace a certificate already in --out\n"
     "\n"
+    "revoke adds the certificate in file CERT to the CA's certificate revocation list\n"
+    "and signs the list again (relays read it with tls: {crl_file}, again on SIGHUP).\n"
+    "  --ca DIR           directory of the CA (default: certs/ca)\n"
+    "  --crl FILE         the CRL to update or create (default: DIR/crl.pem)\n"
+    "  --days N           the CRL's validity: renew it before, or every peer is refused\n"
+    "                     (default: 365)\n"
+    "\n"
     "show prints the role, id, subject, issuer, serial, validity, names and SHA-256\n"
     "fingerprint of a PEM certificate.\n"
     "\n"
@@ -49,7 +60,7 @@ static const char usage_text[] =
 
 /* Everything any subcommand accepts; strings are borrowed from argv. */
 struct args {
-    const char *out, *ca, *role, *id, *days, *ca_days;
+    const char *out, *ca, *role, *id, *days, *ca_days, *crl;
     const char *ids[CT_ROLE_COUNT];
     struct ct_names names;
     bool is_forced, is_help, is_version;
@@ -97,6 +108,16 @@ static const struct opt issue_opts[] = {
     { .name = "--ca", .kind = OPT_STR, .offset = FIELD(ca) },
     { .name = "--out", .kind = OPT_STR, .offset = FIELD(out) },
     { .name = "--force", .kind = OPT_FLAG, .offset = FIELD(is_forced) },
+    { .name = "--help", .kind = OPT_FLAG, .offset = FIELD(is_help) },
+    { .name = "-h", .kind = OPT_FLAG, .offset = FIELD(is_help) },
+    { .name = "--version", .kind = OPT_FLAG, .offset = FIELD(is_version) },
+    { .name = NULL },
+};
+
+static const struct opt revoke_opts[] = {
+    { .name = "--ca", .kind = OPT_STR, .offset = FIELD(ca) },
+    { .name = "--crl", .kind = OPT_STR, .offset = FIELD(crl) },
+    { .name = "--days", .kind = OPT_STR, .offset = FIELD(days) },
     { .name = "--help", .kind = OPT_FLAG, .offset = FIELD(is_help) },
     { .name = "-h", .kind = OPT_FLAG, .offset = FIELD(is_help) },
     { .name = "--version", .kind = OPT_FLAG, .offset = FIELD(is_version) },
@@ -186,6 +207,18 @@ cmd_issue(struct args *a)
 }
 
 static int
+cmd_revoke(struct args *a)
+{
+    int days = CT_LEAF_DAYS;
+
+    if (a->days != NULL && parse_days("--days", a->days, &days) != 0)
+        return EXIT_FAILURE;
+    return ct_revoke(a->ca != NULL ? a->ca : "certs/ca", a->crl, a->pos[0], days) == 0
+               ? EXIT_SUCCESS
+               : EXIT_FAILURE;
+}
+
+static int
 cmd_show(struct args *a)
 {
     return ct_show(a->pos[0]) == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
@@ -194,6 +227,7 @@ cmd_show(struct args *a)
 static const struct cmd cmds[] = {
     { .name = "init", .opts = init_opts, .n_pos = 0, .run = cmd_init },
     { .name = "issue", .opts = issue_opts, .n_pos = 0, .run = cmd_issue },
+    { .name = "revoke", .opts = revoke_opts, .n_pos = 1, .run = cmd_revoke },
     { .name = "show", .opts = show_opts, .n_pos = 1, .run = cmd_show },
 };
 

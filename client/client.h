@@ -35,12 +35,13 @@ struct client_config {
     int64_t idle_timeout;
     bool is_fail_closed;
     bool is_cleanup;
-    char *admin_listen;  /* NULL: no admin listener */
-    char *status_socket; /* what 'client status' reads; "": none */
+    char *admin_listen;       /* NULL: no admin listener */
+    char *status_socket;      /* what 'client status' reads; "": none */
     bool is_udp;              /* UDP and ICMP echo through NFQUEUE */
     bool is_gateway;          /* also what the host forwards */
     int64_t nfqueue;          /* the queue number */
     int64_t udp_idle_timeout; /* ms */
+    char *user;               /* after start-up, run as this user (keeping the two capabilities) */
 };
 
 /* Our packets (replies we inject) carry this mark: our queue rules skip them. */
@@ -84,6 +85,11 @@ struct client {
     ev_tstamp started;
     struct dgram dgram;
 };
+
+/* privs.c: keeps CAP_NET_ADMIN and CAP_NET_RAW only (bounding, permitted, effective, inheritable
+ * and ambient sets, so that the iptables-restore it spawns has them too), as |user| when not
+ * NULL, and sets no_new_privs.  Returns 0 or an error (logged). */
+int privs_keep_net(const char *user);
 
 /* netfilter.c: the only code that changes netfilter. */
 struct nf_rules {

@@ -41,6 +41,13 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct client_config, exclude),
       .metavar = "CIDR",
       .help = "a range to keep local even inside an intercepted network" },
+    { .key = "user",
+      .flag = "user",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct client_config, user),
+      .metavar = "NAME",
+      .help = "once set up, run as this user (with CAP_NET_ADMIN and CAP_NET_RAW only, as "
+              "always)" },
     { .key = "fail_closed",
       .flag = "fail-closed",
       .type = TN_CONF_BOOL,
@@ -98,6 +105,7 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_HEARTBEAT(struct client_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_RECONNECT(struct client_config, reconnect),
     TN_OPTS_TLS(struct client_config, tls, "client"),
+    TN_OPTS_SERVER_NAME(struct client_config, tls),
     TN_OPTS_LOG(struct client_config, log),
     TN_OPTS_LOG_ROTATION(struct client_config, log),
     TN_OPTS_ADMIN(struct client_config, admin_listen),
@@ -363,6 +371,7 @@ main(int argc, char **argv)
         .connection_window = (uint32_t)cfg.connection_window,
         .max_streams = 100,
         .authority = cfg.server_addr.v[0],
+        .server_name = cfg.tls.server_name,
         .peer_role = TN_ROLE_SERVER,
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
@@ -407,6 +416,8 @@ main(int argc, char **argv)
     ev_signal_start(c.loop, &sigint);
     ev_signal_start(c.loop, &sigterm);
     ev_signal_start(c.loop, &sighup);
+    if (privs_keep_net(cfg.user) != 0)
+        goto out;
     ev_run(c.loop, 0);
     ev_timer_stop(c.loop, &c.drain_deadline);
     tn_listener_stop(&c.listener, c.loop);

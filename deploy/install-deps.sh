@@ -17,6 +17,8 @@ PKGS=(
 	python3-prometheus-client python3-websocket chromium
 	# test: UDP, ICMP (dig, dnsmasq, iperf3, ping) and the packet parser's fuzz target (clang)
 	bind9-dnsutils dnsmasq-base iperf3 iputils-ping clang
+	# fuzz tests (tests/fuzz: clang with libFuzzer); setpriv for the privilege test
+	libclang-rt-dev util-linux
 )
 
 [ "$(id -u)" = 0 ] || { echo "install-deps.sh: run as root (sudo)" >&2; exit 1; }

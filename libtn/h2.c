@@ -36,6 +36,7 @@
 #define TLSOUT_HIGH       (256 * 1024) /* encrypt no more while the socket holds back this much */
 #define RBUF_SIZE         (64 * 1024)
 #define HANDSHAKE_TIMEOUT 10.0
+#define HEADER_LIST_MAX   (16 * 1024)
 #define PATH_MAX_LEN      64
 #define TN_H2_HTTP1_MAX   2048 /* an HTTP/1.1 request's head, for a health probe */
 #define FRAME_HDLEN       9    /* an HTTP/2 frame header */
@@ -60,6 +61,7 @@ struct tn_h2_stream {
     int grpc_status;    /* server: what our trailers say; client: what the peer's said */
     char grpc_message[128];
     char path[PATH_MAX_LEN]; /* server: the request's :path */
+    size_t header_bytes;     /* server: of the request's headers so far */
 };
 
 struct tn_h2 {
@@ -401,6 +403,12 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
     (void)flags;
     if (s == NULL || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
+    if (h2->is_server &&
+        (s->header_bytes += namelen + valuelen + 32) > h2->settings.max_header_list) {
+        tn_log_warnx("%s: stream %d: request headers over %u bytes (limits.max_header_list): reset",
+                     h2->peer_addr, (int)s->id, (unsigned)h2->settings.max_header_list);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
+    }
     if (h2->is_server) {
         if (name_is(name, namelen, ":path")) {
             if (valuelen >= sizeof(s->path))
@@ -860,6 +868,7 @@ h2_session_start(struct tn_h2 *h2)
         { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, h2->settings.stream_window },
         { NGHTTP2_SETTINGS_MAX_FRAME_SIZE, 64 * 1024 },
         { NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+        { NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, h2->settings.max_header_list },
     };
     int rv;
 
@@ -1049,7 +1058,8 @@ h2_on_handshake_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
-    tn_log_warnx("%s: TLS handshake timed out", h2->peer_addr);
+    tn_log_warnx("%s: TLS handshake timed out after %.1f s (handshake_timeout)", h2->peer_addr,
+                 h2->settings.handshake_timeout);
     h2_fail(h2, "handshake timeout");
 }
 
@@ -1095,9 +1105,19 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
         SSL_set_accept_state(h2->ssl);
     else
         SSL_set_connect_state(h2->ssl);
+    if (!is_server && tn_tls_expect_name(h2->ssl, settings->server_name) != 0) {
+        SSL_free(h2->ssl);
+        free(h2);
+        close(fd);
+        return NULL;
+    }
     ev_io_init(&h2->io, h2_on_io, fd, EV_READ | EV_WRITE);
     ev_prepare_init(&h2->flush, h2_on_flush);
-    ev_timer_init(&h2->handshake_timer, h2_on_handshake_timeout, HANDSHAKE_TIMEOUT, 0);
+    if (h2->settings.handshake_timeout <= 0)
+        h2->settings.handshake_timeout = HANDSHAKE_TIMEOUT;
+    if (h2->settings.max_header_list == 0)
+        h2->settings.max_header_list = HEADER_LIST_MAX;
+    ev_timer_init(&h2->handshake_timer, h2_on_handshake_timeout, h2->settings.handshake_timeout, 0);
     ev_init(&h2->heartbeat, h2_on_heartbeat);
     ev_io_start(loop, &h2->io);
     ev_timer_start(loop, &h2->handshake_timer);

@@ -175,6 +175,7 @@ link_on_connected(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct tn_link *l = tn_container_of(w, struct tn_link, connecting);
     int fd = l->fd, r = tn_addr_connect_result(fd);
+    char port[8];
 
     (void)revents;
     ev_io_stop(loop, w);
@@ -188,6 +189,12 @@ link_on_connected(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     l->settings.authority = l->hostport;
+    /* Without a configured name, the relay must carry the name (or address) it was dialed by. */
+    if (l->name_conf[0] != '\0')
+        snprintf(l->name, sizeof(l->name), "%s", l->name_conf);
+    else if (tn_addr_split(l->hostport, l->name, sizeof(l->name), port, sizeof(port)) != 0)
+        snprintf(l->name, sizeof(l->name), "*");
+    l->settings.server_name = l->name;
     if ((l->h2 = tn_h2_new(l->loop, l->tls, fd, false, &l->settings, &link_h2_ops, l)) == NULL) {
         l->failures++;
         link_retry(l, "out of memory");
@@ -230,6 +237,8 @@ tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const
     l->naddrs = naddrs;
     l->hostport = addrs[0];
     l->settings = *settings;
+    if (settings->server_name != NULL)
+        snprintf(l->name_conf, sizeof(l->name_conf), "%s", settings->server_name);
     l->conf = *conf;
     l->ops = ops;
     l->owner = owner;

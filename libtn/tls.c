@@ -2,6 +2,7 @@
 /* Mutual-TLS contexts and identities. */
 #include "tn/tls.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/revoke.h"
 #include "tn/util.h"
 
 #define URI_PREFIX "tunnel://"
@@ -130,6 +132,9 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
      * a certificate it presents must verify, and the relay refuses the rest by role. */
     SSL_CTX_set_verify(
         ctx, is_server ? SSL_VERIFY_PEER : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    tn_revoke_install(ctx);
+    if (conf->crl_file != NULL && tn_revoke_load_crl(ctx, conf->crl_file) != 0)
+        goto out;
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* AES-128-GCM first: as strong as the tunnel needs and a quarter cheaper than AES-256. */
     if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
@@ -151,6 +156,22 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
 out:
     SSL_CTX_free(ctx);
     return r;
+}
+
+int
+tn_tls_expect_name(SSL *ssl, const char *name)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (name == NULL || strcmp(name, "*") == 0)
+        return 0;
+    if (inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1)
+        return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : TN_ERR_TLS;
+    /* An address is never sent as SNI (RFC 6066). */
+    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
+        return TN_ERR_TLS;
+    return 0;
 }
 
 static enum tn_role
@@ -234,6 +255,8 @@ tn_tls_peer_identity(SSL *ssl, struct tn_identity *out)
     if (SSL_get_verify_result(ssl) != X509_V_OK || (cert = SSL_get1_peer_certificate(ssl)) == NULL)
         return TN_ERR_AUTH;
     r = tn_tls_cert_identity(cert, out);
+    if (r == 0)
+        tn_revoke_serial(cert, out->serial);
     X509_free(cert);
     return r;
 }

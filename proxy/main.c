@@ -131,6 +131,7 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_HEARTBEAT(struct proxy_config, heartbeat_interval, heartbeat_timeout),
     TN_OPTS_RECONNECT(struct proxy_config, reconnect),
     TN_OPTS_TLS(struct proxy_config, tls, "proxy"),
+    TN_OPTS_SERVER_NAME(struct proxy_config, tls),
     TN_OPTS_LOG(struct proxy_config, log),
     TN_OPTS_LOG_ROTATION(struct proxy_config, log),
     TN_OPTS_ADMIN(struct proxy_config, admin_listen),
@@ -353,6 +354,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     TN_SWAP(cfg->managed_cidr, fresh.managed_cidr);
     TN_SWAP(cfg->virtual_cidr, fresh.virtual_cidr);
     TN_SWAP(cfg->tls, fresh.tls);
+    px->settings.server_name = cfg->tls.server_name;
     TN_SWAP(cfg->log, fresh.log);
     cfg->dial_timeout_ms = fresh.dial_timeout_ms;
     cfg->accept_pool = fresh.accept_pool;
@@ -438,6 +440,7 @@ main(int argc, char **argv)
         .connection_window = (uint32_t)cfg.connection_window,
         .max_streams = 100,
         .peer_role = TN_ROLE_SERVER,
+        .server_name = cfg.tls.server_name,
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };

@@ -47,6 +47,7 @@ struct rflow {
     char last_failure[96];
     uint64_t id, up, down;         /* payload bytes each way */
     char client_id[TN_ID_MAX + 1]; /* copied: the client's session may go before the flow */
+    struct ident *ident;           /* counted against its identity's limits (limits.c) */
     char proxy_id[TN_ID_MAX + 1];
     char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
     ev_timer open_timer; /* the client's Open, then each proxy's Opened, must come in time */
@@ -99,6 +100,7 @@ static void
 rflow_free(struct rflow *f, const char *reason)
 {
     ev_timer_stop(f->relay->loop, &f->open_timer);
+    limits_release(f->ident);
     unbind(f, NGHTTP2_CANCEL);
     if (f->cs != NULL)
         tn_h2_stream_detach(f->cs, NGHTTP2_CANCEL);
@@ -184,36 +186,6 @@ rflow_bind(struct rflow *f, struct tn_h2_stream *ps)
     return true;
 }
 
-static int
-endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip)
-{
-    memset(ip, 0, sizeof(*ip));
-    if (ep == NULL || ep->port > 65535) /* 0: ICMP has no port; rflow_route checks */
-        return TN_ERR_PROTO;
-    if (ep->ip.len == 4)
-        ip->family = AF_INET;
-    else if (ep->ip.len == 16)
-        ip->family = AF_INET6;
-    else
-        return TN_ERR_PROTO;
-    memcpy(ip->bytes, ep->ip.data, ep->ip.len);
-    return 0;
-}
-
-static void
-format_endpoint(const Tunnel__V1__Endpoint *ep, char *buf, size_t len)
-{
-    struct sockaddr_storage ss;
-    struct tn_ip ip;
-
-    if (endpoint_ip(ep, &ip) != 0) {
-        snprintf(buf, len, "?");
-        return;
-    }
-    tn_addr_from_ip(&ip, ep->port, &ss);
-    tn_addr_format((struct sockaddr *)&ss, buf, len);
-}
-
 /* Points the flow's byte counters at its proxy and at the route it takes: the longest of the
  * proxy's networks holding the destination. */
 static void
@@ -242,7 +214,7 @@ rflow_dispatch(struct rflow *f)
     struct tn_ip dst;
     char why[160];
 
-    endpoint_ip(f->open->dst, &dst); /* checked by rflow_route */
+    open_endpoint_ip(f->open->dst, &dst); /* checked by rflow_route */
     if (f->ntried < MAX_TRIES)
         px = route_pick(f->relay, &dst, f->id, f->tried, f->ntried);
     if (px == NULL) {
@@ -279,6 +251,7 @@ rflow_retry(struct rflow *f, const char *why)
     unbind(f, NGHTTP2_CANCEL);
     tn_grpc_reader_fini(&f->prd);
     tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
+    f->prd.max_msg = (size_t)f->relay->cfg->limits.max_message;
     rflow_dispatch(f);
 }
 
@@ -305,20 +278,23 @@ static bool
 rflow_route(struct rflow *f)
 {
     struct tn_ip dst;
+    char why[160];
+    int r;
 
     f->id = f->open->flow_id;
-    format_endpoint(f->open->src, f->src, sizeof(f->src));
-    format_endpoint(f->open->dst, f->dst, sizeof(f->dst));
-    if (endpoint_ip(f->open->dst, &dst) != 0 ||
-        (f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP &&
-         f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_UDP &&
-         f->open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP) ||
-        (f->open->dst->port == 0) != (f->open->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP)) {
+    open_endpoint_format(f->open->src, f->src, sizeof(f->src));
+    open_endpoint_format(f->open->dst, f->dst, sizeof(f->dst));
+    if ((r = open_check(f->relay->cfg, f->client_id, f->open, &dst)) == TN_ERR_PROTO) {
         rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_UNIMPLEMENTED,
                      "bad destination or protocol");
         return false;
     }
-    if (!policy_may_reach(f->relay->cfg, f->client_id, &dst, f->open->dst->port)) {
+    if ((f->ident = limits_admit(f->relay, f->client_id, why, sizeof(why))) == NULL) {
+        rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_RESOURCE_EXHAUSTED,
+                     why);
+        return false;
+    }
+    if (r != 0) {
         tn_log_warnx("flow=%016" PRIx64 " client=%s %s -> %s: refused by the access rules", f->id,
                      f->client_id, f->src, f->dst);
         rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_PERMISSION_DENIED,
@@ -389,7 +365,8 @@ cs_on_data(void *owner, const uint8_t *p, size_t n)
         r = tn_grpc_reader_feed(&f->crd, p, n, &used);
         tn_h2_stream_consume(cs, used); /* the Open is ours: its window goes back now */
         if (r != 0 && r != TN_GRPC_PAUSE) {
-            tn_log_warnx("client %s: bad Open: %s", f->client_id, tn_strerror(r));
+            tn_log_warnx("client %s: bad Open: %s%s", f->client_id, tn_strerror(r),
+                         r == TN_ERR_LIMIT ? " (limits.max_message)" : "");
             rflow_free(f, "bad Open");
             return r;
         }
@@ -417,6 +394,11 @@ cs_on_end(void *owner, int grpc_status, const char *grpc_message)
 
     (void)grpc_status;
     (void)grpc_message;
+    if (f->open == NULL) { /* its Open was cut short: it can never come now */
+        tn_log_warnx("client %s: stream ended before its Open was complete", f->client_id);
+        rflow_free(f, "truncated Open");
+        return;
+    }
     f->is_client_ended = true;
     if (f->ps != NULL)
         tn_h2_stream_finish(f->ps, TN_GRPC_OK, NULL);
@@ -633,6 +615,7 @@ rflow_start(struct session *s, struct tn_h2_stream *cs)
     tn_buf_init(&f->replay);
     tn_grpc_reader_init(&f->crd, crd_on_data, crd_on_frame, f);
     tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
+    f->crd.max_msg = f->prd.max_msg = (size_t)f->relay->cfg->limits.max_message;
     ev_init(&f->open_timer, rflow_on_open_timeout);
     f->open_timer.repeat = (double)f->relay->cfg->open_timeout / 1e3;
     ev_timer_again(f->relay->loop, &f->open_timer);

@@ -23,13 +23,13 @@
 #include <openssl/x509v3.h>
 
 #include "relay.h"
+#include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/tls.h"
 #include "tn/util.h"
 
 #define HEAD_MAX      8192
-#define HEAD_TIME     10.0 /* seconds for the first byte, then for the whole head */
 #define TLS_HANDSHAKE 0x16
 
 struct head {
@@ -78,12 +78,49 @@ head_free(struct head *h, bool is_close)
     free(h);
 }
 
+/* "1.2.3.4:5678" of the peer, for logs. */
+static const char *
+head_peer(struct head *h)
+{
+    static char peer[TN_ADDR_STRLEN];
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+
+    if (getpeername(h->io.fd, (struct sockaddr *)&ss, &len) != 0)
+        return "?";
+    return tn_addr_format((struct sockaddr *)&ss, peer, sizeof(peer));
+}
+
+/* Whether |buf| (what came so far) can still be the start of an HTTP/1.x request: a method of
+ * capitals, a space, then printable text.  Anything else is closed at once. */
+static bool
+looks_like_http(const char *buf, size_t n)
+{
+    size_t i, method = strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+
+    if (method == 0 || method > 16 || (method < n && buf[method] != ' '))
+        return n <= method && method <= 16 && method > 0;
+    for (i = method; i < n; i++) {
+        if (((unsigned char)buf[i] < ' ' && buf[i] != '\r' && buf[i] != '\n' && buf[i] != '\t') ||
+            buf[i] == 0x7f)
+            return false;
+    }
+    return true;
+}
+
 static void
 head_on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
+    struct head *h = tn_container_of(w, struct head, timer);
+
     (void)loop;
     (void)revents;
-    head_free(tn_container_of(w, struct head, timer), true);
+    /* On the tunnel port a silent peer is a TLS handshake that never began. */
+    tn_log(h->is_tunnel_port ? TN_LOG_WARN : TN_LOG_DEBUG,
+           "%s: %s timed out after %.1f s (handshake_timeout)", head_peer(h),
+           h->is_tunnel_port && h->len == 0 ? "TLS handshake" : "HTTP request head",
+           (double)h->relay->cfg->limits.handshake_timeout / 1e3);
+    head_free(h, true);
 }
 
 /* Writes a small answer and closes (a full socket buffer just cuts it short). */
@@ -254,6 +291,12 @@ head_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         h->buf[h->len] = '\0';
     } while (h->ssl != NULL && SSL_has_pending(h->ssl) && h->len < sizeof(h->buf) - 1 &&
              strstr(h->buf, "\r\n\r\n") == NULL);
+    if (!looks_like_http(h->buf, h->len)) {
+        tn_log(h->is_tunnel_port ? TN_LOG_WARN : TN_LOG_DEBUG,
+               "%s: neither TLS nor an HTTP request: closed", head_peer(h));
+        head_free(h, true);
+        return;
+    }
     if (strstr(h->buf, "\r\n\r\n") == NULL && h->len < sizeof(h->buf) - 1)
         return;
     if (h->is_tunnel_port) {
@@ -289,7 +332,9 @@ head_start(struct relay *relay, int fd, bool is_tunnel_port, SSL_CTX *tls)
     relay->heads = h;
     ev_io_init(&h->io, head_on_readable, fd, EV_READ);
     ev_io_start(relay->loop, &h->io);
-    ev_timer_init(&h->timer, head_on_timeout, HEAD_TIME, 0);
+    /* The first byte, then the whole head, must come within the handshake timeout. */
+    ev_timer_init(&h->timer, head_on_timeout, (double)relay->cfg->limits.handshake_timeout / 1e3,
+                  0);
     ev_timer_start(relay->loop, &h->timer);
 }
 

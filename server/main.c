@@ -11,6 +11,7 @@
 #include <ev.h>
 
 #include "relay.h"
+#include "secopts.h"
 #include "tn/addr.h"
 #include "tn/conf.h"
 #include "tn/err.h"
@@ -216,6 +217,9 @@ static const struct tn_conf_key keys[] = {
       .help = "concurrent streams (flows) per connection",
       .min = 1,
       .max = 1000000 },
+    RELAY_OPTS_LIMITS(struct relay_config, limits),
+    RELAY_OPTS_REVOKED(struct relay_config, revoked),
+    RELAY_OPTS_BOOTSTRAP(struct relay_config, bootstrap, state_dir),
     { 0 },
 };
 
@@ -283,10 +287,11 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /* SIGHUP: reads the configuration again and applies what can change under way: the policy
- * (proxies:, access:), certificates and keys (for new connections), timeouts, heartbeats and
- * logging (the log file is reopened, for logrotate).  Established flows are untouched; a proxy
- * whose announcements are no longer allowed is drained.  A configuration with an error changes
- * nothing. */
+ * (proxies:, access:), certificates, keys, the CRL and the revoked serials (for new
+ * connections), timeouts, heartbeats and logging (the log file is reopened, for logrotate).
+ * Established flows are untouched; a proxy whose announcements are no longer allowed is
+ * drained; a session whose peer's certificate is now revoked is closed.  A configuration with an
+ * error changes nothing. */
 static void
 on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -301,7 +306,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed");
         return;
     }
-    if (policy_init(&fresh) != 0 || tn_tls_ctx_new(&tls, &fresh.tls, true) != 0) {
+    if (bootstrap_apply(&fresh, false) != 0 || policy_init(&fresh) != 0 ||
+        trust_ctx_new(&tls, &fresh) != 0) {
         tn_log_warnx("reload: the new policy or certificates are not usable: nothing changed");
         policy_fini(&fresh);
         tn_conf_fini(keys, &fresh);
@@ -322,6 +328,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     TN_SWAP(cfg->public_addr, fresh.public_addr);
     cfg->public_grace = fresh.public_grace;
     TN_SWAP(cfg->tls, fresh.tls);
+    TN_SWAP(cfg->revoked, fresh.revoked);
     TN_SWAP(cfg->log, fresh.log);
     cfg->open_timeout = fresh.open_timeout;
     cfg->drain_timeout = fresh.drain_timeout;
@@ -329,12 +336,16 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     cfg->heartbeat_timeout = fresh.heartbeat_timeout;
     relay->h2.ping_interval = (double)cfg->heartbeat_interval / 1e3;
     relay->h2.ping_timeout = (double)cfg->heartbeat_timeout / 1e3;
+    cfg->limits = fresh.limits;
+    relay->h2.handshake_timeout = (double)cfg->limits.handshake_timeout / 1e3;
+    relay->h2.max_header_list = (uint32_t)cfg->limits.max_header_list;
     SSL_CTX_free(relay->tls); /* connections hold their own reference */
     relay->tls = tls;
     tn_opts_log_open("server", &cfg->log);
     policy_fini(&fresh); /* what it holds now is the old configuration's */
     tn_conf_fini(keys, &fresh);
     session_recheck_policy(relay);
+    trust_recheck(relay);
     tn_log_info("reload: done (%zu proxy rules, %zu access rules)", cfg->proxies.n, cfg->access.n);
 }
 
@@ -405,12 +416,14 @@ main(int argc, char **argv)
         .max_streams = (uint32_t)cfg.max_streams,
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
+        .handshake_timeout = (double)cfg.limits.handshake_timeout / 1e3,
+        .max_header_list = (uint32_t)cfg.limits.max_header_list,
     };
     if (policy_init(&cfg) != 0)
         goto out;
     if ((relay.routes = tn_lpm_new()) == NULL)
         goto out;
-    if (tn_tls_ctx_new(&relay.tls, &cfg.tls, true) != 0)
+    if (bootstrap_apply(&cfg, true) != 0 || trust_ctx_new(&relay.tls, &cfg) != 0)
         goto out;
     if (tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen) != 0)
         goto out;
@@ -456,6 +469,7 @@ out:
     https_fini(&relay);
     relay_obs_stop(&relay);
     route_free_all(&relay);
+    limits_free_all(&relay);
     policy_fini(&cfg);
     SSL_CTX_free(relay.tls);
     tn_conf_fini(keys, &cfg);

@@ -20,6 +20,7 @@
 
 struct ev_loop;
 struct tn_lpm;
+struct ident;
 struct rflow;
 struct reg;
 struct exposure;
@@ -73,6 +74,22 @@ struct access_rule {
     struct port_set port_set;
 };
 
+/* revoked: [{serial, note}]: certificates refused although the CA signed them. */
+struct revoked_rule {
+    char *serial; /* hexadecimal, as certs-tool show prints it */
+    char *note;   /* why (logged), or NULL */
+};
+
+/* limits: {...}: what one peer may make the relay hold or do (limits.c). */
+struct relay_limits {
+    int64_t handshake_timeout; /* ms a TLS handshake may take */
+    int64_t max_header_list;   /* bytes of a request's headers */
+    int64_t max_message;       /* bytes of a decoded message: Open, Opened, Hello */
+    int64_t flows_per_client;  /* open flows of one client identity (0: no limit) */
+    int64_t flow_rate;         /* new flows per second per client identity (0: no limit) */
+    int64_t flow_burst;        /* ... of which this many at once (0: one second's worth) */
+};
+
 struct relay_config {
     char *listen_addr;
     struct tn_tls_conf tls;
@@ -82,8 +99,10 @@ struct relay_config {
     int64_t heartbeat_interval, heartbeat_timeout;
     int64_t open_timeout;
     int64_t drain_timeout;
+    struct relay_limits limits;      /* limits.*: see limits.c */
     struct tn_conf_list proxies;     /* of struct proxy_rule; empty: any proxy, any network */
     struct tn_conf_list access;      /* of struct access_rule; empty: every client, everywhere */
+    struct tn_conf_list revoked;     /* of struct revoked_rule */
     char *public_addr;               /* where public ports listen (host only) */
     char *public_ports;              /* the range proxies may publish on; NULL: none */
     char *http_listen;               /* HTTP requests routed to services by Host; NULL: off */
@@ -95,6 +114,8 @@ struct relay_config {
     struct tn_conf_list tokens;   /* of struct token_rule */
     char *admin_listen;           /* NULL: no admin listener */
     char *audit_output;           /* NULL: flow.end goes to the log only */
+    bool bootstrap;               /* tls.bootstrap: make a CA and our certificate if missing */
+    char *state_dir;              /* tls.state_dir: where */
 };
 
 struct relay {
@@ -118,7 +139,8 @@ struct relay {
     struct tn_listener listener;
     struct tn_admin admin; /* obs.c: metrics, status API, dashboard */
     ev_tstamp started;
-    ev_timer sample; /* obs.c: proxies' throughput */
+    ev_timer sample;       /* obs.c: proxies' throughput */
+    struct ident **idents; /* per client identity: flows and rate (limits.c) */
 };
 
 struct session {
@@ -273,6 +295,38 @@ int relay_obs_start(struct relay *relay);
 void relay_obs_stop(struct relay *relay);
 extern struct tn_metric relay_metric_sessions_total; /* {role} */
 extern struct tn_metric relay_metric_public_conns;   /* {service} */
+
+/* bootstrap.c */
+/* With tls.bootstrap and no TLS files given: points them into the state directory and, when
+ * |may_create|, makes a CA and the relay's certificate there if missing (printing the CA
+ * certificate and the certs-tool commands for a client and a proxy).  Returns 0 or an error
+ * (logged). */
+int bootstrap_apply(struct relay_config *cfg, bool may_create);
+
+/* limits.c */
+/* Admits a new flow of client |client_id| under limits.flows_per_client and limits.flow_rate:
+ * returns its identity's entry (give it to limits_release when the flow ends), or NULL with
+ * |why| filled (the refusal is logged, at most once a second per identity). */
+struct ident *limits_admit(struct relay *relay, const char *client_id, char *why, size_t whylen);
+void limits_release(struct ident *e);
+void limits_free_all(struct relay *relay);
+
+/* trust.c */
+/* A TLS context for the relay from |cfg|: certificates, CA, CRL and revoked serials.  Returns
+ * 0 or TN_ERR_TLS / TN_ERR_CONFIG (logged). */
+int trust_ctx_new(SSL_CTX **out, const struct relay_config *cfg);
+/* After a reload: closes the sessions whose peer's certificate |relay->tls| now revokes. */
+void trust_recheck(struct relay *relay);
+
+/* open.c: a client's Open, checked before it is routed (pure). */
+/* The address of |ep|.  Returns 0, or TN_ERR_PROTO when it has none or no port. */
+int open_endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip);
+/* "1.2.3.4:80", "[::1]:80" or "?" into |buf|. */
+void open_endpoint_format(const Tunnel__V1__Endpoint *ep, char *buf, size_t len);
+/* Checks |open| of client |client_id|: a TCP flow to an address and port (TN_ERR_PROTO if not)
+ * that the access rules of |cfg| let it reach (TN_ERR_AUTH if not).  Fills |dst|. */
+int open_check(const struct relay_config *cfg, const char *client_id, const Tunnel__V1__Open *open,
+               struct tn_ip *dst);
 
 /* flow.c */
 /* Takes a client's Connect stream. */

@@ -314,14 +314,16 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
     uint32_t len;
     int status, r;
 
+    size_t max = (size_t)s->relay->cfg->limits.max_message;
+
     tn_h2_stream_consume(rg->stream, n);
     if (rg->is_done)
         return 0;
-    if (rg->have + n > TN_GRPC_MSG_MAX) {
-        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "Hello too large");
+    if (rg->have + n > max) {
+        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "Hello too large (limits.max_message)");
         goto out;
     }
-    if (rg->msg == NULL && (rg->msg = malloc(TN_GRPC_MSG_MAX)) == NULL) {
+    if (rg->msg == NULL && (rg->msg = malloc(max)) == NULL) {
         reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         goto out;
     }
@@ -331,8 +333,9 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
         return 0;
     len = (uint32_t)rg->msg[1] << 24 | (uint32_t)rg->msg[2] << 16 | (uint32_t)rg->msg[3] << 8 |
           rg->msg[4];
-    if (rg->msg[0] != 0 || len > TN_GRPC_MSG_MAX - TN_GRPC_HDR) {
-        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "Hello compressed or too large");
+    if (rg->msg[0] != 0 || len > max - TN_GRPC_HDR) {
+        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED,
+                   "Hello compressed or too large (limits.max_message)");
         goto out;
     }
     if (rg->have < TN_GRPC_HDR + len)

@@ -410,11 +410,13 @@ cleanup() {
 
 # ------------------------------------------------------------------------------ the tunnel
 
-# tn_certs [DIR]: a CA and the relay, proxy and client certificates (default $TN_CERTS).
+# tn_certs [DIR]: a CA and the relay, proxy and client certificates (default $TN_CERTS); the
+# relay's carries the addresses clients and proxies dial it by (they check them).
 tn_certs() {
 	local dir=${1:-$TN_CERTS}
 	mkdir -p "$dir"
-	tmo 30 "$TN_BIN/certs-tool/certs-tool" --out "$dir" >>"$TN_TMP/certs-tool.log" 2>&1 ||
+	tmo 30 "$TN_BIN/certs-tool/certs-tool" --out "$dir" --server-ip "$TN_RELAY_CLI_IP" \
+		--server-ip "$TN_RELAY_LAN_IP" --server-ip "$TN_RELAY_LANB_IP" >>"$TN_TMP/certs-tool.log" 2>&1 ||
 		fail "certs-tool --out failed"
 	if [ ! -s "$dir/ca/cert.pem" ] || [ ! -s "$dir/client/key.pem" ]; then
 		fail "certs-tool made no certificates in $dir"

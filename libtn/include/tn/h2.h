@@ -62,10 +62,16 @@ struct tn_h2_settings {
     uint32_t connection_window; /* bytes, whole connection */
     uint32_t max_streams;       /* concurrent streams the peer may open */
     const char *authority;      /* client only: :authority of requests */
+    const char *server_name;    /* client only: the DNS name or IP address the relay's certificate
+                                 * must carry (also sent as SNI); NULL or "*": not checked */
     enum tn_role peer_role;     /* the role the peer's certificate must carry, or NONE */
     double ping_interval;       /* seconds between PINGs while nothing else proves the peer */
     double ping_timeout;        /* is alive; a PING unanswered this long closes the connection
                                  * (0: no heartbeat) */
+    double handshake_timeout;   /* seconds the TLS handshake may take (0: 10 s) */
+    uint32_t max_header_list;   /* server: bytes of a request's headers (names, values and 32
+                                 * each, as SETTINGS_MAX_HEADER_LIST_SIZE counts; 0: 16 KiB);
+                                 * a request over it is reset, the connection goes on */
 };
 
 /* Starts the TLS handshake on connected socket |fd| (taken over: closed by tn_h2_free).

@@ -42,6 +42,8 @@ struct tn_link {
     size_t naddrs;
     size_t cur;           /* the one in use or being dialed */
     const char *hostport; /* addrs[cur] */
+    char name_conf[256];  /* the relay name configured (settings.server_name), or "" */
+    char name[256];       /* the name the relay dialed now must carry: name_conf or its host */
     struct tn_h2_settings settings;
     struct tn_link_conf conf;
     const struct tn_link_ops *ops;
@@ -58,7 +60,9 @@ struct tn_link {
     ev_timer timer; /* the next attempt, or the dial timeout */
 };
 
-/* Starts dialing the first of |naddrs| relays |addrs| (HOST:PORT) at once.  A failed attempt or a
+/* Starts dialing the first of |naddrs| relays |addrs| (HOST:PORT) at once.  Each relay's
+ * certificate must carry settings->server_name (copied), or when that is NULL the host it is
+ * dialed by.  A failed attempt or a
  * lost connection moves to the next relay, at once while some have not been tried since the
  * link was last up, then after the backoff. */
 void tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const *addrs,

@@ -16,24 +16,40 @@ struct tn_log_conf {
     int64_t keep;     /* rotated files kept */
 };
 
-/* Rows for the tls: {cert_file, key_file, ca_file} section at member |m| (a tn_tls_conf). */
-#define TN_OPTS_TLS(T, m, what)                                        \
-    { .key = "tls.cert_file",                                          \
-      .flag = "tls-cert",                                              \
-      .type = TN_CONF_STR,                                             \
-      .offset = offsetof(T, m.cert_file),                              \
-      .metavar = "FILE",                                               \
-      .help = "certificate of this " what " (PEM), from certs-tool" }, \
-        { .key = "tls.key_file",                                       \
-          .flag = "tls-key",                                           \
-          .type = TN_CONF_STR,                                         \
-          .offset = offsetof(T, m.key_file),                           \
-          .metavar = "FILE",                                           \
-          .help = "private key of that certificate (PEM)" },           \
-    {                                                                  \
-        .key = "tls.ca_file", .flag = "tls-ca", .type = TN_CONF_STR,   \
-        .offset = offsetof(T, m.ca_file), .metavar = "FILE",           \
-        .help = "the deployment CA that signs every peer (PEM)"        \
+/* Rows for the tls: {cert_file, key_file, ca_file, crl_file} section at member |m| (a
+ * tn_tls_conf). */
+#define TN_OPTS_TLS(T, m, what)                                                                   \
+    { .key = "tls.cert_file",                                                                     \
+      .flag = "tls-cert",                                                                         \
+      .type = TN_CONF_STR,                                                                        \
+      .offset = offsetof(T, m.cert_file),                                                         \
+      .metavar = "FILE",                                                                          \
+      .help = "certificate of this " what " (PEM), from certs-tool" },                            \
+        { .key = "tls.key_file",                                                                  \
+          .flag = "tls-key",                                                                      \
+          .type = TN_CONF_STR,                                                                    \
+          .offset = offsetof(T, m.key_file),                                                      \
+          .metavar = "FILE",                                                                      \
+          .help = "private key of that certificate (PEM)" },                                      \
+        { .key = "tls.crl_file",                                                                  \
+          .flag = "tls-crl",                                                                      \
+          .type = TN_CONF_STR,                                                                    \
+          .offset = offsetof(T, m.crl_file),                                                      \
+          .metavar = "FILE",                                                                      \
+          .help = "CRL of the CA (PEM, certs-tool revoke): refuse the certificates it revokes" }, \
+    {                                                                                             \
+        .key = "tls.ca_file", .flag = "tls-ca", .type = TN_CONF_STR,                              \
+        .offset = offsetof(T, m.ca_file), .metavar = "FILE",                                      \
+        .help = "the deployment CA that signs every peer (PEM)"                                   \
+    }
+
+/* The row for tls.server_name at member |m| (a tn_tls_conf): client and proxy. */
+#define TN_OPTS_SERVER_NAME(T, m)                                                         \
+    {                                                                                     \
+        .key = "tls.server_name", .flag = "server-name", .type = TN_CONF_STR,             \
+        .offset = offsetof(T, m.server_name), .metavar = "NAME",                          \
+        .help = "DNS name or IP address the relay's certificate must carry, sent as SNI " \
+                "(default: the host of each --server; \"*\": any relay of the CA)"        \
     }
 
 /* Rows for the log: {level, format, output} section at member |m| (a tn_log_conf). */

@@ -16,22 +16,35 @@ enum tn_role {
 };
 
 #define TN_ID_MAX 64
+/* A serial as certs-tool show prints it: hexadecimal, upper case, no leading zeros. */
+#define TN_SERIAL_MAX 40 /* 20 octets (RFC 5280) */
 
 struct tn_identity {
     enum tn_role role;
     char id[TN_ID_MAX + 1];
+    char serial[TN_SERIAL_MAX +
+                1]; /* the certificate's serial (tn_revoke_serial; peer identities only) */
 };
 
 struct tn_tls_conf {
     char *cert_file, *key_file, *ca_file; /* owned by the program's config */
+    char *crl_file;                       /* NULL: no CRL (tls.crl_file) */
+    char *server_name;        /* client, proxy: the relay's name (tls.server_name); NULL: derived */
     bool may_go_without_cert; /* a client side that authenticates otherwise (a proxy's token) */
 };
 
 /* Loads our certificate and key and the deployment CA into a TLS 1.3 context.  A client
  * requires the relay's certificate from that CA and offers only ALPN "h2"; the relay asks for
- * a certificate (one that is given must verify) and accepts "h2" or "http/1.1" (health
- * probes).  Returns 0 and sets |*out|, or TN_ERR_TLS (logged, naming the file at fault). */
+ * a certificate (one that is given must verify, and not be revoked by the CRL file when one is
+ * given) and accepts "h2" or "http/1.1" (health probes).  Refused peer certificates are logged
+ * with the reason.  Returns 0 and sets |*out|, or TN_ERR_TLS (logged, naming the file at
+ * fault). */
 int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server);
+
+/* Client side: the peer's certificate must carry |name| (a DNS name, or an IP address) in its
+ * subjectAltNames; a DNS name is also sent as SNI.  NULL or "*" checks no name.  Returns 0 or
+ * TN_ERR_TLS (out of memory). */
+int tn_tls_expect_name(SSL *ssl, const char *name);
 
 /* Reads the identity from |cert|'s URI SAN.  Returns 0 or TN_ERR_AUTH when there is none. */
 int tn_tls_cert_identity(X509 *cert, struct tn_identity *out);

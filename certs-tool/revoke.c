@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/* `certs-tool revoke`: adds a certificate to the CA's certificate revocation list. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "certs.h"
+
+/* Reads the CRL at |path| into |*out| and checks that |ca| signed it; a missing file leaves
+ * |*out| NULL. */
+static int
+crl_load(X509_CRL **out, const char *path, const struct ct_ca *ca)
+{
+    FILE *f;
+
+    *out = NULL;
+    if ((f = fopen(path, "re")) == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        ct_err("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    *out = PEM_read_X509_CRL(f, NULL, NULL, NULL);
+    fclose(f);
+    if (*out == NULL) {
+        ct_err_ssl("%s: not a PEM CRL", path);
+        return -1;
+    }
+    if (X509_NAME_cmp(X509_CRL_get_issuer(*out), X509_get_subject_name(ca->cert)) != 0 ||
+        X509_CRL_verify(*out, ca->key) != 1) {
+        ct_err_ssl("%s: not a CRL of this CA", path);
+        X509_CRL_free(*out);
+        *out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes |crl| to |path| through a temporary file, so that a relay reading it on SIGHUP never
+ * sees half of it. */
+static int
+crl_write(const char *path, X509_CRL *crl)
+{
+    char tmp[CT_PATH_MAX];
+    FILE *f = NULL;
+    int fd, n;
+
+    n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    if (n < 0 || (size_t)n >= sizeof(tmp)) {
+        ct_err("%s: path too long", path);
+        return -1;
+    }
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
+        (f = fdopen(fd, "w")) == NULL) {
+        ct_err("%s: %s", tmp, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    if (PEM_write_X509_CRL(f, crl) != 1 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+        ct_err_ssl("%s: cannot write the CRL", tmp);
+        fclose(f);
+        unlink(tmp);
+        return -1;
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        ct_err("%s: %s", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* A new CRL of |ca| valid for |days| days holding |old|'s entries (if any) and |serial|. */
+static X509_CRL *
+crl_make(const struct ct_ca *ca, X509_CRL *old, ASN1_INTEGER *serial, int days, bool *is_new)
+{
+    STACK_OF(X509_REVOKED) *prev = old != NULL ? X509_CRL_get_REVOKED(old) : NULL;
+    X509_CRL *crl = X509_CRL_new();
+    X509_REVOKED *rev = NULL;
+    ASN1_TIME *now = ASN1_TIME_new(), *next = ASN1_TIME_new();
+    int i;
+
+    *is_new = true;
+    if (crl == NULL || now == NULL || next == NULL ||
+        X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
+        X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) != 1 ||
+        X509_gmtime_adj(now, 0) == NULL || X509_time_adj_ex(next, days, 0, NULL) == NULL ||
+        X509_CRL_set1_lastUpdate(crl, now) != 1 || X509_CRL_set1_nextUpdate(crl, next) != 1)
+        goto fail;
+    for (i = 0; i < sk_X509_REVOKED_num(prev); i++) {
+        X509_REVOKED *r = sk_X509_REVOKED_value(prev, i);
+
+        if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(r), serial) == 0)
+            *is_new = false;
+        if ((rev = X509_REVOKED_dup(r)) == NULL || X509_CRL_add0_revoked(crl, rev) != 1)
+            goto fail;
+        rev = NULL; /* transferred */
+    }
+    if (*is_new) {
+        if ((rev = X509_REVOKED_new()) == NULL || X509_REVOKED_set_serialNumber(rev, serial) != 1 ||
+            X509_REVOKED_set_revocationDate(rev, now) != 1 || X509_CRL_add0_revoked(crl, rev) != 1)
+            goto fail;
+        rev = NULL; /* transferred */
+    }
+    if (X509_CRL_sort(crl) != 1 || X509_CRL_sign(crl, ca->key, EVP_sha256()) == 0)
+        goto fail;
+    ASN1_TIME_free(now);
+    ASN1_TIME_free(next);
+    return crl;
+fail:
+    ct_err_ssl("cannot make the CRL");
+    X509_REVOKED_free(rev);
+    X509_CRL_free(crl);
+    ASN1_TIME_free(now);
+    ASN1_TIME_free(next);
+    return NULL;
+}
+
+int
+ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int days)
+{
+    char path[CT_PATH_MAX], id[CT_ID_MAX + 1], when[CT_TIME_STR_MAX];
+    struct ct_ca ca = { 0 };
+    X509_CRL *old = NULL, *crl = NULL;
+    X509 *cert = NULL;
+    enum ct_role role;
+    BIGNUM *bn = NULL;
+    char *hex = NULL;
+    bool is_new;
+    int r = -1;
+
+    if (crl_path == NULL) {
+        if (ct_path(path, ca_dir, "crl.pem") != 0)
+            return -1;
+        crl_path = path;
+    }
+    if (ct_ca_load(&ca, ca_dir) != 0 || ct_cert_load(&cert, cert_path) != 0)
+        goto out;
+    if (X509_NAME_cmp(X509_get_issuer_name(cert), X509_get_subject_name(ca.cert)) != 0 ||
+        X509_verify(cert, ca.key) != 1) {
+        ct_err_ssl("%s was not issued by the CA in %s", cert_path, ca_dir);
+        goto out;
+    }
+    if (crl_load(&old, crl_path, &ca) != 0 ||
+        (crl = crl_make(&ca, old, X509_get_serialNumber(cert), days, &is_new)) == NULL ||
+        crl_write(crl_path, crl) != 0)
+        goto out;
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+    if (ct_cert_identity(cert, &role, id) != 0)
+        snprintf(id, sizeof(id), "?");
+    printf("%s serial %s (%s) in %s, %d entries, next update due %s\n",
+           is_new ? "revoked" : "already revoked:", hex != NULL ? hex : "?", id, crl_path,
+           sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)),
+           ct_time_str(X509_CRL_get0_nextUpdate(crl), when));
+    printf("give it to the relay (tls: {crl_file: %s}) and send it SIGHUP\n", crl_path);
+    r = 0;
+out:
+    OPENSSL_free(hex);
+    BN_free(bn);
+    X509_CRL_free(old);
+    X509_CRL_free(crl);
+    X509_free(cert);
+    ct_ca_fini(&ca);
+    return r;
+}

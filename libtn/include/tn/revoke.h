@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* Refusing retired certificates: a CRL file of the deployment CA (tls: {crl_file}) and a list
+ * of revoked serial numbers, both checked on every handshake and on demand for the peers of
+ * established connections (after a reload). */
+#ifndef TN_REVOKE_H
+#define TN_REVOKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include "tn/tls.h"
+
+/* Loads every CRL in PEM file |crl_file| into |ctx|'s store and turns CRL checking on for the
+ * peer's certificate.  Each CRL must be signed by a CA certificate already in the store and be
+ * current (its nextUpdate not passed).  Also installs the verify callback that logs why a
+ * peer's certificate is refused.  Returns 0 or TN_ERR_TLS (logged, naming the file). */
+int tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file);
+
+/* Installs the verify callback alone (no CRL): it logs why a certificate is refused and checks
+ * the serials given to tn_revoke_set_serials. */
+void tn_revoke_install(SSL_CTX *ctx);
+
+/* Refuses the certificates with these serials (hexadecimal, any case, leading zeros allowed)
+ * in handshakes on |ctx|; |notes[i]| (may be NULL) is logged with a refusal.  Replaces an
+ * earlier list.  Returns 0, or TN_ERR_CONFIG naming the serial that is not hexadecimal. */
+int tn_revoke_set_serials(SSL_CTX *ctx, char *const *serials, char *const *notes, size_t n);
+
+/* Whether the certificate of serial |serial| (TN_SERIAL_MAX form) is revoked by |ctx|'s
+ * serial list or CRLs.  Fills |why| (e.g. "serial 1F in the revoked list (stolen laptop)"). */
+bool tn_revoke_check(SSL_CTX *ctx, const char *serial, char *why, size_t whylen);
+
+/* The serial of |cert| in the form above, into |buf| (TN_SERIAL_MAX + 1 bytes); "" when it
+ * does not fit. */
+void tn_revoke_serial(X509 *cert, char *buf);
+
+#endif

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/* Revocation: CRLs of the deployment CA and a list of revoked serials, checked in the verify
+ * callback of every handshake and, after a reload, against the peers already connected. */
+#include "tn/revoke.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "tn/err.h"
+#include "tn/log.h"
+#include "tn/tls.h"
+
+/* What an SSL_CTX carries (ex_data): the revoked serials, normalised. */
+struct revoked {
+    size_t n;
+    char (*serial)[TN_SERIAL_MAX + 1];
+    char **note;
+};
+
+static int revoked_index = -1;
+
+static void
+revoked_free(struct revoked *r)
+{
+    size_t i;
+
+    if (r == NULL)
+        return;
+    for (i = 0; i < r->n; i++)
+        free(r->note[i]);
+    free(r->note);
+    free(r->serial);
+    free(r);
+}
+
+static void
+revoked_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent;
+    (void)ad;
+    (void)idx;
+    (void)argl;
+    (void)argp;
+    revoked_free(ptr);
+}
+
+static int
+revoked_idx(void)
+{
+    if (revoked_index < 0)
+        revoked_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, revoked_ex_free);
+    return revoked_index;
+}
+
+/* Normalises hexadecimal |s| ("0x" prefix, any case, ':' separators, leading zeros) into |out|
+ * (TN_SERIAL_MAX + 1 bytes) as certs-tool show prints serials (OpenSSL's BN_bn2hex): upper
+ * case, whole bytes, no leading zero byte.  Returns false when |s| is not hexadecimal or too
+ * long. */
+static bool
+serial_norm(const char *s, char *out)
+{
+    char digits[TN_SERIAL_MAX + 1];
+    size_t i, n = 0;
+
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        s += 2;
+    if (*s == '\0')
+        return false;
+    for (i = 0; s[i] != '\0'; i++) {
+        char c = s[i];
+
+        if (c == ':')
+            continue;
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+            return false;
+        if (n == 0 && c == '0')
+            continue;
+        if (n == TN_SERIAL_MAX)
+            return false;
+        digits[n++] = (char)(c >= 'a' && c <= 'f' ? c - 'a' + 'A' : c);
+    }
+    if (n == 0) {
+        strcpy(out, "0");
+        return true;
+    }
+    if (n % 2 == 1) {
+        if (n == TN_SERIAL_MAX)
+            return false;
+        *out++ = '0';
+    }
+    memcpy(out, digits, n);
+    out[n] = '\0';
+    return true;
+}
+
+void
+tn_revoke_serial(X509 *cert, char *buf)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+
+    buf[0] = '\0';
+    if (hex != NULL && !serial_norm(hex, buf))
+        buf[0] = '\0';
+    OPENSSL_free(hex);
+    BN_free(bn);
+}
+
+/* Whether |serial| is in |ctx|'s revoked list; fills |why|. */
+static bool
+in_list(SSL_CTX *ctx, const char *serial, char *why, size_t whylen)
+{
+    const struct revoked *r = SSL_CTX_get_ex_data(ctx, revoked_idx());
+    size_t i;
+
+    for (i = 0; r != NULL && serial[0] != '\0' && i < r->n; i++) {
+        if (strcmp(r->serial[i], serial) == 0) {
+            snprintf(why, whylen, "serial %s is in the revoked list%s%s%s", serial,
+                     r->note[i] != NULL ? " (" : "", r->note[i] != NULL ? r->note[i] : "",
+                     r->note[i] != NULL ? ")" : "");
+            return true;
+        }
+    }
+    return false;
+}
+
+bool
+tn_revoke_check(SSL_CTX *ctx, const char *serial, char *why, size_t whylen)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    ASN1_INTEGER *ai = NULL;
+    BIGNUM *bn = NULL;
+    bool is_revoked = false;
+    int i;
+
+    if (in_list(ctx, serial, why, whylen))
+        return true;
+    if (serial[0] == '\0' || BN_hex2bn(&bn, serial) == 0 ||
+        (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL)
+        goto out;
+    for (i = 0; i < sk_X509_OBJECT_num(objs) && !is_revoked; i++) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        X509_REVOKED *rev;
+
+        if (crl != NULL && X509_CRL_get0_by_serial(crl, &rev, ai) == 1) {
+            snprintf(why, whylen, "serial %s is revoked by the CRL", serial);
+            is_revoked = true;
+        }
+    }
+out:
+    ASN1_INTEGER_free(ai);
+    BN_free(bn);
+    return is_revoked;
+}
+
+/* When |err| says the relay's certificate lacks the name we expect, fills |why| with the name
+ * and what to do. */
+static bool
+name_mismatch(SSL *ssl, int err, char *why, size_t whylen)
+{
+    X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+    const char *host = X509_VERIFY_PARAM_get0_host(param, 0);
+    char *ip = NULL;
+
+    if (err != X509_V_ERR_HOSTNAME_MISMATCH && err != X509_V_ERR_IP_ADDRESS_MISMATCH)
+        return false;
+    if (host == NULL)
+        host = ip = X509_VERIFY_PARAM_get1_ip_asc(param);
+    snprintf(why, whylen,
+             "it is not issued to '%s' (set the relay's name with tls.server_name / "
+             "--server-name, or issue its certificate with that name: certs-tool --server-dns "
+             "or --server-ip)",
+             host != NULL ? host : "?");
+    OPENSSL_free(ip);
+    return true;
+}
+
+/* Every certificate check of a handshake passes here: the serial list is applied to the peer's
+ * own certificate, and any refusal is logged with the certificate's identity and the reason
+ * (expired, revoked, unknown CA...). */
+static int
+verify_cb(int ok, X509_STORE_CTX *xs)
+{
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    X509 *cert = X509_STORE_CTX_get_current_cert(xs);
+    int depth = X509_STORE_CTX_get_error_depth(xs);
+    char serial[TN_SERIAL_MAX + 1] = "", why[256];
+    struct tn_identity id = { 0 };
+    const char *reason;
+
+    if (cert != NULL)
+        tn_revoke_serial(cert, serial);
+    if (ok && depth == 0 && ssl != NULL &&
+        in_list(SSL_get_SSL_CTX(ssl), serial, why, sizeof(why))) {
+        X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
+        ok = 0;
+        reason = why;
+    } else {
+        reason = X509_verify_cert_error_string(X509_STORE_CTX_get_error(xs));
+        if (ssl != NULL && name_mismatch(ssl, X509_STORE_CTX_get_error(xs), why, sizeof(why)))
+            reason = why;
+    }
+    if (!ok) {
+        char name[TN_ID_MAX + 32] = "a certificate without a tunnel identity";
+
+        if (cert != NULL && tn_tls_cert_identity(cert, &id) == 0)
+            snprintf(name, sizeof(name), "tunnel://%s/%s", tn_role_name(id.role), id.id);
+        tn_log_warnx("certificate refused: %s (serial %s, depth %d): %s", name,
+                     serial[0] != '\0' ? serial : "?", depth, reason);
+    }
+    return ok;
+}
+
+void
+tn_revoke_install(SSL_CTX *ctx)
+{
+    SSL_CTX_set_verify(ctx, SSL_CTX_get_verify_mode(ctx), verify_cb);
+}
+
+int
+tn_revoke_set_serials(SSL_CTX *ctx, char *const *serials, char *const *notes, size_t n)
+{
+    struct revoked *r;
+    size_t i;
+
+    tn_revoke_install(ctx);
+    if ((r = calloc(1, sizeof(*r))) == NULL ||
+        (n > 0 && ((r->serial = calloc(n, sizeof(*r->serial))) == NULL ||
+                   (r->note = calloc(n, sizeof(*r->note))) == NULL))) {
+        revoked_free(r);
+        tn_log(TN_LOG_ERR, "revoked serials: out of memory");
+        return TN_ERR_CONFIG;
+    }
+    for (r->n = 0; r->n < n; r->n++) {
+        i = r->n;
+        if (!serial_norm(serials[i], r->serial[i])) {
+            tn_log(TN_LOG_ERR,
+                   "revoked: serial '%.64s' is not a hexadecimal serial number of at "
+                   "most %d digits",
+                   serials[i], TN_SERIAL_MAX);
+            revoked_free(r);
+            return TN_ERR_CONFIG;
+        }
+        if (notes[i] != NULL && (r->note[i] = strdup(notes[i])) == NULL) {
+            revoked_free(r);
+            tn_log(TN_LOG_ERR, "revoked serials: out of memory");
+            return TN_ERR_CONFIG;
+        }
+    }
+    /* A list set before is freed here; the last one goes with the context (revoked_ex_free). */
+    revoked_free(SSL_CTX_get_ex_data(ctx, revoked_idx()));
+    SSL_CTX_set_ex_data(ctx, revoked_idx(), r);
+    return 0;
+}
+
+/* Whether |crl| is signed by a CA certificate of |store|. */
+static bool
+crl_is_ours(X509_STORE *store, X509_CRL *crl)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    int i;
+
+    for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+        if (ca != NULL && X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl)) == 0 &&
+            X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
+            return true;
+    }
+    ERR_clear_error();
+    return false;
+}
+
+int
+tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    const ASN1_TIME *next;
+    X509_CRL *crl;
+    BIO *bio;
+    int n = 0, r = TN_ERR_TLS;
+
+    tn_revoke_install(ctx);
+    if ((bio = BIO_new_file(crl_file, "r")) == NULL) {
+        tn_log(TN_LOG_ERR, "CRL %s: cannot be read", crl_file);
+        ERR_clear_error();
+        return TN_ERR_TLS;
+    }
+    while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+        n++;
+        if (!crl_is_ours(store, crl)) {
+            tn_log(TN_LOG_ERR, "CRL %s: CRL #%d is not signed by the CA (tls.ca_file)", crl_file,
+                   n);
+            goto fail;
+        }
+        if ((next = X509_CRL_get0_nextUpdate(crl)) != NULL && X509_cmp_current_time(next) <= 0) {
+            tn_log(TN_LOG_ERR,
+                   "CRL %s: CRL #%d has expired (its next update was due): issue a "
+                   "new one (certs-tool revoke), else every certificate is refused",
+                   crl_file, n);
+            goto fail;
+        }
+        if (X509_STORE_add_crl(store, crl) != 1) {
+            tn_tls_log_errors("CRL");
+            goto fail;
+        }
+        X509_CRL_free(crl);
+    }
+    ERR_clear_error(); /* the end of the file */
+    if (n == 0) {
+        tn_log(TN_LOG_ERR, "CRL %s: no CRL in the file (PEM, \"BEGIN X509 CRL\")", crl_file);
+        goto out;
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
+    r = 0;
+    goto out;
+fail:
+    X509_CRL_free(crl);
+out:
+    BIO_free(bio);
+    return r;
+}
