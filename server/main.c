@@ -81,6 +81,21 @@ static const struct tn_conf_key access_rule_keys[] = {
     { 0 },
 };
 
+static const struct tn_conf_key bw_rule_keys[] = {
+    { .key = "client", .type = TN_CONF_STR, .offset = offsetof(struct bw_rule, client) },
+    { .key = "proxy", .type = TN_CONF_STR, .offset = offsetof(struct bw_rule, proxy) },
+    { .key = "service", .type = TN_CONF_STR, .offset = offsetof(struct bw_rule, service) },
+    { .key = "route", .type = TN_CONF_CIDR, .offset = offsetof(struct bw_rule, route) },
+    { .key = "up", .type = TN_CONF_SIZE, .offset = offsetof(struct bw_rule, up), .min = 1000 },
+    { .key = "down", .type = TN_CONF_SIZE, .offset = offsetof(struct bw_rule, down), .min = 1000 },
+    { .key = "burst",
+      .type = TN_CONF_SIZE,
+      .offset = offsetof(struct bw_rule, burst),
+      .min = 16384,
+      .max = INT64_C(1) << 32 },
+    { 0 },
+};
+
 static const struct tn_conf_key keys[] = {
     { .key = "listen_addr",
       .flag = "listen",
@@ -175,6 +190,15 @@ static const struct tn_conf_key keys[] = {
       .help = "concurrent streams (flows) per connection",
       .min = 1,
       .max = 1000000 },
+    { .key = "limits.bandwidth",
+      .flag = "bandwidth",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct relay_config, bandwidth),
+      .metavar = "client=ID|proxy=ID|service=NAME|route=CIDR,up=RATE,down=RATE[,burst=SIZE]",
+      .help = "the flows matching all of these share RATE bytes per second each way (20MB: "
+              "20 000 000)",
+      .sub = bw_rule_keys,
+      .elem_size = sizeof(struct bw_rule) },
     { 0 },
 };
 
@@ -197,11 +221,13 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
     (void)revents;
     route_dump(w->data);
     expose_dump(w->data);
+    bandwidth_dump(w->data);
 }
 
 /* SIGHUP: reads the configuration again and applies what can change under way: the policy
- * (proxies:, access:), certificates and keys (for new connections), timeouts, heartbeats and
- * logging (the log file is reopened, for logrotate).  Established flows are untouched; a proxy
+ * (proxies:, access:), certificates and keys (for new connections), timeouts, heartbeats,
+ * bandwidth limits (open flows follow a changed rate) and logging (the log file is reopened, for
+ * logrotate).  Established flows are untouched; a proxy
  * whose announcements are no longer allowed is drained.  A configuration with an error changes
  * nothing. */
 static void
@@ -234,6 +260,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     TN_SWAP(cfg->access, fresh.access);
     TN_SWAP(cfg->tokens, fresh.tokens);
     TN_SWAP(cfg->services, fresh.services);
+    TN_SWAP(cfg->bandwidth, fresh.bandwidth);
     TN_SWAP(cfg->public_ports, fresh.public_ports);
     TN_SWAP(cfg->public_set, fresh.public_set);
     TN_SWAP(cfg->public_addr, fresh.public_addr);
@@ -252,6 +279,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     policy_fini(&fresh); /* what it holds now is the old configuration's */
     tn_conf_fini(keys, &fresh);
     session_recheck_policy(relay);
+    bandwidth_reload(relay);
     tn_log_info("reload: done (%zu proxy rules, %zu access rules)", cfg->proxies.n, cfg->access.n);
 }
 

@@ -100,6 +100,8 @@ policy_init(struct relay_config *cfg)
             }
         }
     }
+    if ((r = bandwidth_check(cfg)) != 0)
+        return r;
     if (cfg->proxies.n == 0)
         tn_log_warnx("no proxies: list in the configuration: any proxy may announce any network");
     else

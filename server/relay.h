@@ -23,6 +23,8 @@ struct rflow;
 struct reg;
 struct exposure;
 struct sniff;
+struct bw_bucket;
+struct bw_gate;
 
 struct port_range {
     uint16_t lo, hi;
@@ -65,6 +67,18 @@ struct access_rule {
     struct port_set port_set;
 };
 
+/* limits.bandwidth: [{client, proxy, service, route, up, down, burst}]: token buckets in bytes
+ * per second, one per rule and direction, shared by every flow the rule matches (all the
+ * matchers it names must match).  A flow waits for every rule that matches it. */
+struct bw_rule {
+    char *client;         /* a client id */
+    char *proxy;          /* a proxy id: its client flows and its public connections */
+    char *service;        /* a public port's service name */
+    struct tn_cidr route; /* the destination network; family 0 when not given */
+    int64_t up, down;     /* bytes per second toward the proxy, toward the client; 0: no limit */
+    int64_t burst;        /* 0: a tenth of a second at the rate, at least 64 KiB */
+};
+
 struct relay_config {
     char *listen_addr;
     struct tn_tls_conf tls;
@@ -79,9 +93,10 @@ struct relay_config {
     char *public_addr;           /* where public ports listen (host only) */
     char *public_ports;          /* the range proxies may publish on; NULL: none */
     struct port_set public_set;
-    int64_t public_grace;         /* a port outlives its last proxy this long (ms) */
-    struct tn_conf_list services; /* of struct service_rule */
-    struct tn_conf_list tokens;   /* of struct token_rule */
+    int64_t public_grace;          /* a port outlives its last proxy this long (ms) */
+    struct tn_conf_list services;  /* of struct service_rule */
+    struct tn_conf_list tokens;    /* of struct token_rule */
+    struct tn_conf_list bandwidth; /* of struct bw_rule */
 };
 
 struct relay {
@@ -98,6 +113,7 @@ struct relay {
     struct session *sessions;   /* every live connection */
     struct exposure *exposures; /* every public port, open or in its grace period */
     struct sniff *sniffs;       /* new connections whose first byte is awaited */
+    struct bw_bucket *buckets;  /* bandwidth limits that some open flow is under */
     struct tn_listener listener;
 };
 
@@ -227,6 +243,33 @@ void expose_proxy_left(struct proxy *px);
 void expose_close_all(struct relay *relay);
 /* Logs the public ports. */
 void expose_dump(struct relay *relay);
+
+/* bandwidth.c */
+/* What a flow is, for the bandwidth rules: a NULL field matches no rule that names it. */
+struct bw_flow {
+    const char *client;
+    const char *proxy;
+    const char *service;
+    const struct tn_ip *dst;
+};
+
+/* Checks the rules of limits.bandwidth.  Returns 0 or TN_ERR_CONFIG (printed). */
+int bandwidth_check(const struct relay_config *cfg);
+/* The gate of one direction of |flow| (|is_up|: toward the proxy), or NULL when no rule limits
+ * it.  Bytes that went through (bw_pass) come back, in order and at the pace of every bucket the
+ * flow is under, through |release|: the owner then returns their HTTP/2 window. */
+struct bw_gate *bw_gate_new(struct relay *relay, const struct bw_flow *flow, bool is_up,
+                            void (*release)(void *arg, size_t n), void *arg);
+/* |n| bytes went through: |release| hears of them now if the buckets allow, else later. */
+void bw_pass(struct bw_gate *g, size_t n);
+/* Bytes passed and not yet released. */
+size_t bw_owed(const struct bw_gate *g);
+void bw_gate_free(struct bw_gate *g);
+/* After a SIGHUP: every bucket takes its rule's new rate; a bucket whose rule is gone is no
+ * longer a limit. */
+void bandwidth_reload(struct relay *relay);
+/* Logs the buckets in use. */
+void bandwidth_dump(struct relay *relay);
 
 /* flow.c */
 /* Takes a client's Connect stream. */
