@@ -109,7 +109,8 @@ at_least() { awk -v r="$1" -v w="$2" 'BEGIN { exit !(r >= w) }'; }
 # ---- without limits: what the machine does, the reference for the ratios below
 for kind in down up; do
 	measure "$kind" 1 4
-	at_least "$A1" $((30 * MB)) && at_least "$A2" $((30 * MB)) ||
+	# Well above the 12 MB/s that the limit allows a flow (sanitizer builds reach about 20)
+	at_least "$A1" $((15 * MB)) && at_least "$A2" $((15 * MB)) ||
 		fail "unlimited $kind flows ran at $(mbs "$A1") and $(mbs "$A2") MB/s: too slow to tell a 10 MB/s limit"
 	declare "U1_$kind=$(awk -v a="$A1" -v b="$A2" 'BEGIN { print (a + b) / 2 }')" "U2_$kind=$B"
 done
@@ -127,7 +128,7 @@ for kind in down up; do
 	u1=U1_$kind u2=U2_$kind
 	# client-2 ran beside two unlimited flows before; now beside two slow ones: at least as fast
 	# give or take the noise of a shared machine, and far above the limit.
-	at_least "$B" "$(awk -v u="${!u2}" 'BEGIN { print u * 0.6 }')" && at_least "$B" $((40 * MB)) ||
+	at_least "$B" "$(awk -v u="${!u2}" 'BEGIN { print u * 0.6 }')" && at_least "$B" $((25 * MB)) ||
 		fail "$kind: client-2 slowed to $(mbs "$B") MB/s (unlimited: $(mbs "${!u2}") MB/s)"
 	tn_log "$kind: client-1 per flow $(mbs "${!u1}") -> $(mbs "$A1")/$(mbs "$A2") MB/s; client-2 $(mbs "${!u2}") -> $(mbs "$B") MB/s"
 done
