@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Bandwidth limits (limits.bandwidth): token buckets in bytes per second, one per rule and
- * direction, shared by the flows the rule matches.
+ * direction, shared by the flows the rule matches (with "*" for a client, proxy or service: one
+ * for each id or name it matches).
  *
  * A limited flow slows down through its HTTP/2 windows, never by dropping or holding bytes
  * beyond them: the bytes of one direction go through a gate (bw_pass) where the relay would
@@ -31,13 +32,15 @@
 #define MIN_BURST    (64 * 1024)
 #define MIN_WAIT     0.001 /* s: a timer sooner than this would only spin */
 #define SERVICE_MAX  64
-#define KEY_MAX      320 /* "client=ID proxy=ID service=NAME route=CIDR down" */
+#define RULE_MAX     320 /* "client=ID proxy=ID service=NAME route=CIDR down" */
+#define KEY_MAX      (RULE_MAX + 3 * (TN_ID_MAX + 10)) /* and " client=ID" per wildcard */
 #define MAX_MATCHERS 4
 
 struct bw_bucket {
     struct relay *relay;
     struct bw_bucket *next;
-    char key[KEY_MAX]; /* the rule's matchers and the direction: found again after a SIGHUP */
+    char rule[RULE_MAX]; /* the rule's matchers and the direction: found again after a SIGHUP */
+    char key[KEY_MAX];   /* and, for a wildcard, whose bucket it is */
     struct tn_bucket tb;
     struct bw_gate *head, *tail; /* gates waiting for tokens, in turn */
     ev_timer timer;              /* runs while some gate waits */
@@ -100,9 +103,31 @@ rule_burst(const struct bw_rule *r, int64_t rate)
 }
 
 static bool
+is_wild(const char *want)
+{
+    return want != NULL && strcmp(want, "*") == 0;
+}
+
+static bool
 same(const char *want, const char *have)
 {
-    return want == NULL || (have != NULL && strcmp(want, have) == 0);
+    return want == NULL || (have != NULL && (is_wild(want) || strcmp(want, have) == 0));
+}
+
+/* The bucket of rule |r| (named |rule|) for |f|: one for the rule, or with a wildcard one for
+ * each client, proxy or service it matches. */
+static void
+bucket_key(const struct bw_rule *r, const char *rule, const struct bw_flow *f, char *buf,
+           size_t len)
+{
+    int n = snprintf(buf, len, "%s", rule);
+
+    if (is_wild(r->client))
+        n += snprintf(buf + n, len - (size_t)n, " client=%s", f->client);
+    if (is_wild(r->proxy))
+        n += snprintf(buf + n, len - (size_t)n, " proxy=%s", f->proxy);
+    if (is_wild(r->service))
+        snprintf(buf + n, len - (size_t)n, " service=%s", f->service);
 }
 
 static bool
@@ -116,7 +141,7 @@ int
 bandwidth_check(const struct relay_config *cfg)
 {
     const struct bw_rule *rules = cfg->bandwidth.v;
-    char key[KEY_MAX], other[KEY_MAX];
+    char key[RULE_MAX], other[RULE_MAX];
     size_t i, j;
 
     for (i = 0; i < cfg->bandwidth.n; i++) {
@@ -234,7 +259,7 @@ bucket_unqueue(struct bw_bucket *b, struct bw_gate *g)
 
 /* The bucket of |key|, shared with the flows already under it, or a new one (full). */
 static struct bw_bucket *
-bucket_get(struct relay *relay, const char *key, int64_t rate, double burst)
+bucket_get(struct relay *relay, const char *rule, const char *key, int64_t rate, double burst)
 {
     struct bw_bucket *b;
 
@@ -246,6 +271,7 @@ bucket_get(struct relay *relay, const char *key, int64_t rate, double burst)
         if ((b = calloc(1, sizeof(*b))) == NULL)
             return NULL;
         b->relay = relay;
+        snprintf(b->rule, sizeof(b->rule), "%s", rule);
         snprintf(b->key, sizeof(b->key), "%s", key);
         tn_bucket_init(&b->tb, (double)rate, burst, ev_now(relay->loop));
         ev_init(&b->timer, bucket_on_timer);
@@ -324,7 +350,7 @@ bw_gate_new(struct relay *relay, const struct bw_flow *flow, bool is_up,
     const struct bw_rule *rules = relay->cfg->bandwidth.v;
     size_t i, n = 0;
     struct bw_gate *g;
-    char key[KEY_MAX];
+    char rule[RULE_MAX], key[KEY_MAX];
     int64_t rate;
 
     for (i = 0; i < relay->cfg->bandwidth.n; i++)
@@ -341,8 +367,9 @@ bw_gate_new(struct relay *relay, const struct bw_flow *flow, bool is_up,
     for (i = 0; i < relay->cfg->bandwidth.n; i++) {
         if ((rate = rule_rate(&rules[i], is_up)) == 0 || !rule_matches(&rules[i], flow))
             continue;
-        rule_key(&rules[i], is_up, key, sizeof(key));
-        if ((g->buckets[g->n] = bucket_get(relay, key, rate, rule_burst(&rules[i], rate))) ==
+        rule_key(&rules[i], is_up, rule, sizeof(rule));
+        bucket_key(&rules[i], rule, flow, key, sizeof(key));
+        if ((g->buckets[g->n] = bucket_get(relay, rule, key, rate, rule_burst(&rules[i], rate))) ==
             NULL) {
             tn_log_warnx("bandwidth: out of memory: a flow goes unlimited");
             bw_gate_free(g);
@@ -391,19 +418,19 @@ bw_gate_free(struct bw_gate *g)
     free(g);
 }
 
-/* The rule (and its direction) that bucket |key| stands for, or NULL when none does now. */
+/* The rule (and its direction) named |rule|, or NULL when none is now. */
 static const struct bw_rule *
-rule_of_key(const struct relay_config *cfg, const char *key, bool *is_up)
+rule_of_key(const struct relay_config *cfg, const char *rule, bool *is_up)
 {
     const struct bw_rule *rules = cfg->bandwidth.v;
-    char k[KEY_MAX];
+    char k[RULE_MAX];
     size_t i;
     int up;
 
     for (i = 0; i < cfg->bandwidth.n; i++) {
         for (up = 0; up <= 1; up++) {
             rule_key(&rules[i], up, k, sizeof(k));
-            if (strcmp(k, key) == 0) {
+            if (strcmp(k, rule) == 0) {
                 *is_up = up;
                 return &rules[i];
             }
@@ -422,7 +449,7 @@ bandwidth_reload(struct relay *relay)
     bool is_up = false;
 
     for (b = relay->buckets; b != NULL; b = b->next) {
-        r = rule_of_key(relay->cfg, b->key, &is_up);
+        r = rule_of_key(relay->cfg, b->rule, &is_up);
         rate = r != NULL ? rule_rate(r, is_up) : 0;
         tn_bucket_set(&b->tb, (double)rate, rate != 0 ? rule_burst(r, rate) : 0, now);
         if (rate != 0)

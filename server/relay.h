@@ -71,9 +71,9 @@ struct access_rule {
  * per second, one per rule and direction, shared by every flow the rule matches (all the
  * matchers it names must match).  A flow waits for every rule that matches it. */
 struct bw_rule {
-    char *client;         /* a client id */
-    char *proxy;          /* a proxy id: its client flows and its public connections */
-    char *service;        /* a public port's service name */
+    char *client;         /* a client id; "*": each client its own bucket */
+    char *proxy;          /* a proxy id: its client flows and its public connections; "*" too */
+    char *service;        /* a public port's service name; "*" too */
     struct tn_cidr route; /* the destination network; family 0 when not given */
     int64_t up, down;     /* bytes per second toward the proxy, toward the client; 0: no limit */
     int64_t burst;        /* 0: a tenth of a second at the rate, at least 64 KiB */

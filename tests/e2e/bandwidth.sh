@@ -11,7 +11,9 @@
 # client-1 each get 10 MB/s +-20% (down, then up) while client-2's flow beside them is not
 # slowed (its rate against its own unlimited run); bytes under the limit arrive intact; a new
 # rate given by SIGHUP reaches flows already open; {service: ...} rules limit public ports;
-# rules that cannot work are refused with a message.
+# {route: ...} and {proxy: ...} rules are shared by both clients, {client: "*"} is one bucket per
+# client, and a flow under several rules waits for each; rules that cannot work are refused with
+# a message.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -152,6 +154,33 @@ read -r down up < <(awk '{ printf "%s ", $3 } END { print "" }' "$TN_TMP/x.out")
 tn_log "public ports: web down $(mbs "$down") MB/s, drop up $(mbs "$up") MB/s (8 MB/s limits)"
 within "$down" $((8 * MB)) 20 || fail "public port web: down at $(mbs "$down") MB/s, not 8 +-20%"
 within "$up" $((8 * MB)) 20 || fail "public port drop: up at $(mbs "$up") MB/s, not 8 +-20%"
+
+# ---- route, proxy and wildcard rules across identities; a flow under several rules waits for
+# each: down, client-1 is held to 4 by its own rule and client-2 gets the rest of the route's 12;
+# up, two flows of client-1 and one of client-2 share proxy-1's 6 round robin (2 each), which
+# also keeps client-1 within its own 4 ("*": a bucket per client, not one for all)
+reload 'limits:
+  bandwidth:
+    - {client: client-1, down: 4MB}
+    - {route: 100.64.2.0/24, down: 12MB}
+    - {client: "*", up: 4MB}
+    - {proxy: proxy-1, up: 6MB}'
+tools_in "$TN_NS_CLI" 60 rate-flows "$TN_VIRT_IP" --flow down:7003 --flow up:7004 --flow up:7004 \
+	--start 1 --seconds 5 >"$TN_TMP/a.out" &
+pa=$!
+tools_in "$TN_NS_CLI2" 60 rate-flows "$TN_VIRT_IP" --flow down:7003 --flow up:7004 \
+	--start 1 --seconds 5 >"$TN_TMP/b.out" &
+pb=$!
+wait "$pa" || fail "client-1's flows failed"
+wait "$pb" || fail "client-2's flows failed"
+read -r d1 u1 u1b < <(awk '{ printf "%s ", $3 } END { print "" }' "$TN_TMP/a.out")
+read -r d2 u2 < <(awk '{ printf "%s ", $3 } END { print "" }' "$TN_TMP/b.out")
+tn_log "down: client-1 $(mbs "$d1"), client-2 $(mbs "$d2") MB/s;" \
+	"up: client-1 $(mbs "$u1") + $(mbs "$u1b"), client-2 $(mbs "$u2") MB/s"
+within "$d1" $((4 * MB)) 20 || fail "client-1 under 4 and 12 MB/s rules: $(mbs "$d1") MB/s, not 4"
+within "$d2" $((8 * MB)) 20 || fail "client-2 beside it under the 12 MB/s route: $(mbs "$d2") MB/s, not 8"
+within "$u1" $((2 * MB)) 20 && within "$u1b" $((2 * MB)) 20 && within "$u2" $((2 * MB)) 20 ||
+	fail "three flows sharing proxy-1's 6 MB/s up: $(mbs "$u1"), $(mbs "$u1b") and $(mbs "$u2") MB/s, not 2 each"
 
 # ---- a new rate reaches flows already open
 tools_in "$TN_NS_CLI" 60 rate-flows "$TN_VIRT_IP" --flow down:7003 --flow down:7003 --start 3 \
