@@ -195,8 +195,8 @@ static const struct tn_conf_key keys[] = {
       .type = TN_CONF_LIST,
       .offset = offsetof(struct relay_config, bandwidth),
       .metavar = "client=ID|proxy=ID|service=NAME|route=CIDR,up=RATE,down=RATE[,burst=SIZE]",
-      .help = "the flows matching all of these share RATE bytes per second each way (20MB: "
-              "20 000 000)",
+      .help = "the flows matching every key given share RATE bytes per second each way (20MB: "
+              "20 000 000; \"*\" for an id or name: one bucket each)",
       .sub = bw_rule_keys,
       .elem_size = sizeof(struct bw_rule) },
     { 0 },
