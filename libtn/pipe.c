@@ -116,7 +116,11 @@ static void
 pipe_return_window(struct tn_pipe *p, size_t n)
 {
     p->unconsumed -= n;
-    if (p->stream != NULL)
+    if (p->stream == NULL || n == 0)
+        return;
+    if (p->throttle != NULL)
+        p->throttle->on_written(p, n);
+    else
         tn_h2_stream_consume(p->stream, n);
 }
 
@@ -248,7 +252,12 @@ pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
         if (p->ops->on_bytes != NULL)
             p->ops->on_bytes(p, true, dst + TN_GRPC_DATA_PFX, (size_t)n);
         tn_h2_stream_resume(p->stream);
-        pipe_read_pending(p);
+        if (p->throttle != NULL && !p->throttle->on_read(p, (size_t)n)) {
+            ev_io_stop(loop, w);
+            p->is_read_held = true;
+        } else {
+            pipe_read_pending(p);
+        }
     } else if (n == 0) {
         ev_io_stop(loop, w);
         p->is_up_eof = true;
@@ -267,6 +276,20 @@ stream_on_sent(void *owner, size_t n)
     if (p->is_read_paused && p->stream != NULL &&
         tn_buf_len(tn_h2_stream_out(p->stream)) < OUT_LOW) {
         p->is_read_paused = false;
+        if (!p->is_read_held) {
+            ev_io_start(p->loop, &p->rd);
+            pipe_read_pending(p);
+        }
+    }
+}
+
+void
+tn_pipe_read_resume(struct tn_pipe *p)
+{
+    if (!p->is_read_held)
+        return;
+    p->is_read_held = false;
+    if (!p->is_read_paused && !p->is_up_eof && !p->is_ended && p->fd >= 0) {
         ev_io_start(p->loop, &p->rd);
         pipe_read_pending(p);
     }

@@ -76,6 +76,7 @@ struct xconn {
     char src[TN_ADDR_STRLEN];
     char proxy_id[TN_ID_MAX + 1];
     char why[128];
+    struct bw_gate *bw_up, *bw_down; /* bandwidth limits; NULL: none */
 };
 
 static struct exposure *
@@ -129,6 +130,8 @@ xconn_free(struct xconn *c)
 {
     ev_timer_stop(c->relay->loop, &c->wait_timer);
     proxy_unwait(&c->wait);
+    bw_gate_free(c->bw_up);
+    bw_gate_free(c->bw_down);
     if (c->fd >= 0)
         tn_addr_close_reset(c->fd);
     SSL_free(c->ssl);
@@ -169,6 +172,68 @@ static const struct tn_pipe_ops xconn_pipe_ops = {
     .on_close = xconn_on_close,
 };
 
+/* Bandwidth limits: the user's bytes are read at the pace of the up buckets, and the window of
+ * the bytes written to the user goes back at the pace of the down buckets. */
+static bool
+xconn_on_read(struct tn_pipe *p, size_t n)
+{
+    struct xconn *c = tn_container_of(p, struct xconn, pipe);
+
+    if (c->bw_up == NULL)
+        return true;
+    bw_pass(c->bw_up, n);
+    return bw_owed(c->bw_up) == 0;
+}
+
+static void
+xconn_on_written(struct tn_pipe *p, size_t n)
+{
+    struct xconn *c = tn_container_of(p, struct xconn, pipe);
+
+    if (c->bw_down != NULL)
+        bw_pass(c->bw_down, n);
+    else
+        tn_h2_stream_consume(p->stream, n);
+}
+
+static const struct tn_pipe_throttle xconn_throttle = {
+    .on_read = xconn_on_read,
+    .on_written = xconn_on_written,
+};
+
+static void
+xconn_release_up(void *arg, size_t n)
+{
+    struct xconn *c = arg;
+
+    (void)n;
+    if (bw_owed(c->bw_up) == 0)
+        tn_pipe_read_resume(&c->pipe);
+}
+
+static void
+xconn_release_down(void *arg, size_t n)
+{
+    struct xconn *c = arg;
+
+    if (c->pipe.stream != NULL)
+        tn_h2_stream_consume(c->pipe.stream, n);
+}
+
+/* Puts the connection under the bandwidth limits that match it. */
+static void
+xconn_limit(struct xconn *c, const struct exposure *x)
+{
+    struct bw_flow bw = { .proxy = c->proxy_id,
+                          .service = x->name,
+                          .dst = x->is_relay_service ? &x->target_ip : NULL };
+
+    c->bw_up = bw_gate_new(c->relay, &bw, true, xconn_release_up, c);
+    c->bw_down = bw_gate_new(c->relay, &bw, false, xconn_release_down, c);
+    if (c->bw_up != NULL || c->bw_down != NULL)
+        c->pipe.throttle = &xconn_throttle;
+}
+
 /* The connection has its Accept stream: Open goes out, then the user's bytes, at once. */
 static void
 xconn_start(struct xconn *c, struct tn_h2_stream *stream)
@@ -193,6 +258,8 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
     } else if (x != NULL) {
         open.service = x->name;
     }
+    if (x != NULL)
+        xconn_limit(c, x);
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
     fr.open = &open;
     data.kind_case = TUNNEL__V1__FRAME__KIND_DATA;

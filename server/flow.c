@@ -12,7 +12,8 @@
  * (|replay|): when the chosen replica refuses, times out or goes away before Opened, the next
  * replica in rendezvous order gets the Open and those bytes, and the application never knows.
  * Flow control: a stream's window goes back to its sender only once the other stream took the
- * bytes (on_sent), so a slow reader slows its own writer. */
+ * bytes (on_sent), so a slow reader slows its own writer; a flow under a bandwidth limit gets it
+ * back at the limit's pace (bandwidth.c). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct rflow {
     ev_tstamp started;
     struct tn_flow_metrics metrics;            /* bytes by route and proxy */
     struct tn_grpc_meter meter_up, meter_down; /* payload in what we forward */
+    struct bw_gate *bw_up, *bw_down;           /* bandwidth limits once open; NULL: none */
 };
 
 static const struct tn_h2_stream_ops cs_ops, ps_ops;
@@ -101,6 +103,8 @@ rflow_free(struct rflow *f, const char *reason)
 {
     ev_timer_stop(f->relay->loop, &f->open_timer);
     limits_release(f->ident);
+    bw_gate_free(f->bw_up);
+    bw_gate_free(f->bw_down);
     unbind(f, NGHTTP2_CANCEL);
     if (f->cs != NULL)
         tn_h2_stream_detach(f->cs, NGHTTP2_CANCEL);
@@ -412,7 +416,9 @@ cs_on_sent(void *owner, size_t n)
     size_t own = n < f->cs_own ? n : f->cs_own;
 
     f->cs_own -= own;
-    if (f->ps != NULL)
+    if (f->bw_down != NULL)
+        bw_pass(f->bw_down, n - own);
+    else if (f->ps != NULL)
         tn_h2_stream_consume(f->ps, n - own);
 }
 
@@ -449,18 +455,43 @@ prd_on_frame(void *arg, Tunnel__V1__Frame *fr)
     return TN_GRPC_PAUSE;
 }
 
-/* Passes the Opened to the client, naming the proxy by its certificate id.  Returns false when
- * the flow failed (and is freed). */
+/* A bandwidth limit let bytes on: their window goes back to the sender. */
+static void
+rflow_release_up(void *arg, size_t n)
+{
+    struct rflow *f = arg;
+
+    if (f->cs != NULL)
+        tn_h2_stream_consume(f->cs, n);
+}
+
+static void
+rflow_release_down(void *arg, size_t n)
+{
+    struct rflow *f = arg;
+
+    if (f->ps != NULL)
+        tn_h2_stream_consume(f->ps, n);
+}
+
+/* Passes the Opened to the client, naming the proxy by its certificate id, and puts the flow
+ * under the bandwidth limits that match it.  Returns false when the flow failed (and is
+ * freed). */
 static bool
 rflow_opened(struct rflow *f)
 {
     Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
     Tunnel__V1__Opened opened = TUNNEL__V1__OPENED__INIT;
+    struct tn_ip dst;
+    struct bw_flow bw = { .client = f->client_id, .proxy = f->proxy_id, .dst = &dst };
 
     ev_timer_stop(f->relay->loop, &f->open_timer);
     tn_metric_observe(&tn_metric_flow_open, tn_metric_at(&tn_metric_flow_open, NULL, NULL),
                       ev_now(f->relay->loop) - f->started);
     tn_buf_fini(&f->replay); /* no retry from here on */
+    open_endpoint_ip(f->open->dst, &dst);
+    f->bw_up = bw_gate_new(f->relay, &bw, true, rflow_release_up, f);
+    f->bw_down = bw_gate_new(f->relay, &bw, false, rflow_release_down, f);
     opened.result = TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK;
     opened.proxy_id = f->proxy_id;
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;
@@ -549,7 +580,9 @@ ps_on_sent(void *owner, size_t n)
     f->ps_own -= own;
     if (!f->is_open)
         f->replay_credited += n - own;
-    if (f->cs != NULL)
+    if (f->bw_up != NULL)
+        bw_pass(f->bw_up, n - own);
+    else if (f->cs != NULL)
         tn_h2_stream_consume(f->cs, n - own);
 }
 

@@ -94,6 +94,21 @@ static const struct tn_conf_key access_rule_keys[] = {
     { 0 },
 };
 
+static const struct tn_conf_key bw_rule_keys[] = {
+    { .key = "client", .type = TN_CONF_STR, .offset = offsetof(struct bw_rule, client) },
+    { .key = "proxy", .type = TN_CONF_STR, .offset = offsetof(struct bw_rule, proxy) },
+    { .key = "service", .type = TN_CONF_STR, .offset = offsetof(struct bw_rule, service) },
+    { .key = "route", .type = TN_CONF_CIDR, .offset = offsetof(struct bw_rule, route) },
+    { .key = "up", .type = TN_CONF_SIZE, .offset = offsetof(struct bw_rule, up), .min = 1000 },
+    { .key = "down", .type = TN_CONF_SIZE, .offset = offsetof(struct bw_rule, down), .min = 1000 },
+    { .key = "burst",
+      .type = TN_CONF_SIZE,
+      .offset = offsetof(struct bw_rule, burst),
+      .min = 16384,
+      .max = INT64_C(1) << 32 },
+    { 0 },
+};
+
 static const struct tn_conf_key keys[] = {
     { .key = "listen_addr",
       .flag = "listen",
@@ -220,6 +235,15 @@ static const struct tn_conf_key keys[] = {
     RELAY_OPTS_LIMITS(struct relay_config, limits),
     RELAY_OPTS_REVOKED(struct relay_config, revoked),
     RELAY_OPTS_BOOTSTRAP(struct relay_config, bootstrap, state_dir),
+    { .key = "limits.bandwidth",
+      .flag = "bandwidth",
+      .type = TN_CONF_LIST,
+      .offset = offsetof(struct relay_config, bandwidth),
+      .metavar = "client=ID|proxy=ID|service=NAME|route=CIDR,up=RATE,down=RATE[,burst=SIZE]",
+      .help = "the flows matching every key given share RATE bytes per second each way (20MB: "
+              "20 000 000; \"*\" for an id or name: one bucket each)",
+      .sub = bw_rule_keys,
+      .elem_size = sizeof(struct bw_rule) },
     { 0 },
 };
 
@@ -284,14 +308,15 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
     (void)revents;
     route_dump(w->data);
     expose_dump(w->data);
+    bandwidth_dump(w->data);
 }
 
 /* SIGHUP: reads the configuration again and applies what can change under way: the policy
  * (proxies:, access:), certificates, keys, the CRL and the revoked serials (for new
- * connections), timeouts, heartbeats and logging (the log file is reopened, for logrotate).
- * Established flows are untouched; a proxy whose announcements are no longer allowed is
- * drained; a session whose peer's certificate is now revoked is closed.  A configuration with an
- * error changes nothing. */
+ * connections), timeouts, heartbeats, bandwidth limits (open flows follow a changed rate) and
+ * logging (the log file is reopened, for logrotate).  Established flows are untouched; a proxy
+ * whose announcements are no longer allowed is drained; a session whose peer's certificate is
+ * now revoked is closed.  A configuration with an error changes nothing. */
 static void
 on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -307,7 +332,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     if (bootstrap_apply(&fresh, false) != 0 || policy_init(&fresh) != 0 ||
-        trust_ctx_new(&tls, &fresh) != 0) {
+        bandwidth_check(&fresh) != 0 || trust_ctx_new(&tls, &fresh) != 0) {
         tn_log_warnx("reload: the new policy or certificates are not usable: nothing changed");
         policy_fini(&fresh);
         tn_conf_fini(keys, &fresh);
@@ -323,6 +348,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     TN_SWAP(cfg->access, fresh.access);
     TN_SWAP(cfg->tokens, fresh.tokens);
     TN_SWAP(cfg->services, fresh.services);
+    TN_SWAP(cfg->bandwidth, fresh.bandwidth);
     TN_SWAP(cfg->public_ports, fresh.public_ports);
     TN_SWAP(cfg->public_set, fresh.public_set);
     TN_SWAP(cfg->public_addr, fresh.public_addr);
@@ -346,6 +372,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     tn_conf_fini(keys, &fresh);
     session_recheck_policy(relay);
     trust_recheck(relay);
+    bandwidth_reload(relay);
     tn_log_info("reload: done (%zu proxy rules, %zu access rules)", cfg->proxies.n, cfg->access.n);
 }
 
@@ -419,7 +446,7 @@ main(int argc, char **argv)
         .handshake_timeout = (double)cfg.limits.handshake_timeout / 1e3,
         .max_header_list = (uint32_t)cfg.limits.max_header_list,
     };
-    if (policy_init(&cfg) != 0)
+    if (policy_init(&cfg) != 0 || bandwidth_check(&cfg) != 0)
         goto out;
     if ((relay.routes = tn_lpm_new()) == NULL)
         goto out;

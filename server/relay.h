@@ -26,6 +26,8 @@ struct reg;
 struct exposure;
 struct head;
 struct tn_metric;
+struct bw_bucket;
+struct bw_gate;
 
 struct port_range {
     uint16_t lo, hi;
@@ -90,6 +92,18 @@ struct relay_limits {
     int64_t flow_burst;        /* ... of which this many at once (0: one second's worth) */
 };
 
+/* limits.bandwidth: [{client, proxy, service, route, up, down, burst}]: token buckets in bytes
+ * per second, one per rule and direction, shared by every flow the rule matches (all the
+ * matchers it names must match).  A flow waits for every rule that matches it. */
+struct bw_rule {
+    char *client;         /* a client id; "*": each client its own bucket */
+    char *proxy;          /* a proxy id: its client flows and its public connections; "*" too */
+    char *service;        /* a public port's service name; "*" too */
+    struct tn_cidr route; /* the destination network; family 0 when not given */
+    int64_t up, down;     /* bytes per second toward the proxy, toward the client; 0: no limit */
+    int64_t burst;        /* 0: a tenth of a second at the rate, at least 64 KiB */
+};
+
 struct relay_config {
     char *listen_addr;
     struct tn_tls_conf tls;
@@ -109,13 +123,14 @@ struct relay_config {
     char *https_listen;              /* the same over TLS, routed by SNI; NULL: off */
     struct tn_conf_list https_certs; /* of struct https_cert */
     struct port_set public_set;
-    int64_t public_grace;         /* a port outlives its last proxy this long (ms) */
-    struct tn_conf_list services; /* of struct service_rule */
-    struct tn_conf_list tokens;   /* of struct token_rule */
-    char *admin_listen;           /* NULL: no admin listener */
-    char *audit_output;           /* NULL: flow.end goes to the log only */
-    bool bootstrap;               /* tls.bootstrap: make a CA and our certificate if missing */
-    char *state_dir;              /* tls.state_dir: where */
+    int64_t public_grace;          /* a port outlives its last proxy this long (ms) */
+    struct tn_conf_list services;  /* of struct service_rule */
+    struct tn_conf_list tokens;    /* of struct token_rule */
+    char *admin_listen;            /* NULL: no admin listener */
+    char *audit_output;            /* NULL: flow.end goes to the log only */
+    bool bootstrap;                /* tls.bootstrap: make a CA and our certificate if missing */
+    char *state_dir;               /* tls.state_dir: where */
+    struct tn_conf_list bandwidth; /* of struct bw_rule */
 };
 
 struct relay {
@@ -136,6 +151,7 @@ struct relay {
     struct tn_listener https_listener; /* https_listen: the same over TLS, by SNI */
     SSL_CTX **https_tls;               /* one per https_certs entry */
     size_t nhttps_tls;
+    struct bw_bucket *buckets; /* bandwidth limits that some open flow is under */
     struct tn_listener listener;
     struct tn_admin admin; /* obs.c: metrics, status API, dashboard */
     ev_tstamp started;
@@ -327,6 +343,33 @@ void open_endpoint_format(const Tunnel__V1__Endpoint *ep, char *buf, size_t len)
  * that the access rules of |cfg| let it reach (TN_ERR_AUTH if not).  Fills |dst|. */
 int open_check(const struct relay_config *cfg, const char *client_id, const Tunnel__V1__Open *open,
                struct tn_ip *dst);
+
+/* bandwidth.c */
+/* What a flow is, for the bandwidth rules: a NULL field matches no rule that names it. */
+struct bw_flow {
+    const char *client;
+    const char *proxy;
+    const char *service;
+    const struct tn_ip *dst;
+};
+
+/* Checks the rules of limits.bandwidth.  Returns 0 or TN_ERR_CONFIG (printed). */
+int bandwidth_check(const struct relay_config *cfg);
+/* The gate of one direction of |flow| (|is_up|: toward the proxy), or NULL when no rule limits
+ * it.  Bytes that went through (bw_pass) come back, in order and at the pace of every bucket the
+ * flow is under, through |release|: the owner then returns their HTTP/2 window. */
+struct bw_gate *bw_gate_new(struct relay *relay, const struct bw_flow *flow, bool is_up,
+                            void (*release)(void *arg, size_t n), void *arg);
+/* |n| bytes went through: |release| hears of them now if the buckets allow, else later. */
+void bw_pass(struct bw_gate *g, size_t n);
+/* Bytes passed and not yet released. */
+size_t bw_owed(const struct bw_gate *g);
+void bw_gate_free(struct bw_gate *g);
+/* After a SIGHUP: every bucket takes its rule's new rate; a bucket whose rule is gone is no
+ * longer a limit. */
+void bandwidth_reload(struct relay *relay);
+/* Logs the buckets in use. */
+void bandwidth_dump(struct relay *relay);
 
 /* flow.c */
 /* Takes a client's Connect stream. */

@@ -226,11 +226,11 @@ tn_ns_delete() {
 }
 
 # Namespaces of earlier runs killed too hard to clean up (SIGKILL, a CTest timeout): ours are
-# named tn-{cli,relay,lan,lanb,host}-PID; delete those whose PID is gone.
+# named tn-{cli,cli2,relay,lan,lanb,host}-PID; delete those whose PID is gone.
 tn_reap_stale() {
 	local ns pid
 	for ns in $(ip netns list 2>/dev/null | cut -d' ' -f1); do
-		[[ $ns =~ ^tn-(cli|relay|lan|lanb|host)-([0-9]+)$ ]] || continue
+		[[ $ns =~ ^tn-(cli|cli2|relay|lan|lanb|host)-([0-9]+)$ ]] || continue
 		pid=${BASH_REMATCH[2]}
 		[ "$pid" = "$$" ] && continue
 		[ -d "/proc/$pid" ] && continue

@@ -44,6 +44,11 @@ hash.
                                      exit 0 ok, 1 error
                                      (reset, timeout...), 2 corrupt (complete but wrong bytes),
                                      3 truncated (a clean EOF before the end, bytes intact)
+  serve-sink PORT                    read each connection to EOF and forget the bytes
+  rate-flows HOST --flow KIND:PORT...
+                                     run the flows at once (down: read from serve-source, up:
+                                     write to serve-sink); print "<kind> <port> <bytes/s>" per
+                                     flow, measured from --start for --seconds
 """
 
 import argparse
@@ -143,6 +148,17 @@ def handle_echo(sock, peer):
         n += len(data)
     sock.shutdown(socket.SHUT_WR)
     log("echo %s:%d %d bytes" % (peer + (n,)))
+
+
+def handle_sink(sock, peer):
+    buf = bytearray(CHUNK)
+    n = 0
+    while True:
+        k = sock.recv_into(buf)
+        if k == 0:
+            break
+        n += k
+    log("sink %s:%d %d bytes" % (peer + (n,)))
 
 
 def make_handle_sha(reply_bytes):
@@ -675,6 +691,60 @@ def cmd_soak_xfer(a):
     return rc
 
 
+def cmd_rate_flows(a):
+    """Runs the flows given (KIND:PORT, down: read from a source, up: write to a sink) all at
+    once and prints, for each, "KIND PORT BYTES_PER_S" measured between --start and --start +
+    --seconds (after the windows and bursts of the first moments)."""
+    flows = []
+    for f in a.flow:
+        kind, _, port = f.partition(":")
+        if kind not in ("up", "down") or not port.isdigit():
+            raise ValueError("--flow %r is not up:PORT or down:PORT" % f)
+        flows.append((kind, int(port)))
+    counts = [0] * len(flows)
+    errors = []
+    stop = threading.Event()
+    socks = [connect(a.host, port, a.timeout) for _, port in flows]
+
+    def one(i):
+        s = socks[i]
+        try:
+            if flows[i][0] == "down":
+                buf = bytearray(CHUNK)
+                while not stop.is_set():
+                    n = s.recv_into(buf)
+                    if n == 0:
+                        raise ValueError("the source ended early")
+                    counts[i] += n
+            else:
+                data = memoryview(block(3))[:65536]
+                while not stop.is_set():
+                    s.sendall(data)
+                    counts[i] += len(data)
+        except (OSError, ValueError) as e:
+            if not stop.is_set():
+                errors.append("flow %d: %r" % (i, e))
+
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(len(flows))]
+    for t in threads:
+        t.start()
+    time.sleep(a.start)
+    t1, c1 = time.monotonic(), list(counts)
+    time.sleep(a.seconds)
+    t2, c2 = time.monotonic(), list(counts)
+    stop.set()
+    for s in socks:
+        s.close()  # wakes the threads; what they were doing no longer counts
+    for t in threads:
+        t.join(a.timeout)
+    if errors:
+        log("rate-flows: " + "; ".join(errors))
+        return 1
+    for i, (kind, port) in enumerate(flows):
+        print("%s %d %.0f" % (kind, port, (c2[i] - c1[i]) / (t2 - t1)))
+    return 0
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -684,6 +754,8 @@ def main():
     s = sub.add_parser("serve-sha")
     s.add_argument("port", type=int)
     s.add_argument("--reply-bytes", type=int, default=0)
+    s = sub.add_parser("serve-sink")
+    s.add_argument("port", type=int)
     s = sub.add_parser("serve-source")
     s.add_argument("port", type=int)
     s.add_argument("nbytes", type=int)
@@ -742,6 +814,13 @@ def main():
     c.add_argument("--expect-bytes", type=int, default=None, help="read to EOF (serve-source)")
     c.add_argument("--out", default=None, help="write the lines here (atomically) at the end")
 
+    c = sub.add_parser("rate-flows")
+    c.add_argument("host")
+    c.add_argument("--timeout", type=float, default=30.0, help="per socket operation")
+    c.add_argument("--flow", action="append", required=True, help="up:PORT or down:PORT")
+    c.add_argument("--start", type=float, default=1.0, help="seconds before measuring")
+    c.add_argument("--seconds", type=float, default=5.0, help="seconds measured")
+
     s = sub.add_parser("serve-soak")
     s.add_argument("port", type=int)
     s.add_argument("--results", required=True)
@@ -757,6 +836,8 @@ def main():
         serve(a.port, handle_echo)
     elif a.cmd == "serve-sha":
         serve(a.port, make_handle_sha(a.reply_bytes))
+    elif a.cmd == "serve-sink":
+        serve(a.port, handle_sink)
     elif a.cmd == "serve-source":
         serve(a.port, make_handle_source(a.nbytes, a.seed))
     elif a.cmd == "serve-early-close":
@@ -783,6 +864,7 @@ def main():
                 "ws-echo": cmd_ws_echo,
                 "conns": cmd_conns,
                 "soak-xfer": cmd_soak_xfer,
+                "rate-flows": cmd_rate_flows,
             }[a.cmd](a)
         except (OSError, ValueError) as e:
             log("%s: %r" % (a.cmd, e))

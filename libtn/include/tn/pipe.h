@@ -42,6 +42,18 @@ struct tn_pipe_ops {
     bool (*dgram_in)(struct tn_pipe *p, const uint8_t **data, size_t *n);
 };
 
+/* Optional, for the relay's bandwidth limits: each direction's bytes pass through the owner,
+ * who lets them on at its pace.  A pipe without one asks nothing. */
+struct tn_pipe_throttle {
+    /* |n| bytes were read from the socket.  Returns false to stop reading until the owner calls
+     * tn_pipe_read_resume. */
+    bool (*on_read)(struct tn_pipe *p, size_t n);
+    /* |n| bytes of the stream were written to the socket (or were framing): the owner returns
+     * their window to the peer (tn_h2_stream_consume on |stream|, while not NULL) when it
+     * likes. */
+    void (*on_written)(struct tn_pipe *p, size_t n);
+};
+
 struct tn_pipe {
     struct ev_loop *loop;
     const struct tn_pipe_ops *ops;
@@ -63,7 +75,9 @@ struct tn_pipe {
     uint8_t *dgram;   /* datagram mode: a message that came in several pieces */
     size_t dgram_len;
     uint64_t dgrams_up, dgrams_down, dgrams_dropped;
-    bool is_stream_done; /* the stream closed cleanly */
+    bool is_read_held;                       /* by the throttle */
+    const struct tn_pipe_throttle *throttle; /* NULL: no limit */
+    bool is_stream_done;                     /* the stream closed cleanly */
     uint64_t bytes_up, bytes_down;
     const char *abort_reason;
     const char *end_reason;
@@ -86,6 +100,8 @@ void tn_pipe_attach(struct tn_pipe *p, int fd);
 /* tn_pipe_attach for a socket whose TLS session |ssl| (handshake done; taken over) carries the
  * bytes. */
 void tn_pipe_attach_tls(struct tn_pipe *p, int fd, SSL *ssl);
+/* The throttle lets reading go on. */
+void tn_pipe_read_resume(struct tn_pipe *p);
 /* Queues |frame| on the stream.  Returns 0 or -ENOMEM. */
 int tn_pipe_send(struct tn_pipe *p, const Tunnel__V1__Frame *frame);
 /* Ends the flow now: the socket is reset, the stream cancelled, then ops->on_close(reason). */
