@@ -153,8 +153,16 @@ status_text(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 201:
+        return "Created";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 409:
+        return "Conflict";
     case 404:
         return "Not Found";
     case 405:
@@ -198,6 +206,60 @@ dispatch(struct tn_admin *a, const char *path, const char *query, struct tn_admi
     tn_admin_printf(r, "not found: %s\n", path);
 }
 
+/* Where the body of the request in |req| starts (after its blank line), or NULL. */
+static char *
+body_of(char *req)
+{
+    char *end = strstr(req, "\r\n\r\n");
+
+    if (end != NULL)
+        return end + 4;
+    return (end = strstr(req, "\n\n")) != NULL ? end + 2 : NULL;
+}
+
+/* The value of header |name| in the request head |req| (copied into |out|), or NULL. */
+static const char *
+header_value(const char *req, const char *name, char *out, size_t outlen)
+{
+    const char *p = strchr(req, '\n'), *v, *body = strstr(req, "\r\n\r\n");
+    size_t n = strlen(name);
+
+    for (; p != NULL && (body == NULL || p < body + 2); p = strchr(p, '\n')) {
+        p++;
+        if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+            v = p + n + 1 + strspn(p + n + 1, " \t");
+            snprintf(out, outlen, "%.*s", (int)strcspn(v, "\r\n"), v);
+            return out;
+        }
+    }
+    return NULL;
+}
+
+/* Whether the request is complete: its head, and the body its Content-Length announces. */
+static bool
+request_is_whole(char *req, size_t len)
+{
+    char value[32];
+    const char *body = body_of(req);
+
+    if (body == NULL)
+        return false;
+    if (header_value(req, "Content-Length", value, sizeof(value)) == NULL)
+        return true;
+    return (size_t)(req + len - body) >= strtoul(value, NULL, 10);
+}
+
+static const char *
+conn_peer(const struct tn_admin_conn *c, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+
+    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &sslen) != 0 || ss.ss_family == AF_UNIX)
+        return "local";
+    return tn_addr_format((struct sockaddr *)&ss, buf, len);
+}
+
 /* Parses the request head in |c->req| and queues the response in |c->out|. */
 static void
 conn_respond(struct tn_admin_conn *c, int status)
@@ -215,6 +277,22 @@ conn_respond(struct tn_admin_conn *c, int status)
         if (method == NULL || target == NULL || version == NULL ||
             strncmp(version, "HTTP/1.", 7) != 0 || target[0] != '/') {
             status = 400;
+        } else if (c->admin->api != NULL &&
+                   strncmp(target, c->admin->api_prefix, strlen(c->admin->api_prefix)) == 0) {
+            struct tn_admin_request rq = { .method = method, .path = target };
+            char auth[512], peer[TN_ADDR_STRLEN], *rest = version + strlen(version) + 1,
+                                                  *body = body_of(rest);
+
+            if ((query = strchr(target, '?')) != NULL)
+                *query++ = '\0';
+            rq.query = query != NULL ? query : "";
+            rq.authorization = header_value(rest, "Authorization", auth, sizeof(auth));
+            rq.peer = conn_peer(c, peer, sizeof(peer));
+            rq.body = body != NULL ? body : "";
+            rq.body_len = body != NULL ? strlen(body) : 0;
+            is_head = strcmp(method, "HEAD") == 0;
+            c->admin->api(c->admin->api_arg, &rq, &r);
+            status = r.status;
         } else if (strcmp(method, "GET") != 0 && !(is_head = strcmp(method, "HEAD") == 0)) {
             status = 405;
         } else {
@@ -236,7 +314,9 @@ conn_respond(struct tn_admin_conn *c, int status)
                  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                  "Cache-Control: no-store\r\nConnection: close\r\n%s\r\n",
                  status, status_text(status), r.type, tn_buf_len(&r.body),
-                 status == 405 ? "Allow: GET, HEAD\r\n" : "");
+                 status == 405   ? "Allow: GET, HEAD\r\n"
+                 : status == 401 ? "WWW-Authenticate: Bearer\r\n"
+                                 : "");
     if (tn_buf_append(&c->out, head, (size_t)n) != 0)
         r.err = -ENOMEM;
     if (!is_head)
@@ -271,7 +351,7 @@ conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
         }
         c->len += (size_t)n;
         c->req[c->len] = '\0';
-        if (strstr(c->req, "\r\n\r\n") != NULL || strstr(c->req, "\n\n") != NULL)
+        if (request_is_whole(c->req, c->len))
             status = 0;
         else if (c->len == TN_ADMIN_MAX_REQUEST)
             status = 431;

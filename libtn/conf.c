@@ -57,6 +57,10 @@ sb_add(struct sbuf *b, const char *s)
 static void report(const struct origin *o, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Where a load reports its errors: stderr, or a caller's stream (tn_conf_load_errors). */
+static FILE *conf_err_stream;
+#define conf_err (conf_err_stream != NULL ? conf_err_stream : stderr)
+
 /* Prints "file:7:3: key: message", "prog: --flag: message" or "name: key: message". */
 static void
 report(const struct origin *o, const char *key, const char *fmt, ...)
@@ -64,17 +68,17 @@ report(const struct origin *o, const char *key, const char *fmt, ...)
     va_list ap;
 
     if (o->flag != NULL)
-        fprintf(stderr, "%s: %s: ", o->name, o->flag);
+        fprintf(conf_err, "%s: %s: ", o->name, o->flag);
     else if (o->line != 0)
-        fprintf(stderr, "%s:%zu:%zu: ", o->name, o->line, o->col);
+        fprintf(conf_err, "%s:%zu:%zu: ", o->name, o->line, o->col);
     else
-        fprintf(stderr, "%s: ", o->name);
+        fprintf(conf_err, "%s: ", o->name);
     if (o->flag == NULL && key != NULL)
-        fprintf(stderr, "%s: ", key);
+        fprintf(conf_err, "%s: ", key);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vfprintf(conf_err, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fputc('\n', conf_err);
 }
 
 /* Copies |s| for quoting in a message: control characters become '?', long values are cut. */
@@ -983,15 +987,15 @@ static void
 report_yaml(const char *name, const yaml_parser_t *parser)
 {
     if (parser->error == YAML_MEMORY_ERROR || parser->problem == NULL) {
-        fprintf(stderr, "%s: out of memory\n", name);
+        fprintf(conf_err, "%s: out of memory\n", name);
     } else if (parser->error == YAML_READER_ERROR) {
-        fprintf(stderr, "%s: %s at byte %zu\n", name, parser->problem, parser->problem_offset);
+        fprintf(conf_err, "%s: %s at byte %zu\n", name, parser->problem, parser->problem_offset);
     } else if (parser->context != NULL) {
-        fprintf(stderr, "%s:%zu:%zu: %s (%s at %zu:%zu)\n", name, parser->problem_mark.line + 1,
+        fprintf(conf_err, "%s:%zu:%zu: %s (%s at %zu:%zu)\n", name, parser->problem_mark.line + 1,
                 parser->problem_mark.column + 1, parser->problem, parser->context,
                 parser->context_mark.line + 1, parser->context_mark.column + 1);
     } else {
-        fprintf(stderr, "%s:%zu:%zu: %s\n", name, parser->problem_mark.line + 1,
+        fprintf(conf_err, "%s:%zu:%zu: %s\n", name, parser->problem_mark.line + 1,
                 parser->problem_mark.column + 1, parser->problem);
     }
 }
@@ -1010,7 +1014,7 @@ tn_conf_load_string(const struct tn_conf_key *keys, void *cfg, const char *name,
     int r = TN_ERR_CONFIG;
 
     if (!yaml_parser_initialize(&parser)) {
-        fprintf(stderr, "%s: out of memory\n", name);
+        fprintf(conf_err, "%s: out of memory\n", name);
         goto out;
     }
     has_parser = true;
@@ -1439,5 +1443,17 @@ out:
     free(is_given);
     if (r != 0)
         tn_conf_fini(cli->keys, cfg);
+    return r;
+}
+
+int
+tn_conf_load_errors(const struct tn_conf_key *keys, void *cfg, const char *name, const char *text,
+                    size_t len, FILE *err)
+{
+    int r;
+
+    conf_err_stream = err;
+    r = tn_conf_load_string(keys, cfg, name, text, len);
+    conf_err_stream = NULL;
     return r;
 }

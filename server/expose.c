@@ -632,14 +632,51 @@ publish(struct proxy *px, const char *name, unsigned port, const char *host, cha
     return x;
 }
 
+/* Publishes relay service |r| for |px| (a replica joins the port).  Returns the exposure, or
+ * NULL with |why| filled (and logged). */
+static struct exposure *
+publish_relay_service(struct proxy *px, const struct service_rule *r, char *why, size_t whylen)
+{
+    struct relay *relay = px->session->relay;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    struct exposure *x;
+
+    if (exposure_by_name(relay, px->id, r->name) == NULL &&
+        (x = exposure_by_port(relay, (unsigned)r->public_port)) != NULL) {
+        snprintf(why, whylen, "port %u is held by proxy '%s' (service '%s')", x->port, x->owner,
+                 x->name);
+        x = NULL;
+    } else if ((x = exposure_by_name(relay, px->id, r->name)) == NULL &&
+               (x = exposure_open(relay, px->id, r->name, (unsigned)r->public_port, why, whylen)) !=
+                   NULL) {
+        x->is_relay_service = true;
+        snprintf(x->target, sizeof(x->target), "%s", r->target);
+        if (tn_addr_resolve(r->target, false, &ss, &sslen) != 0 ||
+            tn_addr_to_ip((struct sockaddr *)&ss, &x->target_ip, &x->target_port) != 0) {
+            snprintf(why, whylen, "target '%.200s' is not an address", r->target);
+            exposure_free(x);
+            x = NULL;
+        }
+    }
+    if (x != NULL && exposure_join(x, px) != 0) {
+        snprintf(why, whylen, "out of memory");
+        if (x->n == 0)
+            exposure_free(x);
+        x = NULL;
+    }
+    if (x == NULL)
+        tn_log_warnx("proxy %s: relay service '%s' on port %" PRId64 " refused: %s", px->id,
+                     r->name, r->public_port, why);
+    return x;
+}
+
 /* Publishes the relay's own services: entries for |px|'s id. */
 static size_t
 publish_relay_services(struct proxy *px, Tunnel__V1__Published **out)
 {
     const struct service_rule *rules = px->session->relay->cfg->services.v;
     struct relay *relay = px->session->relay;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
     struct exposure *x;
     char why[512];
     size_t i, n = 0;
@@ -649,32 +686,7 @@ publish_relay_services(struct proxy *px, Tunnel__V1__Published **out)
 
         if (strcmp(r->proxy, px->id) != 0)
             continue;
-        if (exposure_by_name(relay, px->id, r->name) == NULL &&
-            (x = exposure_by_port(relay, (unsigned)r->public_port)) != NULL) {
-            snprintf(why, sizeof(why), "port %u is held by proxy '%s' (service '%s')", x->port,
-                     x->owner, x->name);
-            x = NULL;
-        } else if ((x = exposure_by_name(relay, px->id, r->name)) == NULL &&
-                   (x = exposure_open(relay, px->id, r->name, (unsigned)r->public_port, why,
-                                      sizeof(why))) != NULL) {
-            x->is_relay_service = true;
-            snprintf(x->target, sizeof(x->target), "%s", r->target);
-            if (tn_addr_resolve(r->target, false, &ss, &sslen) != 0 ||
-                tn_addr_to_ip((struct sockaddr *)&ss, &x->target_ip, &x->target_port) != 0) {
-                snprintf(why, sizeof(why), "target '%.200s' is not an address", r->target);
-                exposure_free(x);
-                x = NULL;
-            }
-        }
-        if (x != NULL && exposure_join(x, px) != 0) {
-            snprintf(why, sizeof(why), "out of memory");
-            if (x->n == 0)
-                exposure_free(x);
-            x = NULL;
-        }
-        if (x == NULL)
-            tn_log_warnx("proxy %s: relay service '%s' on port %" PRId64 " refused: %s", px->id,
-                         r->name, r->public_port, why);
+        x = publish_relay_service(px, r, why, sizeof(why));
         tunnel__v1__published__init(out[n]);
         out[n]->name = strdup(r->name);
         out[n]->public_port = x != NULL ? x->port : 0;
@@ -682,6 +694,46 @@ publish_relay_services(struct proxy *px, Tunnel__V1__Published **out)
         n++;
     }
     return n;
+}
+
+int
+expose_publish_rule(struct relay *relay, const struct service_rule *r, char *why, size_t whylen)
+{
+    struct session *s;
+    int n = 0;
+
+    snprintf(why, whylen, "proxy '%s' is not connected: the port opens when it registers",
+             r->proxy);
+    for (s = relay->sessions; s != NULL; s = s->next) {
+        if (s->proxy == NULL || s->proxy->has_left || strcmp(s->proxy->id, r->proxy) != 0)
+            continue;
+        if (publish_relay_service(s->proxy, r, why, whylen) == NULL)
+            return -1;
+        n++;
+    }
+    return n;
+}
+
+bool
+expose_unpublish(struct relay *relay, const char *owner, const char *name)
+{
+    struct exposure *x = exposure_by_name(relay, owner, name);
+    size_t i, j;
+
+    if (x == NULL)
+        return false;
+    for (i = 0; i < x->n; i++) {
+        struct proxy *px = x->replicas[i];
+
+        for (j = 0; j < px->nexposures && px->exposures[j] != x; j++)
+            ;
+        if (j < px->nexposures)
+            px->exposures[j] = px->exposures[--px->nexposures];
+    }
+    x->n = 0;
+    tn_log_info("public port %u (%s/%s) closed", x->port, owner, name);
+    exposure_free(x);
+    return true;
 }
 
 int

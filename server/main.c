@@ -21,7 +21,7 @@
 #include "tn/proc.h"
 #include "tn/util.h"
 
-static const struct tn_conf_key proxy_rule_keys[] = {
+const struct tn_conf_key relay_proxy_rule_keys[] = {
     { .key = "id",
       .type = TN_CONF_STR,
       .offset = offsetof(struct proxy_rule, id),
@@ -59,7 +59,7 @@ static const struct tn_conf_key https_cert_keys[] = {
     { 0 },
 };
 
-static const struct tn_conf_key service_rule_keys[] = {
+const struct tn_conf_key relay_service_rule_keys[] = {
     { .key = "proxy",
       .type = TN_CONF_STR,
       .offset = offsetof(struct service_rule, proxy),
@@ -124,7 +124,7 @@ static const struct tn_conf_key keys[] = {
       .metavar = "id=ID,networks=CIDR[,public_ports=P]",
       .help = "proxy ID may announce networks within these and publish these ports (none "
               "given: any proxy, anything)",
-      .sub = proxy_rule_keys,
+      .sub = relay_proxy_rule_keys,
       .elem_size = sizeof(struct proxy_rule) },
     { .key = "access",
       .flag = "allow-client",
@@ -184,7 +184,7 @@ static const struct tn_conf_key keys[] = {
       .metavar = "proxy=ID,name=NAME,public_port=PORT,target=HOST:PORT",
       .help = "publish TARGET (inside proxy ID's networks) on public port PORT while ID is "
               "connected",
-      .sub = service_rule_keys,
+      .sub = relay_service_rule_keys,
       .elem_size = sizeof(struct service_rule) },
     { .key = "tokens",
       .flag = "token",
@@ -216,6 +216,13 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_LOG(struct relay_config, log),
     TN_OPTS_LOG_ROTATION(struct relay_config, log),
     TN_OPTS_ADMIN(struct relay_config, admin_listen),
+    { .key = "admin.token",
+      .flag = "admin-token",
+      .type = TN_CONF_STR,
+      .offset = offsetof(struct relay_config, admin_token),
+      .metavar = "SECRET",
+      .help = "bearer token of the management API (/api/v1/manage/...) on the admin listener "
+              "(none: the API is off)" },
     { .key = "audit.output",
       .flag = "audit-output",
       .type = TN_CONF_STR,

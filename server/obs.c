@@ -291,6 +291,7 @@ relay_obs_start(struct relay *relay)
     ev_timer_start(relay->loop, &relay->sample);
     relay->admin.is_ready = is_ready;
     relay->admin.ready_arg = relay;
+    manage_start(relay);
     if (tn_admin_start(&relay->admin, relay->loop, relay->cfg->admin_listen, routes) != 0)
         return TN_ERR_CONFIG;
     tn_log_info("admin listener on %s: /metrics /healthz /readyz /api/v1/status /",

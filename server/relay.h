@@ -128,6 +128,7 @@ struct relay_config {
     struct tn_conf_list tokens;    /* of struct token_rule */
     char *admin_listen;            /* NULL: no admin listener */
     char *audit_output;            /* NULL: flow.end goes to the log only */
+    char *admin_token;             /* the management API's bearer token; NULL: API off */
     bool bootstrap;                /* tls.bootstrap: make a CA and our certificate if missing */
     char *state_dir;               /* tls.state_dir: where */
     struct tn_conf_list bandwidth; /* of struct bw_rule */
@@ -243,6 +244,8 @@ void session_recheck_policy(struct relay *relay);
 /* Starts the graceful close of every session (GOAWAY; proxies' routes go).  The loop ends when
  * the last session is gone. */
 void session_drain_all(struct relay *relay);
+/* Closes at once every session of identity |id| (client or proxy).  Returns how many. */
+size_t session_close_identity(struct relay *relay, const char *id, const char *reason);
 /* Takes an idle Accept stream of |px|, or returns NULL when none is idle. */
 struct tn_h2_stream *proxy_take_stream(struct proxy *px);
 /* Queues |w| until an Accept stream of |px| is free. */
@@ -284,6 +287,14 @@ bool policy_may_publish(const struct relay_config *cfg, const char *id, unsigned
 /* The proxy id that bearer token |token| stands for, or NULL. */
 const char *policy_token_proxy(const struct relay_config *cfg, const char *token);
 
+/* main.c: the tables of a proxies: and a services: entry (the management API reads its
+ * requests with them). */
+extern const struct tn_conf_key relay_proxy_rule_keys[];
+extern const struct tn_conf_key relay_service_rule_keys[];
+
+/* manage.c: the management API on the admin listener (admin.token). */
+int manage_start(struct relay *relay);
+
 /* expose.c */
 /* Publishes the services of |px|'s Hello (and the relay's own services: for it), filling
  * |welcome|'s published list (freed by expose_welcome_fini).  Returns 0 or -ENOMEM. */
@@ -294,6 +305,12 @@ void expose_welcome_fini(Tunnel__V1__Welcome *welcome);
  * grace period). */
 void expose_proxy_left(struct proxy *px);
 void expose_close_all(struct relay *relay);
+/* Publishes relay service |r| (added at run time) for every connected replica of its proxy.
+ * Returns how many took it (0: none is connected), or -1 with |why| filled. */
+int expose_publish_rule(struct relay *relay, const struct service_rule *r, char *why,
+                        size_t whylen);
+/* Closes the public port of service |name| of proxy |owner|.  Returns false when none. */
+bool expose_unpublish(struct relay *relay, const char *owner, const char *name);
 /* Whether a service is published for HTTP host |host| (lowercase). */
 bool expose_by_host(struct relay *relay, const char *host);
 /* Gives public connection |fd|, whose request head |head| (|len| bytes, taken over) was read

@@ -608,7 +608,7 @@ session_recheck_policy(struct relay *relay)
         for (i = 0; i < px->nnets; i++) {
             if (!policy_may_announce(relay->cfg, px->id, &px->nets[i].addressed, why,
                                      sizeof(why))) {
-                tn_log_warnx("reload: %s: its open flows finish, then it is gone", why);
+                tn_log_warnx("policy: %s: its open flows finish, then it is gone", why);
                 session_drain(s);
                 tn_h2_drain(s->h2);
                 break;
@@ -670,4 +670,20 @@ session_close_all(struct relay *relay)
 {
     while (relay->sessions != NULL)
         session_free(relay->sessions, "relay stopping");
+}
+
+size_t
+session_close_identity(struct relay *relay, const char *id, const char *reason)
+{
+    struct session *s;
+    size_t n = 0;
+
+    /* tn_h2_close only schedules the close: the list stays as it is while we walk it. */
+    for (s = relay->sessions; s != NULL; s = s->next) {
+        if (strcmp(session_id(s), id) == 0) {
+            tn_h2_close(s->h2, reason);
+            n++;
+        }
+    }
+    return n;
 }

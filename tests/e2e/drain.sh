@@ -46,9 +46,8 @@ download relay-drain
 kill -TERM "$(tn_pid relay)"
 wait_for_log "$TN_TMP/relay.log" "draining for up to" 5 || fail "the relay did not start draining"
 finished relay-drain
-rc=0
-tn_wait_exit "$(tn_pid relay)" 10 || rc=$?
-[ "$rc" = 0 ] || fail "the drained relay exited with status $rc"
+tn_exit_of relay 10
+[ "$TN_RC" = 0 ] || fail "the drained relay exited with status $TN_RC"
 grep -q "drained: every session is closed" "$TN_TMP/relay.log" ||
 	fail "the relay did not end by draining"
 
@@ -63,9 +62,8 @@ download proxy-drain
 kill -TERM "$(tn_pid "$TN_PROXY_NAME")"
 wait_for_log "$TN_TMP/relay-2.log" "is leaving" 5 || fail "the relay did not see the proxy leave"
 finished proxy-drain
-rc=0
-tn_wait_exit "$(tn_pid "$TN_PROXY_NAME")" 10 || rc=$?
-[ "$rc" = 0 ] || fail "the drained proxy exited with status $rc"
+tn_exit_of "$TN_PROXY_NAME" 10
+[ "$TN_RC" = 0 ] || fail "the drained proxy exited with status $TN_RC"
 grep -q "drained: every flow is done" "$TN_TMP/$TN_PROXY_NAME.log" || fail "the proxy did not end by draining"
 
 tn_log "SIGTERM to the client during a download"
@@ -80,7 +78,6 @@ t0=$(tn_now_ms)
 [ $(($(tn_now_ms) - t0)) -lt 1000 ] || fail "a new connection to a draining client was not reset at once"
 kill -0 "$DL_PID" 2>/dev/null || fail "the download ended before the check (too fast a machine?)"
 finished client-drain
-rc=0
-tn_wait_exit "$(tn_pid "$TN_CLIENT_NAME")" 10 || rc=$?
-[ "$rc" = 0 ] || fail "the drained client exited with status $rc"
+tn_exit_of "$TN_CLIENT_NAME" 10
+[ "$TN_RC" = 0 ] || fail "the drained client exited with status $TN_RC"
 [ -z "$(rules_of_client)" ] || fail "the drained client left rules: $(rules_of_client)"

@@ -105,9 +105,8 @@ tn_spawn proxy3bad "$TN_NS_LAN" "$TN_BIN/proxy/proxy" --server "$TN_RELAY_LAN_IP
 	--proxy-id proxy-3 --token wrong-token-0123456789 --tls-ca "$TN_CERTS/ca/cert.pem" \
 	--expose 10010:127.0.0.1:7002
 wait_for_log "$TN_TMP/proxy3bad.log" "the token is not valid" 10 || fail "a wrong token was not refused"
-rc=0
-tn_wait_exit "$(tn_pid proxy3bad)" 10 || rc=$?
-[ "$rc" = 1 ] || fail "the proxy with a wrong token did not give up with status 1 (got $rc)"
+tn_exit_of proxy3bad 10
+[ "$TN_RC" = 1 ] || fail "the proxy with a wrong token did not give up with status 1 (got $TN_RC)"
 tn_spawn proxy3 "$TN_NS_LAN" "$TN_BIN/proxy/proxy" --server "$TN_RELAY_LAN_IP:$TN_RELAY_PORT" \
 	--proxy-id proxy-3 --token "$token" --tls-ca "$TN_CERTS/ca/cert.pem" \
 	--expose 10010:127.0.0.1:7003
@@ -120,9 +119,8 @@ echo "public_grace: 1s" >"$TN_TMP/relay.yaml"
 kill -HUP "$(tn_pid relay)"
 wait_for_log "$TN_TMP/relay.log" "the token of proxy proxy-3 is no longer valid" 10 ||
 	fail "the relay kept the session of a withdrawn token"
-rc=0
-tn_wait_exit "$(tn_pid proxy3)" 15 || rc=$?
-[ "$rc" = 1 ] || fail "the proxy whose token was withdrawn did not end with status 1 (got $rc)"
+tn_exit_of proxy3 15
+[ "$TN_RC" = 1 ] || fail "the proxy whose token was withdrawn did not end with status 1 (got $TN_RC)"
 grep -q "relay refused registration: no certificate, and the relay takes no tokens" "$TN_TMP/proxy3.log" ||
 	fail "the proxy was not told why it is refused"
 

@@ -155,6 +155,13 @@ tn_wait_exit() {
 	return $rc
 }
 
+# tn_exit_of NAME SECONDS: waits for process NAME to end by itself; its exit status goes to
+# TN_RC (124: still running after SECONDS).
+tn_exit_of() {
+	TN_RC=0
+	tn_wait_exit "$(tn_pid "$1")" "$2" || TN_RC=$?
+}
+
 # tn_stop NAME [SIGNAL] [SECONDS]: signal the process and wait for it; returns its exit status.
 tn_stop() {
 	local pid rc=0

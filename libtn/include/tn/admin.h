@@ -33,6 +33,20 @@ struct tn_admin_route {
     void *arg;
 };
 
+/* A request to the program's API (tn_admin.api): any method, with its body. */
+struct tn_admin_request {
+    const char *method;        /* "GET", "POST", "DELETE", ... */
+    const char *path;          /* without the query */
+    const char *query;         /* what followed '?', or "" */
+    const char *authorization; /* the Authorization header, or NULL */
+    const char *body;          /* "" when none; NUL-terminated */
+    size_t body_len;
+    const char *peer; /* "127.0.0.1:41234": who asked, for logs */
+};
+
+typedef void (*tn_admin_api_fn)(void *arg, const struct tn_admin_request *req,
+                                struct tn_admin_reply *r);
+
 struct tn_admin_conn;
 
 struct tn_admin {
@@ -46,6 +60,11 @@ struct tn_admin {
     size_t nconns;
     bool (*is_ready)(void *arg); /* /readyz; NULL: ready */
     void *ready_arg;
+    /* Optional: paths under |api_prefix| go to |api| whatever their method (the request head
+     * and body fit in TN_ADMIN_MAX_REQUEST). */
+    const char *api_prefix;
+    tn_admin_api_fn api;
+    void *api_arg;
 };
 
 /* Listens on |where|: "ADDR:PORT" (an empty ADDR is 127.0.0.1: the admin listener is

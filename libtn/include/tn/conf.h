@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum tn_conf_type {
     TN_CONF_STR,       /* char *, owned by the struct (freed by tn_conf_fini) */
@@ -87,6 +88,10 @@ int tn_cli_parse(const struct tn_cli *cli, void *cfg, int argc, char **argv);
  * part of the document, which tn_conf_fini frees. */
 int tn_conf_load_string(const struct tn_conf_key *keys, void *cfg, const char *name,
                         const char *text, size_t len);
+/* tn_conf_load_string, reporting its error to |err| instead of stderr (a program's API reads
+ * JSON requests with its configuration tables). */
+int tn_conf_load_errors(const struct tn_conf_key *keys, void *cfg, const char *name,
+                        const char *text, size_t len, FILE *err);
 int tn_conf_load_file(const struct tn_conf_key *keys, void *cfg, const char *path);
 
 /* Applies every default of the table.  Returns 0 or TN_ERR_CONFIG (a bad default is a bug). */
