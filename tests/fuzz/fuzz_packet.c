@@ -2,18 +2,17 @@
 /* libFuzzer target for libtn/packet.c: any bytes may come from NFQUEUE.  The parser must never
  * read outside them, must name a reason for what it refuses, and what it accepts must survive
  * a rebuild (the reply builders) and a second parse unchanged. */
+#include <netinet/in.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <netinet/in.h>
-
 #include "tn/packet.h"
 
-#define CHECK(x)                                                                                   \
-    do {                                                                                           \
-        if (!(x))                                                                                  \
-            abort();                                                                               \
+#define CHECK(x)     \
+    do {             \
+        if (!(x))    \
+            abort(); \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
