@@ -300,14 +300,6 @@ static const struct tn_h2_stream_ops dflow_stream_ops = {
     .on_close = stream_on_close,
 };
 
-static void
-endpoint_set(Tunnel__V1__Endpoint *ep, struct tn_ip *ip, unsigned port)
-{
-    ep->ip.data = ip->bytes;
-    ep->ip.len = ip->family == AF_INET ? 4 : 16;
-    ep->port = port;
-}
-
 /* A new flow for |pkt|: its stream and Open.  Returns NULL when it cannot be made. */
 static struct dflow *
 dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
@@ -335,8 +327,8 @@ dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
         free(f);
         return NULL;
     }
-    endpoint_set(&esrc, &f->key.src, pkt->sport);
-    endpoint_set(&edst, &f->key.dst, pkt->dport);
+    tn_endpoint_set(&esrc, &f->key.src, pkt->sport);
+    tn_endpoint_set(&edst, &f->key.dst, pkt->dport);
     open.flow_id = id;
     open.protocol = pkt->proto == IPPROTO_UDP ? TUNNEL__V1__PROTOCOL__PROTOCOL_UDP
                                               : TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP;

@@ -77,14 +77,6 @@ static const struct tn_pipe_ops flow_pipe_ops = {
     .on_close = pipe_on_close,
 };
 
-static void
-endpoint_set(Tunnel__V1__Endpoint *ep, struct tn_ip *ip, unsigned port)
-{
-    ep->ip.data = ip->bytes;
-    ep->ip.len = ip->family == AF_INET ? 4 : 16;
-    ep->port = port;
-}
-
 /* The flow's bytes count towards the intercepted network holding its destination. */
 static void
 flow_bind_route(struct flow *f, const struct tn_ip *dst)
@@ -141,8 +133,8 @@ flow_accept(struct client *c, int fd)
     tn_addr_format((struct sockaddr *)&src, f->src, sizeof(f->src));
     tn_addr_format((struct sockaddr *)&dst, f->dst, sizeof(f->dst));
     tn_pipe_init(&f->pipe, c->loop, &flow_pipe_ops);
-    endpoint_set(&esrc, &sip, sport);
-    endpoint_set(&edst, &dip, dport);
+    tn_endpoint_set(&esrc, &sip, sport);
+    tn_endpoint_set(&edst, &dip, dport);
     open.flow_id = f->id;
     open.protocol = TUNNEL__V1__PROTOCOL__PROTOCOL_TCP;
     open.src = &esrc;

@@ -11,9 +11,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "tn/buf.h"
+#include "tn/cidr.h"
 #include "tn/err.h"
+#include "tn/util.h"
 
 #define DATA_TAG 0x1a /* field 3, wire type 2 */
 
@@ -269,4 +272,36 @@ tn_grpc_meter_feed(struct tn_grpc_meter *m, const uint8_t *p, size_t n)
         }
     }
     return payload;
+}
+
+void
+tn_endpoint_set(Tunnel__V1__Endpoint *ep, const struct tn_ip *ip, unsigned port)
+{
+    tunnel__v1__endpoint__init(ep);
+    ep->ip.data = TN_UNCONST(ip->bytes);
+    ep->ip.len = ip->family == AF_INET ? 4 : 16;
+    ep->port = port;
+}
+
+int
+tn_endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip)
+{
+    memset(ip, 0, sizeof(*ip));
+    if (ep == NULL || ep->port > 65535 || (ep->ip.len != 4 && ep->ip.len != 16))
+        return TN_ERR_PROTO;
+    ip->family = ep->ip.len == 4 ? AF_INET : AF_INET6;
+    memcpy(ip->bytes, ep->ip.data, ep->ip.len);
+    return 0;
+}
+
+int
+tn_open_dst(const Tunnel__V1__Open *open, struct tn_ip *dst)
+{
+    if (tn_endpoint_ip(open->dst, dst) != 0 ||
+        (open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP &&
+         open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_UDP &&
+         open->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP) ||
+        (open->dst->port == 0) != (open->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP))
+        return TN_ERR_PROTO;
+    return 0;
 }

@@ -269,17 +269,11 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     if (fr->open->service[0] != '\0')
         return pflow_open_service(f, fr->open);
     ep = fr->open->dst;
-    if (ep == NULL || (ep->ip.len != 4 && ep->ip.len != 16) || ep->port > 65535 ||
-        (ep->port == 0) != (f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP) ||
-        (f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP &&
-         f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_UDP &&
-         f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP)) {
+    if (tn_open_dst(fr->open, &dst) != 0) {
         p->abort_reason = "bad destination in Open";
         return TN_ERR_PROTO;
     }
-    memset(&dst, 0, sizeof(dst));
-    dst.family = f->family = ep->ip.len == 4 ? AF_INET : AF_INET6;
-    memcpy(dst.bytes, ep->ip.data, ep->ip.len);
+    f->family = dst.family;
     len = tn_addr_from_ip(&dst, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
     /* Defence in depth: whatever the relay asks, never dial outside our own networks. */
@@ -327,10 +321,7 @@ pflow_open_service(struct pflow *f, const Tunnel__V1__Open *open)
         f->pipe.ops = &pflow_http_pipe_ops;
     }
     snprintf(f->dst, sizeof(f->dst), "%s", svc[i].target);
-    if (open->src != NULL && (open->src->ip.len == 4 || open->src->ip.len == 16)) {
-        memset(&src, 0, sizeof(src));
-        src.family = open->src->ip.len == 4 ? AF_INET : AF_INET6;
-        memcpy(src.bytes, open->src->ip.data, open->src->ip.len);
+    if (tn_endpoint_ip(open->src, &src) == 0) {
         tn_addr_from_ip(&src, open->src->port, &ss);
         tn_addr_format((struct sockaddr *)&ss, from, sizeof(from));
         snprintf(f->client, sizeof(f->client), "public:%.57s", from);

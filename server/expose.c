@@ -252,9 +252,7 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
     open.src = &c->src_ep;
     open.dst = &c->dst_ep;
     if (x != NULL && x->is_relay_service) {
-        c->dst_ep.ip.data = x->target_ip.bytes;
-        c->dst_ep.ip.len = x->target_ip.family == AF_INET ? 4 : 16;
-        c->dst_ep.port = x->target_port;
+        tn_endpoint_set(&c->dst_ep, &x->target_ip, x->target_port);
     } else if (x != NULL) {
         open.service = x->name;
     }
@@ -343,10 +341,7 @@ endpoint_of(const struct sockaddr_storage *ss, struct tn_ip *ip, Tunnel__V1__End
     unsigned port = 0;
 
     tn_addr_to_ip((const struct sockaddr *)ss, ip, &port);
-    tunnel__v1__endpoint__init(ep);
-    ep->ip.data = ip->bytes;
-    ep->ip.len = ip->family == AF_INET ? 4 : 16;
-    ep->port = port;
+    tn_endpoint_set(ep, ip, port);
 }
 
 /* A public connection for the exposure of |port| or |host|: routed at once. */

@@ -218,7 +218,7 @@ rflow_dispatch(struct rflow *f)
     struct tn_ip dst;
     char why[160];
 
-    open_endpoint_ip(f->open->dst, &dst); /* checked by rflow_route */
+    tn_endpoint_ip(f->open->dst, &dst); /* checked by rflow_route */
     if (f->ntried < MAX_TRIES)
         px = route_pick(f->relay, &dst, f->id, f->tried, f->ntried);
     if (px == NULL) {
@@ -489,7 +489,7 @@ rflow_opened(struct rflow *f)
     tn_metric_observe(&tn_metric_flow_open, tn_metric_at(&tn_metric_flow_open, NULL, NULL),
                       ev_now(f->relay->loop) - f->started);
     tn_buf_fini(&f->replay); /* no retry from here on */
-    open_endpoint_ip(f->open->dst, &dst);
+    tn_endpoint_ip(f->open->dst, &dst);
     f->bw_up = bw_gate_new(f->relay, &bw, true, rflow_release_up, f);
     f->bw_down = bw_gate_new(f->relay, &bw, false, rflow_release_down, f);
     opened.result = TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK;

@@ -185,11 +185,14 @@ head_route(struct head *h)
         size_t len = h->len;
         SSL *ssl = h->ssl;
 
-        if (head != NULL)
-            memcpy(head, h->buf, len);
+        if (head == NULL) { /* the head must go first: without it, no connection */
+            head_free(h, true);
+            return;
+        }
+        memcpy(head, h->buf, len);
         h->ssl = NULL; /* the connection's now */
         head_free(h, false);
-        expose_connect_host(relay, host, fd, head, head != NULL ? len : 0, ssl);
+        expose_connect_host(relay, host, fd, head, len, ssl);
         return;
     }
     snprintf(body, sizeof(body), "no service is published for %s\n", host);

@@ -352,8 +352,7 @@ int trust_ctx_new(SSL_CTX **out, const struct relay_config *cfg);
 void trust_recheck(struct relay *relay);
 
 /* open.c: a client's Open, checked before it is routed (pure). */
-/* The address of |ep|.  Returns 0, or TN_ERR_PROTO when it has none or no port. */
-int open_endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip);
+
 /* "1.2.3.4:80", "[::1]:80" or "?" into |buf|. */
 void open_endpoint_format(const Tunnel__V1__Endpoint *ep, char *buf, size_t len);
 /* Checks |open| of client |client_id|: a TCP flow to an address and port (TN_ERR_PROTO if not)

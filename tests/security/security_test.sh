@@ -50,6 +50,25 @@ settle() {
 # count NAME REGEX: lines of NAME's log matching REGEX.
 count() { grep -cE -- "$2" "$tmp/$1.log" || true; }
 
+# attack_over SECONDS: the slow-handshake attacker ends (within SECONDS); each of its $n
+# connections must have been timed out and logged, the relay's descriptors must be back to
+# $base plus the proxy's, and both programs alive; then both stop.
+attack_over() {
+	wait_exit slowloris "$1"
+	show slowloris
+	timed_out=$(count relay 'TLS handshake timed out after [0-9.]+ s')
+	((timed_out == n)) || fail "$timed_out handshake timeouts logged, expected $n"
+	deadline=$((SECONDS + 5))
+	while (($(fds relay) > base + 1)) && ((SECONDS < deadline)); do sleep 0.1; done
+	after=$(fds relay)
+	log "relay descriptors after the attack: $after (baseline $base + the proxy's)"
+	((after <= base + 1)) || fail "the relay holds $after descriptors after the attack, baseline $base"
+	alive relay
+	alive proxy
+	stop proxy
+	stop relay
+}
+
 timeout 30 "$certs_tool" --out "$certs" >/dev/null
 
 case $scenario in
@@ -74,20 +93,7 @@ slow_handshake)
 	log "the proxy registered ${ms} ms after it started, under attack"
 	timed_out=$(count relay 'TLS handshake timed out')
 	((timed_out < n)) || fail "the attackers' connections had already timed out: the test proved nothing"
-	wait_exit slowloris 40
-	show slowloris
-	timed_out=$(count relay 'TLS handshake timed out after [0-9.]+ s')
-	((timed_out == n)) || fail "$timed_out handshake timeouts logged, expected $n"
-	# Back to baseline: the proxy's connection is the only one left.
-	deadline=$((SECONDS + 5))
-	while (($(fds relay) > base + 1)) && ((SECONDS < deadline)); do sleep 0.1; done
-	after=$(fds relay)
-	log "relay descriptors after the attack: $after (baseline $base + the proxy's)"
-	((after <= base + 1)) || fail "the relay holds $after descriptors after the attack, baseline $base"
-	alive relay
-	alive proxy
-	stop proxy
-	stop relay
+	attack_over 40
 	;;
 slow_handshake_emfile)
 	n=500
@@ -113,19 +119,7 @@ slow_handshake_emfile)
 	wait_log relay 'proxy proxy-1 registered' "$bound"
 	ms=$((($(date +%s%N) - t0) / 1000000))
 	log "the proxy registered ${ms} ms after it started (bound ${bound} s), behind $n half-open connections"
-	wait_exit slowloris 60
-	show slowloris
-	timed_out=$(count relay 'TLS handshake timed out after [0-9.]+ s')
-	((timed_out == n)) || fail "$timed_out handshake timeouts logged, expected $n"
-	deadline=$((SECONDS + 5))
-	while (($(fds relay) > base + 1)) && ((SECONDS < deadline)); do sleep 0.1; done
-	after=$(fds relay)
-	log "relay descriptors after the attack: $after (baseline $base + the proxy's)"
-	((after <= base + 1)) || fail "the relay holds $after descriptors after the attack, baseline $base"
-	alive relay
-	alive proxy
-	stop proxy
-	stop relay
+	attack_over 60
 	;;
 server_name)
 	start_relay

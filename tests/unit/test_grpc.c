@@ -7,10 +7,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 
 #include "tn/buf.h"
+#include "tn/cidr.h"
 #include "tn/err.h"
 #include "tn/grpc.h"
 
@@ -378,6 +380,45 @@ test_grpc_reader_pauses_after_frame(void **state)
     tn_buf_fini(&b);
 }
 
+/* Every hop reads an Open's destination the same way: sizes, ports, ICMP without a port. */
+static void
+test_open_destination_checks(void **state)
+{
+    Tunnel__V1__Endpoint ep;
+    Tunnel__V1__Open open = TUNNEL__V1__OPEN__INIT;
+    struct tn_ip ip = { .family = AF_INET6 }, got;
+    uint8_t odd[5] = { 1, 2, 3, 4, 5 };
+
+    (void)state;
+    ip.bytes[15] = 1;
+    tn_endpoint_set(&ep, &ip, 443);
+    assert_int_equal(ep.ip.len, 16);
+    assert_int_equal(tn_endpoint_ip(&ep, &got), 0);
+    assert_int_equal(got.family, AF_INET6);
+    assert_memory_equal(got.bytes, ip.bytes, 16);
+    assert_int_equal(tn_endpoint_ip(NULL, &got), TN_ERR_PROTO);
+    ep.port = 65536;
+    assert_int_equal(tn_endpoint_ip(&ep, &got), TN_ERR_PROTO);
+    ep.port = 443;
+    ep.ip.data = odd;
+    ep.ip.len = sizeof(odd);
+    assert_int_equal(tn_endpoint_ip(&ep, &got), TN_ERR_PROTO);
+
+    tn_endpoint_set(&ep, &ip, 443);
+    open.dst = &ep;
+    open.protocol = TUNNEL__V1__PROTOCOL__PROTOCOL_TCP;
+    assert_int_equal(tn_open_dst(&open, &got), 0);
+    open.protocol = TUNNEL__V1__PROTOCOL__PROTOCOL_ICMP; /* ICMP has no port */
+    assert_int_equal(tn_open_dst(&open, &got), TN_ERR_PROTO);
+    ep.port = 0;
+    assert_int_equal(tn_open_dst(&open, &got), 0);
+    open.protocol = TUNNEL__V1__PROTOCOL__PROTOCOL_UDP; /* UDP needs one */
+    assert_int_equal(tn_open_dst(&open, &got), TN_ERR_PROTO);
+    ep.port = 53;
+    open.protocol = 7; /* unknown */
+    assert_int_equal(tn_open_dst(&open, &got), TN_ERR_PROTO);
+}
+
 int
 main(void)
 {
@@ -392,6 +433,7 @@ main(void)
         cmocka_unit_test(test_grpc_reader_rejects_undecodable_message),
         cmocka_unit_test(test_grpc_reader_reports_truncation),
         cmocka_unit_test(test_grpc_reader_pauses_after_frame),
+        cmocka_unit_test(test_open_destination_checks),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

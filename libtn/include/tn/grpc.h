@@ -10,6 +10,7 @@
 #include "tunnel.pb-c.h"
 
 struct tn_buf;
+struct tn_ip;
 
 #define TN_GRPC_HDR      5
 #define TN_GRPC_DATA_PFX (TN_GRPC_HDR + 1 + 3) /* header, tag, 3-byte varint length */
@@ -84,5 +85,14 @@ struct tn_grpc_meter {
 
 /* Returns how many payload bytes |p| holds. */
 uint64_t tn_grpc_meter_feed(struct tn_grpc_meter *m, const uint8_t *p, size_t n);
+
+/* An Endpoint naming |ip| (whose bytes it points at: |ip| must outlive it) and |port|. */
+void tn_endpoint_set(Tunnel__V1__Endpoint *ep, const struct tn_ip *ip, unsigned port);
+/* The address of |ep| (4 or 16 bytes) into |ip|.  Returns 0, or TN_ERR_PROTO for a missing
+ * endpoint, an address of another size or a port above 65535. */
+int tn_endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip);
+/* The destination of |open|, checked as every hop checks it: a known protocol, and a port
+ * unless it is ICMP (which has none).  Returns 0 or TN_ERR_PROTO. */
+int tn_open_dst(const Tunnel__V1__Open *open, struct tn_ip *dst);
 
 #endif
