@@ -3,8 +3,9 @@
  *
  * Bytes in:  socket -> SSL_read -> nghttp2_session_mem_recv -> callbacks -> stream owners.
  * Bytes out: nghttp2_session_send -> on_send (frames) and on_send_data (DATA: header, then the
- *            payload moved from the stream's out buffer, NO_COPY) -> wbuf (frames coalesced
- *            into large TLS writes) -> SSL_write -> socket.
+ *            payload from the stream's out buffer, NO_COPY) -> wbuf (frames coalesced into
+ *            large TLS writes; a large payload is encrypted straight from the out buffer) ->
+ *            SSL_write -> tlsout -> one writev to the socket.
  * Output is flushed from an ev_prepare watcher, so everything queued while the loop handled one
  * round of events leaves in as few TLS records as possible.  Tear-down is deferred to the same
  * watcher, never done inside nghttp2's callbacks. */
@@ -38,8 +39,9 @@
 #define HANDSHAKE_TIMEOUT 10.0
 #define HEADER_LIST_MAX   (16 * 1024)
 #define PATH_MAX_LEN      64
-#define TN_H2_HTTP1_MAX   2048 /* an HTTP/1.1 request's head, for a health probe */
-#define FRAME_HDLEN       9    /* an HTTP/2 frame header */
+#define TN_H2_HTTP1_MAX   2048        /* an HTTP/1.1 request's head, for a health probe */
+#define FRAME_HDLEN       9           /* an HTTP/2 frame header */
+#define DIRECT_MIN        (16 * 1024) /* DATA payloads from this size are encrypted in place */
 /* What one connection may make us hold in all its streams' buffers before its connection
  * window stops coming back: each stream is bounded by its own window, this bounds their sum. */
 #define HELD_MAX (64u * 1024 * 1024)
@@ -638,23 +640,39 @@ h2_sock_flush(struct tn_h2 *h2)
     return 0;
 }
 
+/* Encrypts up to |n| bytes from the head of |b| into tlsout, consuming them.  Returns 0, 1
+ * when TLS must wait (want_write is set), -1 when the connection failed. */
+static int
+h2_encrypt(struct tn_h2 *h2, struct tn_buf *b, size_t n)
+{
+    const uint8_t *data;
+    size_t len;
+    int rv;
+
+    while (n > 0 && (data = tn_buf_peek(b, &len)) != NULL) {
+        if (len > n)
+            len = n;
+        ERR_clear_error();
+        if ((rv = SSL_write(h2->ssl, data, (int)(len > INT32_MAX ? INT32_MAX : len))) <= 0)
+            return ssl_wait(h2, rv, "write") == 0 ? 1 : -1;
+        tn_buf_consume(b, (size_t)rv);
+        n -= (size_t)rv;
+    }
+    return 0;
+}
+
 /* Encrypts wbuf into tlsout and writes that to the socket.  Returns 0 when both are empty, 1
  * when the socket would block (want_write is set), -1 when the connection failed. */
 static int
 h2_flush(struct tn_h2 *h2)
 {
-    const uint8_t *data;
-    size_t n;
     int rv;
 
     for (;;) {
         /* Bounded: nothing more is encrypted while the socket lags this far behind. */
-        while (tn_buf_len(&h2->tlsout) < TLSOUT_HIGH &&
-               (data = tn_buf_peek(&h2->wbuf, &n)) != NULL) {
-            ERR_clear_error();
-            if ((rv = SSL_write(h2->ssl, data, (int)(n > INT32_MAX ? INT32_MAX : n))) <= 0)
-                return ssl_wait(h2, rv, "write") == 0 ? 1 : -1;
-            tn_buf_consume(&h2->wbuf, (size_t)rv);
+        while (tn_buf_len(&h2->tlsout) < TLSOUT_HIGH && tn_buf_len(&h2->wbuf) > 0) {
+            if ((rv = h2_encrypt(h2, &h2->wbuf, WBUF_HIGH)) != 0)
+                return rv;
         }
         if ((rv = h2_sock_flush(h2)) != 0)
             return rv;
@@ -722,8 +740,10 @@ on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *a
     return (ssize_t)len;
 }
 
-/* A DATA frame decided by data_read: its header, then its payload moved from the stream's out
- * buffer; the one copy of the payload on its way to encryption. */
+/* A DATA frame decided by data_read: its header, then its payload from the stream's out
+ * buffer.  A small payload is copied behind the header, so that small frames share TLS records;
+ * a large one is encrypted straight from the out buffer, the header leaving in the record of
+ * what wbuf held before it: no copy of the payload at all on its way to the socket. */
 static int
 on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
              nghttp2_data_source *src, void *arg)
@@ -738,12 +758,22 @@ on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, 
     (void)frame;
     if ((rv = wbuf_room(h2)) != 0)
         return rv;
-    if ((dst = tn_buf_reserve(&h2->wbuf, FRAME_HDLEN + length, &avail)) == NULL)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    memcpy(dst, framehd, FRAME_HDLEN);
-    tn_buf_copy(&s->out, dst + FRAME_HDLEN, length);
-    tn_buf_commit(&h2->wbuf, FRAME_HDLEN + length);
-    tn_buf_consume(&s->out, length);
+    if (length < DIRECT_MIN) {
+        if ((dst = tn_buf_reserve(&h2->wbuf, FRAME_HDLEN + length, &avail)) == NULL)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        memcpy(dst, framehd, FRAME_HDLEN);
+        tn_buf_copy(&s->out, dst + FRAME_HDLEN, length);
+        tn_buf_commit(&h2->wbuf, FRAME_HDLEN + length);
+        tn_buf_consume(&s->out, length);
+    } else {
+        if (tn_buf_len(&h2->tlsout) >= TLSOUT_HIGH && (rv = h2_sock_flush(h2)) != 0)
+            return rv > 0 ? NGHTTP2_ERR_WOULDBLOCK : NGHTTP2_ERR_CALLBACK_FAILURE;
+        /* Our write BIO never blocks: a failure here is the connection's end. */
+        if (tn_buf_append(&h2->wbuf, framehd, FRAME_HDLEN) != 0 ||
+            h2_encrypt(h2, &h2->wbuf, tn_buf_len(&h2->wbuf)) != 0 ||
+            h2_encrypt(h2, &s->out, length) != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
     if (length > 0 && s->ops != NULL)
         s->ops->on_sent(s->owner, length);
     return 0;
@@ -771,23 +801,32 @@ h2_recv(struct tn_h2 *h2)
 {
     static uint8_t rbuf[RBUF_SIZE]; /* one loop per process: a static buffer is enough */
     ssize_t used;
+    size_t len;
     int n;
 
     while (h2->close_reason == NULL) {
-        ERR_clear_error();
-        if ((n = SSL_read(h2->ssl, rbuf, sizeof(rbuf))) <= 0) {
-            ssl_wait(h2, n, "read");
+        /* Several TLS records (16 KiB each at most) before parsing: nghttp2 then hands on
+         * longer runs of payload, which the next hop writes in fewer, larger pieces.  With
+         * read-ahead, TLS knows whether it holds more; if not, the level-triggered watcher
+         * says when the socket does, and we save a read() that would fail. */
+        len = 0;
+        do {
+            ERR_clear_error();
+            if ((n = SSL_read(h2->ssl, rbuf + len, (int)(sizeof(rbuf) - len))) <= 0) {
+                ssl_wait(h2, n, "read");
+                break;
+            }
+            len += (size_t)n;
+        } while (len < sizeof(rbuf) && SSL_has_pending(h2->ssl));
+        if (len == 0)
             return;
-        }
         h2->last_heard = ev_now(h2->loop);
-        if ((used = nghttp2_session_mem_recv(h2->ng, rbuf, (size_t)n)) < 0) {
+        if ((used = nghttp2_session_mem_recv(h2->ng, rbuf, len)) < 0) {
             tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror((int)used));
             h2_fail(h2, "HTTP/2 protocol error");
             return;
         }
-        /* With read-ahead, TLS knows whether it holds more; if not, the level-triggered
-         * watcher says when the socket does, and we save a read() that would fail. */
-        if (!SSL_has_pending(h2->ssl))
+        if (n <= 0 || !SSL_has_pending(h2->ssl))
             return;
     }
 }
@@ -858,6 +897,22 @@ h2_schedule(struct tn_h2 *h2)
         ev_prepare_start(h2->loop, &h2->flush);
 }
 
+/* DATA frames as large as the peer takes (64 KiB between our programs) instead of nghttp2's
+ * 16 KiB: fewer frame headers, and the receiver gets longer runs of payload per chunk.
+ * nghttp2 lowers the answer to what the flow-control windows allow. */
+static ssize_t
+data_read_length(nghttp2_session *ng, uint8_t type, int32_t id, int32_t conn_window,
+                 int32_t stream_window, uint32_t max_frame, void *arg)
+{
+    (void)ng;
+    (void)type;
+    (void)id;
+    (void)conn_window;
+    (void)stream_window;
+    (void)arg;
+    return (ssize_t)max_frame;
+}
+
 static int
 h2_session_start(struct tn_h2 *h2)
 {
@@ -876,6 +931,7 @@ h2_session_start(struct tn_h2 *h2)
         return -ENOMEM;
     nghttp2_session_callbacks_set_send_callback(cbs, on_send);
     nghttp2_session_callbacks_set_send_data_callback(cbs, on_send_data);
+    nghttp2_session_callbacks_set_data_source_read_length_callback(cbs, data_read_length);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
