@@ -106,7 +106,6 @@ flow_accept(struct client *c, int fd)
     struct tn_ip sip, dip, selfip;
     unsigned sport, dport, selfport;
     struct flow *f;
-    int one = 1;
 
     if (getpeername(fd, (struct sockaddr *)&src, &slen) < 0 ||
         getsockname(fd, (struct sockaddr *)&self, &selflen) < 0 ||
@@ -122,7 +121,6 @@ flow_accept(struct client *c, int fd)
         tn_addr_close_reset(fd);
         return;
     }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (c->link.h2 == NULL || !c->link.is_up || c->is_draining ||
         (f = calloc(1, sizeof(*f))) == NULL) {
         tn_addr_close_reset(fd); /* no relay: fail at once rather than hang */
@@ -151,7 +149,7 @@ flow_accept(struct client *c, int fd)
     tn_metric_flow_started();
     flow_bind_route(f, &dip);
     f->pipe.idle_timeout = (double)c->cfg->idle_timeout / 1e3;
-    tn_pipe_attach(&f->pipe, fd); /* reads start on the next loop turn: Open goes first */
+    tn_pipe_attach(&f->pipe, fd); /* its first read comes after this: Open goes first */
     if (tn_pipe_send(&f->pipe, &fr) != 0) {
         tn_pipe_abort(&f->pipe, "out of memory");
         return;
@@ -182,8 +180,9 @@ client_listen(int af, bool is_any, unsigned port)
         len = sizeof(*sin6);
     }
     tn_addr_format((struct sockaddr *)&ss, where, sizeof(where));
-    if ((fd = socket(af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+    if ((fd = socket(af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) >= 0)
+        tn_addr_tcp_options(fd); /* for the accepted connections */
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (af == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
         bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
         tn_log_warn("listen on %s%s", where,

@@ -124,6 +124,18 @@ tn_addr_from_ip(const struct tn_ip *ip, unsigned port, struct sockaddr_storage *
     return sizeof(*in6);
 }
 
+void
+tn_addr_tcp_options(int fd)
+{
+    int one = 1, idle = 60, intvl = 10, cnt = 6;
+
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 int
 tn_addr_listen(const struct sockaddr *sa, socklen_t len, int backlog)
 {
@@ -132,6 +144,7 @@ tn_addr_listen(const struct sockaddr *sa, socklen_t len, int backlog)
     if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         return -errno;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    tn_addr_tcp_options(fd);
     if (bind(fd, sa, len) < 0 || listen(fd, backlog) < 0) {
         r = -errno;
         close(fd);
@@ -143,11 +156,11 @@ tn_addr_listen(const struct sockaddr *sa, socklen_t len, int backlog)
 int
 tn_addr_connect(const struct sockaddr *sa, socklen_t len)
 {
-    int fd, one = 1, r;
+    int fd, r;
 
     if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
         return -errno;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    tn_addr_tcp_options(fd);
     if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
         r = -errno;
         close(fd);

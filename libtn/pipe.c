@@ -29,12 +29,6 @@
 #define OUT_HIGH  (512 * 1024) /* pause socket reads above this much queued for the stream */
 #define OUT_LOW   (128 * 1024) /* and resume below this */
 
-/* TCP keepalive on the application's socket: a host that vanished is noticed after about
- * 60 + 6 * 10 s of silence, instead of never. */
-#define KEEPALIVE_IDLE  60
-#define KEEPALIVE_INTVL 10
-#define KEEPALIVE_CNT   6
-
 /* The owner hears of the end only once the pipe's own frames are off the stack. */
 static void
 pipe_report(struct tn_pipe *p)
@@ -528,20 +522,11 @@ tn_pipe_attach_tls(struct tn_pipe *p, int fd, SSL *ssl)
 {
     p->ssl = ssl;
     tn_pipe_attach(p, fd);
-    pipe_read_pending(p); /* what came with the request head's records */
 }
 
 void
 tn_pipe_attach(struct tn_pipe *p, int fd)
 {
-    int one = 1, idle = KEEPALIVE_IDLE, intvl = KEEPALIVE_INTVL, cnt = KEEPALIVE_CNT;
-
-    if (!p->is_datagram) {
-        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    }
     p->fd = fd;
     p->last_active = ev_now(p->loop);
     if (p->idle_timeout > 0) {
@@ -550,9 +535,15 @@ tn_pipe_attach(struct tn_pipe *p, int fd)
     }
     ev_io_set(&p->rd, fd, EV_READ);
     ev_io_set(&p->wr, fd, EV_WRITE);
+    /* The first bytes are taken in this loop turn, not after the next poll: what the
+     * application sent on connecting leaves with the Open, and what arrived while dialing (or
+     * TLS already holds) goes on at once, then maybe SHUT_WR. */
     ev_io_start(p->loop, &p->rd);
-    if (tn_buf_len(&p->down) > 0 || p->is_down_eof)
-        ev_io_start(p->loop, &p->wr); /* what arrived while dialing, then maybe SHUT_WR */
+    ev_feed_event(p->loop, &p->rd, EV_READ);
+    if (tn_buf_len(&p->down) > 0 || p->is_down_eof) {
+        ev_io_start(p->loop, &p->wr);
+        ev_feed_event(p->loop, &p->wr, EV_WRITE);
+    }
 }
 
 int

@@ -352,7 +352,6 @@ xconn_start_new(struct relay *relay, unsigned port, const char *host, int fd, ch
     struct sockaddr_storage src, dst;
     socklen_t slen = sizeof(src), dlen = sizeof(dst);
     struct xconn *c;
-    int one = 1;
 
     if (relay->is_draining || (c = calloc(1, sizeof(*c))) == NULL) {
         tn_addr_close_reset(fd);
@@ -371,7 +370,6 @@ xconn_start_new(struct relay *relay, unsigned port, const char *host, int fd, ch
     c->wait.reroute = xconn_reroute;
     ev_init(&c->wait_timer, xconn_on_wait_timeout);
     c->wait_timer.repeat = (double)relay->cfg->open_timeout / 1e3;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (getpeername(fd, (struct sockaddr *)&src, &slen) != 0 ||
         getsockname(fd, (struct sockaddr *)&dst, &dlen) != 0) {
         xconn_fail(c, "the connection went away");

@@ -36,8 +36,18 @@ PY
 }
 
 tn_log "a flow that talks every 0.4 s for 4 s stays open"
-r=$(talk 0.4 10)
+talk 0.4 10 >"$TN_TMP/talk.out" &
+talker=$!
+# Meanwhile both ends of it have TCP keepalive: the client's socket inherits it from the
+# listener, the proxy sets it on the socket it dials.
+sleep 1
+cli_ka=$(n_cli ss -tnoH state established "( sport = :$TN_CLIENT_PORT )")
+lan_ka=$(n_lan ss -tnoH state established "( dport = :7001 )")
+wait "$talker" || true
+r=$(cat "$TN_TMP/talk.out")
 [ "$r" = ok ] || fail "an active flow was closed: $r"
+[[ $cli_ka == *keepalive* ]] || fail "the client's socket of the flow has no keepalive: $cli_ka"
+[[ $lan_ka == *keepalive* ]] || fail "the proxy's socket of the flow has no keepalive: $lan_ka"
 
 tn_log "a flow silent for 2.5 s is closed"
 r=$(talk 2.5 2)
