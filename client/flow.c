@@ -108,15 +108,16 @@ flow_accept(struct client *c, int fd)
     struct flow *f;
 
     if (getpeername(fd, (struct sockaddr *)&src, &slen) < 0 ||
-        getsockname(fd, (struct sockaddr *)&self, &selflen) < 0 ||
         (src.ss_family == AF_INET6 ? getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, &dst, &dlen)
                                    : getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &dst, &dlen)) < 0 ||
-
         tn_addr_to_ip((struct sockaddr *)&src, &sip, &sport) != 0 ||
         tn_addr_to_ip((struct sockaddr *)&dst, &dip, &dport) != 0 ||
-        /* not redirected: someone connected to our port itself */
-        (tn_addr_to_ip((struct sockaddr *)&self, &selfip, &selfport) == 0 && selfport == dport &&
-         memcmp(&selfip, &dip, sizeof(dip)) == 0)) {
+        /* not redirected: someone connected to our port itself (only then is the original
+         * destination port ours, so only then is our own address worth asking for) */
+        (dport == (unsigned)c->cfg->listen_port &&
+         (getsockname(fd, (struct sockaddr *)&self, &selflen) < 0 ||
+          (tn_addr_to_ip((struct sockaddr *)&self, &selfip, &selfport) == 0 && selfport == dport &&
+           memcmp(&selfip, &dip, sizeof(dip)) == 0)))) {
         tn_log_warn("accepted connection without an original destination");
         tn_addr_close_reset(fd);
         return;
@@ -149,7 +150,7 @@ flow_accept(struct client *c, int fd)
     tn_metric_flow_started();
     flow_bind_route(f, &dip);
     f->pipe.idle_timeout = (double)c->cfg->idle_timeout / 1e3;
-    tn_pipe_attach(&f->pipe, fd); /* its first read comes after this: Open goes first */
+    tn_pipe_attach(&f->pipe, fd, true); /* its first read comes after this: Open goes first */
     if (tn_pipe_send(&f->pipe, &fr) != 0) {
         tn_pipe_abort(&f->pipe, "out of memory");
         return;

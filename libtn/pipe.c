@@ -521,11 +521,11 @@ void
 tn_pipe_attach_tls(struct tn_pipe *p, int fd, SSL *ssl)
 {
     p->ssl = ssl;
-    tn_pipe_attach(p, fd);
+    tn_pipe_attach(p, fd, true);
 }
 
 void
-tn_pipe_attach(struct tn_pipe *p, int fd)
+tn_pipe_attach(struct tn_pipe *p, int fd, bool is_accepted)
 {
     p->fd = fd;
     p->last_active = ev_now(p->loop);
@@ -535,11 +535,12 @@ tn_pipe_attach(struct tn_pipe *p, int fd)
     }
     ev_io_set(&p->rd, fd, EV_READ);
     ev_io_set(&p->wr, fd, EV_WRITE);
-    /* The first bytes are taken in this loop turn, not after the next poll: what the
-     * application sent on connecting leaves with the Open, and what arrived while dialing (or
-     * TLS already holds) goes on at once, then maybe SHUT_WR. */
+    /* The first bytes move in this loop turn, not after the next poll: what the application
+     * sent on connecting (or TLS already holds) leaves with the Open, and what arrived while
+     * dialing goes on at once, then maybe SHUT_WR. */
     ev_io_start(p->loop, &p->rd);
-    ev_feed_event(p->loop, &p->rd, EV_READ);
+    if (is_accepted)
+        ev_feed_event(p->loop, &p->rd, EV_READ);
     if (tn_buf_len(&p->down) > 0 || p->is_down_eof) {
         ev_io_start(p->loop, &p->wr);
         ev_feed_event(p->loop, &p->wr, EV_WRITE);

@@ -139,7 +139,7 @@ pflow_dialed(struct pflow *f, int err)
     tn_metric_observe(&tn_metric_flow_open, tn_metric_at(&tn_metric_flow_open, NULL, NULL),
                       ev_now(f->px->loop) - f->started);
     f->pipe.idle_timeout = (double)f->px->cfg->idle_timeout / 1e3;
-    tn_pipe_attach(&f->pipe, fd);
+    tn_pipe_attach(&f->pipe, fd, false);
 }
 
 static void

@@ -94,11 +94,13 @@ int tn_pipe_open(struct tn_pipe *p, struct tn_h2 *h2, const char *path);
 int tn_pipe_check_opened(struct tn_pipe *p, const Tunnel__V1__Frame *fr, char *why, size_t whylen);
 /* Takes |stream|, a request the relay was given (tn_h2_ops.on_request), as the pipe's stream. */
 void tn_pipe_bind(struct tn_pipe *p, struct tn_h2_stream *stream);
-/* Starts moving bytes with connected socket |fd| (taken over), with TCP keepalive on so that a
- * vanished application host is noticed; set |idle_timeout| before to close a silent flow. */
-void tn_pipe_attach(struct tn_pipe *p, int fd);
-/* tn_pipe_attach for a socket whose TLS session |ssl| (handshake done; taken over) carries the
- * bytes. */
+/* Starts moving bytes with connected socket |fd| (taken over; its TCP options come from
+ * tn_addr_tcp_options).  When |is_accepted|, the peer may have sent bytes already: they are
+ * read in this loop turn instead of after the next poll.  Set |idle_timeout| before to close a
+ * silent flow. */
+void tn_pipe_attach(struct tn_pipe *p, int fd, bool is_accepted);
+/* tn_pipe_attach for an accepted socket whose TLS session |ssl| (handshake done; taken over)
+ * carries the bytes. */
 void tn_pipe_attach_tls(struct tn_pipe *p, int fd, SSL *ssl);
 /* The throttle lets reading go on. */
 void tn_pipe_read_resume(struct tn_pipe *p);
