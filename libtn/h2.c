@@ -580,6 +580,15 @@ h2_update_io(struct tn_h2 *h2)
     ev_io_start(h2->loop, &h2->io);
 }
 
+/* SSL_get_error judges a call by the error queue, which must be empty before it.  Emptying the
+ * queue costs more than looking at it, and it is almost always empty already. */
+static inline void
+tls_errors_clear(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 /* Classifies a failed SSL_read/SSL_write/SSL_do_handshake.  Returns 0 to wait (setting
  * want_write when writability is needed) or fails the connection and returns -1. */
 static int
@@ -652,7 +661,7 @@ h2_encrypt(struct tn_h2 *h2, struct tn_buf *b, size_t n)
     while (n > 0 && (data = tn_buf_peek(b, &len)) != NULL) {
         if (len > n)
             len = n;
-        ERR_clear_error();
+        tls_errors_clear();
         if ((rv = SSL_write(h2->ssl, data, (int)(len > INT32_MAX ? INT32_MAX : len))) <= 0)
             return ssl_wait(h2, rv, "write") == 0 ? 1 : -1;
         tn_buf_consume(b, (size_t)rv);
@@ -811,7 +820,7 @@ h2_recv(struct tn_h2 *h2)
          * says when the socket does, and we save a read() that would fail. */
         len = 0;
         do {
-            ERR_clear_error();
+            tls_errors_clear();
             if ((n = SSL_read(h2->ssl, rbuf + len, (int)(sizeof(rbuf) - len))) <= 0) {
                 ssl_wait(h2, n, "read");
                 break;
