@@ -12,11 +12,7 @@ set -euo pipefail
 tn_init
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || tn_skip "no chromium (deploy/install-deps.sh installs it)"
-PY=""
-for p in "$TN_PYTHON" /usr/bin/python3; do
-	"$p" -c 'import websocket' 2>/dev/null && PY=$p && break
-done
-[ -n "$PY" ] || tn_skip "python3-websocket is not installed (deploy/install-deps.sh)"
+tn_python_with websocket python3-websocket
 ARTIFACTS="$TN_BUILD_DIR/artifacts"
 mkdir -p "$ARTIFACTS"
 rm -f "$ARTIFACTS/dashboard.png"

@@ -52,12 +52,8 @@ grep -q "drained: every session is closed" "$TN_TMP/relay.log" ||
 	fail "the relay did not end by draining"
 
 tn_log "SIGTERM to the proxy during a download (relay started again)"
-tn_spawn relay-2 "$TN_NS_RELAY" "$TN_BIN/server/server" --listen "0.0.0.0:$TN_RELAY_PORT" \
-	--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
-	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
-TN_PROGS+=("$TN_LAST_PID")
-wait_for_log "$TN_TMP/relay-2.log" "proxy $TN_PROXY_ID registered" 20 || fail "the proxy did not come back"
-wait_for_log "$TN_TMP/$TN_CLIENT_NAME.log" "is back: intercepting again" 20 || fail "the client did not come back"
+TN_RELAY_NAME=relay-2 start_relay
+wait_back relay-2
 download proxy-drain
 kill -TERM "$(tn_pid "$TN_PROXY_NAME")"
 wait_for_log "$TN_TMP/relay-2.log" "is leaving" 5 || fail "the relay did not see the proxy leave"

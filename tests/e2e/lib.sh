@@ -432,8 +432,10 @@ tn_certs() {
 
 tn_is_prog() { [[ " ${TN_PROGS[*]} " == *" $1 "* ]]; }
 
+# start_relay [ARGS...]: the relay, named (and logging to) $TN_RELAY_NAME: relay unless a test
+# starts another, such as relay-2 after a restart.
 start_relay() {
-	tn_spawn relay "$TN_NS_RELAY" "$TN_BIN/server/server" \
+	tn_spawn "${TN_RELAY_NAME:-relay}" "$TN_NS_RELAY" "$TN_BIN/server/server" \
 		--listen "0.0.0.0:$TN_RELAY_PORT" \
 		--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
 		--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug "$@"
@@ -463,6 +465,24 @@ start_client() {
 		--tls-cert "$certs/cert.pem" --tls-key "$certs/key.pem" \
 		--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug "$@"
 	TN_PROGS+=("$TN_LAST_PID")
+}
+
+# wait_back RELAY_NAME: after a relay restart, the proxy registered with it again and the client
+# intercepts again.
+wait_back() {
+	wait_for_log "$TN_TMP/$1.log" "proxy $TN_PROXY_ID registered" 20 || fail "the proxy did not come back"
+	wait_for_log "$TN_TMP/$TN_CLIENT_NAME.log" "is back: intercepting again" 20 ||
+		fail "the client did not come back"
+}
+
+# tn_python_with MODULE PACKAGE: sets PY to a python3 that imports MODULE (the Debian package's
+# module is in the system python even when another python3 comes first), or skips the test.
+tn_python_with() {
+	local p
+	for p in "$TN_PYTHON" /usr/bin/python3; do
+		"$p" -c "import $1" 2>/dev/null && PY=$p && return 0
+	done
+	tn_skip "$2 is not installed (deploy/install-deps.sh)"
 }
 
 wait_registered() {

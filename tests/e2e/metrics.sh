@@ -16,12 +16,7 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 tn_init
-# The Debian package's module: the system python has it even when another python3 comes first.
-PY=""
-for p in "$TN_PYTHON" /usr/bin/python3; do
-	"$p" -c 'import prometheus_client' 2>/dev/null && PY=$p && break
-done
-[ -n "$PY" ] || tn_skip "python3-prometheus-client is not installed (deploy/install-deps.sh)"
+tn_python_with prometheus_client python3-prometheus-client
 
 CHECK="$TN_E2E_DIR/obs_check.py"
 FLOWS=5
@@ -166,10 +161,7 @@ tn_log "the relay restarts: the client and the proxy count one reconnect each"
 wait_for_log "$TN_TMP/relay.log" "proxy $TN_PROXY_ID registered .*replica #2" 10 ||
 	fail "the proxy did not register again after SIGHUP"
 tn_stop relay TERM 10 || fail "the relay did not exit 0 on SIGTERM"
-tn_spawn relay-2 "$TN_NS_RELAY" "$TN_BIN/server/server" --listen "0.0.0.0:$TN_RELAY_PORT" \
-	--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
-	--tls-ca "$TN_CERTS/ca/cert.pem" --admin :9090
-TN_PROGS+=("$TN_LAST_PID")
+TN_RELAY_NAME=relay-2 start_relay --admin :9090
 ok=0
 for ((try = 0; try < 100; try++)); do
 	get "$TN_NS_LAN" 9091 /metrics "$TN_TMP/again.proxy.prom" || fail "proxy /metrics"

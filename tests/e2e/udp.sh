@@ -120,12 +120,8 @@ wait_for_log "$TN_TMP/client.log" "relay connection lost" 10 || fail "the client
 ! n_cli timeout 5 dig +short +time=1 +tries=1 @"$TN_VIRT_IP" away.tunnel.test A >/dev/null || fail "dig answered with no relay"
 wait_for_log "$TN_TMP/client.log" "packet not carried \(no relay connection\)" 5 ||
 	fail "the client did not report the datagrams it could not carry"
-tn_spawn relay-2 "$TN_NS_RELAY" "$TN_BIN/server/server" --listen "0.0.0.0:$TN_RELAY_PORT" \
-	--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
-	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
-TN_PROGS+=("$TN_LAST_PID")
-wait_for_log "$TN_TMP/relay-2.log" "proxy proxy-1 registered" 20 || fail "the proxy did not come back"
-wait_for_log "$TN_TMP/client.log" "is back: intercepting again" 20 || fail "the client did not come back"
+TN_RELAY_NAME=relay-2 start_relay
+wait_back relay-2
 answer=$(n_cli timeout 10 dig +short +time=3 +tries=1 @"$TN_VIRT_IP" back.tunnel.test A) ||
 	fail "dig after the relay came back failed"
 [ "$answer" = 192.0.2.77 ] || fail "dig after the relay came back: wrong answer '$answer'"
