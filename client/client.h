@@ -102,7 +102,9 @@ struct nf_rules {
     bool is_gateway; /* also what the host forwards (PREROUTING) */
 };
 
-/* Installs our chain and its jump atomically.  Returns 0 or TN_ERR_CONFIG (logged). */
+/* Installs our chains and their jumps: the redirect, and the queue when |queue| >= 0, in each
+ * family.  Each table of a family is one iptables-restore; should any fail, everything is
+ * removed again.  Returns 0 or TN_ERR_CONFIG (logged). */
 int nf_rules_install(const struct nf_rules *rules);
 /* Removes our chain and every jump to it, whoever installed them.  Returns how many rules or
  * chains were removed. */

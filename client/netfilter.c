@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The client's netfilter rules: a chain of our own in the nat table, reached from OUTPUT,
- * that REDIRECTs TCP to the intercepted networks to our listener, and one in mangle that sends
- * their UDP and ICMP echo to NFQUEUE; in gateway mode PREROUTING reaches them too.  The same in
- * ip6tables for IPv6 networks.  Installed atomically with iptables-restore --noflush; removed
- * by deleting every jump to the chains and the chains. */
+/* The client's netfilter rules: a chain of our own in the nat table, reached from OUTPUT, that
+ * REDIRECTs TCP to the intercepted networks to our listener, and one in mangle that sends their
+ * UDP and ICMP echo to NFQUEUE; in gateway mode PREROUTING reaches them too.  The same in
+ * ip6tables for IPv6 networks.  Each chain is installed atomically with iptables-restore
+ * --noflush, the interception all or nothing as a set; removed by deleting every jump to the
+ * chains and the chains. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -308,15 +309,15 @@ chain_remove_all(const struct chain *c)
 int
 nf_rules_install(const struct nf_rules *rules)
 {
-    int r;
+    int r = chain_fill(&redirect_chain, rules, redirect_rules);
 
-    if ((r = chain_fill(&redirect_chain, rules, redirect_rules)) != 0)
-        return r;
-    if (rules->queue < 0) {
+    if (r == 0 && rules->queue >= 0)
+        r = chain_fill(&queue_chain, rules, queue_rules);
+    else if (r == 0)
         chain_remove_all(&queue_chain);
-        return 0;
-    }
-    return chain_fill(&queue_chain, rules, queue_rules);
+    if (r != 0)
+        nf_rules_remove(); /* all or nothing: no half of the rules outlives a failure */
+    return r;
 }
 
 int

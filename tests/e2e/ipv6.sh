@@ -95,3 +95,16 @@ tn_stop client-killed KILL 10 || rc=$?
 n_cli timeout 10 "$TN_BIN/client/client" --cleanup >/dev/null 2>&1 || fail "client --cleanup failed"
 [ -z "$(rules6)" ] || fail "ip6tables rules left after --cleanup: $(rules6)"
 [ -z "$(rules_of_client)" ] || fail "iptables rules left after --cleanup: $(rules_of_client)"
+
+tn_log "an install that fails half way removes what it did install: nothing outlives the client"
+mkdir -p "$TN_TMP/fakebin"
+printf '#!/bin/sh\nexit 1\n' >"$TN_TMP/fakebin/ip6tables-restore"
+chmod +x "$TN_TMP/fakebin/ip6tables-restore"
+tn_spawn client-half "$TN_NS_CLI" env "PATH=$TN_TMP/fakebin:$PATH" "$TN_BIN/client/client" \
+	--server "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" --cidr "$TN_INTERCEPT" --cidr fd00:64::/32 \
+	--listen-port "$TN_CLIENT_PORT" --tls-cert "$TN_CERTS/client/cert.pem" \
+	--tls-key "$TN_CERTS/client/key.pem" --tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
+TN_PROGS+=("$TN_LAST_PID")
+tn_exit_of client-half 10
+[ "$TN_RC" = 1 ] || fail "a client whose ip6tables-restore fails did not exit with status 1 ($TN_RC)"
+[ -z "$(rules_of_client)" ] || fail "rules left after a failed install: $(rules_of_client)"
