@@ -7,7 +7,9 @@
  *   DELETE services/NAME?proxy=ID    closes that public port (a services: entry goes too)
  *   GET    proxies                   the proxies: rules
  *   POST   proxies                   {"id", "networks": [...], "public_ports"}: a rule
- *   DELETE proxies/ID                its rules go; its sessions drain if nothing allows them
+ *   DELETE proxies/ID                its rules go; its sessions drain if their networks are no
+ *                                    longer allowed (public ports stay open until it registers
+ *                                    again, as after SIGHUP)
  *   DELETE sessions/ID               closes the sessions of that client or proxy identity
  * Changes live in memory only: SIGHUP reads the configuration file again and replaces them, so
  * what must last is written to the file too.  Bodies are JSON, read with the configuration's
@@ -55,16 +57,18 @@ replyf(struct tn_admin_reply *r, int status, const char *fmt, ...)
 static bool
 token_ok(const char *want, const char *authorization)
 {
-    size_t n, i;
+    size_t n, len, i;
     unsigned char diff;
 
     if (authorization == NULL || strncmp(authorization, "Bearer ", 7) != 0)
         return false;
     authorization += 7;
     n = strlen(want);
-    diff = (unsigned char)(strlen(authorization) != n);
+    len = strlen(authorization);
+    /* As long as the token, whatever was given: the time says nothing of where they differ. */
+    diff = (unsigned char)(len != n);
     for (i = 0; i < n; i++)
-        diff |= (unsigned char)(want[i] ^ (authorization[i] != '\0' ? authorization[i] : 0));
+        diff |= (unsigned char)(want[i] ^ (i < len ? authorization[i] : 0));
     return diff == 0;
 }
 
@@ -103,8 +107,10 @@ body_load(const struct tn_conf_key *keys, void *elem, const struct tn_admin_requ
     int r;
 
     /* The loader prints its error: catch it for the answer. */
-    if ((err = open_memstream(&text, &len)) == NULL)
+    if ((err = open_memstream(&text, &len)) == NULL) {
+        snprintf(why, whylen, "out of memory");
         return -ENOMEM;
+    }
     r = tn_conf_load_errors(keys, elem, "request", req->body, req->body_len, err);
     fclose(err);
     snprintf(why, whylen, "%.*s", (int)strcspn(text != NULL ? text : "", "\n"),

@@ -358,6 +358,7 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
             goto out;
         }
         snprintf(s->token_id, sizeof(s->token_id), "%s", id);
+        free(s->token); /* of a Register refused earlier on this connection */
         if ((s->token = strdup(hello->token)) == NULL) {
             reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
             goto out;
