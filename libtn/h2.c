@@ -13,7 +13,6 @@
 
 #include <errno.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -150,8 +149,9 @@ stream_close(struct tn_h2_stream *s, uint32_t error_code)
     free(s);
 }
 
-/* Decides the next DATA frame of |s| without copying it (NO_COPY): its bytes go straight from
- * the out buffer into the TLS write buffer in send_data(). */
+/* Decides the next DATA frame of |s| without copying it (NO_COPY): on_send_data then takes its
+ * bytes from the out buffer, copied behind the header when small, encrypted in place when
+ * large. */
 static ssize_t
 data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
           nghttp2_data_source *src, void *arg)
@@ -1136,7 +1136,6 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     socklen_t len = sizeof(ss);
     struct tn_h2 *h2;
     BIO *rbio = NULL, *wbio;
-    int one = 1;
 
     if ((h2 = calloc(1, sizeof(*h2))) == NULL || (h2->ssl = SSL_new(ctx)) == NULL) {
         free(h2);
@@ -1151,7 +1150,6 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     h2->owner = owner;
     tn_buf_init(&h2->wbuf);
     tn_buf_init(&h2->tlsout);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         tn_addr_format((struct sockaddr *)&ss, h2->peer_addr, sizeof(h2->peer_addr));
     /* Reads straight from the socket; writes through tlsout (wbio_write). */

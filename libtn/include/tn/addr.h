@@ -29,12 +29,12 @@ int tn_addr_to_ip(const struct sockaddr *sa, struct tn_ip *ip, unsigned *port);
 /* Builds a socket address from |ip| and |port|; returns its length. */
 socklen_t tn_addr_from_ip(const struct tn_ip *ip, unsigned port, struct sockaddr_storage *out);
 
-/* A non-blocking, close-on-exec TCP socket listening on |sa|.  Returns the fd or -errno. */
 /* What every TCP socket of ours gets: no Nagle delay, and keepalive, so that a host that
  * vanished is noticed after about 60 + 6 * 10 s of silence instead of never.  Accepted sockets
  * inherit both from their listener; tn_addr_listen and tn_addr_connect set them. */
 void tn_addr_tcp_options(int fd);
 
+/* A non-blocking, close-on-exec TCP socket listening on |sa|.  Returns the fd or -errno. */
 int tn_addr_listen(const struct sockaddr *sa, socklen_t len, int backlog);
 /* Starts a non-blocking connect to |sa|; the result comes as writability (check SO_ERROR).
  * Returns the fd or -errno (an immediate failure such as ENETUNREACH). */

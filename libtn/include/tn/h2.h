@@ -74,8 +74,9 @@ struct tn_h2_settings {
                                  * a request over it is reset, the connection goes on */
 };
 
-/* Starts the TLS handshake on connected socket |fd| (taken over: closed by tn_h2_free).
- * Returns the connection, or NULL when out of memory (|fd| is then closed). */
+/* Starts the TLS handshake on connected socket |fd| (taken over: closed by tn_h2_free), which
+ * has tn_addr_tcp_options (no Nagle delay) from tn_addr_listen or tn_addr_connect.  Returns the
+ * connection, or NULL when out of memory (|fd| is then closed). */
 struct tn_h2 *tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
                         const struct tn_h2_settings *settings, const struct tn_h2_ops *ops,
                         void *owner);
