@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /* HTTP/2 over non-blocking TLS on a libev loop.
  *
- * Bytes in:  socket -> SSL_read -> nghttp2_session_mem_recv -> callbacks -> stream owners.
+ * OpenSSL does the handshake; the records after it are ours (tn/record.h), so that the AEAD
+ * pass is the only pass over the bytes:
+ * Bytes in:  socket -> read -> tn_record_open (decrypts into one plaintext run) ->
+ *            nghttp2_session_mem_recv -> callbacks -> stream owners.
  * Bytes out: nghttp2_session_send -> on_send (frames) and on_send_data (DATA: header, then the
  *            payload from the stream's out buffer, NO_COPY) -> wbuf (frames coalesced into
- *            large TLS writes; a large payload is encrypted straight from the out buffer) ->
- *            SSL_write -> tlsout -> one writev to the socket.
+ *            large writes; a large payload is sealed straight from the out buffer) ->
+ *            tn_record_seal -> tlsout -> one writev to the socket.
  * Output is flushed from an ev_prepare watcher, so everything queued while the loop handled one
  * round of events leaves in as few TLS records as possible.  Tear-down is deferred to the same
  * watcher, never done inside nghttp2's callbacks. */
@@ -29,18 +32,19 @@
 #include "tn/log.h"
 #include "tn/metrics.h"
 #include "tn/proc.h"
+#include "tn/record.h"
 #include "tn/tls.h"
 #include "tn/util.h"
 
-#define WBUF_HIGH         (64 * 1024)  /* coalesce frames up to this before SSL_write */
-#define TLSOUT_HIGH       (256 * 1024) /* encrypt no more while the socket holds back this much */
-#define RBUF_SIZE         (64 * 1024)
+#define WBUF_HIGH         (64 * 1024)  /* coalesce frames up to this before sealing */
+#define TLSOUT_HIGH       (256 * 1024) /* seal no more while the socket holds back this much */
+#define RBUF_SIZE         (64 * 1024)  /* read from the socket at once */
 #define HANDSHAKE_TIMEOUT 10.0
 #define HEADER_LIST_MAX   (16 * 1024)
 #define PATH_MAX_LEN      64
 #define TN_H2_HTTP1_MAX   2048        /* an HTTP/1.1 request's head, for a health probe */
 #define FRAME_HDLEN       9           /* an HTTP/2 frame header */
-#define DIRECT_MIN        (16 * 1024) /* DATA payloads from this size are encrypted in place */
+#define DIRECT_MIN        (16 * 1024) /* DATA payloads from this size are sealed in place */
 /* What one connection may make us hold in all its streams' buffers before its connection
  * window stops coming back: each stream is bounded by its own window, this bounds their sum. */
 #define HELD_MAX (64u * 1024 * 1024)
@@ -74,7 +78,9 @@ struct tn_h2 {
     ev_tstamp last_heard; /* when the peer last sent anything */
     ev_tstamp ping_sent;  /* when our unanswered PING left, or 0 */
     int fd;
-    SSL *ssl;
+    SSL *ssl;             /* the handshake, and HTTP/1.1 health probes */
+    struct tn_record rec; /* the records of an HTTP/2 session */
+    struct tn_buf rpart;  /* a record cut by the end of a read, until its rest arrives */
     nghttp2_session *ng;
     bool is_server;
     bool want_write;          /* the socket would block: wait for EV_WRITE */
@@ -82,7 +88,7 @@ struct tn_h2 {
     bool is_refused;          /* a certificate was refused, by either side: final */
     bool is_closed;           /* torn down: only tn_h2_free remains */
     const char *close_reason; /* set: tear down at the next flush */
-    struct tn_buf wbuf;       /* HTTP/2 frames waiting for TLS */
+    struct tn_buf wbuf;       /* HTTP/2 frames waiting to be sealed */
     struct tn_buf tlsout;     /* TLS records waiting for the socket: written with one writev */
     struct tn_identity peer;
     char peer_addr[TN_ADDR_STRLEN];
@@ -649,28 +655,19 @@ h2_sock_flush(struct tn_h2 *h2)
     return 0;
 }
 
-/* Encrypts up to |n| bytes from the head of |b| into tlsout, consuming them.  Returns 0, 1
- * when TLS must wait (want_write is set), -1 when the connection failed. */
+/* Seals up to |n| bytes from the head of |b| into tlsout, consuming them.  Returns 0, or -1
+ * when the connection failed. */
 static int
-h2_encrypt(struct tn_h2 *h2, struct tn_buf *b, size_t n)
+h2_seal(struct tn_h2 *h2, struct tn_buf *b, size_t n)
 {
-    const uint8_t *data;
-    size_t len;
-    int rv;
-
-    while (n > 0 && (data = tn_buf_peek(b, &len)) != NULL) {
-        if (len > n)
-            len = n;
-        tls_errors_clear();
-        if ((rv = SSL_write(h2->ssl, data, (int)(len > INT32_MAX ? INT32_MAX : len))) <= 0)
-            return ssl_wait(h2, rv, "write") == 0 ? 1 : -1;
-        tn_buf_consume(b, (size_t)rv);
-        n -= (size_t)rv;
+    if (tn_record_seal(&h2->rec, b, n, &h2->tlsout) != 0) {
+        h2_fail(h2, "out of memory");
+        return -1;
     }
     return 0;
 }
 
-/* Encrypts wbuf into tlsout and writes that to the socket.  Returns 0 when both are empty, 1
+/* Seals wbuf into tlsout and writes that to the socket.  Returns 0 when both are empty, 1
  * when the socket would block (want_write is set), -1 when the connection failed. */
 static int
 h2_flush(struct tn_h2 *h2)
@@ -678,10 +675,10 @@ h2_flush(struct tn_h2 *h2)
     int rv;
 
     for (;;) {
-        /* Bounded: nothing more is encrypted while the socket lags this far behind. */
+        /* Bounded: nothing more is sealed while the socket lags this far behind. */
         while (tn_buf_len(&h2->tlsout) < TLSOUT_HIGH && tn_buf_len(&h2->wbuf) > 0) {
-            if ((rv = h2_encrypt(h2, &h2->wbuf, WBUF_HIGH)) != 0)
-                return rv;
+            if (h2_seal(h2, &h2->wbuf, WBUF_HIGH) != 0)
+                return -1;
         }
         if ((rv = h2_sock_flush(h2)) != 0)
             return rv;
@@ -690,8 +687,8 @@ h2_flush(struct tn_h2 *h2)
     }
 }
 
-/* The write side of the TLS connection: records are appended to tlsout (never blocking) so that
- * the several records of one flush leave in one system call, and the peer wakes up once. */
+/* The write side of OpenSSL's records (the handshake, HTTP/1.1): they are appended to tlsout
+ * (never blocking), so that the records of one flight leave in one system call. */
 static int
 wbio_write(BIO *b, const char *data, int len)
 {
@@ -751,7 +748,7 @@ on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *a
 
 /* A DATA frame decided by data_read: its header, then its payload from the stream's out
  * buffer.  A small payload is copied behind the header, so that small frames share TLS records;
- * a large one is encrypted straight from the out buffer, the header leaving in the record of
+ * a large one is sealed straight from the out buffer, the header leaving in the record of
  * what wbuf held before it: no copy of the payload at all on its way to the socket. */
 static int
 on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
@@ -777,10 +774,8 @@ on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, 
     } else {
         if (tn_buf_len(&h2->tlsout) >= TLSOUT_HIGH && (rv = h2_sock_flush(h2)) != 0)
             return rv > 0 ? NGHTTP2_ERR_WOULDBLOCK : NGHTTP2_ERR_CALLBACK_FAILURE;
-        /* Our write BIO never blocks: a failure here is the connection's end. */
         if (tn_buf_append(&h2->wbuf, framehd, FRAME_HDLEN) != 0 ||
-            h2_encrypt(h2, &h2->wbuf, tn_buf_len(&h2->wbuf)) != 0 ||
-            h2_encrypt(h2, &s->out, length) != 0)
+            h2_seal(h2, &h2->wbuf, tn_buf_len(&h2->wbuf)) != 0 || h2_seal(h2, &s->out, length) != 0)
             return NGHTTP2_ERR_CALLBACK_FAILURE;
     }
     if (length > 0 && s->ops != NULL)
@@ -805,39 +800,59 @@ h2_send(struct tn_h2 *h2)
     }
 }
 
+/* What tn_record_open stopped at. */
+static void
+h2_record_failed(struct tn_h2 *h2, enum tn_record_status st, const char *why)
+{
+    if (st == TN_RECORD_CLOSED) {
+        h2_fail(h2, "peer closed the connection");
+        return;
+    }
+    if (st == TN_RECORD_ALERT) {
+        if (!h2->is_ready)
+            h2->is_refused = true; /* right after the handshake: our certificate, refused */
+        tn_log_warnx("%s: TLS alert from the peer: %s", h2->peer_addr, why);
+    } else {
+        tn_log_warnx("%s: TLS: %s", h2->peer_addr, why);
+    }
+    h2_fail(h2, "TLS failure");
+}
+
 static void
 h2_recv(struct tn_h2 *h2)
 {
-    static uint8_t rbuf[RBUF_SIZE]; /* one loop per process: a static buffer is enough */
-    ssize_t used;
-    size_t len;
-    int n;
+    /* One loop per process: static buffers are enough.  All the records of one read are
+     * opened into one run of plaintext, so nghttp2 hands on long runs of payload, which the
+     * next hop writes in few, large pieces. */
+    static uint8_t in[TN_RECORD_MAX + RBUF_SIZE], plain[sizeof(in)];
+    size_t have = tn_buf_copy(&h2->rpart, in, TN_RECORD_MAX), used, len = 0;
+    enum tn_record_status st;
+    const char *why = NULL;
+    ssize_t n;
 
-    while (h2->close_reason == NULL) {
-        /* Several TLS records (16 KiB each at most) before parsing: nghttp2 then hands on
-         * longer runs of payload, which the next hop writes in fewer, larger pieces.  With
-         * read-ahead, TLS knows whether it holds more; if not, the level-triggered watcher
-         * says when the socket does, and we save a read() that would fail. */
-        len = 0;
-        do {
-            tls_errors_clear();
-            if ((n = SSL_read(h2->ssl, rbuf + len, (int)(sizeof(rbuf) - len))) <= 0) {
-                ssl_wait(h2, n, "read");
-                break;
-            }
-            len += (size_t)n;
-        } while (len < sizeof(rbuf) && SSL_has_pending(h2->ssl));
-        if (len == 0)
+    if ((n = read(h2->fd, in + have, sizeof(in) - have)) <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        h2->last_heard = ev_now(h2->loop);
-        if ((used = nghttp2_session_mem_recv(h2->ng, rbuf, len)) < 0) {
-            tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror((int)used));
-            h2_fail(h2, "HTTP/2 protocol error");
-            return;
-        }
-        if (n <= 0 || !SSL_has_pending(h2->ssl))
-            return;
+        if (n < 0)
+            tn_log_debug("%s: read: %s", h2->peer_addr, strerror(errno));
+        h2_fail(h2, n == 0 ? "peer closed the connection" : "connection lost");
+        return;
     }
+    tn_buf_consume(&h2->rpart, have);
+    have += (size_t)n;
+    h2->last_heard = ev_now(h2->loop);
+    st = tn_record_open(&h2->rec, in, have, &used, plain, &len, &h2->tlsout, &why);
+    if (len > 0 && (n = nghttp2_session_mem_recv(h2->ng, plain, len)) < 0) {
+        tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror((int)n));
+        h2_fail(h2, "HTTP/2 protocol error");
+        return;
+    }
+    if (st != TN_RECORD_OK) {
+        h2_record_failed(h2, st, why);
+        return;
+    }
+    if (used < have && tn_buf_append(&h2->rpart, in + used, have - used) != 0)
+        h2_fail(h2, "out of memory");
 }
 
 /* Everything a closed connection holds goes here, once, outside nghttp2's callbacks. */
@@ -851,8 +866,8 @@ h2_teardown(struct tn_h2 *h2, bool notify)
     if (!notify && h2->ng != NULL) {
         nghttp2_session_terminate_session(h2->ng, NGHTTP2_NO_ERROR);
         h2_send(h2);
-        SSL_shutdown(h2->ssl);
-        h2_sock_flush(h2);
+        if (tn_record_seal_close(&h2->rec, &h2->tlsout) == 0)
+            h2_sock_flush(h2);
     }
     h2->is_closed = true;
     ev_io_stop(h2->loop, &h2->io);
@@ -865,6 +880,7 @@ h2_teardown(struct tn_h2 *h2, bool notify)
         stream_close(h2->streams, NGHTTP2_INTERNAL_ERROR);
     tn_buf_fini(&h2->wbuf);
     tn_buf_fini(&h2->tlsout);
+    tn_buf_fini(&h2->rpart);
     if (notify)
         h2->ops->on_close(h2, reason);
 }
@@ -1045,6 +1061,11 @@ h2_handshake(struct tn_h2 *h2)
         h2_fail(h2, "no ALPN h2");
         return;
     }
+    if (tn_record_start(&h2->rec, h2->ssl) != 0) {
+        tn_log_warnx("%s: cannot take over the TLS records of this session", h2->peer_addr);
+        h2_fail(h2, "TLS failure");
+        return;
+    }
     if (h2->is_server && SSL_get0_peer_certificate(h2->ssl) == NULL) {
         /* No certificate: the owner decides what such a peer may do (role NONE). */
     } else if (tn_tls_peer_identity(h2->ssl, &h2->peer) != 0) {
@@ -1135,13 +1156,10 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     struct sockaddr_storage ss;
     socklen_t len = sizeof(ss);
     struct tn_h2 *h2;
-    BIO *rbio = NULL, *wbio;
+    BIO *rbio = NULL, *wbio = NULL;
 
-    if ((h2 = calloc(1, sizeof(*h2))) == NULL || (h2->ssl = SSL_new(ctx)) == NULL) {
-        free(h2);
-        close(fd);
-        return NULL;
-    }
+    if ((h2 = calloc(1, sizeof(*h2))) == NULL || (h2->ssl = SSL_new(ctx)) == NULL)
+        goto fail;
     h2->loop = loop;
     h2->fd = fd;
     h2->is_server = is_server;
@@ -1150,30 +1168,26 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     h2->owner = owner;
     tn_buf_init(&h2->wbuf);
     tn_buf_init(&h2->tlsout);
+    tn_buf_init(&h2->rpart);
     if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0)
         tn_addr_format((struct sockaddr *)&ss, h2->peer_addr, sizeof(h2->peer_addr));
-    /* Reads straight from the socket; writes through tlsout (wbio_write). */
+    /* The handshake reads straight from the socket and writes through tlsout (wbio_write). */
     if ((rbio = BIO_new_socket(fd, BIO_NOCLOSE)) == NULL ||
         (wbio = BIO_new(wbio_method())) == NULL) {
         BIO_free(rbio);
-        SSL_free(h2->ssl);
-        free(h2);
-        close(fd);
-        return NULL;
+        goto fail;
     }
     BIO_set_data(wbio, h2);
     BIO_set_init(wbio, 1);
     SSL_set_bio(h2->ssl, rbio, wbio); /* transferred */
+    if (tn_record_watch(&h2->rec, h2->ssl) != 0)
+        goto fail;
     if (is_server)
         SSL_set_accept_state(h2->ssl);
     else
         SSL_set_connect_state(h2->ssl);
-    if (!is_server && tn_tls_expect_name(h2->ssl, settings->server_name) != 0) {
-        SSL_free(h2->ssl);
-        free(h2);
-        close(fd);
-        return NULL;
-    }
+    if (!is_server && tn_tls_expect_name(h2->ssl, settings->server_name) != 0)
+        goto fail;
     ev_io_init(&h2->io, h2_on_io, fd, EV_READ | EV_WRITE);
     ev_prepare_init(&h2->flush, h2_on_flush);
     if (h2->settings.handshake_timeout <= 0)
@@ -1185,6 +1199,12 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     ev_io_start(loop, &h2->io);
     ev_timer_start(loop, &h2->handshake_timer);
     return h2;
+fail:
+    if (h2 != NULL)
+        SSL_free(h2->ssl);
+    free(h2);
+    close(fd);
+    return NULL;
 }
 
 void
@@ -1216,6 +1236,7 @@ tn_h2_free(struct tn_h2 *h2)
         h2_teardown(h2, false);
     }
     SSL_free(h2->ssl);
+    tn_record_fini(&h2->rec);
     if (h2->fd >= 0)
         close(h2->fd);
     free(h2->http1);

@@ -12,6 +12,7 @@
 
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/record.h"
 #include "tn/revoke.h"
 #include "tn/util.h"
 
@@ -140,9 +141,10 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
     if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
                                       "TLS_AES_256_GCM_SHA384") != 1)
         goto out;
-    /* Read several records per read() instead of a header and a body for each. */
-    SSL_CTX_set_read_ahead(ctx, 1);
-    SSL_CTX_set_default_read_buffer_len(ctx, 64 * 1024);
+    /* HTTP/2 sessions leave OpenSSL after the handshake (tn/record.h): it must not read
+     * ahead of the handshake's end, it hands over the traffic secrets, and its buffers go. */
+    SSL_CTX_set_keylog_callback(ctx, tn_record_keylog);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     /* The tunnel never renegotiates nor resumes: sessions are long-lived. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(ctx, 0);
