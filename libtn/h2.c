@@ -660,8 +660,10 @@ h2_sock_flush(struct tn_h2 *h2)
 static int
 h2_seal(struct tn_h2 *h2, struct tn_buf *b, size_t n)
 {
-    if (tn_record_seal(&h2->rec, b, n, &h2->tlsout) != 0) {
-        h2_fail(h2, "out of memory");
+    int rv = tn_record_seal(&h2->rec, b, n, &h2->tlsout);
+
+    if (rv != 0) {
+        h2_fail(h2, rv == -ENOMEM ? "out of memory" : "TLS failure");
         return -1;
     }
     return 0;
@@ -809,11 +811,15 @@ h2_record_failed(struct tn_h2 *h2, enum tn_record_status st, const char *why)
         return;
     }
     if (st == TN_RECORD_ALERT) {
-        if (!h2->is_ready)
-            h2->is_refused = true; /* right after the handshake: our certificate, refused */
+        /* Before the peer's SETTINGS: the relay checked our certificate after our handshake
+         * ended, and refused it. */
+        if (!h2->is_ready && tn_record_refused_certificate(&h2->rec))
+            h2->is_refused = true;
         tn_log_warnx("%s: TLS alert from the peer: %s", h2->peer_addr, why);
     } else {
         tn_log_warnx("%s: TLS: %s", h2->peer_addr, why);
+        if (tn_record_seal_alert(&h2->rec, &h2->tlsout) == 0) /* the fatal alert we owe */
+            h2_sock_flush(h2);
     }
     h2_fail(h2, "TLS failure");
 }
@@ -866,7 +872,7 @@ h2_teardown(struct tn_h2 *h2, bool notify)
     if (!notify && h2->ng != NULL) {
         nghttp2_session_terminate_session(h2->ng, NGHTTP2_NO_ERROR);
         h2_send(h2);
-        if (tn_record_seal_close(&h2->rec, &h2->tlsout) == 0)
+        if (tn_record_seal_alert(&h2->rec, &h2->tlsout) == 0) /* close_notify */
             h2_sock_flush(h2);
     }
     h2->is_closed = true;
@@ -881,6 +887,7 @@ h2_teardown(struct tn_h2 *h2, bool notify)
     tn_buf_fini(&h2->wbuf);
     tn_buf_fini(&h2->tlsout);
     tn_buf_fini(&h2->rpart);
+    tn_record_fini(&h2->rec);
     if (notify)
         h2->ops->on_close(h2, reason);
 }
@@ -1236,7 +1243,6 @@ tn_h2_free(struct tn_h2 *h2)
         h2_teardown(h2, false);
     }
     SSL_free(h2->ssl);
-    tn_record_fini(&h2->rec);
     if (h2->fd >= 0)
         close(h2->fd);
     free(h2->http1);

@@ -29,7 +29,25 @@ enum handshake_type {
     HS_KEY_UPDATE = 24
 };
 
-#define ALERT_CLOSE_NOTIFY 0
+/* Alert descriptions (section 6). */
+enum alert {
+    ALERT_CLOSE_NOTIFY = 0,
+    ALERT_UNEXPECTED_MESSAGE = 10,
+    ALERT_BAD_RECORD_MAC = 20,
+    ALERT_RECORD_OVERFLOW = 22,
+    ALERT_HANDSHAKE_FAILURE = 40,
+    ALERT_BAD_CERTIFICATE = 42,
+    ALERT_UNSUPPORTED_CERTIFICATE = 43,
+    ALERT_CERTIFICATE_REVOKED = 44,
+    ALERT_CERTIFICATE_EXPIRED = 45,
+    ALERT_CERTIFICATE_UNKNOWN = 46,
+    ALERT_ILLEGAL_PARAMETER = 47,
+    ALERT_UNKNOWN_CA = 48,
+    ALERT_ACCESS_DENIED = 49,
+    ALERT_DECODE_ERROR = 50,
+    ALERT_INTERNAL_ERROR = 80,
+    ALERT_CERTIFICATE_REQUIRED = 116
+};
 
 static int watch_index = -1;
 
@@ -188,6 +206,8 @@ seal_record(struct tn_record *r, uint8_t type, const struct iovec *iov, size_t l
     size_t size = TN_RECORD_HEADER + len + 1 + TAG_LEN, avail;
     uint8_t *dst;
 
+    if (r->is_failed)
+        return TN_ERR_TLS;
     if (r->wr.seq >= r->update_after && type != CT_HANDSHAKE) {
         if (seal_record(r, CT_HANDSHAKE, &update, sizeof(key_update_msg), out) != 0 ||
             key_update(r, &r->wr, 1) != 0)
@@ -208,6 +228,8 @@ tn_record_seal(struct tn_record *r, struct tn_buf *in, size_t n, struct tn_buf *
     size_t len;
     int i, count, rv;
 
+    if (r->is_failed)
+        return TN_ERR_TLS;
     while (n > 0 && (count = tn_buf_iov(in, iov, (int)TN_ARRAY_LEN(iov))) > 0) {
         for (len = 0, i = 0; i < count && len < n && len < TN_RECORD_PLAIN_MAX; i++)
             len += iov[i].iov_len;
@@ -224,12 +246,44 @@ tn_record_seal(struct tn_record *r, struct tn_buf *in, size_t n, struct tn_buf *
 }
 
 int
-tn_record_seal_close(struct tn_record *r, struct tn_buf *out)
+tn_record_seal_alert(struct tn_record *r, struct tn_buf *out)
 {
-    static const uint8_t close_notify[] = { 1 /* warning */, ALERT_CLOSE_NOTIFY };
-    const struct iovec iov = { TN_UNCONST(close_notify), sizeof(close_notify) };
+    /* The level is 1 (warning) for close_notify, 2 (fatal) for the rest. */
+    uint8_t alert[2] = { r->alert_owed != 0 ? 2 : 1, r->alert_owed };
+    const struct iovec iov = { alert, sizeof(alert) };
+    int rv = seal_record(r, CT_ALERT, &iov, sizeof(alert), out);
 
-    return seal_record(r, CT_ALERT, &iov, sizeof(close_notify), out);
+    if (r->alert_owed != 0)
+        r->is_failed = true;
+    return rv;
+}
+
+bool
+tn_record_refused_certificate(const struct tn_record *r)
+{
+    switch (r->peer_alert) {
+    case ALERT_HANDSHAKE_FAILURE: /* what OpenSSL sends when a verify callback says no */
+    case ALERT_BAD_CERTIFICATE:
+    case ALERT_UNSUPPORTED_CERTIFICATE:
+    case ALERT_CERTIFICATE_REVOKED:
+    case ALERT_CERTIFICATE_EXPIRED:
+    case ALERT_CERTIFICATE_UNKNOWN:
+    case ALERT_UNKNOWN_CA:
+    case ALERT_ACCESS_DENIED:
+    case ALERT_CERTIFICATE_REQUIRED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* The peer broke the protocol: |alert| is owed to it, |what| says why. */
+static enum tn_record_status
+protocol_error(struct tn_record *r, uint8_t alert, const char *what, const char **why)
+{
+    r->alert_owed = alert;
+    *why = what;
+    return TN_RECORD_ERROR;
 }
 
 /* The handshake messages of one record: only those a peer may send after the handshake. */
@@ -242,29 +296,28 @@ open_handshake(struct tn_record *r, const uint8_t *p, size_t n, struct tn_buf *r
     size_t len;
 
     while (n > 0) {
-        if (n < 4 || (len = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]) > n - 4) {
-            *why = "a handshake message split across records";
-            return TN_RECORD_ERROR;
-        }
+        if (n < 4 || (len = (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]) > n - 4)
+            return protocol_error(r, ALERT_UNEXPECTED_MESSAGE,
+                                  "a handshake message split across records", why);
         switch (p[0]) {
         case HS_NEW_SESSION_TICKET: /* sessions are never resumed */
             break;
         case HS_KEY_UPDATE:
-            /* A key change ends its record (section 5.1). */
-            if (len != 1 || p[4] > 1 || n != 5) {
-                *why = "a malformed KeyUpdate";
-                return TN_RECORD_ERROR;
-            }
+            if (len != 1)
+                return protocol_error(r, ALERT_DECODE_ERROR, "a malformed KeyUpdate", why);
+            if (p[4] > 1)
+                return protocol_error(r, ALERT_ILLEGAL_PARAMETER, "a malformed KeyUpdate", why);
+            if (n != 5) /* a key change ends its record (section 5.1) */
+                return protocol_error(r, ALERT_UNEXPECTED_MESSAGE,
+                                      "a KeyUpdate before the end of its record", why);
             if (key_update(r, &r->rd, 0) != 0 ||
                 (p[4] == 1 && (seal_record(r, CT_HANDSHAKE, &iov, sizeof(answer), reply) != 0 ||
-                               key_update(r, &r->wr, 1) != 0))) {
-                *why = "cannot update the keys";
-                return TN_RECORD_ERROR;
-            }
+                               key_update(r, &r->wr, 1) != 0)))
+                return protocol_error(r, ALERT_INTERNAL_ERROR, "cannot update the keys", why);
             return TN_RECORD_OK;
         default:
-            *why = "an unexpected handshake message";
-            return TN_RECORD_ERROR;
+            return protocol_error(r, ALERT_UNEXPECTED_MESSAGE, "an unexpected handshake message",
+                                  why);
         }
         p += 4 + len;
         n -= 4 + len;
@@ -285,29 +338,35 @@ tn_record_open(struct tn_record *r, const uint8_t *in, size_t len, size_t *used,
 
         sealed_len = (size_t)rec[3] << 8 | rec[4];
         if (rec[0] != CT_APPLICATION_DATA) {
-            *why = "an unprotected record after the handshake";
-            st = TN_RECORD_ERROR;
+            st = protocol_error(r, ALERT_UNEXPECTED_MESSAGE,
+                                "an unprotected record after the handshake", why);
             break;
         }
-        if (sealed_len > TN_RECORD_MAX - TN_RECORD_HEADER || sealed_len < 1 + TAG_LEN) {
-            *why = "a record of impossible length";
-            st = TN_RECORD_ERROR;
+        if (sealed_len > TN_RECORD_MAX - TN_RECORD_HEADER) {
+            st = protocol_error(r, ALERT_RECORD_OVERFLOW, "a record of impossible length", why);
+            break;
+        }
+        if (sealed_len < 1 + TAG_LEN) {
+            st = protocol_error(r, ALERT_DECODE_ERROR, "a record of impossible length", why);
             break;
         }
         if (len - off < TN_RECORD_HEADER + sealed_len)
             break; /* the rest comes with the next read */
         dst = plain + *plain_len;
         if (open_one(&r->rd, rec, sealed_len, dst, &n) != 0) {
-            *why = "a record that does not decrypt (bad record MAC)";
-            st = TN_RECORD_ERROR;
+            st = protocol_error(r, ALERT_BAD_RECORD_MAC,
+                                "a record that does not decrypt (bad record MAC)", why);
             break;
         }
         off += TN_RECORD_HEADER + sealed_len;
+        if (n > TN_RECORD_PLAIN_MAX + 1) { /* content, type and padding (section 5.4) */
+            st = protocol_error(r, ALERT_RECORD_OVERFLOW, "a record over 16 KiB", why);
+            break;
+        }
         while (n > 0 && dst[n - 1] == 0) /* padding */
             n--;
-        if (n == 0 || n - 1 > TN_RECORD_PLAIN_MAX) {
-            *why = n == 0 ? "a record without content type" : "a record over 16 KiB";
-            st = TN_RECORD_ERROR;
+        if (n == 0) {
+            st = protocol_error(r, ALERT_UNEXPECTED_MESSAGE, "a record without content type", why);
             break;
         }
         type = dst[--n];
@@ -316,11 +375,16 @@ tn_record_open(struct tn_record *r, const uint8_t *in, size_t len, size_t *used,
         } else if (type == CT_HANDSHAKE && n > 0) {
             st = open_handshake(r, dst, n, reply, why);
         } else if (type == CT_ALERT && n == 2) {
-            st = dst[1] == ALERT_CLOSE_NOTIFY ? TN_RECORD_CLOSED : TN_RECORD_ALERT;
+            r->peer_alert = dst[1];
             *why = SSL_alert_desc_string_long(dst[1]);
+            if (dst[1] == ALERT_CLOSE_NOTIFY) {
+                st = TN_RECORD_CLOSED;
+            } else {
+                st = TN_RECORD_ALERT;
+                r->is_failed = true;
+            }
         } else {
-            *why = "a record of unexpected content";
-            st = TN_RECORD_ERROR;
+            st = protocol_error(r, ALERT_UNEXPECTED_MESSAGE, "a record of unexpected content", why);
         }
     }
     *used = off;
@@ -372,7 +436,10 @@ tn_record_start(struct tn_record *r, SSL *ssl)
     int rv = -1;
 
     SSL_set_ex_data(ssl, watch_index, NULL);
-    if (SSL_version(ssl) != TLS1_3_VERSION || cipher == NULL)
+    /* OpenSSL must neither hold records we would never see nor write any more under the keys
+     * we now use: the same nonce twice would break the cipher. */
+    SSL_set_shutdown(ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    if (SSL_version(ssl) != TLS1_3_VERSION || cipher == NULL || SSL_has_pending(ssl))
         goto out;
     switch (SSL_CIPHER_get_protocol_id(cipher)) {
     case 0x1301:
@@ -394,7 +461,6 @@ tn_record_start(struct tn_record *r, SSL *ssl)
     if (r->client_secret_len != r->secret_len || r->server_secret_len != r->secret_len ||
         key_set(r, &r->wr, ours, 1) != 0 || key_set(r, &r->rd, theirs, 0) != 0)
         goto out;
-    r->is_started = true;
     rv = 0;
 out:
     OPENSSL_cleanse(r->client_secret, sizeof(r->client_secret));

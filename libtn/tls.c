@@ -143,6 +143,7 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
         goto out;
     /* HTTP/2 sessions leave OpenSSL after the handshake (tn/record.h): it must not read
      * ahead of the handshake's end, it hands over the traffic secrets, and its buffers go. */
+    SSL_CTX_set_read_ahead(ctx, 0);
     SSL_CTX_set_keylog_callback(ctx, tn_record_keylog);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     /* The tunnel never renegotiates nor resumes: sessions are long-lived. */

@@ -290,7 +290,7 @@ test_close_notify_both_ways(void **state)
     const char *why = NULL;
     uint8_t b;
 
-    assert_int_equal(tn_record_seal_close(&p->rec, &p->to_theirs), 0);
+    assert_int_equal(tn_record_seal_alert(&p->rec, &p->to_theirs), 0); /* close_notify */
     deliver(p);
     assert_int_equal(SSL_read(p->theirs, &b, 1), 0);
     assert_int_equal(SSL_get_error(p->theirs, 0), SSL_ERROR_ZERO_RETURN);
@@ -303,12 +303,27 @@ test_tampered_record_fails(void **state)
 {
     struct pair *p = *state;
     const char *why = NULL;
+    struct tn_buf in;
+    uint8_t b = 0;
 
     assert_int_equal(SSL_write(p->theirs, "hello", 5), 5);
     collect(p);
     p->raw[p->raw_len - 20] ^= 1;
     assert_int_equal(open_all(p, 1 << 20, &why), TN_RECORD_ERROR);
     assert_non_null(strstr(why, "bad record MAC"));
+
+    /* The alert we owe reaches OpenSSL, and nothing is sealed after it. */
+    assert_int_equal(tn_record_seal_alert(&p->rec, &p->to_theirs), 0);
+    deliver(p);
+    assert_true(SSL_read(p->theirs, &b, 1) <= 0);
+    assert_int_equal(ERR_GET_REASON(ERR_peek_error()),
+                     SSL_AD_REASON_OFFSET + SSL_AD_BAD_RECORD_MAC);
+    ERR_clear_error();
+    tn_buf_init(&in);
+    assert_int_equal(tn_buf_append(&in, &b, 1), 0);
+    assert_int_not_equal(tn_record_seal(&p->rec, &in, 1, &p->to_theirs), 0);
+    assert_int_equal(tn_buf_len(&p->to_theirs), 0);
+    tn_buf_fini(&in);
 }
 
 /* Ours, changed on the way: OpenSSL refuses it with a fatal alert, which we report. */
@@ -333,6 +348,9 @@ test_peer_alert_is_reported(void **state)
     ERR_clear_error();
     assert_int_equal(open_all(p, 1 << 20, &why), TN_RECORD_ALERT);
     assert_string_equal(why, "bad record mac");
+    assert_false(tn_record_refused_certificate(&p->rec));
+    assert_int_equal(tn_buf_append(&in, &b, 1), 0);
+    assert_int_not_equal(tn_record_seal(&p->rec, &in, 1, &p->to_theirs), 0); /* closed */
     tn_buf_fini(&in);
 }
 
