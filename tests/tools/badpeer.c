@@ -923,17 +923,15 @@ cond_data(struct peer *p, void *arg)
 }
 
 /* A flow through the relay that must work end to end: Open, Opened ok, "ping" to the target,
- * "pong" back.  Returns 0 or -1 after saying what went wrong. */
+ * "pong" back; then |key_updates| times a TLS KeyUpdate of ours that asks for the relay's, and
+ * "ping" and "pong" again.  Returns 0 or -1 after saying what went wrong. */
 static int
-flow_roundtrip(const char *relay, SSL_CTX *ctx, int lfd, const char *target)
+flow_roundtrip(const char *relay, SSL_CTX *ctx, int lfd, const char *target, int key_updates)
 {
-    struct target_read tr = { .want = "ping" };
-    struct data_wait dw = { .want = "pong" };
     struct peer *p;
     struct bstream *cs;
-    int r = -1, tfd = -1;
+    int r = -1, tfd = -1, round;
 
-    tr.fd = -1;
     if ((p = peer_dial(relay, ctx)) == NULL)
         return -1;
     if ((cs = peer_call(p, PATH_CONNECT)) == NULL || send_open(p, cs, target, new_flow_id()) != 0)
@@ -944,20 +942,29 @@ flow_roundtrip(const char *relay, SSL_CTX *ctx, int lfd, const char *target)
         fail("a new flow was not opened");
         goto out;
     }
-    send_data(p, cs, "ping");
-    tr.fd = tfd;
-    if (!peer_wait(p, T_ANSWER, cond_target_read, &tr) || strcmp(tr.buf, "ping") != 0) {
-        fail("the target got '%s' instead of 'ping' through a new flow", tr.buf);
-        goto out;
-    }
-    if (send(tfd, "pong", 4, MSG_NOSIGNAL) != 4) {
-        fail("cannot answer 'pong' from the target: %s", strerror(errno));
-        goto out;
-    }
-    dw.bs = cs;
-    if (!peer_wait(p, T_ANSWER, cond_data, &dw) || strcmp(dw.buf, "pong") != 0) {
-        fail("the client got '%s' instead of 'pong' through a new flow", dw.buf);
-        goto out;
+    for (round = 0; round <= key_updates; round++) {
+        struct target_read tr = { .fd = tfd, .want = "ping" };
+        struct data_wait dw = { .bs = cs, .want = "pong" };
+
+        /* Sent before the next record; OpenSSL fails the connection if the relay's records
+         * do not follow the keys that the two KeyUpdates change. */
+        if (round > 0 && SSL_key_update(p->ssl, SSL_KEY_UPDATE_REQUESTED) != 1) {
+            fail("SSL_key_update failed");
+            goto out;
+        }
+        send_data(p, cs, "ping");
+        if (!peer_wait(p, T_ANSWER, cond_target_read, &tr) || strcmp(tr.buf, "ping") != 0) {
+            fail("the target got '%s' instead of 'ping' (round %d)", tr.buf, round);
+            goto out;
+        }
+        if (send(tfd, "pong", 4, MSG_NOSIGNAL) != 4) {
+            fail("cannot answer 'pong' from the target: %s", strerror(errno));
+            goto out;
+        }
+        if (!peer_wait(p, T_ANSWER, cond_data, &dw) || strcmp(dw.buf, "pong") != 0) {
+            fail("the client got '%s' instead of 'pong' (round %d)", dw.buf, round);
+            goto out;
+        }
     }
     r = 0;
 out:
@@ -1010,7 +1017,7 @@ cmd_client_rst_noerror(char **argv)
     close(tw.fd);
     tw.fd = -1;
     usleep(500 * 1000);
-    if (flow_roundtrip(relay, ctx, lfd, target) == 0)
+    if (flow_roundtrip(relay, ctx, lfd, target, 0) == 0)
         say("the relay still serves new flows");
 out:
     peer_free(p, true);
@@ -1183,6 +1190,27 @@ cmd_register_refused(char **argv)
 out:
     SSL_CTX_free(pctx);
     SSL_CTX_free(cctx);
+    return failures > 0;
+}
+
+/* Not a misbehaviour, but what our programs never do: the peer updates its TLS keys in the
+ * middle of a flow and asks for the relay's (RFC 8446 4.6.3).  The relay's records are its own
+ * (libtn/record.c): it must follow, answer in order, and go on carrying the flow. */
+static int
+cmd_key_update(char **argv)
+{
+    const char *relay = argv[0], *certdir = argv[1], *target = argv[2];
+    SSL_CTX *ctx = NULL;
+    int lfd;
+
+    if ((lfd = target_listen(target)) < 0 || (ctx = tls_ctx(certdir, "client", false)) == NULL)
+        goto out;
+    if (flow_roundtrip(relay, ctx, lfd, target, 3) == 0)
+        say("three key updates, each answered; the flow carried data after each");
+out:
+    if (lfd >= 0)
+        close(lfd);
+    SSL_CTX_free(ctx);
     return failures > 0;
 }
 
@@ -1467,6 +1495,7 @@ static const struct command {
     { "client-rst-noerror", "RELAY CERTDIR TARGET", 3, cmd_client_rst_noerror },
     { "double-register", "RELAY CERTDIR", 2, cmd_double_register },
     { "register-refused", "RELAY CERTDIR", 2, cmd_register_refused },
+    { "key-update", "RELAY CERTDIR TARGET", 3, cmd_key_update },
     { "fake-relay-rst", "LISTEN CERTDIR TARGET", 3, cmd_fake_relay_rst },
     { "fake-relay-refill", "LISTEN CERTDIR", 2, cmd_fake_relay_refill },
 };

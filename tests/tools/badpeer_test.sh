@@ -12,12 +12,14 @@
 #   accept_pool_refill   proxy ══▶ badpeer (fake relay): idle Accept streams reset, pool refills
 #   double_register      badpeer (proxy: two Register calls at once, then client) ══▶ server
 #   register_refused     badpeer (client, impostor proxy, undecodable Hello) ══▶ server
+#   key_update           badpeer (client) ══▶ server ◀══ proxy ──▶ badpeer (target)
+#                        TLS KeyUpdates asking for the relay's, data both ways after each
 #
 # Usage: badpeer_test.sh SCENARIO BUILD_DIR
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused BUILD_DIR"
+usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|key_update BUILD_DIR"
 scenario=${1:?$usage}
 build=$(realpath "${2:?$usage}")
 # shellcheck source-path=SCRIPTDIR source=regress_lib.sh
@@ -26,12 +28,12 @@ build=$(realpath "${2:?$usage}")
 timeout 30 "$certs_tool" --out "$certs" >/dev/null
 
 case $scenario in
-client_rst_noerror)
+client_rst_noerror | key_update)
 	start_relay
 	start_proxy "127.0.0.1:$relay_port"
 	wait_log proxy 'registered with relay' 15
 	wait_log relay 'proxy proxy-1 registered' 15
-	run_badpeer client-rst-noerror "127.0.0.1:$relay_port" "$certs" "127.0.0.1:$(free_port)"
+	run_badpeer "${scenario//_/-}" "127.0.0.1:$relay_port" "$certs" "127.0.0.1:$(free_port)"
 	alive relay
 	alive proxy
 	# The proxy leaving ends every Accept stream at the relay: a flow still holding the freed
