@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* HTTP/2 over non-blocking TLS on a libev loop.
  *
- * OpenSSL does the handshake; the records after it are ours (tn/record.h), so that the AEAD
- * pass is the only pass over the bytes:
+ * OpenSSL does the handshake; the records after it are ours (tn/record.h), which saves a copy
+ * each way:
  * Bytes in:  socket -> read -> tn_record_open (decrypts into one plaintext run) ->
  *            nghttp2_session_mem_recv -> callbacks -> stream owners.
  * Bytes out: nghttp2_session_send -> on_send (frames) and on_send_data (DATA: header, then the
@@ -44,7 +44,7 @@
 #define PATH_MAX_LEN      64
 #define TN_H2_HTTP1_MAX   2048        /* an HTTP/1.1 request's head, for a health probe */
 #define FRAME_HDLEN       9           /* an HTTP/2 frame header */
-#define DIRECT_MIN        (16 * 1024) /* DATA payloads from this size are sealed in place */
+#define DIRECT_MIN        (16 * 1024) /* DATA payloads from this size skip wbuf */
 /* What one connection may make us hold in all its streams' buffers before its connection
  * window stops coming back: each stream is bounded by its own window, this bounds their sum. */
 #define HELD_MAX (64u * 1024 * 1024)
@@ -156,8 +156,8 @@ stream_close(struct tn_h2_stream *s, uint32_t error_code)
 }
 
 /* Decides the next DATA frame of |s| without copying it (NO_COPY): on_send_data then takes its
- * bytes from the out buffer, copied behind the header when small, encrypted in place when
- * large. */
+ * bytes from the out buffer, copied behind the header when small, sealed straight from it
+ * when large. */
 static ssize_t
 data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
           nghttp2_data_source *src, void *arg)
@@ -586,15 +586,6 @@ h2_update_io(struct tn_h2 *h2)
     ev_io_start(h2->loop, &h2->io);
 }
 
-/* SSL_get_error judges a call by the error queue, which must be empty before it.  Emptying the
- * queue costs more than looking at it, and it is almost always empty already. */
-static inline void
-tls_errors_clear(void)
-{
-    if (ERR_peek_error() != 0)
-        ERR_clear_error();
-}
-
 /* Classifies a failed SSL_read/SSL_write/SSL_do_handshake.  Returns 0 to wait (setting
  * want_write when writability is needed) or fails the connection and returns -1. */
 static int
@@ -751,7 +742,7 @@ on_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *a
 /* A DATA frame decided by data_read: its header, then its payload from the stream's out
  * buffer.  A small payload is copied behind the header, so that small frames share TLS records;
  * a large one is sealed straight from the out buffer, the header leaving in the record of
- * what wbuf held before it: no copy of the payload at all on its way to the socket. */
+ * what wbuf held before it: the AEAD pass is the payload's only copy on its way to the socket. */
 static int
 on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, size_t length,
              nghttp2_data_source *src, void *arg)
