@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 # idle.sh: a flow that moves no byte for --idle-timeout is closed (reset) by the client and the
-# proxy; one that keeps talking, slowly, is not.
+# proxy; one that keeps talking, slowly, is not.  The two timeouts differ, so that each check
+# knows which side closes: with equal ones, either could fire first.
 #
-#   python ─▶ client (--idle-timeout 1s) ══▶ relay ══▶ proxy (--idle-timeout 1s) ─▶ echo :7001
+#   python ─▶ client (--idle-timeout 1s, then 30s) ══▶ relay ══▶ proxy (--idle-timeout 2s) ─▶ echo
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -12,7 +13,7 @@ tn_init
 lan_serve echo 7001 serve-echo 7001
 tn_certs
 start_relay
-start_proxy --idle-timeout 1s
+start_proxy --idle-timeout 2s
 wait_registered
 start_client --idle-timeout 1s
 wait_client_ready
@@ -49,7 +50,17 @@ r=$(cat "$TN_TMP/talk.out")
 [[ $cli_ka == *keepalive* ]] || fail "the client's socket of the flow has no keepalive: $cli_ka"
 [[ $lan_ka == *keepalive* ]] || fail "the proxy's socket of the flow has no keepalive: $lan_ka"
 
-tn_log "a flow silent for 2.5 s is closed"
-r=$(talk 2.5 2)
+tn_log "a flow silent for 1.5 s is closed by the client"
+r=$(talk 1.5 2)
 case $r in closed* | broken*) tn_log "as it should: $r" ;; *) fail "an idle flow stayed open: $r" ;; esac
 wait_for_log "$TN_TMP/$TN_CLIENT_NAME.log" "idle timeout" 5 || fail "the client did not log the idle timeout"
+
+tn_log "a flow silent for 3 s is closed by the proxy"
+tn_stop "$TN_CLIENT_NAME" TERM 10 || fail "the client did not exit 0"
+TN_CLIENT_NAME=client-2 start_client --idle-timeout 30s
+TN_CLIENT_NAME=client-2 wait_client_ready
+[ "$(count_lines "$TN_TMP/$TN_PROXY_NAME.log" "idle timeout")" = 0 ] ||
+	fail "the proxy closed the first silent flow: the client should have, 1 s earlier"
+r=$(talk 3 2)
+case $r in closed* | broken*) tn_log "as it should: $r" ;; *) fail "an idle flow stayed open: $r" ;; esac
+wait_for_log "$TN_TMP/$TN_PROXY_NAME.log" "idle timeout" 5 || fail "the proxy did not log the idle timeout"
