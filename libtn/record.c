@@ -196,29 +196,41 @@ open_one(struct tn_record_key *k, const uint8_t *rec, size_t sealed_len, uint8_t
     return 0;
 }
 
+static int seal_key_update(struct tn_record *r, struct tn_buf *out);
+
 /* Seals one record into |out|, after our KeyUpdate when the current key has sealed enough. */
 static int
 seal_record(struct tn_record *r, uint8_t type, const struct iovec *iov, size_t len,
             struct tn_buf *out)
 {
-    static const uint8_t key_update_msg[] = { HS_KEY_UPDATE, 0, 0, 1, 0 /* not requested */ };
-    const struct iovec update = { TN_UNCONST(key_update_msg), sizeof(key_update_msg) };
     size_t size = TN_RECORD_HEADER + len + 1 + TAG_LEN, avail;
     uint8_t *dst;
+    int rv;
 
     if (r->is_failed)
         return TN_ERR_TLS;
-    if (r->wr.seq >= r->update_after && type != CT_HANDSHAKE) {
-        if (seal_record(r, CT_HANDSHAKE, &update, sizeof(key_update_msg), out) != 0 ||
-            key_update(r, &r->wr, 1) != 0)
-            return TN_ERR_TLS;
-    }
+    if (r->wr.seq >= r->update_after && type != CT_HANDSHAKE && (rv = seal_key_update(r, out)) != 0)
+        return rv;
     if ((dst = tn_buf_reserve(out, size, &avail)) == NULL)
         return -ENOMEM;
     if (seal_one(&r->wr, type, iov, len, dst) != 0)
         return TN_ERR_TLS;
     tn_buf_commit(out, size);
     return 0;
+}
+
+/* Our KeyUpdate (not asking for the peer's), then our next key: scheduled, or in answer to the
+ * peer's request (RFC 8446 4.6.3). */
+static int
+seal_key_update(struct tn_record *r, struct tn_buf *out)
+{
+    static const uint8_t msg[] = { HS_KEY_UPDATE, 0, 0, 1, 0 /* update_not_requested */ };
+    const struct iovec iov = { TN_UNCONST(msg), sizeof(msg) };
+    int rv = seal_record(r, CT_HANDSHAKE, &iov, sizeof(msg), out);
+
+    if (rv == 0 && key_update(r, &r->wr, 1) != 0)
+        rv = TN_ERR_TLS;
+    return rv;
 }
 
 int
@@ -291,8 +303,6 @@ static enum tn_record_status
 open_handshake(struct tn_record *r, const uint8_t *p, size_t n, struct tn_buf *reply,
                const char **why)
 {
-    static const uint8_t answer[] = { HS_KEY_UPDATE, 0, 0, 1, 0 /* not requested */ };
-    const struct iovec iov = { TN_UNCONST(answer), sizeof(answer) };
     size_t len;
 
     while (n > 0) {
@@ -310,9 +320,7 @@ open_handshake(struct tn_record *r, const uint8_t *p, size_t n, struct tn_buf *r
             if (n != 5) /* a key change ends its record (section 5.1) */
                 return protocol_error(r, ALERT_UNEXPECTED_MESSAGE,
                                       "a KeyUpdate before the end of its record", why);
-            if (key_update(r, &r->rd, 0) != 0 ||
-                (p[4] == 1 && (seal_record(r, CT_HANDSHAKE, &iov, sizeof(answer), reply) != 0 ||
-                               key_update(r, &r->wr, 1) != 0)))
+            if (key_update(r, &r->rd, 0) != 0 || (p[4] == 1 && seal_key_update(r, reply) != 0))
                 return protocol_error(r, ALERT_INTERNAL_ERROR, "cannot update the keys", why);
             return TN_RECORD_OK;
         default:
