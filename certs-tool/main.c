@@ -55,8 +55,10 @@ static const char usage_text[] =
     "fingerprint of a PEM certificate.\n"
     "\n"
     "Every certificate names its holder with the URI tunnel://ROLE/ID (and CN=ID); server\n"
-    "certificates also carry DNS:localhost, IP:127.0.0.1 and IP:::1.  Keys are ECDSA P-256,\n"
-    "PKCS#8 PEM, mode 0600.  Exit status: 0 done, 1 error, 2 usage error.\n";
+    "certificates also carry DNS:localhost, IP:127.0.0.1 and IP:::1.  A server certificate\n"
+    "with no other name is bound to no host: clients and proxies without --server-name trust\n"
+    "it by the CA and its role.  Keys are ECDSA P-256, PKCS#8 PEM, mode 0600.  Exit status:\n"
+    "0 done, 1 error, 2 usage error.\n";
 
 /* Everything any subcommand accepts; strings are borrowed from argv. */
 struct args {

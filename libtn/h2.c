@@ -1184,7 +1184,8 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
         SSL_set_accept_state(h2->ssl);
     else
         SSL_set_connect_state(h2->ssl);
-    if (!is_server && tn_tls_expect_name(h2->ssl, settings->server_name) != 0)
+    if (!is_server &&
+        tn_tls_expect_name(h2->ssl, settings->server_name, settings->is_name_derived) != 0)
         goto fail;
     ev_io_init(&h2->io, h2_on_io, fd, EV_READ | EV_WRITE);
     ev_prepare_init(&h2->flush, h2_on_flush);

@@ -189,8 +189,10 @@ link_on_connected(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     l->settings.authority = l->hostport;
-    /* Without a configured name, the relay must carry the name (or address) it was dialed by. */
-    if (l->name_conf[0] != '\0')
+    /* Without a configured name, the relay must carry the name (or address) it was dialed by,
+     * unless its certificate names no host at all. */
+    l->settings.is_name_derived = l->name_conf[0] == '\0';
+    if (!l->settings.is_name_derived)
         snprintf(l->name, sizeof(l->name), "%s", l->name_conf);
     else if (tn_addr_split(l->hostport, l->name, sizeof(l->name), port, sizeof(port)) != 0)
         snprintf(l->name, sizeof(l->name), "*");

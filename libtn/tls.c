@@ -4,8 +4,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -161,20 +163,63 @@ out:
     return r;
 }
 
+/* SSL ex_data: set while the name expected of the relay is the host we dialed. */
+static int derived_index = -1;
+
 int
-tn_tls_expect_name(SSL *ssl, const char *name)
+tn_tls_expect_name(SSL *ssl, const char *name, bool is_derived)
 {
     struct in6_addr a6;
     struct in_addr a4;
 
     if (name == NULL || strcmp(name, "*") == 0)
         return 0;
+    if (is_derived && ((derived_index < 0 &&
+                        (derived_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL)) < 0) ||
+                       SSL_set_ex_data(ssl, derived_index, ssl) != 1))
+        return TN_ERR_TLS;
     if (inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1)
         return X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name) == 1 ? 0 : TN_ERR_TLS;
     /* An address is never sent as SNI (RFC 6066). */
     if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
         return TN_ERR_TLS;
     return 0;
+}
+
+bool
+tn_tls_name_is_derived(SSL *ssl)
+{
+    return derived_index >= 0 && SSL_get_ex_data(ssl, derived_index) != NULL;
+}
+
+/* Whether |gn| is one of the loopback names certs-tool gives every relay certificate. */
+static bool
+is_loopback_name(const GENERAL_NAME *gn)
+{
+    static const uint8_t v6_loopback[16] = { [15] = 1 };
+    const ASN1_STRING *s = gn->type == GEN_DNS ? gn->d.dNSName : gn->d.iPAddress;
+    const unsigned char *b = ASN1_STRING_get0_data(s);
+    int n = ASN1_STRING_length(s);
+
+    if (gn->type == GEN_DNS)
+        return n == 9 && strncasecmp((const char *)b, "localhost", 9) == 0;
+    return (n == 4 && b[0] == 127) || (n == 16 && memcmp(b, v6_loopback, 16) == 0);
+}
+
+bool
+tn_tls_cert_names_host(X509 *cert)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    bool names_host = false;
+    int i;
+
+    for (i = 0; !names_host && i < sk_GENERAL_NAME_num(gens); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
+
+        names_host = (gn->type == GEN_DNS || gn->type == GEN_IPADD) && !is_loopback_name(gn);
+    }
+    GENERAL_NAMES_free(gens);
+    return names_host;
 }
 
 static enum tn_role

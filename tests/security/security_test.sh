@@ -11,7 +11,10 @@
 #                    proxy waiting in the backlog gets in within a few handshake timeouts
 #   server_name      proxies check the relay's certificate against the name they dial
 #                    (localhost: DNS, and SNI), 127.0.0.1 (IP), or --server-name; a wrong name
-#                    is refused with the reason logged, and the proxy gives up
+#                    is refused with the reason logged, and the proxy gives up.  Without
+#                    --server-name, a relay certificate that names no host (certs-tool's
+#                    default: loopback names only) passes on its CA and role, with a note; one
+#                    issued with a name is refused when dialed by another
 #   bootstrap        server --bootstrap with no certificates: makes a CA and its certificate in
 #                    --state-dir, prints the CA and the certs-tool commands; a proxy with the
 #                    certificate those commands make registers; a restart reuses the CA
@@ -122,8 +125,7 @@ slow_handshake_emfile)
 	attack_over 60
 	;;
 server_name)
-	start_relay
-	# name_ok NAME ARGS...: a proxy dialing with ARGS registers.
+	# name_ok HOST:PORT ARGS...: a proxy dialing with ARGS registers.
 	name_ok() {
 		local n deadline=$((SECONDS + 15))
 		n=$(count relay 'proxy proxy-1 registered')
@@ -136,21 +138,51 @@ server_name)
 		done
 		stop proxy
 	}
-	name_ok "localhost:$relay_port"
-	name_ok "127.0.0.1:$relay_port"
-	name_ok "127.0.0.1:$relay_port" --server-name localhost
-	for name in relay.example.test 127.0.0.2; do
-		log "proxy: 127.0.0.1:$relay_port --server-name $name"
-		start_proxy "127.0.0.1:$relay_port" --server-name "$name"
-		deadline=$((SECONDS + 15))
+	# name_refused NAME HOST:PORT ARGS...: a proxy dialing with ARGS refuses the relay, says it
+	# is not issued to NAME, and gives up.
+	name_refused() {
+		local name=$1 n deadline=$((SECONDS + 15))
+		shift
+		n=$(count relay 'proxy proxy-1 registered')
+		log "proxy: $* (must refuse the relay as $name)"
+		start_proxy "$@"
 		while is_running proxy && ((SECONDS < deadline)); do sleep 0.1; done
 		is_running proxy && fail "a proxy expecting the relay to be $name still runs after 15 s"
 		reap proxy
 		((status != 0)) || fail "a proxy expecting the relay to be $name exited 0"
 		grep -E "certificate refused: tunnel://server/relay .*it is not issued to '$name'" \
 			"$tmp/proxy.log" >&2 || fail "the proxy did not log why it refused the relay as $name"
-		(($(count relay 'proxy proxy-1 registered') == 3)) || fail "registered with the wrong name"
-	done
+		(($(count relay 'proxy proxy-1 registered') == n)) || fail "registered with the wrong name"
+	}
+	# certs-tool's relay certificate names localhost, 127.0.0.1 and ::1 only.
+	start_relay
+	name_ok "localhost:$relay_port"
+	name_ok "127.0.0.1:$relay_port"
+	name_ok "127.0.0.1:$relay_port" --server-name localhost
+	name_refused relay.example.test "127.0.0.1:$relay_port" --server-name relay.example.test
+	name_refused 127.0.0.2 "127.0.0.1:$relay_port" --server-name 127.0.0.2
+	alive relay
+	stop relay
+	# Dialed by an address it does not carry, that certificate names no host: without
+	# --server-name the CA and the role vouch for it alone, and the proxy says so.
+	relay_port=$(free_port)
+	tls server
+	start relay "$server" --listen "127.0.0.2:$relay_port" "${tls[@]}" --log-level debug
+	wait_log relay 'listening on' 15
+	name_ok "127.0.0.2:$relay_port"
+	grep -q "relay certificate tunnel://server/relay names no host" "$tmp/proxy.log" ||
+		fail "the proxy did not say that the relay's certificate names no host"
+	name_refused 127.0.0.2 "127.0.0.2:$relay_port" --server-name 127.0.0.2
+	stop relay
+	# A relay certificate issued with a name binds the relay to it, also without --server-name.
+	timeout 30 "$certs_tool" issue --role server --id relay --dns relay.example.test \
+		--ca "$certs/ca" --out "$tmp/named" >/dev/null
+	relay_port=$(free_port)
+	start relay "$server" --listen "127.0.0.2:$relay_port" --tls-cert "$tmp/named/cert.pem" \
+		--tls-key "$tmp/named/key.pem" --tls-ca "$certs/ca/cert.pem" --log-level debug
+	wait_log relay 'listening on' 15
+	name_refused 127.0.0.2 "127.0.0.2:$relay_port"
+	name_ok "127.0.0.2:$relay_port" --server-name relay.example.test
 	alive relay
 	stop relay
 	;;

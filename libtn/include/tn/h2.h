@@ -64,6 +64,8 @@ struct tn_h2_settings {
     const char *authority;      /* client only: :authority of requests */
     const char *server_name;    /* client only: the DNS name or IP address the relay's certificate
                                  * must carry (also sent as SNI); NULL or "*": not checked */
+    bool is_name_derived;       /* server_name is only the host dialed: a relay certificate that
+                                 * names no host passes (tn_tls_expect_name) */
     enum tn_role peer_role;     /* the role the peer's certificate must carry, or NONE */
     double ping_interval;       /* seconds between PINGs while nothing else proves the peer */
     double ping_timeout;        /* is alive; a PING unanswered this long closes the connection

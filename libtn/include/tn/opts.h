@@ -49,7 +49,8 @@ struct tn_log_conf {
         .key = "tls.server_name", .flag = "server-name", .type = TN_CONF_STR,             \
         .offset = offsetof(T, m.server_name), .metavar = "NAME",                          \
         .help = "DNS name or IP address the relay's certificate must carry, sent as SNI " \
-                "(default: the host of each --server; \"*\": any relay of the CA)"        \
+                "(default: the host of each --server, when the certificate names hosts; " \
+                "\"*\": any relay of the CA)"                                             \
     }
 
 /* Rows for the log: {level, format, output} section at member |m| (a tn_log_conf). */

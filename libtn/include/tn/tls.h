@@ -42,9 +42,19 @@ struct tn_tls_conf {
 int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server);
 
 /* Client side: the peer's certificate must carry |name| (a DNS name, or an IP address) in its
- * subjectAltNames; a DNS name is also sent as SNI.  NULL or "*" checks no name.  Returns 0 or
- * TN_ERR_TLS (out of memory). */
-int tn_tls_expect_name(SSL *ssl, const char *name);
+ * subjectAltNames; a DNS name is also sent as SNI.  NULL or "*" checks no name.  |is_derived|
+ * says that |name| is only the host we dialed (no tls.server_name was configured): then a
+ * certificate that names no host (tn_tls_cert_names_host) is trusted by its CA and role alone.
+ * Returns 0 or TN_ERR_TLS (out of memory). */
+int tn_tls_expect_name(SSL *ssl, const char *name, bool is_derived);
+
+/* Whether the name |ssl| expects of its peer is only the host it dialed. */
+bool tn_tls_name_is_derived(SSL *ssl);
+
+/* Whether |cert| names a host (a DNS name or an address) besides localhost, 127.0.0.0/8 and
+ * ::1, the names certs-tool gives every relay certificate: a relay certificate issued without
+ * --server-dns or --server-ip is bound to no host. */
+bool tn_tls_cert_names_host(X509 *cert);
 
 /* Reads the identity from |cert|'s URI SAN.  Returns 0 or TN_ERR_AUTH when there is none. */
 int tn_tls_cert_identity(X509 *cert, struct tn_identity *out);
