@@ -180,6 +180,14 @@ tn_addr_connect_result(int fd)
     return -err;
 }
 
+bool
+tn_addr_connect_ended(int fd)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+    return poll(&pfd, 1, 0) == 1;
+}
+
 void
 tn_addr_close_reset(int fd)
 {

@@ -341,6 +341,12 @@ pflow_dial(struct pflow *f, const struct sockaddr_storage *ss, socklen_t len)
         return;
     }
     f->dial_fd = fd;
+    /* Done already: Opened and the first bytes go in this loop turn, with the stream that
+     * replaces this one in the pool, instead of after one more poll. */
+    if (tn_addr_connect_ended(fd)) {
+        pflow_dialed(f, tn_addr_connect_result(fd));
+        return;
+    }
     ev_io_init(&f->connecting, pflow_on_connecting, fd, EV_WRITE);
     ev_io_start(f->px->loop, &f->connecting);
     ev_timer_init(&f->dial_timer, pflow_on_dial_timeout, (double)f->px->cfg->dial_timeout_ms / 1e3,
