@@ -138,21 +138,27 @@ server_name)
 		done
 		stop proxy
 	}
-	# name_refused NAME HOST:PORT ARGS...: a proxy dialing with ARGS refuses the relay, says it
-	# is not issued to NAME, and gives up.
-	name_refused() {
-		local name=$1 n deadline=$((SECONDS + 15))
+	# proxy_refuses REGEX HOST:PORT ARGS...: a proxy dialing with ARGS refuses the relay's
+	# certificate, logs a line matching REGEX, and gives up.
+	proxy_refuses() {
+		local re=$1 n deadline=$((SECONDS + 15))
 		shift
 		n=$(count relay 'proxy proxy-1 registered')
-		log "proxy: $* (must refuse the relay as $name)"
+		log "proxy: $* (must refuse the relay: $re)"
 		start_proxy "$@"
 		while is_running proxy && ((SECONDS < deadline)); do sleep 0.1; done
-		is_running proxy && fail "a proxy expecting the relay to be $name still runs after 15 s"
+		is_running proxy && fail "a proxy that must refuse the relay ($re) still runs after 15 s"
 		reap proxy
-		((status != 0)) || fail "a proxy expecting the relay to be $name exited 0"
-		grep -E "certificate refused: tunnel://server/relay .*it is not issued to '$name'" \
-			"$tmp/proxy.log" >&2 || fail "the proxy did not log why it refused the relay as $name"
-		(($(count relay 'proxy proxy-1 registered') == n)) || fail "registered with the wrong name"
+		((status != 0)) || fail "a proxy that must refuse the relay ($re) exited 0"
+		grep -E "certificate refused: $re" "$tmp/proxy.log" >&2 ||
+			fail "the proxy did not log why it refused the relay ($re)"
+		(($(count relay 'proxy proxy-1 registered') == n)) || fail "registered with a refused relay"
+	}
+	# name_refused NAME HOST:PORT ARGS...: ... because the relay is not issued to NAME.
+	name_refused() {
+		local name=$1
+		shift
+		proxy_refuses "tunnel://server/relay .*it is not issued to '$name'" "$@"
 	}
 	# certs-tool's relay certificate names localhost, 127.0.0.1 and ::1 only.
 	start_relay
@@ -184,6 +190,13 @@ server_name)
 	name_refused 127.0.0.2 "127.0.0.2:$relay_port"
 	name_ok "127.0.0.2:$relay_port" --server-name relay.example.test
 	alive relay
+	stop relay
+	# A client's certificate names no host either, but is no relay's: still refused.
+	relay_port=$(free_port)
+	tls client
+	start relay "$server" --listen "127.0.0.2:$relay_port" "${tls[@]}" --log-level debug
+	wait_log relay 'listening on' 15
+	proxy_refuses "tunnel://client/client-1 " "127.0.0.2:$relay_port"
 	stop relay
 	;;
 bootstrap)
