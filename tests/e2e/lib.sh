@@ -418,13 +418,15 @@ cleanup() {
 # ------------------------------------------------------------------------------ the tunnel
 
 # tn_certs [DIR]: a CA and the relay, proxy and client certificates (default $TN_CERTS); the
-# relay's carries the addresses clients and proxies dial it by (they check them).
+# relay's carries the addresses clients and proxies dial it by (they check them).  With
+# TN_CERTS_UNNAMED=1, certs-tool's defaults instead: the relay's names no host.
 tn_certs() {
-	local dir=${1:-$TN_CERTS}
+	local dir=${1:-$TN_CERTS} names=()
+	[ "${TN_CERTS_UNNAMED:-}" = 1 ] ||
+		names=(--server-ip "$TN_RELAY_CLI_IP" --server-ip "$TN_RELAY_LAN_IP" --server-ip "$TN_RELAY_LANB_IP")
 	mkdir -p "$dir"
-	tmo 30 "$TN_BIN/certs-tool/certs-tool" --out "$dir" --server-ip "$TN_RELAY_CLI_IP" \
-		--server-ip "$TN_RELAY_LAN_IP" --server-ip "$TN_RELAY_LANB_IP" >>"$TN_TMP/certs-tool.log" 2>&1 ||
-		fail "certs-tool --out failed"
+	tmo 30 "$TN_BIN/certs-tool/certs-tool" --out "$dir" ${names[@]+"${names[@]}"} \
+		>>"$TN_TMP/certs-tool.log" 2>&1 || fail "certs-tool --out failed"
 	if [ ! -s "$dir/ca/cert.pem" ] || [ ! -s "$dir/client/key.pem" ]; then
 		fail "certs-tool made no certificates in $dir"
 	fi
