@@ -181,16 +181,17 @@ name_mismatch(SSL *ssl, int err, char *why, size_t whylen)
     return true;
 }
 
-/* Whether the error in |xs| is only that the relay's certificate |cert| lacks the host we
- * dialed, while no name was configured and the certificate names no host at all. */
+/* Whether the error in |xs| is only that the relay's certificate |cert| (identity |id|)
+ * lacks the host we dialed, while no name was configured and the certificate names no host. */
 static bool
-is_unbound_relay(SSL *ssl, X509_STORE_CTX *xs, X509 *cert)
+is_unbound_relay(SSL *ssl, X509_STORE_CTX *xs, X509 *cert, const struct tn_identity *id)
 {
     int err = X509_STORE_CTX_get_error(xs);
 
     return (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH) &&
            ssl != NULL && cert != NULL && X509_STORE_CTX_get_error_depth(xs) == 0 &&
-           tn_tls_name_is_derived(ssl) && !tn_tls_cert_names_host(cert);
+           id->role == TN_ROLE_SERVER && tn_tls_name_is_derived(ssl) &&
+           !tn_tls_cert_names_host(cert);
 }
 
 /* Every certificate check of a handshake passes here: the serial list is applied to the peer's
@@ -223,7 +224,7 @@ verify_cb(int ok, X509_STORE_CTX *xs)
 
         if (cert != NULL && tn_tls_cert_identity(cert, &id) == 0)
             snprintf(name, sizeof(name), "tunnel://%s/%s", tn_role_name(id.role), id.id);
-        if (is_unbound_relay(ssl, xs, cert)) {
+        if (is_unbound_relay(ssl, xs, cert, &id)) {
             tn_log_info("relay certificate %s names no host, so the CA and its role vouch for "
                         "it alone (issue it with certs-tool --server-dns / --server-ip to have "
                         "its name checked)",

@@ -44,7 +44,8 @@ int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server
 /* Client side: the peer's certificate must carry |name| (a DNS name, or an IP address) in its
  * subjectAltNames; a DNS name is also sent as SNI.  NULL or "*" checks no name.  |is_derived|
  * says that |name| is only the host we dialed (no tls.server_name was configured): then a
- * certificate that names no host (tn_tls_cert_names_host) is trusted by its CA and role alone.
+ * certificate of the server role that names no host (tn_tls_cert_names_host) is trusted by its
+ * CA and role alone.
  * Returns 0 or TN_ERR_TLS (out of memory). */
 int tn_tls_expect_name(SSL *ssl, const char *name, bool is_derived);
 
