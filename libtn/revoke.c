@@ -225,9 +225,9 @@ verify_cb(int ok, X509_STORE_CTX *xs)
         if (cert != NULL && tn_tls_cert_identity(cert, &id) == 0)
             snprintf(name, sizeof(name), "tunnel://%s/%s", tn_role_name(id.role), id.id);
         if (is_unbound_relay(ssl, xs, cert, &id)) {
-            tn_log_info("relay certificate %s names no host, so the CA and its role vouch for "
-                        "it alone (issue it with certs-tool --server-dns / --server-ip to have "
-                        "its name checked)",
+            tn_log_info("relay certificate %s names no host, so its name is not checked, only "
+                        "its CA and role (issue it with certs-tool --server-dns / --server-ip, "
+                        "or set tls.server_name, to have it checked)",
                         name);
             X509_STORE_CTX_set_error(xs, X509_V_OK);
             return 1;

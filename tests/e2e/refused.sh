@@ -7,7 +7,7 @@
 #   100.64.3.5:80    ─▶ no proxy announces 100.64.3.0/24              → no_route → app reset
 #   100.64.2.2:8080  ─▶ web server in the LAN                          → must still work
 #   100.64.2.2:8080  ─▶ first SYN dropped: the proxy waits to connect → must work too
-#   100.64.2.2:7998  ─▶ every SYN dropped                              → dial timeout (1.5 s) → app reset
+#   100.64.2.2:7998  ─▶ every SYN dropped                              → dial timeout (2 s) → app reset
 #   tn-cli-$$ ══ client ═ relay ═ proxy (10.201.2.0/24 as 100.64.2.0/24) ══ tn-lan-$$
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -17,7 +17,7 @@ tn_init
 lan_http 8080
 tn_certs
 start_relay
-start_proxy --dial-timeout 1500ms
+start_proxy --dial-timeout 2s
 wait_registered
 start_client
 wait_client_ready
@@ -54,20 +54,20 @@ for round in 1 2 3; do
 	get_ok "after the unroutable connection (round $round)"
 done
 
-# A target next door has answered before connect() returns, and the proxy goes on at once; one
-# farther away answers later, and the proxy waits for its connect in the event loop.  Dropping
-# the first SYN makes the LAN's web server such a target: it answers the retransmission, 1 s on.
-n_lan iptables -I INPUT -p tcp --dport 8080 --syn -j DROP
-(sleep 0.5 && n_lan iptables -D INPUT -p tcp --dport 8080 --syn -j DROP) &
-dropper=$!
+# A target on the same host has answered before connect() returns, and the proxy goes on at
+# once; one farther away answers later, and the proxy waits for its connect in the event loop.
+# Dropping the first SYN (every other one) makes the LAN's web server such a target: it answers
+# the retransmission, 1 s on.
+drop_first=(INPUT -p tcp --dport 8080 --syn -m statistic --mode nth --every 2 --packet 0 -j DROP)
+n_lan iptables -w -I "${drop_first[@]}"
 t0=$(tn_now_ms)
 get_ok "a target that answers the retransmitted SYN"
 t1=$(tn_now_ms)
-wait "$dropper" || fail "could not remove the rule that drops SYNs"
+n_lan iptables -w -D "${drop_first[@]}"
 [ $((t1 - t0)) -ge 900 ] || fail "the first SYN was not dropped (answered in $((t1 - t0)) ms)"
 tn_log "a target that answers the retransmitted SYN: $((t1 - t0)) ms"
-n_lan iptables -I INPUT -p tcp --dport 7998 --syn -j DROP
-must_fail_fast "$TN_VIRT_IP" 7998 "a target that never answers (dial timeout 1.5 s)"
+n_lan iptables -w -I INPUT -p tcp --dport 7998 --syn -j DROP
+must_fail_fast "$TN_VIRT_IP" 7998 "a target that never answers (dial timeout 2 s)"
 grep -q "Connection timed out" "$TN_TMP/$TN_PROXY_NAME.log" ||
 	fail "the proxy did not log that dialing the silent target timed out"
 get_ok "after the dial timeouts"

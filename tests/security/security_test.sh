@@ -191,12 +191,21 @@ server_name)
 	name_ok "127.0.0.2:$relay_port" --server-name relay.example.test
 	alive relay
 	stop relay
-	# A client's certificate names no host either, but is no relay's: still refused.
+	# The waiver is the server role's alone: a certificate of the CA that names no host and may
+	# serve TLS (serverAuth), but is a proxy's, still has to carry the host dialed.
+	odd=$tmp/odd
+	mkdir -p "$odd"
+	printf 'subjectAltName=URI:tunnel://proxy/odd\nextendedKeyUsage=serverAuth\n' >"$odd/ext"
+	timeout 30 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=odd \
+		-keyout "$odd/key.pem" -out "$odd/req.pem" 2>/dev/null
+	timeout 30 openssl x509 -req -in "$odd/req.pem" -CA "$certs/ca/cert.pem" \
+		-CAkey "$certs/ca/key.pem" -set_serial 0x0dd -days 1 -extfile "$odd/ext" \
+		-out "$odd/cert.pem" 2>/dev/null
 	relay_port=$(free_port)
-	tls client
-	start relay "$server" --listen "127.0.0.2:$relay_port" "${tls[@]}" --log-level debug
+	start relay "$server" --listen "127.0.0.2:$relay_port" --tls-cert "$odd/cert.pem" \
+		--tls-key "$odd/key.pem" --tls-ca "$certs/ca/cert.pem" --log-level debug
 	wait_log relay 'listening on' 15
-	proxy_refuses "tunnel://client/client-1 " "127.0.0.2:$relay_port"
+	proxy_refuses "tunnel://proxy/odd .*it is not issued to '127.0.0.2'" "127.0.0.2:$relay_port"
 	stop relay
 	;;
 bootstrap)

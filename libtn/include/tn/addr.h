@@ -42,7 +42,7 @@ int tn_addr_connect(const struct sockaddr *sa, socklen_t len);
 /* The pending error of a connecting socket: 0 or -errno. */
 int tn_addr_connect_result(int fd);
 /* Whether the connect started on |fd| has already ended (connected or failed), without
- * waiting: a target one hop away often answers before connect() returns. */
+ * waiting: a target on the same host often answers before connect() returns. */
 bool tn_addr_connect_ended(int fd);
 
 /* Connects to |hostport| (resolved as by tn_addr_resolve), waiting at most |timeout_ms|, and
