@@ -199,6 +199,22 @@ def ratio(a, b):
     return a / b
 
 
+def fmt_ratio(x, spread):
+    if x is None:
+        return "-"
+    if not spread or spread[2] < 2:
+        return f"{x:.2f}"
+    return f"{x:.2f} [{spread[0]:.2f}-{spread[1]:.2f}]"
+
+
+def paired_ratios(ours_runs, peer_runs, k):
+    """ours / the peer within each repetition: the paths of one repetition run back to back,
+    so a slow drift of the machine's speed cancels out, which a ratio of medians taken from
+    different repetitions would not do."""
+    xs = [ratio(a["metrics"].get(k), b["metrics"].get(k)) for a, b in zip(ours_runs, peer_runs)]
+    return [x for x in xs if x is not None]
+
+
 def scale_section(run):
     d = os.path.join(run, "scale")
     s = load_json(os.path.join(d, "scale.json"))
@@ -290,10 +306,14 @@ def main(argv):
         results[p] = res
 
     others = [p for p in paths if p != "ours"]
-    ratios = {}
+    ratios, ratio_spread = {}, {}
     for p in others:
-        ratios[p] = {k: ratio(results["ours"]["median"].get(k), results[p]["median"].get(k))
-                     for k, *_ in METRICS}
+        ratios[p], ratio_spread[p] = {}, {}
+        for k, *_ in METRICS:
+            xs = paired_ratios(results["ours"]["runs"], results[p]["runs"], k)
+            ratios[p][k] = med(xs)
+            if xs:
+                ratio_spread[p][k] = [min(xs), max(xs), len(xs)]
     scale = scale_section(run)
 
     # ---- checks on ours: every metric there and above zero, scale flows all answered
@@ -331,7 +351,8 @@ def main(argv):
     if loads:
         lines.append(f"Other processes on the machine used at most {max(loads):.2f} cores during "
                      f"any path's measurements (above {OTHER_LOAD_LIMIT} the run is flagged).")
-    lines.append("Ratio = ours / the other path: above 1 is better for ↑ rows, below 1 is better "
+    lines.append("Ratio = ours / the other path in the same repetition, median over the "
+                 "repetitions [their min-max]: above 1 is better for ↑ rows, below 1 is better "
                  "for ↓ rows. \"tunnel\" CPU and memory are of the path's own processes.")
     lines.append("")
     head = ["metric", "unit", "ours"] + others + [f"ours/{p}" for p in others]
@@ -341,7 +362,7 @@ def main(argv):
         arrow = "↑" if better == "hi" else "↓"
         row = [f"{label} {arrow}", unit, fmt(om.get(k), unit)]
         row += [fmt(results[p]["median"].get(k), unit) for p in others]
-        row += [("-" if ratios[p][k] is None else f"{ratios[p][k]:.2f}") for p in others]
+        row += [fmt_ratio(ratios[p][k], ratio_spread[p].get(k)) for p in others]
         lines.append("| " + " | ".join(row) + " |")
 
     pp = results["ours"].get("per_process_median", {})
@@ -408,6 +429,7 @@ def main(argv):
                     for k, l, u, b, t in METRICS],
         "paths": results,
         "ratios_ours_to": ratios,
+        "ratio_min_max_n": ratio_spread,
         "scale": scale,
         "problems": problems,
         "failed_checks": failures,
