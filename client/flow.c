@@ -186,8 +186,9 @@ client_listen(int af, bool is_any, unsigned port)
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (af == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
         bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, 1024) < 0) {
-        tn_log_warn("listen on %s%s", where,
-                    af == AF_INET6 ? " (IPv6 networks need IPv6 on the host's loopback)" : "");
+        tn_log(TN_LOG_ERR, "listen on %s%s: %s", where,
+               af == AF_INET6 ? " (IPv6 networks need IPv6 on the host's loopback)" : "",
+               strerror(errno));
         if (fd >= 0)
             close(fd);
         return -1;

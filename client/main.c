@@ -359,8 +359,11 @@ main(int argc, char **argv)
         c.status = 2;
         goto out;
     }
-    if (tn_tls_ctx_new(&c.tls, &cfg.tls, false) != 0)
+    if ((r = tn_tls_ctx_new(&c.tls, &cfg.tls, false)) != 0) {
+        if (r == TN_ERR_CONFIG)
+            c.status = 2;
         goto out;
+    }
     nf_rules_remove(); /* whatever a killed earlier run left */
     if ((lfd = client_listen(AF_INET, cfg.is_gateway, (unsigned)cfg.listen_port)) < 0 ||
         (client_has_family(&cfg.target_cidr, AF_INET6) &&

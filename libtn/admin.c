@@ -349,11 +349,13 @@ conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
             conn_free(c);
             return;
         }
+        if (memchr(c->req + c->len, '\0', (size_t)n) != NULL)
+            status = 400; /* the request is parsed as a string: a NUL would hide the rest */
         c->len += (size_t)n;
         c->req[c->len] = '\0';
-        if (request_is_whole(c->req, c->len))
+        if (status < 0 && request_is_whole(c->req, c->len))
             status = 0;
-        else if (c->len == TN_ADMIN_MAX_REQUEST)
+        else if (status < 0 && c->len == TN_ADMIN_MAX_REQUEST)
             status = 431;
         if (status < 0)
             return;
@@ -395,6 +397,18 @@ admin_on_conn(struct tn_listener *l, int fd)
     struct tn_admin *a = tn_container_of(l, struct tn_admin, listener);
     struct tn_admin_conn *c;
 
+    if (a->nconns >= TN_ADMIN_MAX_CONNS) {
+        /* Full: the oldest connection still sending its request makes room, so that idle
+         * connections cannot lock out a health check or a scrape. */
+        struct tn_admin_conn *oldest = NULL;
+
+        for (c = a->conns; c != NULL; c = c->next) {
+            if (tn_buf_len(&c->out) == 0 && !c->is_answered)
+                oldest = c;
+        }
+        if (oldest != NULL)
+            conn_free(oldest);
+    }
     if (a->nconns >= TN_ADMIN_MAX_CONNS || (c = calloc(1, sizeof(*c))) == NULL) {
         close(fd);
         return;
@@ -494,13 +508,13 @@ tn_admin_start(struct tn_admin *a, struct ev_loop *loop, const char *where,
             fd = -ENOMEM;
         }
     } else if (admin_addr(where, &ss, &len) != 0) {
-        tn_log_warnx("admin listener %s: not ADDR:PORT or unix:PATH", where);
+        tn_log(TN_LOG_ERR, "admin listener %s: not ADDR:PORT or unix:PATH", where);
         return TN_ERR_PARSE;
     } else {
         fd = tn_addr_listen((struct sockaddr *)&ss, len, 16);
     }
     if (fd < 0) {
-        tn_log_warnx("admin listener %s: %s", where, tn_strerror(fd));
+        tn_log(TN_LOG_ERR, "admin listener %s: %s", where, tn_strerror(fd));
         return fd;
     }
     a->fd = fd;

@@ -108,6 +108,7 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
         (conf->cert_file == NULL || conf->key_file == NULL || conf->ca_file == NULL)) {
         tn_log(TN_LOG_ERR, "TLS needs a certificate, a key and a CA file (--tls-cert, "
                            "--tls-key, --tls-ca)");
+        r = TN_ERR_CONFIG;
         goto out;
     }
     if (is_anonymous) {

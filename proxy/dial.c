@@ -19,6 +19,7 @@
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/metrics.h"
+#include "tn/names.h"
 #include "tn/pipe.h"
 #include "tn/util.h"
 
@@ -137,7 +138,7 @@ pflow_dialed(struct pflow *f, int err)
         return;
     }
     tn_metric_observe(&tn_metric_flow_open, tn_metric_at(&tn_metric_flow_open, NULL, NULL),
-                      ev_now(f->px->loop) - f->started);
+                      ev_time() - f->started);
     f->pipe.idle_timeout = (double)f->px->cfg->idle_timeout / 1e3;
     tn_pipe_attach(&f->pipe, fd, false);
 }
@@ -259,7 +260,7 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
         f->up->idle--;
     f->px->flows++;
     f->px->active++;
-    f->started = ev_now(f->px->loop);
+    f->started = ev_time(); /* not the loop's cached time: a dial may end in this turn */
     tn_metric_flow_started();
     uplink_refill(f->up); /* replace this stream in the pool at once */
     f->id = fr->open->flow_id;
@@ -304,7 +305,7 @@ pflow_open_service(struct pflow *f, const Tunnel__V1__Open *open)
 {
     struct proxy_service *svc = f->px->cfg->expose.v;
     struct sockaddr_storage ss;
-    char from[TN_ADDR_STRLEN];
+    char from[TN_ADDR_STRLEN], label[8 + TN_SERVICE_NAME_MAX + 1];
     struct tn_ip src;
     size_t i;
 
@@ -316,6 +317,8 @@ pflow_open_service(struct pflow *f, const Tunnel__V1__Open *open)
         return 0;
     }
     f->service = &svc[i];
+    snprintf(label, sizeof(label), "service:%s", svc[i].name);
+    tn_flow_metrics_bind(&f->metrics, label, NULL);
     if (svc[i].stats != NULL && (f->http = malloc(sizeof(*f->http))) != NULL) {
         http_watch_init(f->http, svc[i].stats, svc[i].name, f->px->loop);
         f->pipe.ops = &pflow_http_pipe_ops;

@@ -157,11 +157,13 @@ control_on_end(void *owner, int grpc_status, const char *grpc_message)
     struct uplink *up = owner;
 
     if (grpc_status != 0) {
-        /* The relay's policy or our identity: reconnecting would only be refused again. */
+        /* The relay's policy or our identity: reconnecting would only be refused again.  The
+         * flows of an earlier registration (a reload of the relay's policy drained it) may
+         * still finish. */
         tn_log(TN_LOG_ERR, "relay refused registration: %s (grpc-status %d, relay %s)",
                grpc_message[0] != '\0' ? grpc_message : "no reason given", grpc_status,
                up->link.hostport);
-        proxy_stop(up->px, 1);
+        proxy_leave(up->px, 1, "registration refused");
         return;
     }
     /* Status 0: the relay is draining; its GOAWAY has the link dialing a new connection. */

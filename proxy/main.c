@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* proxy: runs inside a remote network, connects out to the relay, and dials the targets of
  * client flows, only inside the network it serves. */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include "tn/conf.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/names.h"
 #include "tn/proc.h"
 #include "tn/util.h"
 
@@ -164,6 +166,26 @@ services_prepare(struct proxy_config *cfg)
             return -ENOMEM;
         if (svc[i].name == NULL && (svc[i].name = strdup(svc[i].target)) == NULL)
             return -ENOMEM;
+        if (!tn_service_name_valid(svc[i].name)) {
+            fprintf(stderr,
+                    "proxy: expose: the name '%s' is not 1-%d printable characters without "
+                    "spaces\n",
+                    svc[i].name, TN_SERVICE_NAME_MAX);
+            return TN_ERR_CONFIG;
+        }
+        if (svc[i].host != NULL) {
+            char *c;
+
+            for (c = svc[i].host; *c != '\0'; c++) /* Host and SNI names know no case */
+                *c = (char)tolower((unsigned char)*c);
+            if (!tn_host_name_valid(svc[i].host)) {
+                fprintf(stderr,
+                        "proxy: expose '%s': http.host '%s' is not a host name (letters, "
+                        "digits, '-' and '.')\n",
+                        svc[i].name, svc[i].host);
+                return TN_ERR_CONFIG;
+            }
+        }
         for (j = 0; j < i; j++) {
             if (strcmp(svc[i].name, svc[j].name) == 0) {
                 fprintf(stderr, "proxy: expose: the name '%s' is used twice\n", svc[i].name);
@@ -289,13 +311,13 @@ cert_id(const char *file, struct tn_identity *id)
     int r = TN_ERR_TLS;
 
     if ((f = fopen(file, "re")) == NULL) {
-        tn_log_warn("%s", file);
+        tn_log(TN_LOG_ERR, "%s: %s", file, strerror(errno));
         return r;
     }
     if ((x = PEM_read_X509(f, NULL, NULL, NULL)) == NULL)
         tn_tls_log_errors(file);
     else if ((r = tn_tls_cert_identity(x, id)) != 0)
-        tn_log_warnx("%s: no tunnel:// identity in the certificate", file);
+        tn_log(TN_LOG_ERR, "%s: no tunnel:// identity in the certificate", file);
     X509_free(x);
     fclose(f);
     return r;
@@ -373,26 +395,41 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     tn_log_info("reload: done (%zu networks)", px->nnets);
 }
 
-/* The first SIGTERM or SIGINT drains: GOAWAY tells the relay to route nothing new here, and the
- * open flows get drain_timeout to finish.  A second signal stops at once. */
+void
+proxy_leave(struct proxy *px, int status, const char *why)
+{
+    if (status > px->status)
+        px->status = status;
+    if (px->is_stopping)
+        return;
+    px->is_stopping = true;
+    if (px->active == 0 || px->cfg->drain_timeout == 0) {
+        tn_log_info("%s: stopping", why);
+        ev_break(px->loop, EVBREAK_ALL);
+        return;
+    }
+    tn_log_info("%s: leaving the relay; %" PRIu64 " flows have %.1f s to finish", why, px->active,
+                (double)px->cfg->drain_timeout / 1e3);
+    uplinks_drain(px);
+    ev_timer_init(&px->drain_deadline, on_drain_deadline, (double)px->cfg->drain_timeout / 1e3, 0);
+    ev_timer_start(px->loop, &px->drain_deadline);
+}
+
+/* The first SIGTERM or SIGINT drains (proxy_leave); a second one stops at once. */
 static void
 on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct proxy *px = w->data;
+    char why[32];
 
     (void)revents;
-    if (px->is_stopping || px->active == 0 || px->cfg->drain_timeout == 0) {
-        tn_log_info("signal %d: stopping", w->signum);
-        px->is_stopping = true;
+    snprintf(why, sizeof(why), "signal %d", w->signum);
+    if (px->is_stopping) {
+        tn_log_info("%s: stopping", why);
         ev_break(loop, EVBREAK_ALL);
         return;
     }
-    tn_log_info("signal %d: leaving the relay; %" PRIu64 " flows have %.1f s to finish", w->signum,
-                px->active, (double)px->cfg->drain_timeout / 1e3);
-    px->is_stopping = true;
-    uplinks_drain(px);
-    ev_timer_init(&px->drain_deadline, on_drain_deadline, (double)px->cfg->drain_timeout / 1e3, 0);
-    ev_timer_start(loop, &px->drain_deadline);
+    proxy_leave(px, 0, why);
 }
 
 int
@@ -421,11 +458,17 @@ main(int argc, char **argv)
     px.cfg = &cfg;
     px.argc = argc;
     px.argv = argv;
-    if (!tls_prepare(&cfg) || tn_tls_ctx_new(&px.tls, &cfg.tls, false) != 0)
+    if (!tls_prepare(&cfg))
         goto out;
+    if ((r = tn_tls_ctx_new(&px.tls, &cfg.tls, false)) != 0) {
+        if (r == TN_ERR_CONFIG)
+            px.status = 2;
+        goto out;
+    }
     if (cfg.tls.cert_file == NULL) { /* a token stands for the certificate */
         if (cfg.token == NULL || cfg.proxy_id == NULL) {
             tn_log(TN_LOG_ERR, "without a certificate, give --token and --proxy-id");
+            px.status = 2;
             goto out;
         }
     } else if (cert_id(cfg.tls.cert_file, &me) != 0) {

@@ -112,6 +112,11 @@ int pflow_open(struct uplink *up);
 int proxy_obs_start(struct proxy *px);
 void proxy_obs_stop(struct proxy *px);
 
+/* main.c: stops with exit status |status| (or a higher one already set): at once when no flow
+ * is open, or else after a drain: GOAWAY tells the relay to route nothing new here, and the
+ * open flows get drain_timeout to finish.  |why| starts the log line.  Once stopping, a second
+ * call only raises the status. */
+void proxy_leave(struct proxy *px, int status, const char *why);
 /* main.c: a flow ended (the last one ends a drain). */
 void proxy_flow_ended(struct proxy *px);
 

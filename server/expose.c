@@ -29,25 +29,26 @@
 #include "tn/hash.h"
 #include "tn/log.h"
 #include "tn/metrics.h"
+#include "tn/names.h"
 #include "tn/pipe.h"
 #include "tn/util.h"
 
-#define NAME_MAX_LEN 64
-#define HOST_MAX     253
-#define MAX_TRIES    4 /* replicas tried for one public connection */
+#define MAX_TRIES 4 /* replicas tried for one public connection */
 
 struct exposure {
     struct relay *relay;
     struct exposure *next;
     char owner[TN_ID_MAX + 1]; /* the proxy id that holds the port */
-    char name[NAME_MAX_LEN + 1];
+    char name[TN_SERVICE_NAME_MAX + 1];
     char target[256];
-    char host[HOST_MAX + 1]; /* HTTP Host / TLS SNI name it is routed by, or "" */
-    bool is_relay_service;   /* from services:: the Open carries |target_ip| */
+    char host[TN_HOST_NAME_MAX + 1]; /* HTTP Host / TLS SNI name it is routed by, or "" */
+    bool is_relay_service;           /* from services:: the Open carries |target_ip| */
     struct tn_ip target_ip;
     unsigned target_port;
-    uint16_t port; /* 0: reached by |host| only */
-    int fd;        /* its listening socket, -1 without a port */
+    uint16_t port;               /* 0: reached by |host| only */
+    int fd;                      /* its listening socket, -1 without a port */
+    char listen[TN_ADDR_STRLEN]; /* where it listens ("" without a port): public_addr may
+                                  * change by SIGHUP while it stays open */
     struct tn_listener listener;
     bool is_listening;
     struct proxy **replicas;
@@ -62,7 +63,7 @@ struct xconn {
     struct relay *relay;
     struct waiter wait; /* for an Accept stream of the replica chosen */
     uint16_t port;      /* its exposure is found again by port or host: it may close */
-    char host[HOST_MAX + 1];
+    char host[TN_HOST_NAME_MAX + 1];
     int fd;     /* until the pipe takes it */
     char *head; /* bytes read before (an HTTP request head), sent after Open */
     size_t head_len;
@@ -77,6 +78,11 @@ struct xconn {
     char proxy_id[TN_ID_MAX + 1];
     char why[128];
     struct bw_gate *bw_up, *bw_down; /* bandwidth limits; NULL: none */
+    /* The replica chosen.  From xconn_start on, its stream carries the connection, and its
+     * session frees it only after that stream's close: its counters are ours to update. */
+    struct proxy *proxy;
+    bool is_started;
+    struct tn_flow_metrics metrics;
 };
 
 static struct exposure *
@@ -155,10 +161,26 @@ xconn_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     return tn_pipe_check_opened(p, fr, c->why, sizeof(c->why));
 }
 
+/* A public connection is a flow of its proxy: counted as the client's flows are (flow.c). */
+static void
+xconn_on_bytes(struct tn_pipe *p, bool is_up, const uint8_t *data, size_t n)
+{
+    struct xconn *c = tn_container_of(p, struct xconn, pipe);
+
+    (void)data;
+    *(is_up ? &c->proxy->bytes_up : &c->proxy->bytes_down) += n;
+    tn_flow_metrics_add(&c->metrics, is_up ? n : 0, is_up ? 0 : n);
+}
+
 static void
 xconn_on_close(struct tn_pipe *p, const char *reason)
 {
     struct xconn *c = tn_container_of(p, struct xconn, pipe);
+
+    if (c->is_started) {
+        c->proxy->active--;
+        tn_metric_flow_ended(reason);
+    }
 
     tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
            "public flow=%016" PRIx64 " %s -> %s port %u proxy=%s in=%" PRIu64 " out=%" PRIu64 " %s",
@@ -169,6 +191,7 @@ xconn_on_close(struct tn_pipe *p, const char *reason)
 
 static const struct tn_pipe_ops xconn_pipe_ops = {
     .on_frame = xconn_on_frame,
+    .on_bytes = xconn_on_bytes,
     .on_close = xconn_on_close,
 };
 
@@ -242,6 +265,7 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
     Tunnel__V1__Open open = TUNNEL__V1__OPEN__INIT;
     Tunnel__V1__Frame data = TUNNEL__V1__FRAME__INIT;
     struct exposure *x = xconn_exposure(c);
+    char label[8 + TN_SERVICE_NAME_MAX + 1];
     int fd = c->fd;
 
     ev_timer_stop(c->relay->loop, &c->wait_timer);
@@ -266,7 +290,13 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
     c->fd = -1; /* the pipe's from here on */
     tn_pipe_attach_tls(&c->pipe, fd, c->ssl);
     c->ssl = NULL;
+    c->is_started = true;
+    c->proxy->active++;
+    tn_metric_flow_started();
+    snprintf(label, sizeof(label), "service:%s", x != NULL ? x->name : "-");
+    tn_flow_metrics_bind(&c->metrics, label, c->proxy->id);
     c->pipe.bytes_up += c->head_len;
+    xconn_on_bytes(&c->pipe, true, (const uint8_t *)c->head, c->head_len);
     if (x == NULL || tn_pipe_send(&c->pipe, &fr) != 0 ||
         (c->head_len > 0 && tn_pipe_send(&c->pipe, &data) != 0))
         tn_pipe_abort(&c->pipe, x == NULL ? "the service is gone" : "out of memory");
@@ -305,6 +335,7 @@ xconn_dispatch(struct xconn *c)
         return;
     }
     c->tried[c->ntried++] = best->serial;
+    c->proxy = best;
     snprintf(c->proxy_id, sizeof(c->proxy_id), "%s", best->id);
     best->flows++;
     if (c->ntried == 1) { /* a connection, not a retry */
@@ -468,6 +499,8 @@ make:
     }
     x->relay = relay;
     x->fd = fd;
+    if (fd >= 0)
+        tn_addr_format((struct sockaddr *)&ss, x->listen, sizeof(x->listen));
     x->port = (uint16_t)port;
     snprintf(x->owner, sizeof(x->owner), "%s", owner);
     snprintf(x->name, sizeof(x->name), "%s", name);
@@ -527,41 +560,19 @@ exposure_open_free(struct relay *relay, const struct proxy *px, const char *name
     return NULL;
 }
 
-static bool
-host_valid(const char *s)
-{
-    size_t n = strlen(s);
-
-    return n > 0 && n <= HOST_MAX && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-.") == n &&
-           s[0] != '.' && s[0] != '-';
-}
-
-static bool
-name_valid(const char *s)
-{
-    size_t n = strlen(s), i;
-
-    if (n == 0 || n > NAME_MAX_LEN)
-        return false;
-    for (i = 0; i < n; i++) {
-        if (s[i] <= ' ' || s[i] > '~')
-            return false;
-    }
-    return true;
-}
-
 /* Publishes one service for |px|: joins the exposure of the same name (a replica, or the
  * proxy back within the grace period) or opens a port.  Returns the exposure, or NULL with
  * |why| filled. */
 static struct exposure *
-publish(struct proxy *px, const char *name, unsigned port, const char *host, char *why,
-        size_t whylen)
+publish(struct proxy *px, const Tunnel__V1__Service *svc, char *why, size_t whylen)
 {
+    const char *name = svc->name, *host = svc->host;
+    unsigned port = svc->public_port;
     struct relay *relay = px->session->relay;
     struct exposure *x;
     size_t i;
 
-    if (host[0] != '\0' && !host_valid(host)) {
+    if (host[0] != '\0' && !tn_host_name_valid(host)) {
         snprintf(why, whylen,
                  "service '%s': '%.64s' is not a host name (lowercase letters, "
                  "digits, '-' and '.')",
@@ -581,7 +592,7 @@ publish(struct proxy *px, const char *name, unsigned port, const char *host, cha
         return NULL;
     }
 
-    if (!name_valid(name)) {
+    if (!tn_service_name_valid(name)) {
         snprintf(why, whylen, "service name '%.64s' is not 1-64 printable characters", name);
         return NULL;
     }
@@ -614,8 +625,11 @@ publish(struct proxy *px, const char *name, unsigned port, const char *host, cha
     } else if (policy_may_publish(relay->cfg, px->id, port, why, whylen)) {
         x = exposure_open(relay, px->id, name, port, why, whylen);
     }
-    if (x != NULL)
+    if (x != NULL) {
         snprintf(x->host, sizeof(x->host), "%s", host);
+        if (x->target[0] == '\0')
+            snprintf(x->target, sizeof(x->target), "%.200s", svc->target);
+    }
     if (x != NULL && exposure_join(x, px) != 0) {
         snprintf(why, whylen, "out of memory");
         if (x->n == 0)
@@ -633,16 +647,24 @@ publish_relay_service(struct proxy *px, const struct service_rule *r, char *why,
     struct relay *relay = px->session->relay;
     struct sockaddr_storage ss;
     socklen_t sslen;
-    struct exposure *x;
+    struct exposure *x = exposure_by_name(relay, px->id, r->name);
+    size_t i;
 
-    if (exposure_by_name(relay, px->id, r->name) == NULL &&
-        (x = exposure_by_port(relay, (unsigned)r->public_port)) != NULL) {
+    if (x != NULL && (!x->is_relay_service || x->port != (unsigned)r->public_port)) {
+        snprintf(why, whylen, "service '%s' of proxy '%s' is already published otherwise (port %u)",
+                 r->name, px->id, x->port);
+        x = NULL;
+    } else if (x != NULL) {
+        for (i = 0; i < x->n; i++) {
+            if (x->replicas[i] == px)
+                return x; /* published already: once is enough */
+        }
+    } else if ((x = exposure_by_port(relay, (unsigned)r->public_port)) != NULL) {
         snprintf(why, whylen, "port %u is held by proxy '%s' (service '%s')", x->port, x->owner,
                  x->name);
         x = NULL;
-    } else if ((x = exposure_by_name(relay, px->id, r->name)) == NULL &&
-               (x = exposure_open(relay, px->id, r->name, (unsigned)r->public_port, why, whylen)) !=
-                   NULL) {
+    } else if ((x = exposure_open(relay, px->id, r->name, (unsigned)r->public_port, why, whylen)) !=
+               NULL) {
         x->is_relay_service = true;
         snprintf(x->target, sizeof(x->target), "%s", r->target);
         if (tn_addr_resolve(r->target, false, &ss, &sslen) != 0 ||
@@ -707,6 +729,30 @@ expose_publish_rule(struct relay *relay, const struct service_rule *r, char *why
     return n;
 }
 
+void
+expose_services_reloaded(struct relay *relay)
+{
+    const struct service_rule *rules = relay->cfg->services.v;
+    size_t i, n = relay->cfg->services.n;
+    struct exposure *x, *next;
+    char why[512];
+
+    for (x = relay->exposures; x != NULL; x = next) {
+        next = x->next;
+        if (!x->is_relay_service)
+            continue;
+        for (i = 0; i < n; i++) {
+            if (strcmp(rules[i].proxy, x->owner) == 0 && strcmp(rules[i].name, x->name) == 0 &&
+                rules[i].public_port == x->port)
+                break;
+        }
+        if (i == n)
+            expose_unpublish(relay, x->owner, x->name);
+    }
+    for (i = 0; i < n; i++)
+        expose_publish_rule(relay, &rules[i], why, sizeof(why)); /* a refusal is logged */
+}
+
 bool
 expose_unpublish(struct relay *relay, const char *owner, const char *name)
 {
@@ -754,9 +800,7 @@ expose_proxy_joined(struct proxy *px, const Tunnel__V1__Hello *hello, Tunnel__V1
         Tunnel__V1__Published *pub = welcome->published[i];
 
         tunnel__v1__published__init(pub);
-        x = publish(px, svc->name, svc->public_port, svc->host, why, sizeof(why));
-        if (x != NULL && x->target[0] == '\0')
-            snprintf(x->target, sizeof(x->target), "%.200s", svc->target);
+        x = publish(px, svc, why, sizeof(why));
         if (x == NULL)
             tn_log_warnx("proxy %s: service '%.64s' not published: %s", px->id, svc->name, why);
         pub->name = strdup(svc->name);
@@ -841,8 +885,10 @@ expose_dump(struct relay *relay)
     size_t n = 0;
 
     for (x = relay->exposures; x != NULL; x = x->next, n++)
-        tn_log_info("status:   public port %u -> %s/%s (%s): %zu replicas, %" PRIu64 " connections",
-                    x->port, x->owner, x->name, x->target, x->n, x->conns);
+        tn_log_info("status:   public port %u -> %s/%s (%s): %zu replicas, %" PRIu64
+                    " connections, on %s",
+                    x->port, x->owner, x->name, x->target, x->n, x->conns,
+                    x->port != 0 ? x->listen : x->host);
     tn_log_info("status: %zu public ports", n);
 }
 
@@ -855,7 +901,7 @@ expose_status(struct relay *relay, struct tn_admin_reply *r)
 
     for (x = relay->exposures; x != NULL; x = x->next) {
         if (x->port != 0)
-            snprintf(listen, sizeof(listen), "%s:%u", relay->cfg->public_addr, x->port);
+            snprintf(listen, sizeof(listen), "%s", x->listen);
         else
             snprintf(listen, sizeof(listen), "http://%s", x->host);
         tn_admin_printf(r, "%s{\"name\":", x == relay->exposures ? "" : ",");

@@ -47,17 +47,19 @@ struct head {
 const char *
 health_answer(const struct relay *relay, const char *request)
 {
-    static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-                             "Content-Length: 3\r\nConnection: close\r\n\r\nok\n";
-    static const char draining[] =
-        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-        "Content-Length: 9\r\nConnection: close\r\n\r\ndraining\n";
-    static const char missing[] = "HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\n"
-                                  "Content-Length: 10\r\nConnection: close\r\n\r\nnot found\n";
+#define HEAD_OF(status, len)                                                                     \
+    "HTTP/1.1 " status "\r\nContent-Type: text/plain\r\nContent-Length: " len "\r\nConnection: " \
+    "close\r\n\r\n"
+    bool is_head = strncmp(request, "HEAD ", 5) == 0, is_get = strncmp(request, "GET ", 4) == 0;
 
-    if (strncmp(request, "GET /healthz ", 13) != 0 && strncmp(request, "HEAD /healthz ", 14) != 0)
-        return missing;
-    return relay->is_draining ? draining : ok;
+    if (!(is_get || is_head) || strncmp(request + (is_head ? 5 : 4), "/healthz ", 9) != 0)
+        return is_head ? HEAD_OF("404 Not Found", "10")
+                       : HEAD_OF("404 Not Found", "10") "not found\n";
+    if (relay->is_draining)
+        return is_head ? HEAD_OF("503 Service Unavailable", "9")
+                       : HEAD_OF("503 Service Unavailable", "9") "draining\n";
+    return is_head ? HEAD_OF("200 OK", "3") : HEAD_OF("200 OK", "3") "ok\n";
+#undef HEAD_OF
 }
 
 static void

@@ -289,7 +289,7 @@ route_listen(struct relay *relay, struct tn_listener *l, const char *hostport, t
     if (tn_addr_resolve(hostport, true, &ss, &sslen) != 0)
         return TN_ERR_CONFIG;
     if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 1024)) < 0) {
-        tn_log_warnx("listen on %s: %s", hostport, tn_strerror(fd));
+        tn_log(TN_LOG_ERR, "listen on %s: %s", hostport, tn_strerror(fd));
         return fd;
     }
     tn_listener_start(l, relay->loop, fd, cb);
@@ -320,8 +320,9 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* SIGHUP: reads the configuration again and applies what can change under way: the policy
  * (proxies:, access:), certificates, keys, the CRL and the revoked serials (for new
- * connections), timeouts, heartbeats, bandwidth limits (open flows follow a changed rate) and
- * logging (the log file is reopened, for logrotate).  Established flows are untouched; a proxy
+ * connections), timeouts, heartbeats, bandwidth limits (open flows follow a changed rate), the
+ * relay's services (their ports open and close for the proxies connected) and logging (the
+ * log file is reopened, for logrotate).  Established flows are untouched; a proxy
  * whose announcements are no longer allowed is drained; a session whose peer's certificate is
  * now revoked is closed.  A configuration with an error changes nothing. */
 static void
@@ -349,8 +350,10 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         fresh.stream_window != cfg->stream_window ||
         fresh.connection_window != cfg->connection_window || fresh.max_streams != cfg->max_streams)
         tn_log_warnx("reload: listen_addr and limits take effect after a restart");
-    tn_log_info("reload: public ports already open stay as they are until their proxies "
-                "register again");
+    if (strcmp(fresh.public_addr, cfg->public_addr) != 0)
+        tn_log_warnx("reload: public_addr %s applies to the public ports opened from now on; "
+                     "those open keep listening on %s until they close",
+                     fresh.public_addr, cfg->public_addr);
     TN_SWAP(cfg->proxies, fresh.proxies);
     TN_SWAP(cfg->access, fresh.access);
     TN_SWAP(cfg->tokens, fresh.tokens);
@@ -378,6 +381,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     policy_fini(&fresh); /* what it holds now is the old configuration's */
     tn_conf_fini(keys, &fresh);
     session_recheck_policy(relay);
+    expose_services_reloaded(relay);
     trust_recheck(relay);
     bandwidth_reload(relay);
     tn_log_info("reload: done (%zu proxy rules, %zu access rules)", cfg->proxies.n, cfg->access.n);
@@ -429,7 +433,7 @@ main(int argc, char **argv)
     socklen_t sslen;
     ev_signal sigint, sigterm, sigusr1, sighup;
     char addr[TN_ADDR_STRLEN];
-    int r, fd, status = 1;
+    int r = 0, fd, status = 1;
 
     if ((r = tn_cli_parse(&cli, &cfg, argc, argv)) != 0) {
         tn_conf_fini(keys, &cfg);
@@ -453,16 +457,16 @@ main(int argc, char **argv)
         .handshake_timeout = (double)cfg.limits.handshake_timeout / 1e3,
         .max_header_list = (uint32_t)cfg.limits.max_header_list,
     };
-    if (policy_init(&cfg) != 0 || bandwidth_check(&cfg) != 0)
+    if ((r = policy_init(&cfg)) != 0 || (r = bandwidth_check(&cfg)) != 0)
         goto out;
     if ((relay.routes = tn_lpm_new()) == NULL)
         goto out;
-    if (bootstrap_apply(&cfg, true) != 0 || trust_ctx_new(&relay.tls, &cfg) != 0)
+    if (bootstrap_apply(&cfg, true) != 0 || (r = trust_ctx_new(&relay.tls, &cfg)) != 0)
         goto out;
     if (tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen) != 0)
         goto out;
     if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 1024)) < 0) {
-        tn_log_warnx("listen on %s: %s", cfg.listen_addr, tn_strerror(fd));
+        tn_log(TN_LOG_ERR, "listen on %s: %s", cfg.listen_addr, tn_strerror(fd));
         goto out;
     }
     tn_listener_start(&relay.listener, relay.loop, fd, on_connection);
@@ -498,6 +502,8 @@ main(int argc, char **argv)
     http_close_all(&relay);
     status = 0;
 out:
+    if (status != 0 && r == TN_ERR_CONFIG)
+        status = 2; /* not worth a restart: see the units' RestartPreventExitStatus */
     route_listen_stop(&relay, &relay.http_listener);
     route_listen_stop(&relay, &relay.https_listener);
     https_fini(&relay);

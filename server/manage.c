@@ -134,6 +134,11 @@ services_post(struct relay *relay, const struct tn_admin_request *req, struct tn
         reply(r, 400, "give proxy, name, public_port and target");
         goto out;
     }
+    if ((n = policy_check_service(relay->cfg->services.v, relay->cfg->services.n, &rule, why,
+                                  sizeof(why))) != 0) {
+        reply(r, n == TN_ERR_PARSE ? 400 : 409, why);
+        goto out;
+    }
     if ((n = expose_publish_rule(relay, &rule, why, sizeof(why))) < 0) {
         reply(r, 409, why);
         goto out;

@@ -3,13 +3,16 @@
  * ids may reach which networks and ports (access:).  Either list left empty allows everything,
  * which suits a single-team deployment; a relay shared between teams should set both. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "relay.h"
+#include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/names.h"
 
 int
 policy_parse_ports(const char *s, struct port_set *set, const char *what)
@@ -60,6 +63,33 @@ port_set_fini(struct port_set *set)
 }
 
 int
+policy_check_service(const struct service_rule *rules, size_t n, const struct service_rule *r,
+                     char *why, size_t whylen)
+{
+    size_t i;
+
+    if (!tn_service_name_valid(r->name)) {
+        snprintf(why, whylen,
+                 "service name '%.64s' is not 1-%d printable characters without spaces", r->name,
+                 TN_SERVICE_NAME_MAX);
+        return TN_ERR_PARSE;
+    }
+    for (i = 0; i < n; i++) {
+        if (strcmp(rules[i].proxy, r->proxy) == 0 && strcmp(rules[i].name, r->name) == 0) {
+            snprintf(why, whylen, "proxy '%.64s' already has a service '%.64s'", r->proxy, r->name);
+            return TN_ERR_CONFIG;
+        }
+        if (rules[i].public_port == r->public_port) {
+            snprintf(why, whylen,
+                     "public port %" PRId64 " is already service '%.64s' of proxy '%.64s'",
+                     r->public_port, rules[i].name, rules[i].proxy);
+            return TN_ERR_CONFIG;
+        }
+    }
+    return 0;
+}
+
+int
 policy_init(struct relay_config *cfg)
 {
     struct access_rule *rules = cfg->access.v;
@@ -84,6 +114,28 @@ policy_init(struct relay_config *cfg)
     if (cfg->public_ports != NULL &&
         (r = policy_parse_ports(cfg->public_ports, &cfg->public_set, "public_ports")) != 0)
         return r;
+    if (cfg->public_addr != NULL) {
+        struct sockaddr_storage ss;
+        socklen_t sslen;
+        char hostport[300];
+
+        /* as expose.c will, when a proxy publishes a port */
+        snprintf(hostport, sizeof(hostport), "%.256s:1", cfg->public_addr);
+        if (tn_addr_resolve(hostport, true, &ss, &sslen) != 0) {
+            fprintf(stderr, "server: public_addr: '%s' is not an address to listen on\n",
+                    cfg->public_addr);
+            return TN_ERR_CONFIG;
+        }
+    }
+    for (i = 0; i < cfg->services.n; i++) {
+        const struct service_rule *services = cfg->services.v;
+        char why[256];
+
+        if (policy_check_service(services, i, &services[i], why, sizeof(why)) != 0) {
+            fprintf(stderr, "server: services: %s\n", why);
+            return TN_ERR_CONFIG;
+        }
+    }
     for (i = 0; i < cfg->tokens.n; i++) {
         if (strlen(tokens[i].token) < 16) {
             fprintf(stderr,

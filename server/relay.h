@@ -274,6 +274,11 @@ int policy_parse_ports(const char *s, struct port_set *set, const char *what);
 bool port_set_has(const struct port_set *set, unsigned port);
 /* Checks and prepares the policy of the configuration.  Returns 0 or TN_ERR_CONFIG (printed). */
 int policy_init(struct relay_config *cfg);
+/* May relay service |r| stand beside |rules|[0, |n|)?  Its name is valid, and neither its
+ * name (for its proxy) nor its port is taken.  Returns 0, TN_ERR_PARSE (a bad name) or
+ * TN_ERR_CONFIG (taken) with |why|. */
+int policy_check_service(const struct service_rule *rules, size_t n, const struct service_rule *r,
+                         char *why, size_t whylen);
 void policy_fini(struct relay_config *cfg);
 /* May proxy |id| announce |net| (as clients address it)?  Fills |why| when not. */
 bool policy_may_announce(const struct relay_config *cfg, const char *id, const struct tn_cidr *net,
@@ -309,6 +314,9 @@ void expose_close_all(struct relay *relay);
  * Returns how many took it (0: none is connected), or -1 with |why| filled. */
 int expose_publish_rule(struct relay *relay, const struct service_rule *r, char *why,
                         size_t whylen);
+/* After a reload: publishes the services: entries for the proxies connected, and closes the
+ * ports of relay services the configuration no longer lists. */
+void expose_services_reloaded(struct relay *relay);
 /* Closes the public port of service |name| of proxy |owner|.  Returns false when none. */
 bool expose_unpublish(struct relay *relay, const char *owner, const char *name);
 /* Whether a service is published for HTTP host |host| (lowercase). */

@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# What an operator meets, with the real programs on 127.0.0.1 (no namespaces needed):
+#
+#   startup_errors  a bad setting is refused with a message naming it and exit status 2 (no
+#                   restart by systemd); a port in use exits 1, and says so even at
+#                   --log-level error
+#   relay_http      the relay's plain HTTP: HEAD /healthz on the tunnel port has no body; an
+#                   admin request holding a NUL is answered 400; 32 idle admin connections do
+#                   not lock out /healthz
+#   public_ops      a service published on a public port, the relay configured by a file:
+#                   its bytes count for the proxy in the relay's status and metrics and in the
+#                   proxy's; the management API refuses a name or a port taken twice; SIGHUP
+#                   publishes a services: entry added to the file, closes one no longer listed,
+#                   and keeps open ports on their address when public_addr changes; a reload
+#                   that no longer allows the proxy lets its open transfer finish before the
+#                   proxy leaves (exit status 1)
+#
+# Usage: ops_test.sh SCENARIO BUILD_DIR
+# TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
+set -euo pipefail
+
+usage="usage: $0 startup_errors|relay_http|public_ops BUILD_DIR"
+scenario=${1:?$usage}
+build=$(realpath "${2:?$usage}")
+log_prefix=ops
+# shellcheck source-path=SCRIPTDIR source=regress_lib.sh
+. "$(dirname "$0")/regress_lib.sh"
+client=$build/client/client
+
+timeout 30 "$certs_tool" --out "$certs" >/dev/null
+
+# expect_exit STATUS REGEX CMD...: CMD exits with STATUS, and its output matches REGEX.
+expect_exit() {
+	local want=$1 re=$2 rc=0 out
+	shift 2
+	out=$(timeout 20 "$@" 2>&1) || rc=$?
+	((rc == want)) || fail "exit status $rc, not $want: $*: $out"
+	grep -qE -- "$re" <<<"$out" || fail "no /$re/ in the output of $*: $out"
+	log "ok: exit $want, /$re/"
+}
+
+# http_raw PORT BYTES: what a raw request (Python bytes syntax) to 127.0.0.1:PORT gets back,
+# read to EOF (5 s at most), and "|" after it (command substitution drops trailing newlines).
+http_raw() {
+	timeout 10 python3 - "$1" "$2" <<-'EOF'
+		import socket, sys
+		s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+		s.sendall(eval(sys.argv[2]))
+		out = b""
+		try:
+		    while chunk := s.recv(65536):
+		        out += chunk
+		except OSError:
+		    pass
+		sys.stdout.write(out.decode("latin-1") + "|")
+	EOF
+}
+
+# metric PORT SERIES: the value of SERIES (name and labels, as printed) at 127.0.0.1:PORT.
+metric() {
+	timeout 10 curl -sS "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { print $2 }'
+}
+
+case $scenario in
+startup_errors)
+	tls server
+	port=$(free_port)
+	relay_args=(--listen "127.0.0.1:$port" "${tls[@]}")
+	expect_exit 2 "public_ports: '10000-9000' is not a list" \
+		"$server" "${relay_args[@]}" --public-ports 10000-9000
+	expect_exit 2 "public_addr: 'not an address' is not an address" \
+		"$server" "${relay_args[@]}" --public-addr 'not an address'
+	expect_exit 2 "token of proxy 'p' is shorter than 16" \
+		"$server" "${relay_args[@]}" --token proxy=p,token=short
+	expect_exit 2 "services: proxy 'p' already has a service 'db'" "$server" "${relay_args[@]}" \
+		--service proxy=p,name=db,public_port=10001,target=127.0.0.1:1 \
+		--service proxy=p,name=db,public_port=10002,target=127.0.0.1:2
+	expect_exit 2 "services: public port 10001 is already service 'a'" "$server" "${relay_args[@]}" \
+		--service proxy=p,name=a,public_port=10001,target=127.0.0.1:1 \
+		--service proxy=q,name=b,public_port=10001,target=127.0.0.1:2
+	expect_exit 2 "service name 'a b' is not 1-64 printable" "$server" "${relay_args[@]}" \
+		--service "proxy=p,name=a b,public_port=10001,target=127.0.0.1:1"
+	expect_exit 2 "TLS needs a certificate, a key and a CA file" \
+		"$server" --listen "127.0.0.1:$port"
+	# A port in use is no configuration error (systemd tries again), and is always shown.
+	start_relay
+	expect_exit 1 "listen on 127.0.0.1:$relay_port: Address already in use" \
+		"$server" --listen "127.0.0.1:$relay_port" "${tls[@]}" --log-level error
+	tls proxy
+	proxy_args=(--server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 "${tls[@]}")
+	expect_exit 1 "admin listener 127.0.0.1:$relay_port: Address already in use" \
+		"$proxy" "${proxy_args[@]}" --admin "127.0.0.1:$relay_port" --log-level error
+	# What the relay would refuse at registration, the proxy refuses at start.
+	expect_exit 2 "expose: the name 'a b' is not 1-64 printable" \
+		"$proxy" "${proxy_args[@]}" --expose "name=a b,target=127.0.0.1:1"
+	expect_exit 2 "http.host 'bad_host' is not a host name" \
+		"$proxy" "${proxy_args[@]}" --expose "name=w,target=127.0.0.1:1,http=true,http.host=Bad_Host"
+	expect_exit 2 "without a certificate, give --token and --proxy-id" \
+		"$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--tls-ca "$certs/ca/cert.pem" --token 0123456789abcdef
+	expect_exit 2 "TLS needs a certificate, a key and a CA file" \
+		"$client" --server "127.0.0.1:$relay_port" --cidr 100.64.0.0/10
+	alive relay
+	stop relay
+	;;
+relay_http)
+	admin_port=$(free_port)
+	start_relay --admin "127.0.0.1:$admin_port"
+	out=$(http_raw "$relay_port" 'b"HEAD /healthz HTTP/1.1\r\nHost: r\r\n\r\n"')
+	[[ $out == "HTTP/1.1 200 OK"*$'Content-Length: 3\r\n'*$'\r\n\r\n|' ]] ||
+		fail "HEAD /healthz on the tunnel port: $out"
+	out=$(http_raw "$relay_port" 'b"GET /healthz HTTP/1.1\r\nHost: r\r\n\r\n"')
+	[[ $out == "HTTP/1.1 200 OK"*$'\r\n\r\nok\n|' ]] || fail "GET /healthz on the tunnel port: $out"
+	out=$(http_raw "$admin_port" 'b"GET /heal\x00thz HTTP/1.1\r\n\r\n"')
+	[[ $out == "HTTP/1.1 400 "* ]] || fail "an admin request with a NUL got: $out"
+	log "ok: HEAD /healthz has no body, a NUL gets 400"
+	# As many idle connections as the admin listener takes, each sending half a request head.
+	timeout 30 python3 - "$admin_port" <<-'EOF' || fail "idle connections locked out /healthz"
+		import socket, sys, time, urllib.request
+		port = int(sys.argv[1])
+		idle = []
+		for _ in range(32):
+		    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+		    s.sendall(b"GET /metrics HTTP/1.1\r\nX: ")
+		    idle.append(s)
+		time.sleep(0.3)
+		with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+		    assert r.status == 200, r.status
+		closed = 0
+		for s in idle:
+		    s.settimeout(0.2)
+		    try:
+		        closed += s.recv(1) == b""
+		    except socket.timeout:
+		        pass
+		    except OSError:
+		        closed += 1
+		print(f"/healthz answered beside 32 idle connections; {closed} of them closed")
+		sys.exit(0 if closed >= 1 else 1)
+	EOF
+	log "ok: 32 idle admin connections do not lock out /healthz"
+	alive relay
+	stop relay
+	;;
+public_ops)
+	# The LAN service: GET /big is 1 MiB at once, GET /slow is 20 pieces of 16 KiB in 3 s.
+	cat >"$tmp/target.py" <<-'EOF'
+		import http.server, sys, time
+		class H(http.server.BaseHTTPRequestHandler):
+		    def do_GET(self):
+		        n, pause = (64, 0) if self.path == "/big" else (20, 0.15)
+		        self.send_response(200)
+		        self.send_header("Content-Length", str(n * 16384))
+		        self.end_headers()
+		        for _ in range(n):
+		            self.wfile.write(b"x" * 16384)
+		            self.wfile.flush()
+		            time.sleep(pause)
+		    def log_message(self, *a):
+		        pass
+		http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+	EOF
+	web=$(free_port)
+	start target python3 "$tmp/target.py" "$web"
+	relay_port=$(free_port) admin=$(free_port) padmin=$(free_port) token=0123456789abcdef0123
+	p1=$(free_port) p2=$(free_port) p3=$(free_port)
+	# relay_conf ADDR PROXY_ID [SERVICES]: the relay's file, with public_addr ADDR, proxies:
+	# allowing PROXY_ID 127.0.0.1/32, and the services: list SERVICES.
+	relay_conf() {
+		cat >"$tmp/server.yaml" <<-EOF
+			listen_addr: 127.0.0.1:$relay_port
+			tls: {cert_file: $certs/server/cert.pem, key_file: $certs/server/key.pem, ca_file: $certs/ca/cert.pem}
+			admin: {listen: 127.0.0.1:$admin, token: $token}
+			public_addr: $1
+			public_ports: "$p1 $p2 $p3"
+			proxies: [{id: $2, networks: [127.0.0.1/32]}]
+			services: [${3:-}]
+			log: {level: debug}
+		EOF
+	}
+	relay_conf 127.0.0.1 proxy-1
+	start relay "$server" -c "$tmp/server.yaml"
+	wait_log relay 'listening on' 15
+	start_proxy "127.0.0.1:$relay_port" --admin "127.0.0.1:$padmin" \
+		--expose "name=web,target=127.0.0.1:$web,public_port=$p1"
+	wait_log relay "serves public port $p1: web \\(127.0.0.1:$web\\)" 15
+
+	# Its bytes are the proxy's, at the relay and at the proxy.
+	n=$(timeout 20 curl -sS "http://127.0.0.1:$p1/big" | wc -c)
+	((n == 1048576)) || fail "GET /big through the public port: $n bytes"
+	sleep 0.3
+	status=$(timeout 10 curl -sS "http://127.0.0.1:$admin/api/v1/status")
+	down=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["proxies"][0]["bytes_down"])' "$status")
+	((down >= 1048576)) || fail "the relay's status counts $down bytes down for the proxy: $status"
+	for s in "tunnel_proxy_bytes_total{proxy=\"proxy-1\",direction=\"down\"}" \
+		"tunnel_route_bytes_total{route=\"service:web\",direction=\"down\"}"; do
+		v=$(metric "$admin" "$s")
+		((${v:-0} >= 1048576)) || fail "relay metric $s is '${v:-}'"
+	done
+	v=$(metric "$padmin" "tunnel_route_bytes_total{route=\"service:web\",direction=\"down\"}")
+	((${v:-0} >= 1048576)) || fail "the proxy's service:web route counts '${v:-}' bytes down"
+	log "ok: a public connection's bytes count for its proxy (relay: $down; proxy: $v)"
+
+	# The management API: a name or a port given twice is a conflict, not a second service.
+	api() {
+		timeout 10 curl -sS -o "$tmp/api.out" -w '%{http_code}' -X POST \
+			-H "Authorization: Bearer $token" --data "$1" \
+			"http://127.0.0.1:$admin/api/v1/manage/services"
+	}
+	svc() { echo "{\"proxy\":\"proxy-1\",\"name\":\"$1\",\"public_port\":$2,\"target\":\"127.0.0.1:$web\"}"; }
+	[[ $(api "$(svc db "$p2")") == 201 ]] || fail "POST db: $(cat "$tmp/api.out")"
+	[[ $(api "$(svc db "$p3")") == 409 ]] || fail "POST db again: $(cat "$tmp/api.out")"
+	grep -q "already has a service 'db'" "$tmp/api.out" || fail "POST db again: $(cat "$tmp/api.out")"
+	[[ $(api "$(svc other "$p2")") == 409 ]] || fail "POST on db's port: $(cat "$tmp/api.out")"
+	[[ $(api "$(svc web "$p3")") == 409 ]] || fail "POST web (the proxy's own): $(cat "$tmp/api.out")"
+	grep -q "already published otherwise" "$tmp/api.out" || fail "POST web: $(cat "$tmp/api.out")"
+	n=$(timeout 20 curl -sS "http://127.0.0.1:$p2/big" | wc -c)
+	((n == 1048576)) || fail "GET /big through db's port: $n bytes"
+	status=$(timeout 10 curl -sS "http://127.0.0.1:$admin/api/v1/status")
+	python3 -c 'import json,sys; x = [e for e in json.loads(sys.argv[1])["exposures"] if e["name"] == "db"]; sys.exit(len(x) != 1 or len(x[0]["replicas"]) != 1)' "$status" ||
+		fail "db is not one port served by one replica: $status"
+	log "ok: the management API refuses a service name or port taken twice"
+
+	# SIGHUP: public_addr moves to 127.0.0.2, db (API only) goes, files (in the file) comes.
+	relay_conf 127.0.0.2 proxy-1 "{proxy: proxy-1, name: files, public_port: $p3, target: 127.0.0.1:$web}"
+	kill -HUP "${pid[relay]}"
+	wait_log relay 'reload: done' 15
+	grep -q "reload: public_addr 127.0.0.2 applies to the public ports opened from now on" \
+		"$tmp/relay.log" || fail "the relay did not say how public_addr changes"
+	n=$(timeout 20 curl -sS "http://127.0.0.2:$p3/big" | wc -c)
+	((n == 1048576)) || fail "files, added to the file, is not served on 127.0.0.2:$p3: $n bytes"
+	timeout 10 curl -sS -o /dev/null "http://127.0.0.1:$p2/big" 2>/dev/null &&
+		fail "db's port $p2 still answers after a reload without it"
+	status=$(timeout 10 curl -sS "http://127.0.0.1:$admin/api/v1/status")
+	[[ $status == *"\"listen\":\"127.0.0.1:$p1\""* && $status == *"\"listen\":\"127.0.0.2:$p3\""* ]] ||
+		fail "the status does not show where the ports listen: $status"
+	n=$(timeout 20 curl -sS "http://127.0.0.1:$p1/big" | wc -c)
+	((n == 1048576)) || fail "web stopped answering on 127.0.0.1:$p1 after the reload: $n bytes"
+	log "ok: SIGHUP published files, closed db, and web stays on 127.0.0.1"
+
+	# A reload that no longer allows proxy-1: its open transfer finishes, then it leaves.
+	timeout 30 curl -sS -o "$tmp/slow.out" "http://127.0.0.1:$p1/slow" &
+	slow=$!
+	sleep 0.5
+	relay_conf 127.0.0.2 someone-else
+	kill -HUP "${pid[relay]}"
+	wait_log proxy 'relay refused registration' 15
+	rc=0
+	wait "$slow" || rc=$?
+	n=$(wc -c <"$tmp/slow.out")
+	((rc == 0 && n == 327680)) || fail "the transfer open at the reload ended with curl $rc after $n bytes"
+	wait_log proxy 'registration refused: leaving the relay' 5
+	deadline=$((SECONDS + 20))
+	while is_running proxy; do
+		((SECONDS < deadline)) || fail "the refused proxy did not leave after its last flow"
+		sleep 0.1
+	done
+	reap proxy
+	((status == 1)) || fail "the refused proxy exited with status $status, not 1"
+	log "ok: the transfer open at the reload finished ($n bytes), then the proxy left with status 1"
+	alive relay
+	stop relay
+	;;
+*)
+	fail "$usage"
+	;;
+esac
+log "passed"
