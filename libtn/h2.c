@@ -838,7 +838,7 @@ h2_recv(struct tn_h2 *h2)
     tn_buf_consume(&h2->rpart, have);
     have += (size_t)n;
     h2->last_heard = ev_now(h2->loop);
-    st = tn_record_open(&h2->rec, in, have, &used, plain, &len, &h2->tlsout, &why);
+    st = tn_record_open(&h2->rec, in, have, &used, plain, &len, &why);
     if (len > 0 && (n = nghttp2_session_mem_recv(h2->ng, plain, len)) < 0) {
         tn_log_warnx("%s: HTTP/2: %s", h2->peer_addr, nghttp2_strerror((int)n));
         h2_fail(h2, "HTTP/2 protocol error");

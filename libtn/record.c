@@ -209,7 +209,8 @@ seal_record(struct tn_record *r, uint8_t type, const struct iovec *iov, size_t l
 
     if (r->is_failed)
         return TN_ERR_TLS;
-    if (r->wr.seq >= r->update_after && type != CT_HANDSHAKE && (rv = seal_key_update(r, out)) != 0)
+    if ((r->is_update_owed || r->wr.seq >= r->update_after) && type != CT_HANDSHAKE &&
+        (rv = seal_key_update(r, out)) != 0)
         return rv;
     if ((dst = tn_buf_reserve(out, size, &avail)) == NULL)
         return -ENOMEM;
@@ -230,6 +231,8 @@ seal_key_update(struct tn_record *r, struct tn_buf *out)
 
     if (rv == 0 && key_update(r, &r->wr, 1) != 0)
         rv = TN_ERR_TLS;
+    if (rv == 0)
+        r->is_update_owed = false;
     return rv;
 }
 
@@ -300,8 +303,7 @@ protocol_error(struct tn_record *r, uint8_t alert, const char *what, const char 
 
 /* The handshake messages of one record: only those a peer may send after the handshake. */
 static enum tn_record_status
-open_handshake(struct tn_record *r, const uint8_t *p, size_t n, struct tn_buf *reply,
-               const char **why)
+open_handshake(struct tn_record *r, const uint8_t *p, size_t n, const char **why)
 {
     size_t len;
 
@@ -320,8 +322,12 @@ open_handshake(struct tn_record *r, const uint8_t *p, size_t n, struct tn_buf *r
             if (n != 5) /* a key change ends its record (section 5.1) */
                 return protocol_error(r, ALERT_UNEXPECTED_MESSAGE,
                                       "a KeyUpdate before the end of its record", why);
-            if (key_update(r, &r->rd, 0) != 0 || (p[4] == 1 && seal_key_update(r, reply) != 0))
+            if (++r->updates_in_row > TN_RECORD_UPDATES_MAX)
+                return protocol_error(r, ALERT_UNEXPECTED_MESSAGE,
+                                      "a flood of KeyUpdates without data", why);
+            if (key_update(r, &r->rd, 0) != 0)
                 return protocol_error(r, ALERT_INTERNAL_ERROR, "cannot update the keys", why);
+            r->is_update_owed |= p[4] == 1;
             return TN_RECORD_OK;
         default:
             return protocol_error(r, ALERT_UNEXPECTED_MESSAGE, "an unexpected handshake message",
@@ -335,7 +341,7 @@ open_handshake(struct tn_record *r, const uint8_t *p, size_t n, struct tn_buf *r
 
 enum tn_record_status
 tn_record_open(struct tn_record *r, const uint8_t *in, size_t len, size_t *used, uint8_t *plain,
-               size_t *plain_len, struct tn_buf *reply, const char **why)
+               size_t *plain_len, const char **why)
 {
     enum tn_record_status st = TN_RECORD_OK;
     size_t off = 0, sealed_len, n;
@@ -380,8 +386,9 @@ tn_record_open(struct tn_record *r, const uint8_t *in, size_t len, size_t *used,
         type = dst[--n];
         if (type == CT_APPLICATION_DATA) {
             *plain_len += n;
+            r->updates_in_row = 0;
         } else if (type == CT_HANDSHAKE && n > 0) {
-            st = open_handshake(r, dst, n, reply, why);
+            st = open_handshake(r, dst, n, why);
         } else if (type == CT_ALERT && n == 2) {
             r->peer_alert = dst[1];
             *why = SSL_alert_desc_string_long(dst[1]);

@@ -290,7 +290,7 @@ rflow_route(struct rflow *f)
     open_endpoint_format(f->open->dst, f->dst, sizeof(f->dst));
     if ((r = open_check(f->relay->cfg, f->client_id, f->open, &dst)) == TN_ERR_PROTO) {
         rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_UNIMPLEMENTED,
-                     "bad destination or protocol");
+                     "bad destination, protocol or service");
         return false;
     }
     if ((f->ident = limits_admit(f->relay, f->client_id, why, sizeof(why))) == NULL) {

@@ -27,7 +27,9 @@ int
 open_check(const struct relay_config *cfg, const char *client_id, const Tunnel__V1__Open *open,
            struct tn_ip *dst)
 {
-    if (tn_open_dst(open, dst) != 0)
+    /* A public connection's service is the relay's to name (expose.c): a client naming one
+     * would reach a proxy's published service past the access rules. */
+    if (tn_open_dst(open, dst) != 0 || (open->service != NULL && open->service[0] != '\0'))
         return TN_ERR_PROTO;
     if (!policy_may_reach(cfg, client_id, dst, open->dst->port))
         return TN_ERR_AUTH;

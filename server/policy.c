@@ -181,30 +181,40 @@ cidr_within(const struct tn_cidr *outer, const struct tn_cidr *inner)
 }
 
 bool
+policy_knows_proxy(const struct relay_config *cfg, const char *id, char *why, size_t whylen)
+{
+    const struct proxy_rule *rules = cfg->proxies.v;
+    size_t i;
+
+    if (cfg->proxies.n == 0)
+        return true;
+    for (i = 0; i < cfg->proxies.n; i++) {
+        if (strcmp(rules[i].id, id) == 0)
+            return true;
+    }
+    snprintf(why, whylen, "proxy id '%s' is not in the relay's proxies list", id);
+    return false;
+}
+
+bool
 policy_may_announce(const struct relay_config *cfg, const char *id, const struct tn_cidr *net,
                     char *why, size_t whylen)
 {
     const struct proxy_rule *rules = cfg->proxies.v;
     char s[TN_CIDR_STRLEN];
-    bool is_known = false;
     size_t i, j;
 
     if (cfg->proxies.n == 0)
         return true;
+    if (!policy_knows_proxy(cfg, id, why, whylen))
+        return false;
     for (i = 0; i < cfg->proxies.n; i++) {
-        if (strcmp(rules[i].id, id) != 0)
-            continue;
-        is_known = true;
-        for (j = 0; j < rules[i].networks.n; j++) {
+        for (j = 0; strcmp(rules[i].id, id) == 0 && j < rules[i].networks.n; j++) {
             if (cidr_within(&rules[i].networks.v[j], net))
                 return true;
         }
     }
-    if (!is_known)
-        snprintf(why, whylen, "proxy id '%s' is not in the relay's proxies list", id);
-    else
-        snprintf(why, whylen, "proxy '%s' may not announce %s", id,
-                 tn_cidr_format(net, s, sizeof(s)));
+    snprintf(why, whylen, "proxy '%s' may not announce %s", id, tn_cidr_format(net, s, sizeof(s)));
     return false;
 }
 

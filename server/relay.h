@@ -166,6 +166,7 @@ struct session {
     struct session *prev, *next;
     bool is_draining;    /* GOAWAY sent or received: open flows finish, nothing new starts */
     struct proxy *proxy; /* set once a proxy registered on this session */
+    bool is_registering; /* a Register stream is gathering its Hello: one at a time */
     char token_id[TN_ID_MAX + 1]; /* the proxy id of a token, for a peer without certificate */
     char *token;                  /* that token, to check it again on SIGHUP */
 };
@@ -280,6 +281,8 @@ int policy_init(struct relay_config *cfg);
 int policy_check_service(const struct service_rule *rules, size_t n, const struct service_rule *r,
                          char *why, size_t whylen);
 void policy_fini(struct relay_config *cfg);
+/* Is proxy |id| in the proxies: list (or is the list empty)?  Fills |why| when not. */
+bool policy_knows_proxy(const struct relay_config *cfg, const char *id, char *why, size_t whylen);
 /* May proxy |id| announce |net| (as clients address it)?  Fills |why| when not. */
 bool policy_may_announce(const struct relay_config *cfg, const char *id, const struct tn_cidr *net,
                          char *why, size_t whylen);
@@ -363,8 +366,9 @@ void trust_recheck(struct relay *relay);
 
 /* "1.2.3.4:80", "[::1]:80" or "?" into |buf|. */
 void open_endpoint_format(const Tunnel__V1__Endpoint *ep, char *buf, size_t len);
-/* Checks |open| of client |client_id|: a TCP flow to an address and port (TN_ERR_PROTO if not)
- * that the access rules of |cfg| let it reach (TN_ERR_AUTH if not).  Fills |dst|. */
+/* Checks |open| of client |client_id|: a flow to an address and port, naming no service
+ * (TN_ERR_PROTO if not), that the access rules of |cfg| let it reach (TN_ERR_AUTH if not).
+ * Fills |dst|. */
 int open_check(const struct relay_config *cfg, const char *client_id, const Tunnel__V1__Open *open,
                struct tn_ip *dst);
 

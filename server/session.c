@@ -31,10 +31,21 @@ session_id(const struct session *s)
 struct reg {
     struct session *session;
     struct tn_h2_stream *stream;
-    uint8_t *msg; /* the framed Hello, gathered whole (it is small and bounded) */
-    size_t have;
-    bool is_done;
+    uint8_t hdr[TN_GRPC_HDR]; /* the Hello's gRPC prefix, then */
+    uint8_t *msg;             /* the Hello, gathered whole (of the length announced) */
+    size_t have;              /* of both */
+    bool is_done;             /* the Hello is answered: what comes after is ignored */
 };
+
+/* The Hello is answered (or refused): another Register may come on this session. */
+static void
+reg_done(struct reg *rg)
+{
+    rg->is_done = true;
+    rg->session->is_registering = false;
+    free(rg->msg);
+    rg->msg = NULL;
+}
 
 /* ---- proxies ---------------------------------------------------------------------------- */
 
@@ -256,6 +267,9 @@ proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t 
                  hello->n_networks, hello->n_services);
         return TN_GRPC_PERMISSION_DENIED;
     }
+    /* Even with services only: an unlisted proxy must not take a public port or host. */
+    if (!policy_knows_proxy(relay->cfg, px->id, why, whylen))
+        return TN_GRPC_PERMISSION_DENIED;
     if (hello->n_networks > 0 &&
         (px->nets = calloc(hello->n_networks, sizeof(*px->nets))) == NULL) {
         snprintf(why, whylen, "out of memory");
@@ -299,7 +313,7 @@ reg_finish(struct reg *rg, int status, const char *why)
 {
     tn_log_warnx("%s: registration refused: %s", tn_h2_peer_addr(rg->session->h2), why);
     tn_h2_stream_finish(rg->stream, status, why); /* rg is freed when the stream closes */
-    rg->is_done = true;
+    reg_done(rg);
 }
 
 static int
@@ -314,33 +328,34 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
     uint32_t len;
     int status, r;
 
-    size_t max = (size_t)s->relay->cfg->limits.max_message;
+    size_t max = (size_t)s->relay->cfg->limits.max_message, k;
 
     tn_h2_stream_consume(rg->stream, n);
     if (rg->is_done)
         return 0;
-    if (rg->have + n > max) {
-        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "Hello too large (limits.max_message)");
-        goto out;
-    }
-    if (rg->msg == NULL && (rg->msg = malloc(max)) == NULL) {
-        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
-        goto out;
-    }
-    memcpy(rg->msg + rg->have, p, n);
-    rg->have += n;
+    for (; n > 0 && rg->have < TN_GRPC_HDR; n--)
+        rg->hdr[rg->have++] = *p++;
     if (rg->have < TN_GRPC_HDR)
         return 0;
-    len = (uint32_t)rg->msg[1] << 24 | (uint32_t)rg->msg[2] << 16 | (uint32_t)rg->msg[3] << 8 |
-          rg->msg[4];
-    if (rg->msg[0] != 0 || len > max - TN_GRPC_HDR) {
+    len = (uint32_t)rg->hdr[1] << 24 | (uint32_t)rg->hdr[2] << 16 | (uint32_t)rg->hdr[3] << 8 |
+          rg->hdr[4];
+    if (rg->hdr[0] != 0 || len > max - TN_GRPC_HDR) {
         reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED,
                    "Hello compressed or too large (limits.max_message)");
-        goto out;
+        return 0;
     }
+    /* Memory for what was announced, once its first byte is here. */
+    if (rg->msg == NULL && n > 0 && (rg->msg = malloc(len)) == NULL) {
+        reg_finish(rg, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+        return 0;
+    }
+    k = n < TN_GRPC_HDR + len - rg->have ? n : TN_GRPC_HDR + len - rg->have;
+    if (k > 0)
+        memcpy(rg->msg + rg->have - TN_GRPC_HDR, p, k);
+    rg->have += k;
     if (rg->have < TN_GRPC_HDR + len)
         return 0;
-    if ((hello = tunnel__v1__hello__unpack(NULL, len, rg->msg + TN_GRPC_HDR)) == NULL) {
+    if ((hello = tunnel__v1__hello__unpack(NULL, len, rg->msg)) == NULL) {
         reg_finish(rg, TN_GRPC_PERMISSION_DENIED, "Hello does not decode");
         goto out;
     }
@@ -387,12 +402,10 @@ reg_on_data(void *owner, const uint8_t *p, size_t n)
         goto out;
     }
     tn_h2_stream_resume(rg->stream);
-    rg->is_done = true;
+    reg_done(rg);
 out:
     if (hello != NULL)
         tunnel__v1__hello__free_unpacked(hello, NULL);
-    free(rg->msg);
-    rg->msg = NULL;
     return 0;
 }
 
@@ -425,7 +438,8 @@ reg_on_close(void *owner, uint32_t error_code)
         if (!s->is_draining) /* else its flows finish first */
             tn_h2_close(s->h2, "control stream closed");
     }
-    free(rg->msg);
+    if (!rg->is_done)
+        reg_done(rg);
     free(rg);
 }
 
@@ -505,11 +519,14 @@ session_on_request(struct tn_h2 *h2, struct tn_h2_stream *stream, const char *pa
             refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "only proxies may call Register");
         } else if (s->proxy != NULL) {
             refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "already registered");
+        } else if (s->is_registering) {
+            refuse(s, stream, TN_GRPC_PERMISSION_DENIED, "a Register is already under way");
         } else if ((rg = calloc(1, sizeof(*rg))) == NULL) {
             refuse(s, stream, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         } else {
             rg->session = s;
             rg->stream = stream;
+            s->is_registering = true;
             tn_h2_stream_bind(stream, &reg_ops, rg);
         }
     } else if (strcmp(path, PATH_ACCEPT) == 0) {
@@ -590,6 +607,7 @@ session_recheck_policy(struct relay *relay)
     const char *id;
     struct session *s;
     char why[256];
+    bool is_allowed;
     size_t i;
 
     for (s = relay->sessions; s != NULL; s = s->next) {
@@ -606,14 +624,14 @@ session_recheck_policy(struct relay *relay)
             tn_h2_drain(s->h2);
             continue;
         }
-        for (i = 0; i < px->nnets; i++) {
-            if (!policy_may_announce(relay->cfg, px->id, &px->nets[i].addressed, why,
-                                     sizeof(why))) {
-                tn_log_warnx("policy: %s: its open flows finish, then it is gone", why);
-                session_drain(s);
-                tn_h2_drain(s->h2);
-                break;
-            }
+        is_allowed = policy_knows_proxy(relay->cfg, px->id, why, sizeof(why));
+        for (i = 0; is_allowed && i < px->nnets; i++)
+            is_allowed =
+                policy_may_announce(relay->cfg, px->id, &px->nets[i].addressed, why, sizeof(why));
+        if (!is_allowed) {
+            tn_log_warnx("policy: %s: its open flows finish, then it is gone", why);
+            session_drain(s);
+            tn_h2_drain(s->h2);
         }
     }
 }

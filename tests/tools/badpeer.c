@@ -10,6 +10,8 @@
  *   client-rst-noerror:  badpeer(client) ══ relay ══ proxy ── badpeer(target)
  *   double-register:     badpeer(proxy, twice on one connection), then badpeer(client) ══ relay
  *   register-refused:    badpeer(client or impostor proxy) ══ relay
+ *   register-pile:       badpeer(proxy, 50 Register calls with one byte each) ══ relay
+ *   open-service:        badpeer(client: an Open naming a service) ══ relay ══ proxy
  *   fake-relay-rst:      proxy ══ badpeer(relay) and proxy ── badpeer(target)
  *   fake-relay-refill:   proxy ══ badpeer(relay) */
 #include <errno.h>
@@ -734,8 +736,19 @@ new_flow_id(void)
 }
 
 /* Sends Frame{open} for |dst| on |bs|. */
+static int send_open_service(struct peer *p, struct bstream *bs, const char *dst, uint64_t flow_id,
+                             const char *service);
+
 static int
 send_open(struct peer *p, struct bstream *bs, const char *dst, uint64_t flow_id)
+{
+    return send_open_service(p, bs, dst, flow_id, "");
+}
+
+/* An Open naming a published service, which only the relay may set (public connections). */
+static int
+send_open_service(struct peer *p, struct bstream *bs, const char *dst, uint64_t flow_id,
+                  const char *service)
 {
     Tunnel__V1__Frame fr = TUNNEL__V1__FRAME__INIT;
     Tunnel__V1__Open open = TUNNEL__V1__OPEN__INIT;
@@ -753,6 +766,7 @@ send_open(struct peer *p, struct bstream *bs, const char *dst, uint64_t flow_id)
     open.src = &src_ep;
     open.dst = &dst_ep;
     open.client_id = TN_UNCONST(p->is_server ? "client-1" : "");
+    open.service = TN_UNCONST(service);
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPEN;
     fr.open = &open;
     return bs_send_msg(p, bs, &fr.base);
@@ -1193,6 +1207,91 @@ out:
     return failures > 0;
 }
 
+/* Bug: a client's Open naming a service ("secret", published by the proxy) reached that
+ * service past the relay's access rules, under a source address of its choosing: the relay
+ * must refuse it, and the proxy must never dial the service's target. */
+static int
+cmd_open_service(char **argv)
+{
+    const char *relay = argv[0], *certdir = argv[1], *target = argv[2];
+    struct target_accept ta = { .fd = -1 };
+    SSL_CTX *ctx = NULL;
+    struct peer *p = NULL;
+    struct bstream *cs;
+    int result;
+
+    if ((ta.lfd = target_listen(target)) < 0 || (ctx = tls_ctx(certdir, "client", false)) == NULL ||
+        (p = peer_dial(relay, ctx)) == NULL || (cs = peer_call(p, PATH_CONNECT)) == NULL)
+        goto out;
+    /* 127.0.0.1:9: inside the proxy's network, refused by nothing else. */
+    if (send_open_service(p, cs, "127.0.0.1:9", new_flow_id(), "secret") != 0)
+        goto out;
+    if (bs_has_msg(cs) || peer_wait(p, T_ANSWER, cond_msg_or_end, cs)) {
+        if (!bs_has_msg(cs))
+            say("refused: grpc-status %d '%s'", cs->grpc_status, cs->grpc_message);
+        else if ((result = wait_opened(p, cs, 0)) == TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK)
+            fail("the relay opened a client's flow that names a service");
+        else
+            say("refused: Opened result %d", result);
+    } else {
+        fail("no answer within %d ms to an Open naming a service", T_ANSWER);
+    }
+    if (peer_wait(NULL, 500, cond_target_accepted, &ta))
+        fail("the proxy dialed the service's target for a client's Open");
+    if (ta.fd >= 0)
+        close(ta.fd);
+    peer_alive(p);
+out:
+    if (ta.lfd >= 0)
+        close(ta.lfd);
+    peer_free(p, true);
+    SSL_CTX_free(ctx);
+    return failures > 0;
+}
+
+/* Bug: each Register stream took limits.max_message of memory from its first byte, with no
+ * bound on how many gather a Hello at once: one Register at a time on a connection now, the
+ * others refused, and memory only for the length a Hello announces. */
+static int
+cmd_register_pile(char **argv)
+{
+    static const uint8_t first = 0; /* the first byte of a gRPC prefix, and no more */
+    const char *relay = argv[0], *certdir = argv[1];
+
+    enum {
+        N = 50
+    };
+    struct bstream *rs[N];
+    SSL_CTX *ctx = NULL;
+    struct peer *p = NULL;
+    int i, refused = 0;
+
+    if ((ctx = tls_ctx(certdir, "proxy", false)) == NULL || (p = peer_dial(relay, ctx)) == NULL)
+        goto out;
+    for (i = 0; i < N; i++) {
+        if ((rs[i] = peer_call(p, PATH_REGISTER)) == NULL || bs_send(p, rs[i], &first, 1) != 0)
+            goto out;
+    }
+    for (i = 1; i < N; i++) {
+        if (!peer_wait(p, T_ANSWER, cond_msg_or_end, rs[i])) {
+            fail("Register call %d of %d gathering a Hello at once was not refused", i + 1, N);
+            goto out;
+        }
+        refused += rs[i]->grpc_status == TN_GRPC_PERMISSION_DENIED;
+    }
+    if (refused != N - 1)
+        fail("%d of the %d Register calls after the first were refused", refused, N - 1);
+    else
+        say("one Register gathers its Hello; the %d others were refused", refused);
+    if (rs[0]->is_ended || rs[0]->is_closed)
+        fail("the first Register call ended before its Hello came");
+    peer_alive(p);
+out:
+    peer_free(p, true);
+    SSL_CTX_free(ctx);
+    return failures > 0;
+}
+
 /* Not a misbehaviour, but what our programs never do: the peer updates its TLS keys in the
  * middle of a flow and asks for the relay's (RFC 8446 4.6.3).  The relay's records are its own
  * (libtn/record.c): it must follow, answer in order, and go on carrying the flow. */
@@ -1495,6 +1594,8 @@ static const struct command {
     { "client-rst-noerror", "RELAY CERTDIR TARGET", 3, cmd_client_rst_noerror },
     { "double-register", "RELAY CERTDIR", 2, cmd_double_register },
     { "register-refused", "RELAY CERTDIR", 2, cmd_register_refused },
+    { "register-pile", "RELAY CERTDIR", 2, cmd_register_pile },
+    { "open-service", "RELAY CERTDIR TARGET", 3, cmd_open_service },
     { "key-update", "RELAY CERTDIR TARGET", 3, cmd_key_update },
     { "fake-relay-rst", "LISTEN CERTDIR TARGET", 3, cmd_fake_relay_rst },
     { "fake-relay-refill", "LISTEN CERTDIR", 2, cmd_fake_relay_refill },

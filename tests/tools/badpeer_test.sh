@@ -12,6 +12,9 @@
 #   accept_pool_refill   proxy ══▶ badpeer (fake relay): idle Accept streams reset, pool refills
 #   double_register      badpeer (proxy: two Register calls at once, then client) ══▶ server
 #   register_refused     badpeer (client, impostor proxy, undecodable Hello) ══▶ server
+#   register_pile        badpeer (proxy: 50 Register calls, one byte of Hello each) ══▶ server
+#   open_service         badpeer (client: an Open naming the proxy's service) ══▶ server
+#                        ◀══ proxy, which publishes "secret" ──▶ badpeer (its target)
 #   key_update           badpeer (client) ══▶ server ◀══ proxy ──▶ badpeer (target)
 #                        TLS KeyUpdates asking for the relay's, data both ways after each
 #
@@ -19,7 +22,7 @@
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|key_update BUILD_DIR"
+usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|open_service|key_update BUILD_DIR"
 scenario=${1:?$usage}
 build=$(realpath "${2:?$usage}")
 # shellcheck source-path=SCRIPTDIR source=regress_lib.sh
@@ -64,10 +67,21 @@ double_register)
 	alive relay
 	stop relay
 	;;
-register_refused)
+register_refused | register_pile)
 	start_relay
-	run_badpeer register-refused "127.0.0.1:$relay_port" "$certs"
+	run_badpeer "${scenario//_/-}" "127.0.0.1:$relay_port" "$certs"
 	alive relay
+	stop relay
+	;;
+open_service)
+	target_port=$(free_port)
+	start_relay
+	start_proxy "127.0.0.1:$relay_port" --expose "name=secret,target=127.0.0.1:$target_port"
+	wait_log relay 'proxy proxy-1 registered' 15
+	run_badpeer open-service "127.0.0.1:$relay_port" "$certs" "127.0.0.1:$target_port"
+	alive relay
+	alive proxy
+	stop proxy
 	stop relay
 	;;
 *)

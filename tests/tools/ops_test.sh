@@ -14,7 +14,8 @@
 #                   publishes a services: entry added to the file, closes one no longer listed,
 #                   and keeps open ports on their address when public_addr changes; a reload
 #                   that no longer allows the proxy lets its open transfer finish before the
-#                   proxy leaves (exit status 1)
+#                   proxy leaves (exit status 1); an unlisted proxy is refused even with
+#                   services only
 #
 # Usage: ops_test.sh SCENARIO BUILD_DIR
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
@@ -55,6 +56,17 @@ http_raw() {
 		    pass
 		sys.stdout.write(out.decode("latin-1") + "|")
 	EOF
+}
+
+# wait_status NAME STATUS SECONDS: NAME ends by itself, with STATUS.
+wait_status() {
+	local deadline=$((SECONDS + $3))
+	while is_running "$1"; do
+		((SECONDS < deadline)) || fail "$1 did not exit within $3 s"
+		sleep 0.1
+	done
+	reap "$1"
+	((status == $2)) || fail "$1 exited with status $status, not $2"
 }
 
 # metric PORT SERIES: the value of SERIES (name and labels, as printed) at 127.0.0.1:PORT.
@@ -251,14 +263,15 @@ public_ops)
 	n=$(wc -c <"$tmp/slow.out")
 	((rc == 0 && n == 327680)) || fail "the transfer open at the reload ended with curl $rc after $n bytes"
 	wait_log proxy 'registration refused: leaving the relay' 5
-	deadline=$((SECONDS + 20))
-	while is_running proxy; do
-		((SECONDS < deadline)) || fail "the refused proxy did not leave after its last flow"
-		sleep 0.1
-	done
-	reap proxy
-	((status == 1)) || fail "the refused proxy exited with status $status, not 1"
+	wait_status proxy 1 20
 	log "ok: the transfer open at the reload finished ($n bytes), then the proxy left with status 1"
+	# Nor may it publish with no network to announce (an HTTP host would be its to take).
+	tls proxy
+	start proxy2 "$proxy" --server "127.0.0.1:$relay_port" "${tls[@]}" \
+		--expose "name=web,target=127.0.0.1:$web"
+	wait_log proxy2 "refused registration: proxy id 'proxy-1' is not in the relay's proxies list" 15
+	wait_status proxy2 1 10
+	log "ok: a proxy the list does not name is refused with services only"
 	alive relay
 	stop relay
 	;;

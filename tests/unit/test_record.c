@@ -139,8 +139,8 @@ open_all(struct pair *p, size_t step, const char **why)
     assert_non_null(p->plain);
     while (st == TN_RECORD_OK && avail < p->raw_len) {
         avail = avail + step < p->raw_len ? avail + step : p->raw_len;
-        st = tn_record_open(&p->rec, p->raw + off, avail - off, &used, p->plain, &p->plain_len,
-                            &p->to_theirs, why);
+        st =
+            tn_record_open(&p->rec, p->raw + off, avail - off, &used, p->plain, &p->plain_len, why);
         off += used;
     }
     if (st == TN_RECORD_OK)
@@ -258,7 +258,8 @@ test_bulk_both_ways(void **state)
     ours_to_theirs(p, 3, 1);
 }
 
-/* OpenSSL updates its keys and asks for ours: we follow, answer, and both go on. */
+/* OpenSSL updates its keys and asks for ours: we follow, answer before our next data, and
+ * both go on. */
 static void
 test_key_update_requested_by_peer(void **state)
 {
@@ -266,9 +267,58 @@ test_key_update_requested_by_peer(void **state)
 
     assert_int_equal(SSL_key_update(p->theirs, SSL_KEY_UPDATE_REQUESTED), 1);
     theirs_to_ours(p, 10, 5000, 700);
-    assert_true(tn_buf_len(&p->to_theirs) > 0); /* our KeyUpdate, not yet delivered */
-    ours_to_theirs(p, 20, 50000);               /* under the new key: OpenSSL followed */
+    assert_true(p->rec.is_update_owed);
+    assert_int_equal(tn_buf_len(&p->to_theirs), 0); /* nothing goes out before our data */
+    ours_to_theirs(p, 20, 50000);                   /* under the new key: OpenSSL followed */
+    assert_false(p->rec.is_update_owed);
     theirs_to_ours(p, 30, 5000, 5000);
+}
+
+/* A KeyUpdate record of ours: header, the 5-byte message, its content type, the tag. */
+#define KEY_UPDATE_RECORD (TN_RECORD_HEADER + 5 + 1 + 16)
+
+/* Requests that come while we are silent get one answer (RFC 8446 4.6.3), not one each. */
+static void
+test_key_update_requests_answered_once(void **state)
+{
+    struct pair *p = *state;
+    struct tn_buf in;
+    const char *why = NULL;
+    char got[16];
+    int i;
+
+    for (i = 0; i < 5; i++) {
+        assert_int_equal(SSL_key_update(p->theirs, SSL_KEY_UPDATE_REQUESTED), 1);
+        assert_int_equal(SSL_do_handshake(p->theirs), 1);
+    }
+    assert_int_equal(open_all(p, 1000, &why), TN_RECORD_OK);
+    tn_buf_init(&in);
+    assert_int_equal(tn_buf_append(&in, "hello", 5), 0);
+    assert_int_equal(tn_record_seal(&p->rec, &in, 5, &p->to_theirs), 0);
+    assert_int_equal(tn_buf_len(&p->to_theirs), KEY_UPDATE_RECORD + TN_RECORD_HEADER + 5 + 1 + 16);
+    tn_buf_fini(&in);
+    deliver(p);
+    assert_int_equal(SSL_read(p->theirs, got, sizeof(got)), 5);
+    assert_memory_equal(got, "hello", 5);
+    theirs_to_ours(p, 60, 100, 100); /* still in step both ways */
+    ours_to_theirs(p, 70, 1000);
+}
+
+/* KeyUpdates without data in between are a flood: each costs a key derivation. */
+static void
+test_key_update_flood_refused(void **state)
+{
+    struct pair *p = *state;
+    const char *why = NULL;
+    int i;
+
+    for (i = 0; i <= TN_RECORD_UPDATES_MAX; i++) {
+        assert_int_equal(SSL_key_update(p->theirs, SSL_KEY_UPDATE_NOT_REQUESTED), 1);
+        assert_int_equal(SSL_do_handshake(p->theirs), 1);
+    }
+    assert_int_equal(open_all(p, 1 << 20, &why), TN_RECORD_ERROR);
+    assert_non_null(strstr(why, "a flood of KeyUpdates"));
+    assert_int_equal(p->rec.alert_owed, 10); /* unexpected_message */
 }
 
 /* Our own key is replaced every update_after records, without a word from the peer. */
@@ -374,15 +424,15 @@ test_malformed_headers_fail(void **state)
     size_t used, plain_len = 0, i;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        assert_int_equal(tn_record_open(&p->rec, bad[i].rec, sizeof(bad[i].rec), &used, plain,
-                                        &plain_len, &p->to_theirs, &why),
-                         TN_RECORD_ERROR);
+        assert_int_equal(
+            tn_record_open(&p->rec, bad[i].rec, sizeof(bad[i].rec), &used, plain, &plain_len, &why),
+            TN_RECORD_ERROR);
         assert_non_null(strstr(why, bad[i].why));
     }
     /* A header alone is not an error: the rest comes with the next read. */
-    assert_int_equal(tn_record_open(&p->rec, header, sizeof(header), &used, plain, &plain_len,
-                                    &p->to_theirs, &why),
-                     TN_RECORD_OK);
+    assert_int_equal(
+        tn_record_open(&p->rec, header, sizeof(header), &used, plain, &plain_len, &why),
+        TN_RECORD_OK);
     assert_int_equal(used, 0);
 }
 
@@ -396,6 +446,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         CASE(test_bulk_both_ways),
         CASE(test_key_update_requested_by_peer),
+        CASE(test_key_update_requests_answered_once),
+        CASE(test_key_update_flood_refused),
         CASE(test_our_key_update_on_schedule),
         CASE(test_close_notify_both_ways),
         CASE(test_tampered_record_fails),

@@ -30,6 +30,7 @@ struct tn_buf;
 #define TN_RECORD_MAX          (TN_RECORD_HEADER + TN_RECORD_PLAIN_MAX + 256) /* 5.2 */
 #define TN_RECORD_SECRET_MAX   48                                             /* SHA-384 */
 #define TN_RECORD_UPDATE_AFTER (1ull << 24)
+#define TN_RECORD_UPDATES_MAX  32 /* KeyUpdates of the peer in a row, without data */
 
 /* One direction's key. */
 struct tn_record_key {
@@ -47,10 +48,12 @@ struct tn_record {
     /* From the key log callback until tn_record_start. */
     uint8_t client_secret[TN_RECORD_SECRET_MAX], server_secret[TN_RECORD_SECRET_MAX];
     size_t client_secret_len, server_secret_len;
-    uint64_t update_after; /* records under one key of ours; TN_RECORD_UPDATE_AFTER */
-    uint8_t alert_owed;    /* the fatal alert we owe the peer for its error, or 0 */
-    uint8_t peer_alert;    /* the description of the peer's alert (TN_RECORD_ALERT) */
-    bool is_failed;        /* a fatal alert went either way: nothing more is sealed */
+    uint64_t update_after;   /* records under one key of ours; TN_RECORD_UPDATE_AFTER */
+    unsigned updates_in_row; /* the peer's KeyUpdates since its last record of data */
+    bool is_update_owed;     /* the peer asked for our KeyUpdate: before our next data */
+    uint8_t alert_owed;      /* the fatal alert we owe the peer for its error, or 0 */
+    uint8_t peer_alert;      /* the description of the peer's alert (TN_RECORD_ALERT) */
+    bool is_failed;          /* a fatal alert went either way: nothing more is sealed */
 };
 
 /* What tn_record_open found besides application data. */
@@ -87,11 +90,13 @@ int tn_record_seal_alert(struct tn_record *r, struct tn_buf *out);
 /* Opens the whole records at the head of |in| (|len| bytes) into |plain|, which has room for
  * |*plain_len| + |len| bytes: their application data is appended there, |*plain_len| growing
  * by its length, and |*used| is set to the bytes of |in| that were whole records.  A KeyUpdate
- * that asks for ours is answered into |reply|.  Returns TN_RECORD_OK, or the status that
+ * that asks for ours is answered before our next record of data (requests while we are silent
+ * get one answer, RFC 8446 4.6.3); more than TN_RECORD_UPDATES_MAX KeyUpdates between two
+ * records of data are a flood, refused as an error.  Returns TN_RECORD_OK, or the status that
  * stopped it (then |*why| says what, and what came before it is in |plain|). */
 enum tn_record_status tn_record_open(struct tn_record *r, const uint8_t *in, size_t len,
                                      size_t *used, uint8_t *plain, size_t *plain_len,
-                                     struct tn_buf *reply, const char **why);
+                                     const char **why);
 
 /* Whether the peer's alert (TN_RECORD_ALERT) says it refused our certificate. */
 bool tn_record_refused_certificate(const struct tn_record *r);
