@@ -62,6 +62,8 @@ struct tn_h2_stream {
     bool is_bad_request;
     bool is_end_received, is_end_sent; /* END_STREAM each way: a close without both is an abort */
     size_t held;                       /* received bytes the owner has not consumed yet */
+    bool is_shed;                      /* reset for holding the most (h2_shed) */
+    bool is_paced;                     /* |held| waits for a bandwidth limit: never shed */
     bool is_http_error; /* client: the response was not 200: grpc-status no longer counts */
     int grpc_status;    /* server: what our trailers say; client: what the peer's said */
     char grpc_message[128];
@@ -104,6 +106,7 @@ struct tn_h2 {
 
 static void h2_schedule(struct tn_h2 *h2);
 static void h2_release(struct tn_h2 *h2, size_t n);
+static void h2_shed(struct tn_h2 *h2);
 static void h2_http1(struct tn_h2 *h2);
 
 static void
@@ -314,6 +317,12 @@ tn_h2_stream_finish(struct tn_h2_stream *s, int grpc_status, const char *grpc_me
 }
 
 void
+tn_h2_stream_set_paced(struct tn_h2_stream *s)
+{
+    s->is_paced = true;
+}
+
+void
 tn_h2_stream_consume(struct tn_h2_stream *s, size_t n)
 {
     if (n > s->held)
@@ -359,6 +368,32 @@ tn_h2_stream_conn(const struct tn_h2_stream *s)
 }
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------------ */
+
+/* The connection holds too much: the streams whose readers do not take their bytes (a client
+ * that never reads, a stalled target) would stall every other stream with the connection's
+ * window.  The stream holding the most is reset instead, so the others go on; streams paced
+ * by a bandwidth limit are left alone (they drain at their rate). */
+static void
+h2_shed(struct tn_h2 *h2)
+{
+    struct tn_h2_stream *s, *most = NULL;
+    size_t going = 0; /* held by streams reset already, until they close */
+
+    for (s = h2->streams; s != NULL; s = s->next) {
+        if (s->is_shed)
+            going += s->held;
+        else if (s->ops != NULL && !s->is_paced && (most == NULL || s->held > most->held))
+            most = s;
+    }
+    if (h2->held - going <= HELD_MAX || most == NULL || most->held == 0)
+        return;
+    tn_log_warnx("%s: stream %d: its reader left %zu bytes untaken while the connection holds "
+                 "%zu: reset, so that the other streams go on",
+                 h2->peer_addr, most->id, most->held, h2->held);
+    most->is_shed = true;
+    nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, most->id, NGHTTP2_ENHANCE_YOUR_CALM);
+    h2_schedule(h2);
+}
 
 /* |n| held bytes were consumed or dropped: pay back withheld connection window if we can. */
 static void
@@ -520,6 +555,7 @@ on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
         if (h2->debt == 0)
             tn_metric_at(&tn_metric_limit_hits, "connection_memory", NULL)->value++;
         h2->debt += len;
+        h2_shed(h2);
     }
     s->ops->on_data(s->owner, data, len);
     return 0;

@@ -255,6 +255,8 @@ xconn_limit(struct xconn *c, const struct exposure *x)
     c->bw_down = bw_gate_new(c->relay, &bw, false, xconn_release_down, c);
     if (c->bw_up != NULL || c->bw_down != NULL)
         c->pipe.throttle = &xconn_throttle;
+    if (c->bw_down != NULL && c->pipe.stream != NULL)
+        tn_h2_stream_set_paced(c->pipe.stream);
 }
 
 /* The connection has its Accept stream: Open goes out, then the user's bytes, at once. */

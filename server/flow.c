@@ -492,6 +492,10 @@ rflow_opened(struct rflow *f)
     tn_endpoint_ip(f->open->dst, &dst);
     f->bw_up = bw_gate_new(f->relay, &bw, true, rflow_release_up, f);
     f->bw_down = bw_gate_new(f->relay, &bw, false, rflow_release_down, f);
+    if (f->bw_up != NULL && f->cs != NULL)
+        tn_h2_stream_set_paced(f->cs);
+    if (f->bw_down != NULL && f->ps != NULL)
+        tn_h2_stream_set_paced(f->ps);
     opened.result = TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK;
     opened.proxy_id = f->proxy_id;
     fr.kind_case = TUNNEL__V1__FRAME__KIND_OPENED;

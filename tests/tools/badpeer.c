@@ -12,6 +12,8 @@
  *   register-refused:    badpeer(client or impostor proxy) ══ relay
  *   register-pile:       badpeer(proxy, 50 Register calls with one byte each) ══ relay
  *   open-service:        badpeer(client: an Open naming a service) ══ relay ══ proxy
+ *   slow-client:         badpeer(client reading nothing, 80 flows) ══ relay ══ proxy ──
+ *                        badpeer(targets pushing), then badpeer(client) the same way
  *   fake-relay-rst:      proxy ══ badpeer(relay) and proxy ── badpeer(target)
  *   fake-relay-refill:   proxy ══ badpeer(relay) */
 #include <errno.h>
@@ -388,12 +390,16 @@ peer_wait(struct peer *p, int timeout_ms, cond_fn cond, void *arg)
     }
 }
 
+/* The receive window of each stream of the peers made from here on (0: a peer that reads
+ * nothing). */
+static uint32_t stream_window = 1 << 20;
+
 static struct peer *
 peer_new(const char *what, int fd, SSL_CTX *ctx, bool is_server)
 {
-    static const nghttp2_settings_entry settings[] = {
+    const nghttp2_settings_entry settings[] = {
         { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 1000 },
-        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1 << 20 },
+        { NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window },
     };
     int64_t deadline = now_ms() + T_CONNECT;
     nghttp2_session_callbacks *cbs = NULL;
@@ -810,7 +816,7 @@ target_listen(const char *hostport)
 
     if (tn_addr_resolve(hostport, true, &ss, &len) != 0)
         return -1;
-    if ((fd = tn_addr_listen((struct sockaddr *)&ss, len, 16)) < 0) {
+    if ((fd = tn_addr_listen((struct sockaddr *)&ss, len, 128)) < 0) {
         fail("cannot listen on %s: %s", hostport, strerror(-fd));
         return -1;
     }
@@ -1249,6 +1255,87 @@ out:
     return failures > 0;
 }
 
+struct push {
+    int lfd;
+    int fd[80];
+    size_t n, sent[80], goal;
+};
+
+/* Accepts the flows' connections and writes to each until |goal| bytes or until it blocks. */
+static bool
+cond_pushed(struct peer *p, void *arg)
+{
+    static const char junk[65536];
+    struct push *pu = arg;
+    size_t i, full = 0;
+    ssize_t k;
+    int fd;
+
+    (void)p;
+    while (pu->n < TN_ARRAY_LEN(pu->fd) &&
+           (fd = accept4(pu->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+        pu->fd[pu->n++] = fd;
+    for (i = 0; i < pu->n; i++) {
+        while (pu->sent[i] < pu->goal &&
+               (k = send(pu->fd[i], junk, sizeof(junk), MSG_NOSIGNAL | MSG_DONTWAIT)) > 0)
+            pu->sent[i] += (size_t)k;
+        full += pu->sent[i] >= pu->goal;
+    }
+    return full == TN_ARRAY_LEN(pu->fd);
+}
+
+/* Bug: a client that opens many flows and never reads their bytes (stream windows of 0) made
+ * the relay hold more than its cap from the proxy's connection, which it shares with every
+ * client; the relay then stopped taking the proxy's bytes for all of them, and another
+ * client's new flow got no Opened.  Now the streams holding the most are reset instead. */
+static int
+cmd_slow_client(char **argv)
+{
+    const char *relay = argv[0], *certdir = argv[1], *push_target = argv[2], *target = argv[3];
+    struct push pu = { .lfd = -1, .goal = 2u << 20 };
+    SSL_CTX *ctx = NULL;
+    struct peer *slow = NULL;
+    struct bstream *cs;
+    size_t i, total = 0;
+    int lfd = -1;
+
+    if ((pu.lfd = target_listen(push_target)) < 0 || (lfd = target_listen(target)) < 0 ||
+        (ctx = tls_ctx(certdir, "client", false)) == NULL)
+        goto out;
+    stream_window = 0;
+    slow = peer_dial(relay, ctx);
+    stream_window = 1 << 20;
+    if (slow == NULL)
+        goto out;
+    for (i = 0; i < TN_ARRAY_LEN(pu.fd); i++) {
+        if ((cs = peer_call(slow, PATH_CONNECT)) == NULL ||
+            send_open(slow, cs, push_target, new_flow_id()) != 0)
+            goto out;
+    }
+    /* Until every flow has taken all the proxy and the sockets take: the relay then holds
+     * about 1 MiB (its stream window) of each, 80 MiB, over its 64 MiB per connection. */
+    peer_wait(slow, 10000, cond_pushed, &pu);
+    for (i = 0; i < pu.n; i++)
+        total += pu.sent[i];
+    say("%zu flows that are never read; %zu MiB written to them", pu.n, total >> 20);
+    if (pu.n != TN_ARRAY_LEN(pu.fd))
+        fail("the proxy dialed %zu of %zu flows", pu.n, TN_ARRAY_LEN(pu.fd));
+    peer_wait(slow, 2000, NULL, NULL); /* for the proxy's bytes to reach the relay */
+    if (flow_roundtrip(relay, ctx, lfd, target, 0) == 0)
+        say("another client's new flow went through beside them");
+    peer_alive(slow);
+out:
+    for (i = 0; i < pu.n; i++)
+        close(pu.fd[i]);
+    if (pu.lfd >= 0)
+        close(pu.lfd);
+    if (lfd >= 0)
+        close(lfd);
+    peer_free(slow, true);
+    SSL_CTX_free(ctx);
+    return failures > 0;
+}
+
 /* Bug: each Register stream took limits.max_message of memory from its first byte, with no
  * bound on how many gather a Hello at once: one Register at a time on a connection now, the
  * others refused, and memory only for the length a Hello announces. */
@@ -1596,6 +1683,7 @@ static const struct command {
     { "register-refused", "RELAY CERTDIR", 2, cmd_register_refused },
     { "register-pile", "RELAY CERTDIR", 2, cmd_register_pile },
     { "open-service", "RELAY CERTDIR TARGET", 3, cmd_open_service },
+    { "slow-client", "RELAY CERTDIR PUSH_TARGET TARGET", 4, cmd_slow_client },
     { "key-update", "RELAY CERTDIR TARGET", 3, cmd_key_update },
     { "fake-relay-rst", "LISTEN CERTDIR TARGET", 3, cmd_fake_relay_rst },
     { "fake-relay-refill", "LISTEN CERTDIR", 2, cmd_fake_relay_refill },

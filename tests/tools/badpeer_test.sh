@@ -13,6 +13,8 @@
 #   double_register      badpeer (proxy: two Register calls at once, then client) ══▶ server
 #   register_refused     badpeer (client, impostor proxy, undecodable Hello) ══▶ server
 #   register_pile        badpeer (proxy: 50 Register calls, one byte of Hello each) ══▶ server
+#   slow_client          badpeer (client: 80 flows it never reads) ══▶ server ◀══ proxy ──▶
+#                        badpeer (targets pushing 2 MiB each); another flow must still work
 #   open_service         badpeer (client: an Open naming the proxy's service) ══▶ server
 #                        ◀══ proxy, which publishes "secret" ──▶ badpeer (its target)
 #   key_update           badpeer (client) ══▶ server ◀══ proxy ──▶ badpeer (target)
@@ -22,7 +24,7 @@
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|open_service|key_update BUILD_DIR"
+usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|slow_client|open_service|key_update BUILD_DIR"
 scenario=${1:?$usage}
 build=$(realpath "${2:?$usage}")
 # shellcheck source-path=SCRIPTDIR source=regress_lib.sh
@@ -71,6 +73,19 @@ register_refused | register_pile)
 	start_relay
 	run_badpeer "${scenario//_/-}" "127.0.0.1:$relay_port" "$certs"
 	alive relay
+	stop relay
+	;;
+slow_client)
+	start_relay
+	start_proxy "127.0.0.1:$relay_port"
+	wait_log relay 'proxy proxy-1 registered' 15
+	run_badpeer slow-client "127.0.0.1:$relay_port" "$certs" "127.0.0.1:$(free_port)" \
+		"127.0.0.1:$(free_port)"
+	grep -q "untaken while the connection holds .*: reset, so that the other streams go on" \
+		"$tmp/relay.log" || fail "the relay did not say which streams it reset"
+	alive relay
+	alive proxy
+	stop proxy
 	stop relay
 	;;
 open_service)

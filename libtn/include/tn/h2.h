@@ -118,6 +118,9 @@ void tn_h2_stream_resume(struct tn_h2_stream *s);
  * |grpc_status| and |grpc_message| (may be NULL) for a server, or a trailers-only response
  * when no headers went out yet. */
 void tn_h2_stream_finish(struct tn_h2_stream *s, int grpc_status, const char *grpc_message);
+/* The bytes |s| holds wait for a bandwidth limit, not for a reader that does not read: a
+ * connection holding too much resets other streams first (see h2.c, h2_shed). */
+void tn_h2_stream_set_paced(struct tn_h2_stream *s);
 /* Returns |n| bytes of receive window to the peer (after the owner passed them on). */
 void tn_h2_stream_consume(struct tn_h2_stream *s, size_t n);
 /* Resets the stream with |error_code| and forgets its owner: no callback reaches the owner
