@@ -100,8 +100,9 @@ struct tn_h2 {
     struct tn_h2_stream *streams;
     char *http1; /* server: an HTTP/1.1 request over TLS (a health probe), being read */
     size_t http1_len;
-    size_t held; /* received bytes that streams have not consumed yet */
-    size_t debt; /* connection window held back while |held| is over HELD_MAX */
+    size_t held;             /* received bytes that streams have not consumed yet */
+    size_t debt;             /* connection window held back while |held| is over HELD_MAX */
+    char goaway_reason[160]; /* the protocol error we ended the session for, or "" */
 };
 
 static void h2_schedule(struct tn_h2 *h2);
@@ -588,6 +589,17 @@ on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
         (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
         (s = stream_of(h2, frame->hd.stream_id)) != NULL)
         s->is_end_sent = true;
+    /* nghttp2 ends a session that broke the protocol with GOAWAY: say why, once. */
+    if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code != NGHTTP2_NO_ERROR &&
+        h2->goaway_reason[0] == '\0') {
+        snprintf(h2->goaway_reason, sizeof(h2->goaway_reason), "%s: %.*s",
+                 nghttp2_http2_strerror(frame->goaway.error_code),
+                 (int)(frame->goaway.opaque_data_len < 100 ? frame->goaway.opaque_data_len : 100),
+                 frame->goaway.opaque_data != NULL ? (const char *)frame->goaway.opaque_data : "");
+        tn_log_warnx("%s: HTTP/2 error, GOAWAY sent: %s", h2->peer_addr, h2->goaway_reason);
+        if (h2->close_reason == NULL)
+            h2->close_reason = h2->goaway_reason;
+    }
     return 0;
 }
 

@@ -12,6 +12,7 @@
  *   register-refused:    badpeer(client or impostor proxy) ══ relay
  *   register-pile:       badpeer(proxy, 50 Register calls with one byte each) ══ relay
  *   open-service:        badpeer(client: an Open naming a service) ══ relay ══ proxy
+ *   bad-frame:           badpeer(client: DATA on an idle stream) ══ relay
  *   slow-client:         badpeer(client reading nothing, 80 flows) ══ relay ══ proxy ──
  *                        badpeer(targets pushing), then badpeer(client) the same way
  *   fake-relay-rst:      proxy ══ badpeer(relay) and proxy ── badpeer(target)
@@ -1336,6 +1337,41 @@ out:
     return failures > 0;
 }
 
+static bool
+cond_eof(struct peer *p, void *arg)
+{
+    (void)arg;
+    return p->is_eof;
+}
+
+/* Bug: a session that broke the protocol (here DATA on a stream never opened) was logged as
+ * "session ended", like a clean close: the relay must say what the error was. */
+static int
+cmd_bad_frame(char **argv)
+{
+    /* DATA, 4 bytes, on stream 101, which nobody opened (RFC 9113 5.1: PROTOCOL_ERROR). */
+    static const uint8_t frame[] = { 0, 0, 4, 0, 0, 0, 0, 0, 101, 'b', 'a', 'd', '!' };
+    const char *relay = argv[0], *certdir = argv[1];
+    SSL_CTX *ctx = NULL;
+    struct peer *p = NULL;
+
+    if ((ctx = tls_ctx(certdir, "client", false)) == NULL || (p = peer_dial(relay, ctx)) == NULL ||
+        !peer_alive(p))
+        goto out;
+    if (SSL_write(p->ssl, frame, sizeof(frame)) != (int)sizeof(frame)) {
+        fail("cannot write the frame");
+        goto out;
+    }
+    if (!peer_wait(p, T_ANSWER, cond_eof, NULL))
+        fail("the relay kept a connection that sent DATA on an idle stream");
+    else
+        say("the relay closed the connection");
+out:
+    peer_free(p, true);
+    SSL_CTX_free(ctx);
+    return failures > 0;
+}
+
 /* Bug: each Register stream took limits.max_message of memory from its first byte, with no
  * bound on how many gather a Hello at once: one Register at a time on a connection now, the
  * others refused, and memory only for the length a Hello announces. */
@@ -1684,6 +1720,7 @@ static const struct command {
     { "register-pile", "RELAY CERTDIR", 2, cmd_register_pile },
     { "open-service", "RELAY CERTDIR TARGET", 3, cmd_open_service },
     { "slow-client", "RELAY CERTDIR PUSH_TARGET TARGET", 4, cmd_slow_client },
+    { "bad-frame", "RELAY CERTDIR", 2, cmd_bad_frame },
     { "key-update", "RELAY CERTDIR TARGET", 3, cmd_key_update },
     { "fake-relay-rst", "LISTEN CERTDIR TARGET", 3, cmd_fake_relay_rst },
     { "fake-relay-refill", "LISTEN CERTDIR", 2, cmd_fake_relay_refill },

@@ -13,6 +13,8 @@
 #   double_register      badpeer (proxy: two Register calls at once, then client) ══▶ server
 #   register_refused     badpeer (client, impostor proxy, undecodable Hello) ══▶ server
 #   register_pile        badpeer (proxy: 50 Register calls, one byte of Hello each) ══▶ server
+#   bad_frame            badpeer (client: DATA on a stream never opened) ══▶ server, which
+#                        must log the protocol error it ended the session for
 #   slow_client          badpeer (client: 80 flows it never reads) ══▶ server ◀══ proxy ──▶
 #                        badpeer (targets pushing 2 MiB each); another flow must still work
 #   open_service         badpeer (client: an Open naming the proxy's service) ══▶ server
@@ -24,7 +26,7 @@
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|slow_client|open_service|key_update BUILD_DIR"
+usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|bad_frame|slow_client|open_service|key_update BUILD_DIR"
 scenario=${1:?$usage}
 build=$(realpath "${2:?$usage}")
 # shellcheck source-path=SCRIPTDIR source=regress_lib.sh
@@ -72,6 +74,14 @@ double_register)
 register_refused | register_pile)
 	start_relay
 	run_badpeer "${scenario//_/-}" "127.0.0.1:$relay_port" "$certs"
+	alive relay
+	stop relay
+	;;
+bad_frame)
+	start_relay
+	run_badpeer bad-frame "127.0.0.1:$relay_port" "$certs"
+	wait_log relay 'HTTP/2 error, GOAWAY sent: PROTOCOL_ERROR' 5
+	wait_log relay '\(client-1\) closed: PROTOCOL_ERROR' 5
 	alive relay
 	stop relay
 	;;
