@@ -377,6 +377,7 @@ tn_h2_stream_conn(const struct tn_h2_stream *s)
 static void
 h2_shed(struct tn_h2 *h2)
 {
+    static struct tn_log_rate rate;
     struct tn_h2_stream *s, *most = NULL;
     size_t going = 0; /* held by streams reset already, until they close */
 
@@ -388,7 +389,8 @@ h2_shed(struct tn_h2 *h2)
     }
     if (h2->held - going <= HELD_MAX || most == NULL || most->held == 0)
         return;
-    tn_log_warnx("%s: stream %d: its reader left %zu bytes untaken while the connection holds "
+    tn_log_rated(&rate, TN_LOG_WARN,
+                 "%s: stream %d: its reader left %zu bytes untaken while the connection holds "
                  "%zu: reset, so that the other streams go on",
                  h2->peer_addr, most->id, most->held, h2->held);
     most->is_shed = true;
@@ -449,7 +451,10 @@ on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name, 
         return 0;
     if (h2->is_server &&
         (s->header_bytes += namelen + valuelen + 32) > h2->settings.max_header_list) {
-        tn_log_warnx("%s: stream %d: request headers over %u bytes (limits.max_header_list): reset",
+        static struct tn_log_rate rate;
+
+        tn_log_rated(&rate, TN_LOG_WARN,
+                     "%s: stream %d: request headers over %u bytes (limits.max_header_list): reset",
                      h2->peer_addr, (int)s->id, (unsigned)h2->settings.max_header_list);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
     }

@@ -351,6 +351,33 @@ tn_log(enum tn_log_level level, const char *fmt, ...)
 }
 
 void
+tn_log_rated(struct tn_log_rate *r, enum tn_log_level level, const char *fmt, ...)
+{
+    struct timespec now;
+    char held[64] = "";
+    va_list ap;
+
+    if (!tn_log_enabled(level))
+        return;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec != r->second) {
+        r->second = now.tv_sec;
+        r->n = 0;
+    }
+    if (r->n >= TN_LOG_RATE_BURST) {
+        r->held++;
+        return;
+    }
+    r->n++;
+    if (r->held > 0)
+        snprintf(held, sizeof(held), "%" PRIu64 " more of these not logged", r->held);
+    r->held = 0;
+    va_start(ap, fmt);
+    vlog(level, fmt, ap, held[0] != '\0' ? held : NULL);
+    va_end(ap);
+}
+
+void
 tn_log_warn(const char *fmt, ...)
 {
     const char *e = strerror(errno);

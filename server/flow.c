@@ -299,7 +299,10 @@ rflow_route(struct rflow *f)
         return false;
     }
     if (r != 0) {
-        tn_log_warnx("flow=%016" PRIx64 " client=%s %s -> %s: refused by the access rules", f->id,
+        static struct tn_log_rate rate;
+
+        tn_log_rated(&rate, TN_LOG_WARN,
+                     "flow=%016" PRIx64 " client=%s %s -> %s: refused by the access rules", f->id,
                      f->client_id, f->src, f->dst);
         rflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN, TN_GRPC_PERMISSION_DENIED,
                      "forbidden by the relay's access rules");
@@ -369,8 +372,10 @@ cs_on_data(void *owner, const uint8_t *p, size_t n)
         r = tn_grpc_reader_feed(&f->crd, p, n, &used);
         tn_h2_stream_consume(cs, used); /* the Open is ours: its window goes back now */
         if (r != 0 && r != TN_GRPC_PAUSE) {
-            tn_log_warnx("client %s: bad Open: %s%s", f->client_id, tn_strerror(r),
-                         r == TN_ERR_LIMIT ? " (limits.max_message)" : "");
+            static struct tn_log_rate rate;
+
+            tn_log_rated(&rate, TN_LOG_WARN, "client %s: bad Open: %s%s", f->client_id,
+                         tn_strerror(r), r == TN_ERR_LIMIT ? " (limits.max_message)" : "");
             rflow_free(f, "bad Open");
             return r;
         }
@@ -399,7 +404,10 @@ cs_on_end(void *owner, int grpc_status, const char *grpc_message)
     (void)grpc_status;
     (void)grpc_message;
     if (f->open == NULL) { /* its Open was cut short: it can never come now */
-        tn_log_warnx("client %s: stream ended before its Open was complete", f->client_id);
+        static struct tn_log_rate rate;
+
+        tn_log_rated(&rate, TN_LOG_WARN, "client %s: stream ended before its Open was complete",
+                     f->client_id);
         rflow_free(f, "truncated Open");
         return;
     }
@@ -534,7 +542,10 @@ ps_on_data(void *owner, const uint8_t *p, size_t n)
             return 0;
         }
         if (r != 0 && r != TN_GRPC_PAUSE) {
-            tn_log_warnx("proxy %s: bad Opened: %s", f->proxy_id, tn_strerror(r));
+            static struct tn_log_rate rate;
+
+            tn_log_rated(&rate, TN_LOG_WARN, "proxy %s: bad Opened: %s", f->proxy_id,
+                         tn_strerror(r));
             rflow_retry(f, "bad Opened");
             return 0;
         }
@@ -625,7 +636,9 @@ rflow_on_open_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     if (f->open == NULL) {
-        tn_log_warnx("client %s: no Open in time", f->client_id);
+        static struct tn_log_rate rate;
+
+        tn_log_rated(&rate, TN_LOG_WARN, "client %s: no Open in time", f->client_id);
         rflow_free(f, "no Open");
         return;
     }

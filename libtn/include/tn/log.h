@@ -51,6 +51,19 @@ void tn_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tn_log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tn_log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tn_log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Lines a peer can cause one per stream or request go through a rate of their call site (a
+ * static struct tn_log_rate): at most TN_LOG_RATE_BURST a second pass, and the next to pass
+ * ends with how many were held back meanwhile. */
+#define TN_LOG_RATE_BURST 10
+
+struct tn_log_rate {
+    int64_t second; /* of the lines counted in |n| */
+    unsigned n;
+    uint64_t held;
+};
+
+void tn_log_rated(struct tn_log_rate *r, enum tn_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* For start-up failures only: logs at error and exits with status 1. */
 void tn_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void tn_fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
