@@ -360,7 +360,7 @@ tn_log_rated(struct tn_log_rate *r, enum tn_log_level level, const char *fmt, ..
     if (!tn_log_enabled(level))
         return;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    if (now.tv_sec != r->second) {
+    if (now.tv_sec > r->second) {
         r->second = now.tv_sec;
         r->n = 0;
     }

@@ -72,6 +72,32 @@ test_log_json_lines(void **state)
     free(s);
 }
 
+/* Lines from one call site: TN_LOG_RATE_BURST a second, then the next says how many were
+ * held back. */
+static void
+test_log_rated(void **state)
+{
+    struct tn_log_rate rate = { .second = INT64_MAX }; /* this second lasts */
+    char path[256], *s, *p;
+    int i, n = 0;
+
+    (void)state;
+    path_of(path, sizeof(path), "rated.log");
+    assert_int_equal(tn_log_open("unit", TN_LOG_INFO, TN_LOG_TEXT, path), 0);
+    for (i = 0; i < 25; i++)
+        tn_log_rated(&rate, TN_LOG_WARN, "line %d", i);
+    rate.second = 0; /* and is over */
+    tn_log_rated(&rate, TN_LOG_WARN, "after");
+    tn_log_close();
+    s = slurp("rated.log");
+    assert_non_null(s);
+    for (p = s; (p = strstr(p, " line ")) != NULL; p++)
+        n++;
+    assert_int_equal(n, TN_LOG_RATE_BURST);
+    assert_non_null(strstr(s, "after: 15 more of these not logged\n"));
+    free(s);
+}
+
 static void
 test_log_text_events(void **state)
 {
@@ -205,7 +231,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_log_json_lines),        cmocka_unit_test(test_log_text_events),
         cmocka_unit_test(test_log_rotation),          cmocka_unit_test(test_log_audit),
-        cmocka_unit_test(test_log_audit_with_stderr),
+        cmocka_unit_test(test_log_audit_with_stderr), cmocka_unit_test(test_log_rated),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
