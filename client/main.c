@@ -6,8 +6,11 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "client.h"
@@ -313,6 +316,32 @@ on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &c->drain_deadline);
 }
 
+/* One client per network namespace: its chains have fixed names, so a second client starting
+ * would remove the first one's rules.  An abstract unix socket (one namespace of them per
+ * network namespace, gone with its process, even after kill -9) says that one runs.  Returns
+ * the socket to keep open, or -1 (logged). */
+static int
+client_claim(void)
+{
+    static const char name[] = "tunnel-client";
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + sizeof(name) - 1);
+    int fd;
+
+    memcpy(sun.sun_path + 1, name, sizeof(name) - 1); /* sun_path[0] = 0: abstract */
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+        bind(fd, (struct sockaddr *)&sun, len) == 0)
+        return fd;
+    if (errno == EADDRINUSE)
+        tn_log(TN_LOG_ERR, "another client runs in this network namespace: stop it first (its "
+                           "rules are not ours to remove)");
+    else
+        tn_log(TN_LOG_ERR, "cannot claim this network namespace: %s", strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -322,7 +351,7 @@ main(int argc, char **argv)
     ev_signal sigint, sigterm, sighup;
     socklen_t len;
     size_t i;
-    int r, lfd = -1, lfd6 = -1;
+    int r, lfd = -1, lfd6 = -1, claim = -1;
 
     if (argc > 1 && strcmp(argv[1], "status") == 0) {
         if ((r = tn_cli_parse(&cli, &cfg, argc - 1, argv + 1)) != 0) {
@@ -347,6 +376,8 @@ main(int argc, char **argv)
     c.cfg = &cfg;
     c.argc = argc;
     c.argv = argv;
+    if ((claim = client_claim()) < 0)
+        goto out;
     if (cfg.is_cleanup) {
         nf_rules_remove();
         nf_fail_closed_remove();
@@ -440,6 +471,8 @@ out:
         close(lfd);
     if (lfd6 >= 0)
         close(lfd6);
+    if (claim >= 0)
+        close(claim);
     free(c.relay_addrs);
     SSL_CTX_free(c.tls);
     tn_conf_fini(keys, &cfg);

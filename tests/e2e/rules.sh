@@ -9,7 +9,9 @@
 #                         + the client's chain TUNNEL_CLIENT (comment tunnel-client) while it runs
 #   run 1: start, traffic, SIGTERM  → exit 0, state equal to the one before
 #   run 2: start, SIGKILL           → its rules remain (nothing could remove them)
-#   run 3: start                    → stale rules replaced (not doubled), traffic, SIGTERM → clean
+#   run 3: start                    → stale rules replaced (not doubled), traffic; a second client
+#                                     and a --cleanup beside it are refused and touch nothing;
+#                                     SIGTERM → clean
 #   tn-cli-$$ ── client ══ tn-relay-$$ ══ proxy ── tn-lan-$$ (web server 8080)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -96,6 +98,21 @@ nf_state >"$TN_TMP/nf.during3"
 diff -u "$TN_TMP/nf.during1" "$TN_TMP/nf.during3" >&2 ||
 	fail "the rules of run 3 (started over stale ones) differ from those of run 1"
 get_ok "run 3"
+# A second client in the namespace (another port, even a --cleanup) must leave these rules be.
+for extra in "--listen-port $((TN_CLIENT_PORT + 1)) --status-socket $TN_TMP/second.sock" --cleanup; do
+	rc=0
+	# shellcheck disable=SC2086 # $extra: the options, split on purpose
+	out=$(n_cli timeout 20 "$TN_BIN/client/client" --server "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" \
+		--cidr "$TN_INTERCEPT" --tls-cert "$TN_CERTS/client/cert.pem" \
+		--tls-key "$TN_CERTS/client/key.pem" --tls-ca "$TN_CERTS/ca/cert.pem" $extra 2>&1) || rc=$?
+	[ "$rc" = 1 ] && [[ $out == *"another client runs in this network namespace"* ]] ||
+		fail "a second client ($extra) beside a running one: status $rc: $out"
+	nf_state >"$TN_TMP/nf.second"
+	diff -u "$TN_TMP/nf.during3" "$TN_TMP/nf.second" >&2 ||
+		fail "a second client ($extra) changed the running client's rules"
+done
+get_ok "run 3, after the second clients"
+tn_log "a second client, and --cleanup, beside a running client: refused, its rules intact"
 rc=0
 tn_stop client-run3 TERM 10 || rc=$?
 [ "$rc" = 0 ] || fail "the client exited with status $rc on SIGTERM (124: still running)"
