@@ -440,6 +440,15 @@ queue_on_msg(const struct nlmsghdr *nlh, void *arg)
     ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
     c->dgram.last_id = ntohl(ph->packet_id);
     c->dgram.has_verdict = true;
+    if (attr[NFQA_CAP_LEN] != NULL) { /* cut by the kernel, which copies at most 65531 bytes */
+        char why[80];
+
+        snprintf(why, sizeof(why), "%" PRIu32 " bytes, more than a netfilter queue carries",
+                 ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])));
+        c->dgram.rejected[TN_PKT_TRUNCATED]++;
+        dgram_warn(&c->dgram, c->loop, TN_PKT_TRUNCATED, why);
+        return MNL_CB_OK;
+    }
     if (attr[NFQA_PAYLOAD] != NULL)
         dgram_packet(c, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
                      mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]));
@@ -523,7 +532,7 @@ dgram_start(struct client *c, unsigned queue)
     d->raw4 = d->raw6 = -1;
     if ((d->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_NONBLOCK | SOCK_CLOEXEC)) == NULL ||
         mnl_socket_bind(d->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
-        tn_log_warn("NFQUEUE: netlink socket (needs CAP_NET_ADMIN; --udp false to do without)");
+        tn_log_warn("NFQUEUE: netlink socket (needs CAP_NET_ADMIN; --udp=false to do without)");
         goto fail;
     }
     d->portid = mnl_socket_get_portid(d->nl);

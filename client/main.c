@@ -19,6 +19,7 @@
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/proc.h"
+#include "tn/tls.h"
 #include "tn/util.h"
 
 static const struct tn_conf_key keys[] = {
@@ -348,6 +349,7 @@ main(int argc, char **argv)
     struct client_config cfg = { 0 };
     struct client c = { 0 };
     struct tn_h2_settings settings;
+    struct tn_identity me;
     ev_signal sigint, sigterm, sighup;
     socklen_t len;
     size_t i;
@@ -390,7 +392,8 @@ main(int argc, char **argv)
         c.status = 2;
         goto out;
     }
-    if ((r = tn_tls_ctx_new(&c.tls, &cfg.tls, false)) != 0) {
+    if ((r = tn_tls_ctx_new(&c.tls, &cfg.tls, false)) != 0 ||
+        (r = tn_tls_cert_file_identity(cfg.tls.cert_file, TN_ROLE_CLIENT, &me)) != 0) {
         if (r == TN_ERR_CONFIG)
             c.status = 2;
         goto out;

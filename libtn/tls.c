@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "tn/err.h"
@@ -307,5 +308,32 @@ tn_tls_peer_identity(SSL *ssl, struct tn_identity *out)
     if (r == 0)
         tn_revoke_serial(cert, out->serial);
     X509_free(cert);
+    return r;
+}
+
+int
+tn_tls_cert_file_identity(const char *file, enum tn_role role, struct tn_identity *out)
+{
+    X509 *x = NULL;
+    FILE *f;
+    int r = TN_ERR_TLS;
+
+    if ((f = fopen(file, "re")) == NULL) {
+        tn_log(TN_LOG_ERR, "%s: %s", file, strerror(errno));
+        return r;
+    }
+    if ((x = PEM_read_X509(f, NULL, NULL, NULL)) == NULL) {
+        tn_tls_log_errors(file);
+    } else if ((r = tn_tls_cert_identity(x, out)) != 0) {
+        tn_log(TN_LOG_ERR, "%s: no tunnel:// identity in the certificate", file);
+    } else if (out->role != role) {
+        tn_log(TN_LOG_ERR,
+               "%s is a %s certificate, and the relay takes only %s certificates here "
+               "(certs-tool issue --role %s)",
+               file, tn_role_name(out->role), tn_role_name(role), tn_role_name(role));
+        r = TN_ERR_CONFIG;
+    }
+    X509_free(x);
+    fclose(f);
     return r;
 }

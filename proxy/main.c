@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include <ev.h>
-#include <openssl/pem.h>
 
 #include "httplog.h"
 #include "proxy.h"
@@ -302,27 +301,6 @@ networks_gather(struct proxy *px, struct proxy_config *cfg)
     return services_prepare(cfg);
 }
 
-/* The id our certificate carries: the default proxy id, and what the relay will insist on. */
-static int
-cert_id(const char *file, struct tn_identity *id)
-{
-    X509 *x = NULL;
-    FILE *f;
-    int r = TN_ERR_TLS;
-
-    if ((f = fopen(file, "re")) == NULL) {
-        tn_log(TN_LOG_ERR, "%s: %s", file, strerror(errno));
-        return r;
-    }
-    if ((x = PEM_read_X509(f, NULL, NULL, NULL)) == NULL)
-        tn_tls_log_errors(file);
-    else if ((r = tn_tls_cert_identity(x, id)) != 0)
-        tn_log(TN_LOG_ERR, "%s: no tunnel:// identity in the certificate", file);
-    X509_free(x);
-    fclose(f);
-    return r;
-}
-
 void
 proxy_flow_ended(struct proxy *px)
 {
@@ -471,11 +449,12 @@ main(int argc, char **argv)
             px.status = 2;
             goto out;
         }
-    } else if (cert_id(cfg.tls.cert_file, &me) != 0) {
+    } else if ((r = tn_tls_cert_file_identity(cfg.tls.cert_file, TN_ROLE_PROXY, &me)) != 0) {
+        if (r == TN_ERR_CONFIG)
+            px.status = 2;
         goto out;
-    } else if (me.role != TN_ROLE_PROXY)
-        tn_log_warnx("%s is a %s certificate: the relay will refuse it as a proxy",
-                     cfg.tls.cert_file, tn_role_name(me.role));
+    }
+    /* The id our certificate carries: the default proxy id, and what the relay insists on. */
     if (cfg.proxy_id == NULL && (cfg.proxy_id = strdup(me.id)) == NULL)
         goto out;
     px.settings = (struct tn_h2_settings){

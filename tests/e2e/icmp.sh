@@ -43,3 +43,8 @@ wait_for_log "$TN_TMP/proxy.log" "ICMP sockets not allowed here" 5 || fail "the 
 tn_log "a larger payload (one datagram of 4000 bytes each way)"
 out=$(n_cli timeout 20 ping -n -c 2 -i 0.2 -W 2 -s 4000 "$TN_VIRT_IP" 2>&1) || fail "ping -s 4000 failed: $out"
 grep -q '2 received' <<<"$out" || fail "ping -s 4000: $out"
+
+tn_log "a packet larger than a netfilter queue carries is named so, not carried cut"
+n_cli timeout 10 ping -n -c 1 -W 1 -s 65507 "$TN_VIRT_IP" >/dev/null 2>&1 || true
+wait_for_log "$TN_TMP/client.log" "packet not carried \(65535 bytes, more than a netfilter queue carries\)" 5 ||
+	fail "the client did not name the oversized packet: $(grep 'not carried' "$TN_TMP/client.log")"

@@ -105,8 +105,9 @@ for extra in "--listen-port $((TN_CLIENT_PORT + 1)) --status-socket $TN_TMP/seco
 	out=$(n_cli timeout 20 "$TN_BIN/client/client" --server "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" \
 		--cidr "$TN_INTERCEPT" --tls-cert "$TN_CERTS/client/cert.pem" \
 		--tls-key "$TN_CERTS/client/key.pem" --tls-ca "$TN_CERTS/ca/cert.pem" $extra 2>&1) || rc=$?
-	[ "$rc" = 1 ] && [[ $out == *"another client runs in this network namespace"* ]] ||
+	if [ "$rc" != 1 ] || [[ $out != *"another client runs in this network namespace"* ]]; then
 		fail "a second client ($extra) beside a running one: status $rc: $out"
+	fi
 	nf_state >"$TN_TMP/nf.second"
 	diff -u "$TN_TMP/nf.during3" "$TN_TMP/nf.second" >&2 ||
 		fail "a second client ($extra) changed the running client's rules"

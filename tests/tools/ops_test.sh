@@ -113,6 +113,12 @@ startup_errors)
 		--tls-ca "$certs/ca/cert.pem" --token 0123456789abcdef
 	expect_exit 2 "TLS needs a certificate, a key and a CA file" \
 		"$client" --server "127.0.0.1:$relay_port" --cidr 100.64.0.0/10
+	# A certificate of the other role could never work: refused before the relay is dialed.
+	expect_exit 2 "proxy/cert.pem is a proxy certificate, and the relay takes only client" \
+		"$client" --server "127.0.0.1:$relay_port" --cidr 100.64.0.0/10 "${tls[@]}"
+	tls client
+	expect_exit 2 "client/cert.pem is a client certificate, and the relay takes only proxy" \
+		"$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 "${tls[@]}"
 	alive relay
 	stop relay
 	;;

@@ -60,6 +60,10 @@ bool tn_tls_cert_names_host(X509 *cert);
 /* Reads the identity from |cert|'s URI SAN.  Returns 0 or TN_ERR_AUTH when there is none. */
 int tn_tls_cert_identity(X509 *cert, struct tn_identity *out);
 
+/* The identity in certificate file |file| (PEM, its first certificate), which must be of
+ * |role|.  Returns 0, TN_ERR_CONFIG (another role) or TN_ERR_TLS (logged). */
+int tn_tls_cert_file_identity(const char *file, enum tn_role role, struct tn_identity *out);
+
 /* The identity of the verified peer of |ssl|.  Returns 0 or TN_ERR_AUTH. */
 int tn_tls_peer_identity(SSL *ssl, struct tn_identity *out);
 
