@@ -47,7 +47,9 @@
 #define DIRECT_MIN        (16 * 1024) /* DATA payloads from this size skip wbuf */
 /* What one connection may make us hold in all its streams' buffers before its connection
  * window stops coming back: each stream is bounded by its own window, this bounds their sum. */
-#define HELD_MAX (64u * 1024 * 1024)
+#define HELD_MAX    (64u * 1024 * 1024)
+#define RESET_BURST 16384 /* RST_STREAMs a peer may send at once (see h2_session_start) */
+#define RESET_RATE  1000  /* and per second after that */
 
 struct tn_h2_stream {
     struct tn_h2 *h2;
@@ -1024,6 +1026,10 @@ h2_session_start(struct tn_h2 *h2)
      * limit: with thousands of short flows that is memory that never comes back. */
     nghttp2_option_set_no_closed_streams(opt, 1);
     nghttp2_option_set_max_send_header_block_length(opt, 16 * 1024);
+    /* nghttp2 tears down a peer that resets streams faster than this (the rapid reset
+     * attack).  Its default burst, 1000, is what one proxy sends at once when a target host
+     * with that many flows goes away: a peer's burst may reach RESET_BURST, but not last. */
+    nghttp2_option_set_stream_reset_rate_limit(opt, RESET_BURST, RESET_RATE);
     if (h2->is_server)
         rv = nghttp2_session_server_new2(&h2->ng, cbs, h2, opt);
     else

@@ -15,6 +15,8 @@
 #   register_pile        badpeer (proxy: 50 Register calls, one byte of Hello each) ══▶ server
 #   bad_frame            badpeer (client: DATA on a stream never opened) ══▶ server, which
 #                        must log the protocol error it ended the session for
+#   many_resets          badpeer (client: 2000 streams reset at once, which must pass, then a
+#                        flood, which must end its connection) ══▶ server
 #   slow_client          badpeer (client: 80 flows it never reads) ══▶ server ◀══ proxy ──▶
 #                        badpeer (targets pushing 2 MiB each); another flow must still work
 #   open_service         badpeer (client: an Open naming the proxy's service) ══▶ server
@@ -26,7 +28,7 @@
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|bad_frame|slow_client|open_service|key_update BUILD_DIR"
+usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|many_resets|bad_frame|slow_client|open_service|key_update BUILD_DIR"
 scenario=${1:?$usage}
 build=$(realpath "${2:?$usage}")
 # shellcheck source-path=SCRIPTDIR source=regress_lib.sh
@@ -71,7 +73,7 @@ double_register)
 	alive relay
 	stop relay
 	;;
-register_refused | register_pile)
+register_refused | register_pile | many_resets)
 	start_relay
 	run_badpeer "${scenario//_/-}" "127.0.0.1:$relay_port" "$certs"
 	alive relay
