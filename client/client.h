@@ -41,6 +41,7 @@ struct client_config {
     bool is_gateway;          /* also what the host forwards */
     int64_t nfqueue;          /* the queue number */
     int64_t udp_idle_timeout; /* ms */
+    int64_t udp_max_flows;    /* open at once: a port scan must not take every socket */
     char *user;               /* after start-up, run as this user (keeping the two capabilities) */
 };
 
@@ -59,6 +60,7 @@ struct dgram {
     uint32_t last_id; /* the last packet read, for the batch verdict */
     bool has_verdict;
     struct dflow *buckets[DGRAM_BUCKETS];
+    struct dflow *oldest, *newest; /* the flows by their last datagram (dflow_touch) */
     uint64_t nflows, flows;
     uint64_t rejected[TN_PKT_NREASONS], no_relay, overruns;
     ev_tstamp last_warn[TN_PKT_NREASONS]; /* per reason; [TN_PKT_OK]: no relay */

@@ -42,7 +42,8 @@
 #define WARN_EVERY    10.0      /* seconds between two warnings about dropped packets */
 
 struct dflow {
-    struct dflow *next; /* in its bucket */
+    struct dflow *next;          /* in its bucket */
+    struct dflow *older, *newer; /* by last_active, while in the table */
     struct client *c;
     struct tn_h2_stream *stream; /* NULL once closed */
     struct tn_grpc_reader grd;
@@ -83,6 +84,31 @@ bucket_of(struct dgram *d, uint64_t id)
 }
 
 static void
+lru_unlink(struct dgram *d, struct dflow *f)
+{
+    if (f->older == NULL && d->oldest != f)
+        return; /* not in the list */
+    *(f->older != NULL ? &f->older->newer : &d->oldest) = f->newer;
+    *(f->newer != NULL ? &f->newer->older : &d->newest) = f->older;
+    f->older = f->newer = NULL;
+}
+
+/* |f| moved a datagram: it is the newest, the last to be ended at udp_max_flows. */
+static void
+dflow_touch(struct dflow *f)
+{
+    struct dgram *d = &f->c->dgram;
+
+    f->last_active = ev_now(f->c->loop);
+    if (d->newest == f)
+        return;
+    lru_unlink(d, f);
+    f->older = d->newest;
+    *(d->newest != NULL ? &d->newest->newer : &d->oldest) = f;
+    d->newest = f;
+}
+
+static void
 dflow_unlink(struct dflow *f)
 {
     struct dflow **pp;
@@ -91,6 +117,7 @@ dflow_unlink(struct dflow *f)
         if (*pp == f) {
             *pp = f->next;
             f->c->dgram.nflows--;
+            lru_unlink(&f->c->dgram, f);
             return;
         }
     }
@@ -236,7 +263,8 @@ stream_on_data(void *owner, const uint8_t *data, size_t n)
     size_t used;
     int r;
 
-    f->last_active = ev_now(f->c->loop);
+    if (!f->is_dead)
+        dflow_touch(f);
     f->depth++;
     r = tn_grpc_reader_feed(&f->grd, data, n, &used);
     f->depth--;
@@ -310,8 +338,18 @@ dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
     struct sockaddr_storage ss;
     struct dflow *f;
 
-    if (c->link.h2 == NULL || !c->link.is_up || c->is_draining ||
-        (f = calloc(1, sizeof(*f))) == NULL)
+    if (c->link.h2 == NULL || !c->link.is_up || c->is_draining)
+        return NULL;
+    if (c->dgram.nflows >= (uint64_t)c->cfg->udp_max_flows) {
+        static struct tn_log_rate rate;
+
+        tn_log_rated(&rate, TN_LOG_WARN,
+                     "%" PRIu64 " UDP and ICMP flows open (udp_max_flows): the one silent longest "
+                     "ends for a new one",
+                     c->dgram.nflows);
+        dflow_end(c->dgram.oldest, "ended for a newer flow (udp_max_flows)");
+    }
+    if ((f = calloc(1, sizeof(*f))) == NULL)
         return NULL;
     f->c = c;
     f->key = *pkt;
@@ -345,7 +383,7 @@ dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
     *bucket_of(&c->dgram, id) = f;
     c->dgram.nflows++;
     c->dgram.flows++;
-    f->last_active = ev_now(c->loop);
+    dflow_touch(f);
     ev_init(&f->idle, dflow_on_idle);
     f->idle.repeat = (double)c->cfg->udp_idle_timeout / 1e3;
     ev_timer_again(c->loop, &f->idle);
@@ -377,7 +415,7 @@ dflow_send(struct dflow *f, const uint8_t *data, size_t n)
     tn_buf_commit(out, TN_GRPC_DATA_PFX + n);
     tn_h2_stream_resume(f->stream);
     f->up++;
-    f->last_active = ev_now(f->c->loop);
+    dflow_touch(f);
 }
 
 /* Says that a packet was not carried (the caller counted it), at most once per WARN_EVERY for

@@ -76,7 +76,8 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
             uplink_refill_later(f->up);
         }
     } else {
-        if (p->is_datagram)
+        if (p->is_datagram) {
+            f->px->dgram_flows--;
             tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                    "flow=%016" PRIx64 " client=%s -> %s %s datagrams up=%" PRIu64 " down=%" PRIu64
                    " dropped=%" PRIu64 " %s",
@@ -84,11 +85,12 @@ pipe_on_close(struct tn_pipe *p, const char *reason)
                    f->protocol == TUNNEL__V1__PROTOCOL__PROTOCOL_UDP ? "udp" : "icmp",
                    p->dgrams_down, p->dgrams_up, p->dgrams_dropped,
                    reason != NULL ? reason : "closed");
-        else
+        } else {
             tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
                    "flow=%016" PRIx64 " client=%s -> %s up=%" PRIu64 " down=%" PRIu64 " %s", f->id,
                    f->client, f->dst, p->bytes_down, p->bytes_up,
                    reason != NULL ? reason : "closed");
+        }
         /* Up is towards the target: what the pipe wrote to its socket. */
         tn_flow_metrics_add(&f->metrics, p->bytes_down, p->bytes_up);
         tn_metric_flow_ended(reason);
@@ -289,8 +291,21 @@ pipe_on_frame(struct tn_pipe *p, Tunnel__V1__Frame *fr)
     len = tn_addr_from_ip(&real, ep->port, &ss);
     tn_addr_format((struct sockaddr *)&ss, f->dst, sizeof(f->dst));
     if (f->protocol != TUNNEL__V1__PROTOCOL__PROTOCOL_TCP) {
-        if ((fd = pflow_dial_dgram(f, &ss, len)) >= 0)
+        if (f->px->dgram_flows >= f->px->dgram_max) {
+            static struct tn_log_rate rate;
+
+            tn_log_rated(&rate, TN_LOG_WARN,
+                         "flow=%016" PRIx64 " client=%s -> %s: %" PRIu64
+                         " UDP and ICMP flows open, half the open files: refused",
+                         f->id, f->client, f->dst, f->px->dgram_flows);
+            pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_FORBIDDEN,
+                         "too many datagram flows at the proxy");
+            return 0;
+        }
+        if ((fd = pflow_dial_dgram(f, &ss, len)) >= 0) {
             f->dial_fd = fd;
+            f->px->dgram_flows++;
+        }
         pflow_dialed(f, fd < 0 ? fd : 0);
         return 0;
     }

@@ -416,6 +416,7 @@ main(int argc, char **argv)
     struct proxy_config cfg = { 0 };
     struct proxy px = { 0 };
     struct tn_identity me = { 0 };
+    long nofile;
     double started;
     ev_signal sigint, sigterm, sighup;
     int r;
@@ -430,7 +431,8 @@ main(int argc, char **argv)
     if (tn_opts_log_open("proxy", &cfg.log) != 0)
         goto out;
     signal(SIGPIPE, SIG_IGN);
-    tn_proc_raise_nofile();
+    nofile = tn_proc_raise_nofile();
+    px.dgram_max = nofile > 0 ? (uint64_t)nofile / 2 : 512;
     px.loop = EV_DEFAULT;
     tn_proc_trim_start(px.loop);
     px.cfg = &cfg;

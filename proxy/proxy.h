@@ -87,6 +87,9 @@ struct proxy {
     int status;       /* exit status once the loop stops */
     uint64_t flows;
     uint64_t active; /* flows open now */
+    /* UDP and ICMP flows open now, each with its socket, and at most: half the open files, so
+     * that a port scan through the tunnel leaves sockets for TCP. */
+    uint64_t dgram_flows, dgram_max;
     ev_timer drain_deadline;
     struct tn_admin admin; /* obs.c */
     ev_tstamp started;

@@ -448,10 +448,11 @@ start_relay() {
 # start_proxy [ARGS...]: a proxy as TN_PROXY_* say. An empty TN_PROXY_MANAGED leaves the
 # networks to ARGS (--network cidr=...,virtual_cidr=...).
 start_proxy() {
-	local certs=${TN_PROXY_CERTS:-$TN_CERTS/proxy} net=()
+	local certs=${TN_PROXY_CERTS:-$TN_CERTS/proxy} net=() pre=()
 	[ -n "$TN_PROXY_MANAGED" ] && net=(--managed-cidr "$TN_PROXY_MANAGED")
 	[ -n "$TN_PROXY_MANAGED" ] && [ -n "$TN_PROXY_VIRTUAL" ] && net+=(--virtual-cidr "$TN_PROXY_VIRTUAL")
-	tn_spawn "$TN_PROXY_NAME" "${TN_PROXY_NS:-$TN_NS_LAN}" "$TN_BIN/proxy/proxy" \
+	[ -n "${TN_PROXY_PREFIX:-}" ] && read -ra pre <<<"$TN_PROXY_PREFIX" # e.g. prlimit --nofile=N
+	tn_spawn "$TN_PROXY_NAME" "${TN_PROXY_NS:-$TN_NS_LAN}" ${pre[@]+"${pre[@]}"} "$TN_BIN/proxy/proxy" \
 		--server "${TN_PROXY_RELAY:-$TN_RELAY_LAN_IP}:$TN_RELAY_PORT" --proxy-id "$TN_PROXY_ID" \
 		${net[@]+"${net[@]}"} \
 		--tls-cert "$certs/cert.pem" --tls-key "$certs/key.pem" \
