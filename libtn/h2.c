@@ -50,6 +50,7 @@
 #define HELD_MAX    (64u * 1024 * 1024)
 #define RESET_BURST 16384 /* RST_STREAMs a peer may send at once (see h2_session_start) */
 #define RESET_RATE  1000  /* and per second after that */
+#define STUCK_AFTER 30.0  /* s a detached stream may send nothing before it is reset */
 
 struct tn_h2_stream {
     struct tn_h2 *h2;
@@ -66,6 +67,7 @@ struct tn_h2_stream {
     size_t held;                       /* received bytes the owner has not consumed yet */
     bool is_shed;                      /* reset for holding the most (h2_shed) */
     bool is_paced;                     /* |held| waits for a bandwidth limit: never shed */
+    ev_tstamp progress;                /* detached: when it last sent, or was detached */
     bool is_http_error; /* client: the response was not 200: grpc-status no longer counts */
     int grpc_status;    /* server: what our trailers say; client: what the peer's said */
     char grpc_message[128];
@@ -79,6 +81,7 @@ struct tn_h2 {
     ev_prepare flush;
     ev_timer handshake_timer;
     ev_timer heartbeat;
+    ev_timer sweep;       /* while detached streams wait to send their last bytes (h2_on_sweep) */
     ev_tstamp last_heard; /* when the peer last sent anything */
     ev_tstamp ping_sent;  /* when our unanswered PING left, or 0 */
     int fd;
@@ -351,11 +354,50 @@ tn_h2_stream_detach(struct tn_h2_stream *s, uint32_t error_code)
         nghttp2_session_consume_stream(s->h2->ng, s->id, held);
     if (s->h2->ng == NULL)
         return;
-    if (error_code != 0)
+    if (error_code != 0) {
         nghttp2_submit_rst_stream(s->h2->ng, NGHTTP2_FLAG_NONE, s->id, error_code);
-    else
+    } else {
         tn_h2_stream_resume(s); /* let what is queued leave; the stream then closes itself */
+        s->progress = ev_now(s->h2->loop);
+        if (!ev_is_active(&s->h2->sweep))
+            ev_timer_again(s->h2->loop, &s->h2->sweep);
+    }
     h2_schedule(s->h2);
+}
+
+/* A detached stream whose peer takes none of its last bytes (a window that stays at 0) would
+ * be kept for as long as the connection lives: it is reset once it sent nothing for
+ * STUCK_AFTER. */
+static void
+h2_on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct tn_h2 *h2 = tn_container_of(w, struct tn_h2, sweep);
+    struct tn_h2_stream *s;
+    size_t waiting = 0, stuck = 0;
+
+    (void)revents;
+    for (s = h2->streams; s != NULL && h2->ng != NULL; s = s->next) {
+        if (s->ops != NULL || s->is_shed)
+            continue;
+        if (ev_now(loop) - s->progress < STUCK_AFTER) {
+            waiting++;
+            continue;
+        }
+        s->is_shed = true;
+        stuck++;
+        nghttp2_submit_rst_stream(h2->ng, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+    }
+    if (stuck > 0) {
+        static struct tn_log_rate rate;
+
+        tn_log_rated(&rate, TN_LOG_WARN,
+                     "%s: %zu ended streams sent nothing for %.0f s (the peer takes none of "
+                     "their bytes): reset",
+                     h2->peer_addr, stuck, STUCK_AFTER);
+        h2_schedule(h2);
+    }
+    if (waiting == 0)
+        ev_timer_stop(loop, w);
 }
 
 int32_t
@@ -828,6 +870,8 @@ on_send_data(nghttp2_session *ng, nghttp2_frame *frame, const uint8_t *framehd, 
     }
     if (length > 0 && s->ops != NULL)
         s->ops->on_sent(s->owner, length);
+    else
+        s->progress = ev_now(h2->loop);
     return 0;
 }
 
@@ -926,6 +970,7 @@ h2_teardown(struct tn_h2 *h2, bool notify)
     ev_prepare_stop(h2->loop, &h2->flush);
     ev_timer_stop(h2->loop, &h2->handshake_timer);
     ev_timer_stop(h2->loop, &h2->heartbeat);
+    ev_timer_stop(h2->loop, &h2->sweep);
     nghttp2_session_del(h2->ng);
     h2->ng = NULL;
     while (h2->streams != NULL)
@@ -1253,6 +1298,8 @@ tn_h2_new(struct ev_loop *loop, SSL_CTX *ctx, int fd, bool is_server,
     if (h2->settings.max_header_list == 0)
         h2->settings.max_header_list = HEADER_LIST_MAX;
     ev_timer_init(&h2->handshake_timer, h2_on_handshake_timeout, h2->settings.handshake_timeout, 0);
+    ev_init(&h2->sweep, h2_on_sweep);
+    h2->sweep.repeat = STUCK_AFTER / 3;
     ev_init(&h2->heartbeat, h2_on_heartbeat);
     ev_io_start(loop, &h2->io);
     ev_timer_start(loop, &h2->handshake_timer);

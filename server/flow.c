@@ -29,9 +29,11 @@
 #include "tn/metrics.h"
 #include "tn/util.h"
 
-#define MAX_TRIES 8 /* replicas tried for one flow */
+#define MAX_TRIES         8    /* replicas tried for one flow */
+#define AWAITING_OPEN_MAX 4096 /* Connect streams of one session without their Open yet */
 
 struct rflow {
+    struct session *awaiting_in; /* counted in its awaiting_open until the Open comes */
     struct relay *relay;
     struct proxy *proxy; /* waiting on it, or bound to one of its streams */
     struct waiter wait;  /* for an idle Accept stream of |proxy| */
@@ -98,9 +100,19 @@ rflow_log_end(const struct rflow *f, const char *reason)
     tn_log_event(level, "flow.end", f->id, msg, fields);
 }
 
+/* The Open came, or never will. */
+static void
+rflow_opened_or_gone(struct rflow *f)
+{
+    if (f->awaiting_in != NULL)
+        f->awaiting_in->awaiting_open--;
+    f->awaiting_in = NULL;
+}
+
 static void
 rflow_free(struct rflow *f, const char *reason)
 {
+    rflow_opened_or_gone(f);
     ev_timer_stop(f->relay->loop, &f->open_timer);
     limits_release(f->ident);
     bw_gate_free(f->bw_up);
@@ -320,6 +332,7 @@ crd_on_frame(void *arg, Tunnel__V1__Frame *fr)
         return TN_ERR_PROTO;
     f->open = fr->open;
     fr->open = NULL; /* transferred */
+    rflow_opened_or_gone(f);
     fr->kind_case = TUNNEL__V1__FRAME__KIND__NOT_SET;
     return TN_GRPC_PAUSE;
 }
@@ -436,6 +449,7 @@ cs_on_close(void *owner, uint32_t error_code)
     struct rflow *f = owner;
 
     f->cs = NULL;
+    rflow_opened_or_gone(f); /* its session may go now */
     if (error_code != 0 || f->ps == NULL)
         rflow_free(f, error_code != 0 ? "reset by client" : NULL);
 }
@@ -650,11 +664,24 @@ rflow_start(struct session *s, struct tn_h2_stream *cs)
 {
     struct rflow *f;
 
+    /* A client sends its Open with its request: many streams without one are a peer holding
+     * the relay's memory without being a flow that limits.flows_per_client counts. */
+    if (s->awaiting_open >= AWAITING_OPEN_MAX) {
+        static struct tn_log_rate rate;
+
+        tn_log_rated(&rate, TN_LOG_WARN, "client %s: %u streams wait for their Open: refused",
+                     session_id(s), s->awaiting_open);
+        tn_h2_stream_finish(cs, TN_GRPC_RESOURCE_EXHAUSTED, "too many streams without an Open");
+        tn_h2_stream_detach(cs, 0);
+        return;
+    }
     if ((f = calloc(1, sizeof(*f))) == NULL) {
         tn_h2_stream_finish(cs, TN_GRPC_RESOURCE_EXHAUSTED, "out of memory");
         tn_h2_stream_detach(cs, 0);
         return;
     }
+    f->awaiting_in = s;
+    s->awaiting_open++;
     f->relay = s->relay;
     f->cs = cs;
     f->wait.bind = rflow_on_stream;

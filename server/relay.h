@@ -164,9 +164,10 @@ struct session {
     struct relay *relay;
     struct tn_h2 *h2;
     struct session *prev, *next;
-    bool is_draining;    /* GOAWAY sent or received: open flows finish, nothing new starts */
-    struct proxy *proxy; /* set once a proxy registered on this session */
-    bool is_registering; /* a Register stream is gathering its Hello: one at a time */
+    bool is_draining;       /* GOAWAY sent or received: open flows finish, nothing new starts */
+    struct proxy *proxy;    /* set once a proxy registered on this session */
+    bool is_registering;    /* a Register stream is gathering its Hello: one at a time */
+    unsigned awaiting_open; /* Connect streams whose Open has not come (flow.c) */
     char token_id[TN_ID_MAX + 1]; /* the proxy id of a token, for a peer without certificate */
     char *token;                  /* that token, to check it again on SIGHUP */
 };

@@ -14,6 +14,8 @@
  *   open-service:        badpeer(client: an Open naming a service) ══ relay ══ proxy
  *   bad-frame:           badpeer(client: DATA on an idle stream) ══ relay
  *   many-resets:         badpeer(client: 2000 streams reset at once, then a flood) ══ relay
+ *   stuck-refusals:      badpeer(client reading nothing: 200 flows the relay refuses) ══ relay
+ *   open-pile:           badpeer(client: 4146 Connect streams that send no Open) ══ relay
  *   slow-client:         badpeer(client reading nothing, 80 flows) ══ relay ══ proxy ──
  *                        badpeer(targets pushing), then badpeer(client) the same way
  *   fake-relay-rst:      proxy ══ badpeer(relay) and proxy ── badpeer(target)
@@ -1401,6 +1403,123 @@ out:
     return failures > 0;
 }
 
+static ssize_t
+read_nothing_yet(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t len, uint32_t *flags,
+                 nghttp2_data_source *src, void *arg)
+{
+    (void)ng, (void)id, (void)buf, (void)len, (void)flags, (void)src, (void)arg;
+    return NGHTTP2_ERR_DEFERRED;
+}
+
+/* Bug: a Connect stream costs the relay a flow's memory from its HEADERS on, but counts as a
+ * flow for limits.flows_per_client only once its Open comes: 60,000 streams without one held
+ * 369 MB until open_timeout.  4096 may wait for their Open in a session; more are refused. */
+static int
+cmd_open_pile(char **argv)
+{
+    const nghttp2_data_provider later = { .read_callback = read_nothing_yet };
+    const char *relay = argv[0], *certdir = argv[1];
+
+    enum {
+        WAITING = 4096,
+        MORE = 50
+    };
+    struct bstream *bs[MORE];
+    SSL_CTX *ctx = NULL;
+    struct peer *p = NULL;
+    int i, refused = 0;
+
+    if ((ctx = tls_ctx(certdir, "client", false)) == NULL || (p = peer_dial(relay, ctx)) == NULL)
+        goto out;
+    for (i = 0; i < WAITING; i++) {
+        if (submit_call(p, PATH_CONNECT, &later) < 0) {
+            fail("cannot open stream %d", i);
+            goto out;
+        }
+    }
+    peer_flush(p);
+    for (i = 0; i < MORE; i++) {
+        if ((bs[i] = peer_call(p, PATH_CONNECT)) == NULL)
+            goto out;
+    }
+    for (i = 0; i < MORE; i++) {
+        if (!peer_wait(p, T_ANSWER, cond_msg_or_end, bs[i])) {
+            fail("stream %d beyond %d waiting for their Open was not refused", i + 1, WAITING);
+            goto out;
+        }
+        refused += bs[i]->grpc_status == TN_GRPC_RESOURCE_EXHAUSTED;
+    }
+    if (refused != MORE)
+        fail("%d of the %d streams beyond the %d waiting were refused", refused, MORE, WAITING);
+    else
+        say("%d streams wait for their Open; the %d after them were refused", WAITING, refused);
+    peer_alive(p);
+out:
+    peer_free(p, true);
+    SSL_CTX_free(ctx);
+    return failures > 0;
+}
+
+struct all_closed {
+    struct bstream **bs;
+    size_t n;
+};
+
+static bool
+cond_all_closed(struct peer *p, void *arg)
+{
+    struct all_closed *ac = arg;
+    size_t i;
+
+    (void)p;
+    for (i = 0; i < ac->n; i++) {
+        if (!ac->bs[i]->is_closed)
+            return false;
+    }
+    return true;
+}
+
+/* Bug: a flow the relay refused (here: no route) ends with an Opened message and trailers;
+ * a client that gives its streams no window never takes them, and the relay kept each such
+ * stream for as long as the connection lived.  It must reset them once they are stuck. */
+static int
+cmd_stuck_refusals(char **argv)
+{
+    const char *relay = argv[0], *certdir = argv[1];
+
+    enum {
+        N = 200
+    };
+    struct bstream *bs[N];
+    struct all_closed ac = { bs, N };
+    SSL_CTX *ctx = NULL;
+    struct peer *p = NULL;
+    size_t i;
+
+    if ((ctx = tls_ctx(certdir, "client", false)) == NULL)
+        goto out;
+    stream_window = 0;
+    p = peer_dial(relay, ctx);
+    stream_window = 1 << 20;
+    if (p == NULL)
+        goto out;
+    for (i = 0; i < N; i++) {
+        /* 192.0.2.0/24 (TEST-NET-1): no proxy serves it. */
+        if ((bs[i] = peer_call(p, PATH_CONNECT)) == NULL ||
+            send_open(p, bs[i], "192.0.2.1:9", new_flow_id()) != 0)
+            goto out;
+    }
+    if (!peer_wait(p, 45000, cond_all_closed, &ac))
+        fail("%d refused flows were still open at the relay after 45 s", N);
+    else
+        say("the relay reset the %d refused flows whose end the client never took", N);
+    peer_alive(p);
+out:
+    peer_free(p, true);
+    SSL_CTX_free(ctx);
+    return failures > 0;
+}
+
 /* Bug: a session that broke the protocol (here DATA on a stream never opened) was logged as
  * "session ended", like a clean close: the relay must say what the error was. */
 static int
@@ -1779,6 +1898,8 @@ static const struct command {
     { "slow-client", "RELAY CERTDIR PUSH_TARGET TARGET", 4, cmd_slow_client },
     { "bad-frame", "RELAY CERTDIR", 2, cmd_bad_frame },
     { "many-resets", "RELAY CERTDIR", 2, cmd_many_resets },
+    { "stuck-refusals", "RELAY CERTDIR", 2, cmd_stuck_refusals },
+    { "open-pile", "RELAY CERTDIR", 2, cmd_open_pile },
     { "key-update", "RELAY CERTDIR TARGET", 3, cmd_key_update },
     { "fake-relay-rst", "LISTEN CERTDIR TARGET", 3, cmd_fake_relay_rst },
     { "fake-relay-refill", "LISTEN CERTDIR", 2, cmd_fake_relay_refill },

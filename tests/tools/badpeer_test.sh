@@ -17,6 +17,10 @@
 #                        must log the protocol error it ended the session for
 #   many_resets          badpeer (client: 2000 streams reset at once, which must pass, then a
 #                        flood, which must end its connection) ══▶ server
+#   stuck_refusals       badpeer (client: 200 flows refused for no route, whose end it never
+#                        reads) ══▶ server, which must reset them after 30 s (about 40 s)
+#   open_pile            badpeer (client: 4096 Connect streams without an Open, then 50 more,
+#                        which must be refused) ══▶ server
 #   slow_client          badpeer (client: 80 flows it never reads) ══▶ server ◀══ proxy ──▶
 #                        badpeer (targets pushing 2 MiB each); another flow must still work
 #   open_service         badpeer (client: an Open naming the proxy's service) ══▶ server
@@ -28,7 +32,7 @@
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|many_resets|bad_frame|slow_client|open_service|key_update BUILD_DIR"
+usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|many_resets|stuck_refusals|open_pile|bad_frame|slow_client|open_service|key_update BUILD_DIR"
 scenario=${1:?$usage}
 build=$(realpath "${2:?$usage}")
 # shellcheck source-path=SCRIPTDIR source=regress_lib.sh
@@ -73,7 +77,7 @@ double_register)
 	alive relay
 	stop relay
 	;;
-register_refused | register_pile | many_resets)
+register_refused | register_pile | many_resets | stuck_refusals | open_pile)
 	start_relay
 	run_badpeer "${scenario//_/-}" "127.0.0.1:$relay_port" "$certs"
 	alive relay
