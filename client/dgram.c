@@ -338,18 +338,8 @@ dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
     struct sockaddr_storage ss;
     struct dflow *f;
 
-    if (c->link.h2 == NULL || !c->link.is_up || c->is_draining)
-        return NULL;
-    if (c->dgram.nflows >= (uint64_t)c->cfg->udp_max_flows) {
-        static struct tn_log_rate rate;
-
-        tn_log_rated(&rate, TN_LOG_WARN,
-                     "%" PRIu64 " UDP and ICMP flows open (udp_max_flows): the one silent longest "
-                     "ends for a new one",
-                     c->dgram.nflows);
-        dflow_end(c->dgram.oldest, "ended for a newer flow (udp_max_flows)");
-    }
-    if ((f = calloc(1, sizeof(*f))) == NULL)
+    if (c->link.h2 == NULL || !c->link.is_up || c->is_draining ||
+        (f = calloc(1, sizeof(*f))) == NULL)
         return NULL;
     f->c = c;
     f->key = *pkt;
@@ -384,6 +374,15 @@ dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
     c->dgram.nflows++;
     c->dgram.flows++;
     dflow_touch(f);
+    if (c->dgram.nflows > (uint64_t)c->cfg->udp_max_flows) {
+        static struct tn_log_rate rate;
+
+        tn_log_rated(&rate, TN_LOG_WARN,
+                     "%" PRId64 " UDP and ICMP flows open (udp_max_flows): the one silent longest "
+                     "ends for a new one",
+                     c->cfg->udp_max_flows);
+        dflow_end(c->dgram.oldest, "ended for a newer flow (udp_max_flows)");
+    }
     ev_init(&f->idle, dflow_on_idle);
     f->idle.repeat = (double)c->cfg->udp_idle_timeout / 1e3;
     ev_timer_again(c->loop, &f->idle);

@@ -65,7 +65,7 @@ struct tn_h2_stream {
     bool is_bad_request;
     bool is_end_received, is_end_sent; /* END_STREAM each way: a close without both is an abort */
     size_t held;                       /* received bytes the owner has not consumed yet */
-    bool is_shed;                      /* reset for holding the most (h2_shed) */
+    bool is_shed;                      /* reset by us already (h2_shed, detach, sweep) */
     bool is_paced;                     /* |held| waits for a bandwidth limit: never shed */
     ev_tstamp progress;                /* detached: when it last sent, or was detached */
     bool is_http_error; /* client: the response was not 200: grpc-status no longer counts */
@@ -355,6 +355,7 @@ tn_h2_stream_detach(struct tn_h2_stream *s, uint32_t error_code)
     if (s->h2->ng == NULL)
         return;
     if (error_code != 0) {
+        s->is_shed = true; /* going: not for h2_shed nor h2_on_sweep */
         nghttp2_submit_rst_stream(s->h2->ng, NGHTTP2_FLAG_NONE, s->id, error_code);
     } else {
         tn_h2_stream_resume(s); /* let what is queued leave; the stream then closes itself */

@@ -101,10 +101,13 @@ link_h2_on_ready(struct tn_h2 *h2)
 }
 
 static void
-link_h2_on_close(struct tn_h2 *h2, const char *reason)
+link_h2_on_close(struct tn_h2 *h2, const char *why)
 {
     struct tn_link *l = tn_h2_owner(h2);
     bool was_up = l->is_up, is_refused = tn_h2_is_refused(h2);
+    char reason[192];
+
+    snprintf(reason, sizeof(reason), "%s", why); /* it may live in |h2|, freed below */
 
     if (h2 == l->draining) { /* its streams are done: nothing more to say */
         l->draining = NULL;

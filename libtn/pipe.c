@@ -456,6 +456,8 @@ stream_on_close(void *owner, uint32_t error_code)
     struct tn_pipe *p = owner;
 
     p->stream = NULL;
+    if (p->ops->on_stream_gone != NULL)
+        p->ops->on_stream_gone(p);
     if (error_code != 0) {
         tn_pipe_abort(p, p->abort_reason != NULL ? p->abort_reason : "reset by relay");
         return;

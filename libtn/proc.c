@@ -47,8 +47,11 @@ tn_proc_raise_nofile(void)
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return -1;
     if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t was = rl.rlim_cur;
+
         rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = was;
     }
     return (long)rl.rlim_cur;
 }

@@ -386,7 +386,8 @@ tn_record_open(struct tn_record *r, const uint8_t *in, size_t len, size_t *used,
         type = dst[--n];
         if (type == CT_APPLICATION_DATA) {
             *plain_len += n;
-            r->updates_in_row = 0;
+            if (n > 0) /* an empty record is no data: it must not reset the count */
+                r->updates_in_row = 0;
         } else if (type == CT_HANDSHAKE && n > 0) {
             st = open_handshake(r, dst, n, why);
         } else if (type == CT_ALERT && n == 2) {

@@ -78,8 +78,8 @@ struct xconn {
     char proxy_id[TN_ID_MAX + 1];
     char why[128];
     struct bw_gate *bw_up, *bw_down; /* bandwidth limits; NULL: none */
-    /* The replica chosen.  From xconn_start on, its stream carries the connection, and its
-     * session frees it only after that stream's close: its counters are ours to update. */
+    /* The replica chosen.  From xconn_start until its stream goes (xconn_on_stream_gone), its
+     * session is alive: its counters are ours to update.  NULL after that. */
     struct proxy *proxy;
     bool is_started;
     struct tn_flow_metrics metrics;
@@ -168,8 +168,21 @@ xconn_on_bytes(struct tn_pipe *p, bool is_up, const uint8_t *data, size_t n)
     struct xconn *c = tn_container_of(p, struct xconn, pipe);
 
     (void)data;
-    *(is_up ? &c->proxy->bytes_up : &c->proxy->bytes_down) += n;
+    if (c->proxy != NULL)
+        *(is_up ? &c->proxy->bytes_up : &c->proxy->bytes_down) += n;
     tn_flow_metrics_add(&c->metrics, is_up ? n : 0, is_up ? 0 : n);
+}
+
+/* The pipe may outlive its stream (what it holds still goes to the user), and the proxy its
+ * session with it: let go of the proxy now. */
+static void
+xconn_on_stream_gone(struct tn_pipe *p)
+{
+    struct xconn *c = tn_container_of(p, struct xconn, pipe);
+
+    if (c->is_started && c->proxy != NULL)
+        c->proxy->active--;
+    c->proxy = NULL;
 }
 
 static void
@@ -178,7 +191,7 @@ xconn_on_close(struct tn_pipe *p, const char *reason)
     struct xconn *c = tn_container_of(p, struct xconn, pipe);
 
     if (c->is_started) {
-        c->proxy->active--;
+        xconn_on_stream_gone(p);
         tn_metric_flow_ended(reason);
     }
 
@@ -192,6 +205,7 @@ xconn_on_close(struct tn_pipe *p, const char *reason)
 static const struct tn_pipe_ops xconn_pipe_ops = {
     .on_frame = xconn_on_frame,
     .on_bytes = xconn_on_bytes,
+    .on_stream_gone = xconn_on_stream_gone,
     .on_close = xconn_on_close,
 };
 
@@ -745,7 +759,7 @@ expose_services_reloaded(struct relay *relay)
             continue;
         for (i = 0; i < n; i++) {
             if (strcmp(rules[i].proxy, x->owner) == 0 && strcmp(rules[i].name, x->name) == 0 &&
-                rules[i].public_port == x->port)
+                rules[i].public_port == x->port && strcmp(rules[i].target, x->target) == 0)
                 break;
         }
         if (i == n)

@@ -19,7 +19,8 @@
  *   slow-client:         badpeer(client reading nothing, 80 flows) ══ relay ══ proxy ──
  *                        badpeer(targets pushing), then badpeer(client) the same way
  *   fake-relay-rst:      proxy ══ badpeer(relay) and proxy ── badpeer(target)
- *   fake-relay-refill:   proxy ══ badpeer(relay) */
+ *   fake-relay-refill:   proxy ══ badpeer(relay)
+ *   fake-relay-bad-frame: proxy ══ badpeer(relay: DATA on an idle stream), then again */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -1882,6 +1883,39 @@ out:
     return failures > 0;
 }
 
+/* Bug: when the proxy's HTTP/2 layer ended the connection for the relay's protocol error, the
+ * reason it logged lived in the freed connection (a use after free, seen by ASan): it must
+ * log the error, and reconnect. */
+static int
+cmd_fake_relay_bad_frame(char **argv)
+{
+    /* DATA, 4 bytes, on stream 101, which nobody opened. */
+    static const uint8_t frame[] = { 0, 0, 4, 0, 0, 0, 0, 0, 101, 'b', 'a', 'd', '!' };
+    const char *listen_addr = argv[0], *certdir = argv[1];
+    struct peer *p = NULL;
+    SSL_CTX *ctx = NULL;
+
+    if ((ctx = tls_ctx(certdir, "server", true)) == NULL ||
+        (p = fake_relay_start(listen_addr, ctx)) == NULL)
+        goto out;
+    if (SSL_write(p->ssl, frame, sizeof(frame)) != (int)sizeof(frame)) {
+        fail("cannot write the frame");
+        goto out;
+    }
+    if (!peer_wait(p, T_ANSWER, cond_eof, NULL))
+        fail("the proxy kept a connection that sent DATA on an idle stream");
+    peer_free(p, true);
+    /* It dials again: take that connection and hold it until the test stops the proxy. */
+    if ((p = fake_relay_start(listen_addr, ctx)) != NULL) {
+        say("the proxy reconnected after the protocol error");
+        fake_relay_hold(p);
+    }
+out:
+    peer_free(p, true);
+    SSL_CTX_free(ctx);
+    return failures > 0;
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 static const struct command {
@@ -1903,6 +1937,7 @@ static const struct command {
     { "key-update", "RELAY CERTDIR TARGET", 3, cmd_key_update },
     { "fake-relay-rst", "LISTEN CERTDIR TARGET", 3, cmd_fake_relay_rst },
     { "fake-relay-refill", "LISTEN CERTDIR", 2, cmd_fake_relay_refill },
+    { "fake-relay-bad-frame", "LISTEN CERTDIR", 2, cmd_fake_relay_bad_frame },
 };
 
 static void

@@ -10,6 +10,8 @@
 #   proxy_rst_noerror    proxy ══▶ badpeer (fake relay), proxy ──▶ badpeer (target)
 #                        RST_STREAM(NO_ERROR) on a flow's Accept stream while the target talks
 #   accept_pool_refill   proxy ══▶ badpeer (fake relay): idle Accept streams reset, pool refills
+#   relay_bad_frame      proxy ══▶ badpeer (fake relay): DATA on an idle stream; the proxy
+#                        logs the protocol error and dials again
 #   double_register      badpeer (proxy: two Register calls at once, then client) ══▶ server
 #   register_refused     badpeer (client, impostor proxy, undecodable Hello) ══▶ server
 #   register_pile        badpeer (proxy: 50 Register calls, one byte of Hello each) ══▶ server
@@ -32,7 +34,7 @@
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|double_register|register_refused|register_pile|many_resets|stuck_refusals|open_pile|bad_frame|slow_client|open_service|key_update BUILD_DIR"
+usage="usage: $0 client_rst_noerror|proxy_rst_noerror|accept_pool_refill|relay_bad_frame|double_register|register_refused|register_pile|many_resets|stuck_refusals|open_pile|bad_frame|slow_client|open_service|key_update BUILD_DIR"
 scenario=${1:?$usage}
 build=$(realpath "${2:?$usage}")
 # shellcheck source-path=SCRIPTDIR source=regress_lib.sh
@@ -56,17 +58,25 @@ client_rst_noerror | key_update)
 	alive relay
 	stop relay
 	;;
-proxy_rst_noerror | accept_pool_refill)
+proxy_rst_noerror | accept_pool_refill | relay_bad_frame)
 	fake_port=$(free_port)
 	if [[ $scenario == proxy_rst_noerror ]]; then
 		start badpeer "$badpeer" fake-relay-rst "127.0.0.1:$fake_port" "$certs" "127.0.0.1:$(free_port)"
-	else
+	elif [[ $scenario == accept_pool_refill ]]; then
 		start badpeer "$badpeer" fake-relay-refill "127.0.0.1:$fake_port" "$certs"
+	else
+		start badpeer "$badpeer" fake-relay-bad-frame "127.0.0.1:$fake_port" "$certs"
 	fi
 	wait_log badpeer 'listening on' 15
 	start_proxy "127.0.0.1:$fake_port"
 	wait_log badpeer 'checks passed' 60
 	show badpeer
+	if [[ $scenario == relay_bad_frame ]]; then
+		grep -q "HTTP/2 error, GOAWAY sent: PROTOCOL_ERROR" "$tmp/proxy.log" ||
+			fail "the proxy did not log the protocol error it ended the connection for"
+		grep -qE "relay 127.0.0.1:$fake_port: PROTOCOL_ERROR: .*; attempt" "$tmp/proxy.log" ||
+			fail "the proxy did not give the protocol error as the reason it dials again"
+	fi
 	alive proxy
 	stop proxy
 	wait_exit badpeer 15

@@ -46,8 +46,9 @@ struct tn_h2_ops {
     /* Server only (NULL for a client): a request for |path| arrived.  The owner binds the
      * stream (tn_h2_stream_bind) or answers it with tn_h2_stream_finish. */
     void (*on_request)(struct tn_h2 *h2, struct tn_h2_stream *s, const char *path);
-    /* The connection is closed (every stream's on_close has run).  |reason| says why.  The
-     * owner must call tn_h2_free() here or later. */
+    /* The connection is closed (every stream's on_close has run).  |reason| says why; it
+     * may be part of |h2|, so it goes with tn_h2_free().  The owner must call tn_h2_free()
+     * here or later. */
     void (*on_close)(struct tn_h2 *h2, const char *reason);
     /* The peer sent GOAWAY: it takes no new streams, the open ones go on.  May be NULL. */
     void (*on_goaway)(struct tn_h2 *h2);

@@ -37,6 +37,10 @@ struct tn_pipe_ops {
     /* May be NULL.  Sees the payload as it passes: |is_up| for bytes read from the socket,
      * else for bytes on their way to it.  Only looks: the bytes move on regardless. */
     void (*on_bytes)(struct tn_pipe *p, bool is_up, const uint8_t *data, size_t n);
+    /* May be NULL.  The stream is gone (a clean end or a reset); the pipe may still write what
+     * it holds to the socket, but whatever the owner knows of the stream's connection (the
+     * peer behind it) may be freed from now on. */
+    void (*on_stream_gone)(struct tn_pipe *p);
     /* Datagram mode, optional: a datagram read from the socket, which the owner may trim (move
      * |*data|, shorten |*n|).  Returns true to carry it, false to drop it (not ours). */
     bool (*dgram_in)(struct tn_pipe *p, const uint8_t **data, size_t *n);
