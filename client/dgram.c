@@ -184,6 +184,41 @@ dflow_on_idle(struct ev_loop *loop, ev_timer *w, int revents)
     ev_timer_again(loop, w);
 }
 
+/* The MTU of the route to |to| (an IPv4 address), or 0. */
+static size_t
+route_mtu4(const struct sockaddr *to, socklen_t tolen)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), mtu = 0;
+    socklen_t len = sizeof(mtu);
+
+    if (fd >= 0 &&
+        (connect(fd, to, tolen) != 0 || getsockopt(fd, IPPROTO_IP, IP_MTU, &mtu, &len) != 0))
+        mtu = 0;
+    if (fd >= 0)
+        close(fd);
+    return mtu > 0 ? (size_t)mtu : 0;
+}
+
+/* Sends IPv4 packet |pkt| in fragments that fit the route's MTU: a header-included raw socket
+ * does not fragment what is larger (EMSGSIZE), which in gateway mode is any reply larger than
+ * the link to the host behind.  Returns 0 or -1. */
+static int
+inject_fragments(int fd, const uint8_t *pkt, size_t len, const struct sockaddr *to, socklen_t tolen)
+{
+    static uint8_t frag[TN_PKT_MAX];
+    static unsigned id;
+    size_t mtu = route_mtu4(to, tolen), off = 0, n;
+
+    if (mtu == 0 || mtu >= len)
+        return -1;
+    id = (id + 1) & 0xffff;
+    while ((n = tn_pkt_fragment4(pkt, len, mtu, id, &off, frag)) > 0) {
+        if (sendto(fd, frag, n, 0, to, tolen) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* A reply for the application: an IP packet from the original destination, injected. */
 static void
 dflow_inject(struct dflow *f, const uint8_t *data, size_t n)
@@ -202,7 +237,10 @@ dflow_inject(struct dflow *f, const uint8_t *data, size_t n)
     else
         len = 0;
     sslen = tn_addr_from_ip(&f->key.src, 0, &ss);
-    if (len == 0 || fd < 0 || sendto(fd, pkt, len, 0, (struct sockaddr *)&ss, sslen) < 0) {
+    if (len == 0 || fd < 0 ||
+        (sendto(fd, pkt, len, 0, (struct sockaddr *)&ss, sslen) < 0 &&
+         (errno != EMSGSIZE || f->key.src.family != AF_INET ||
+          inject_fragments(fd, pkt, len, (struct sockaddr *)&ss, sslen) != 0))) {
         f->dropped++;
         return;
     }

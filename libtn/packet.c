@@ -245,3 +245,25 @@ tn_pkt_build_icmp(uint8_t *out, size_t cap, const struct tn_ip *src, const struc
     put16(m + 2, sum_fold(sum_bytes(sum, m, len)));
     return hl + len;
 }
+
+size_t
+tn_pkt_fragment4(const uint8_t *pkt, size_t len, size_t mtu, unsigned id, size_t *off, uint8_t *out)
+{
+    size_t plen = len - TN_PKT_IP4_HDR, n = (mtu - TN_PKT_IP4_HDR) & ~(size_t)7;
+    unsigned frag;
+
+    if (mtu < TN_PKT_IP4_HDR + 8 || len <= TN_PKT_IP4_HDR || *off >= plen)
+        return 0;
+    if (n > plen - *off)
+        n = plen - *off; /* the last one */
+    frag = (unsigned)(*off / 8) | (*off + n < plen ? IP4_MF : 0);
+    memcpy(out, pkt, TN_PKT_IP4_HDR);
+    memcpy(out + TN_PKT_IP4_HDR, pkt + TN_PKT_IP4_HDR + *off, n);
+    put16(out + 2, (unsigned)(TN_PKT_IP4_HDR + n));
+    put16(out + 4, id & 0xffff);
+    put16(out + 6, frag);
+    put16(out + 10, 0);
+    put16(out + 10, sum_fold(sum_bytes(0, out, TN_PKT_IP4_HDR)));
+    *off += n;
+    return TN_PKT_IP4_HDR + n;
+}

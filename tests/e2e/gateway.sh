@@ -76,6 +76,10 @@ body=$(n_host timeout 10 curl -sS -g --max-time 8 "http://[fd00:64:2::2]:8081/")
 tn_log "ping from the host"
 out=$(n_host timeout 20 ping -n -c 3 -i 0.2 -W 2 "$TN_VIRT_IP" 2>&1) || fail "ping from the host failed: $out"
 grep -q '3 packets transmitted, 3 received' <<<"$out" || fail "ping from the host: $out"
+tn_log "a ping larger than the host's link: the client fragments the reply it injects"
+out=$(n_host timeout 20 ping -n -c 2 -i 0.2 -W 2 -s 3000 "$TN_VIRT_IP" 2>&1) ||
+	fail "ping -s 3000 from the host failed: $out"
+grep -q '2 packets transmitted, 2 received' <<<"$out" || fail "ping -s 3000 from the host: $out"
 
 if [ "$have_dns" = 1 ]; then
 	tn_log "dig from the host (UDP)"

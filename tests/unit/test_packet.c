@@ -214,6 +214,43 @@ test_fragments_are_refused(void **state)
     assert_int_equal(tn_pkt_parse(p, n, &pkt), TN_PKT_UNSUPPORTED);
 }
 
+/* A reply larger than the link: fragments of at most the MTU, payloads in multiples of 8,
+ * offsets and MF right, each header's checksum right, and together the original payload. */
+static void
+test_fragment4(void **state)
+{
+    static uint8_t p[TN_PKT_MAX], f[1500], whole[4000];
+    char payload[2973];
+    size_t n, len, off = 0, at = 0, frags = 0;
+    unsigned flags;
+
+    (void)state;
+    memset(payload, 'q', sizeof(payload) - 1);
+    payload[sizeof(payload) - 1] = '\0';
+    n = udp4(p, payload); /* 20 + 8 + 2972 */
+    assert_int_equal(n, 3000);
+    while ((len = tn_pkt_fragment4(p, n, sizeof(f), 7, &off, f)) > 0) {
+        frags++;
+        assert_true(len <= sizeof(f));
+        assert_int_equal((f[2] << 8) | f[3], len);
+        assert_int_equal((f[4] << 8) | f[5], 7);
+        flags = (unsigned)((f[6] << 8) | f[7]);
+        assert_int_equal((flags & 0x1fff) * 8, at);
+        assert_int_equal((flags & 0x2000) != 0, at + len - 20 < n - 20);
+        assert_int_equal(fold(f, 20, 0), 0xffff); /* the header's checksum */
+        assert_memory_equal(f + 12, p + 12, 8);   /* same addresses */
+        memcpy(whole + at, f + 20, len - 20);
+        at += len - 20;
+        if (at < n - 20)
+            assert_int_equal((len - 20) % 8, 0);
+    }
+    assert_int_equal(frags, 3); /* 1480 + 1480 + 20 */
+    assert_int_equal(at, n - 20);
+    assert_memory_equal(whole, p + 20, n - 20);
+    off = 0;
+    assert_int_equal(tn_pkt_fragment4(p, n, 27, 7, &off, f), 0); /* no room for 8 bytes */
+}
+
 static void
 test_build_limits(void **state)
 {
@@ -236,6 +273,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_udp4_roundtrip),
+        cmocka_unit_test(test_fragment4),
         cmocka_unit_test(test_udp6_and_icmp6_roundtrip),
         cmocka_unit_test(test_icmp4_echo),
         cmocka_unit_test(test_every_truncation_is_refused),

@@ -51,4 +51,12 @@ size_t tn_pkt_build_udp(uint8_t *out, size_t cap, const struct tn_ip *src, unsig
 size_t tn_pkt_build_icmp(uint8_t *out, size_t cap, const struct tn_ip *src, const struct tn_ip *dst,
                          const uint8_t *icmp, size_t len, unsigned id);
 
+/* The fragment of the IPv4 packet |pkt| (|len| bytes, a 20-byte header as the builders write)
+ * that starts |*off| bytes into its payload, at most |mtu| bytes long, with IP id |id|, into
+ * |out| (|mtu| bytes); |*off| moves past it.  Returns its length, or 0 once the payload is all
+ * out (or |mtu| leaves no room).  A header-included raw socket does not fragment: the caller
+ * does, for a reply larger than the link's MTU. */
+size_t tn_pkt_fragment4(const uint8_t *pkt, size_t len, size_t mtu, unsigned id, size_t *off,
+                        uint8_t *out);
+
 #endif
