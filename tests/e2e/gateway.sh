@@ -40,9 +40,7 @@ lan_http 8080
 have_dns=0
 if command -v dnsmasq >/dev/null && command -v dig >/dev/null; then
 	have_dns=1
-	tn_spawn dnsmasq "$TN_NS_LAN" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
-		--no-hosts --bind-interfaces --listen-address="$TN_LAN_IP" --port 53 --user=root \
-		--pid-file= --log-facility=- --address=/tunnel.test/192.0.2.77
+	lan_dns "$TN_LAN_IP" 192.0.2.77
 fi
 n_sysctl "$TN_NS_LAN" net.ipv4.ping_group_range="0 2147483647"
 tn_certs

@@ -33,9 +33,7 @@ wait_port "$TN_NS_LAN" 8080 10 || fail "the web server does not listen"
 have_dns=0
 if command -v dnsmasq >/dev/null && command -v dig >/dev/null; then
 	have_dns=1
-	tn_spawn dnsmasq "$TN_NS_LAN" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
-		--no-hosts --bind-interfaces --listen-address="$LAN6" --port 53 --user=root \
-		--pid-file= --log-facility=- --log-queries --address=/tunnel.test/2001:db8::77
+	lan_dns "$LAN6" 2001:db8::77
 fi
 
 tn_certs

@@ -518,6 +518,20 @@ lan_serve() {
 	wait_port "$TN_NS_LAN" "$port" 10 || fail "$name does not listen on $port"
 }
 
+# lan_dns ADDRESS ANSWER: dnsmasq in the LAN on ADDRESS port 53, answering ANSWER for every
+# name under tunnel.test and logging the queries (dnsmasq.log); returns once it listens.
+lan_dns() {
+	local i
+	tn_spawn dnsmasq "$TN_NS_LAN" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
+		--no-hosts --bind-interfaces --listen-address="$1" --port 53 --user=root \
+		--pid-file= --log-facility=- --log-queries --address="/tunnel.test/$2"
+	for ((i = 0; i < 50; i++)); do
+		[ -n "$(ss -N "$TN_NS_LAN" -ulnH 'sport = :53')" ] && return 0
+		sleep 0.1
+	done
+	fail "dnsmasq does not listen on $1 port 53"
+}
+
 # lan_http PORT: a web server in the LAN whose index.html holds $TN_HTTP_BODY.
 lan_http() {
 	local port=$1

@@ -22,13 +22,7 @@ RATE=${TN_UDP_RATE:-50M}
 SECS=${TN_UDP_SECS:-5}
 TOLERANCE=${TN_UDP_LOSS_TOLERANCE:-1.0} # percentage points over the direct path's loss
 
-tn_spawn dnsmasq "$TN_NS_LAN" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
-	--no-hosts --bind-interfaces --listen-address="$TN_LAN_IP" --port 53 --user=root \
-	--pid-file= --log-facility=- --log-queries --address=/tunnel.test/192.0.2.77
-for ((i = 0; i < 50; i++)); do
-	[ -n "$(ss -N "$TN_NS_LAN" -ulnH 'sport = :53')" ] && break
-	sleep 0.1
-done
+lan_dns "$TN_LAN_IP" 192.0.2.77
 tn_certs
 start_relay
 start_proxy

@@ -17,9 +17,7 @@ for b in dig dnsmasq prlimit; do
 	command -v "$b" >/dev/null || tn_skip "$b is not installed (deploy/install-deps.sh)"
 done
 
-tn_spawn dnsmasq "$TN_NS_LAN" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
-	--no-hosts --bind-interfaces --listen-address="$TN_LAN_IP" --port 53 --user=root \
-	--pid-file= --log-facility=- --address=/tunnel.test/192.0.2.77
+lan_dns "$TN_LAN_IP" 192.0.2.77
 lan_http 8080
 tn_certs
 start_relay

@@ -1521,13 +1521,25 @@ out:
     return failures > 0;
 }
 
+/* Writes, past nghttp2, DATA on stream 101, which nobody opened: a PROTOCOL_ERROR for the
+ * connection (RFC 9113 5.1).  Returns 0, or -1 after saying why. */
+static int
+send_idle_data(struct peer *p)
+{
+    static const uint8_t frame[] = { 0, 0, 4, 0, 0, 0, 0, 0, 101, 'b', 'a', 'd', '!' };
+
+    if (SSL_write(p->ssl, frame, sizeof(frame)) != (int)sizeof(frame)) {
+        fail("cannot write the frame");
+        return -1;
+    }
+    return 0;
+}
+
 /* Bug: a session that broke the protocol (here DATA on a stream never opened) was logged as
  * "session ended", like a clean close: the relay must say what the error was. */
 static int
 cmd_bad_frame(char **argv)
 {
-    /* DATA, 4 bytes, on stream 101, which nobody opened (RFC 9113 5.1: PROTOCOL_ERROR). */
-    static const uint8_t frame[] = { 0, 0, 4, 0, 0, 0, 0, 0, 101, 'b', 'a', 'd', '!' };
     const char *relay = argv[0], *certdir = argv[1];
     SSL_CTX *ctx = NULL;
     struct peer *p = NULL;
@@ -1535,10 +1547,8 @@ cmd_bad_frame(char **argv)
     if ((ctx = tls_ctx(certdir, "client", false)) == NULL || (p = peer_dial(relay, ctx)) == NULL ||
         !peer_alive(p))
         goto out;
-    if (SSL_write(p->ssl, frame, sizeof(frame)) != (int)sizeof(frame)) {
-        fail("cannot write the frame");
+    if (send_idle_data(p) != 0)
         goto out;
-    }
     if (!peer_wait(p, T_ANSWER, cond_eof, NULL))
         fail("the relay kept a connection that sent DATA on an idle stream");
     else
@@ -1889,8 +1899,6 @@ out:
 static int
 cmd_fake_relay_bad_frame(char **argv)
 {
-    /* DATA, 4 bytes, on stream 101, which nobody opened. */
-    static const uint8_t frame[] = { 0, 0, 4, 0, 0, 0, 0, 0, 101, 'b', 'a', 'd', '!' };
     const char *listen_addr = argv[0], *certdir = argv[1];
     struct peer *p = NULL;
     SSL_CTX *ctx = NULL;
@@ -1898,10 +1906,8 @@ cmd_fake_relay_bad_frame(char **argv)
     if ((ctx = tls_ctx(certdir, "server", true)) == NULL ||
         (p = fake_relay_start(listen_addr, ctx)) == NULL)
         goto out;
-    if (SSL_write(p->ssl, frame, sizeof(frame)) != (int)sizeof(frame)) {
-        fail("cannot write the frame");
+    if (send_idle_data(p) != 0)
         goto out;
-    }
     if (!peer_wait(p, T_ANSWER, cond_eof, NULL))
         fail("the proxy kept a connection that sent DATA on an idle stream");
     peer_free(p, true);
