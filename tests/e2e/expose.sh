@@ -89,8 +89,9 @@ assert by["web"]["target"] == "127.0.0.1:8080" and len(by["web"]["replicas"]) ==
 assert by["web"]["connections_total"] == 2, by
 assert by["lanweb"]["port"] == 10030, by
 ' || fail "the status API does not list the public ports as they are: $status"
-n_relay timeout 5 curl -sS "http://127.0.0.1:9190/metrics" |
-	grep -q '^tunnel_public_connections_total{service="web"} 2$' ||
+# Read whole first: grep -q leaving early would fail curl's writes (and the pipeline).
+metrics=$(n_relay timeout 5 curl -sS "http://127.0.0.1:9190/metrics") || fail "GET /metrics failed"
+grep -q '^tunnel_public_connections_total{service="web"} 2$' <<<"$metrics" ||
 	fail "tunnel_public_connections_total does not count the two connections to web"
 
 tn_log "refusals: a held port, a port outside the range, a wrong token"
