@@ -11,26 +11,8 @@
 
 #include <cmocka.h>
 
-#include "tn/cidr.h"
+#include "parse_helpers.h"
 #include "tn/err.h"
-
-static struct tn_cidr
-cidr(const char *s)
-{
-    struct tn_cidr c;
-
-    assert_int_equal(tn_cidr_parse(&c, s), 0);
-    return c;
-}
-
-static struct tn_ip
-ip(const char *s)
-{
-    struct tn_ip a;
-
-    assert_int_equal(tn_ip_parse(&a, s), 0);
-    return a;
-}
 
 static void
 assert_rejected(const char *s)

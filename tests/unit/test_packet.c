@@ -11,17 +11,8 @@
 
 #include <cmocka.h>
 
-#include "tn/cidr.h"
+#include "parse_helpers.h"
 #include "tn/packet.h"
-
-static struct tn_ip
-ip(const char *s)
-{
-    struct tn_ip a;
-
-    assert_int_equal(tn_ip_parse(&a, s), 0);
-    return a;
-}
 
 /* The one's complement sum over |n| bytes plus |extra|, folded: 0xffff when a checksum in
  * them is right. */
