@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The deployment CA: made once, then loaded and checked before it signs anything. */
+#include <stdio.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
@@ -11,12 +13,21 @@
 int
 ct_ca_create(struct ct_ca *ca, const char *dir, int days)
 {
+    unsigned char tag[4];
+    char cn[sizeof(CT_CA_CN) + 2 * sizeof(tag) + 1];
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
     int r = -1;
 
     memset(ca, 0, sizeof(*ca));
-    if (ct_key_new(&key) != 0 || ct_cert_new(&cert, CT_CA_CN, key, days) != 0)
+    /* Two CAs trusted side by side (a rotation) must differ by name: verifiers find a
+     * certificate's CA and CRL by its issuer name. */
+    if (RAND_bytes(tag, sizeof(tag)) != 1) {
+        ct_err_ssl("cannot make the CA's name");
+        goto out;
+    }
+    snprintf(cn, sizeof(cn), "%s %02x%02x%02x%02x", CT_CA_CN, tag[0], tag[1], tag[2], tag[3]);
+    if (ct_key_new(&key) != 0 || ct_cert_new(&cert, cn, key, days) != 0)
         goto out;
     /* pathlen:0: verifiers refuse any intermediate CA below this one, even one it signed by
      * mistake; it signs leaves only. */
@@ -59,6 +70,11 @@ ct_ca_load(struct ct_ca *ca, const char *dir)
         goto out;
     if (!ct_cert_is_ca(ca->cert) || (X509_get_key_usage(ca->cert) & KU_KEY_CERT_SIGN) == 0) {
         ct_err("%s is not a CA certificate (it lacks CA:TRUE or keyCertSign)", cert_path);
+        goto out;
+    }
+    if (X509_cmp_current_time(X509_get0_notBefore(ca->cert)) >= 0) {
+        ct_err("%s: the CA is not valid before %s (is this machine's clock right?)", cert_path,
+               ct_time_str(X509_get0_notBefore(ca->cert), when));
         goto out;
     }
     if (X509_cmp_current_time(X509_get0_notAfter(ca->cert)) <= 0) {

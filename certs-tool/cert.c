@@ -14,10 +14,10 @@
 #include <openssl/x509v3.h>
 
 #include "certs.h"
+#include "tn/certutil.h"
 
 /* Peers whose clocks run a little behind must still accept a certificate made just now. */
-#define CLOCK_SKEW_SECONDS (5 * 60)
-#define SERIAL_BYTES       16
+#define SERIAL_BYTES 16
 
 int
 ct_key_new(EVP_PKEY **out)
@@ -69,7 +69,7 @@ ct_cert_new(X509 **out, const char *cn, EVP_PKEY *key, int days)
     }
     if (set_random_serial(cert) != 0)
         goto out;
-    if (X509_gmtime_adj(X509_getm_notBefore(cert), -CLOCK_SKEW_SECONDS) == NULL ||
+    if (X509_gmtime_adj(X509_getm_notBefore(cert), -CT_CLOCK_SKEW_SECONDS) == NULL ||
         X509_time_adj_ex(X509_getm_notAfter(cert), days, 0, NULL) == NULL) {
         ct_err_ssl("cannot set the validity of %d days", days);
         goto out;
@@ -208,12 +208,7 @@ ct_cert_is_ca(X509 *cert)
 char *
 ct_time_str(const ASN1_TIME *t, char *buf)
 {
-    struct tm tm;
-
-    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1 ||
-        strftime(buf, CT_TIME_STR_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-        snprintf(buf, CT_TIME_STR_MAX, "?");
-    return buf;
+    return tn_asn1_time_str(t, buf, CT_TIME_STR_MAX);
 }
 
 /* Copies |len| bytes of |s| into |buf|, replacing what a terminal would interpret. */

@@ -23,15 +23,18 @@ enum ct_role {
     CT_ROLE_COUNT
 };
 
-#define CT_ID_MAX       64    /* an id is 1-64 characters of [A-Za-z0-9._-] */
-#define CT_NAMES_MAX    32    /* extra DNS names, and extra IP addresses, per certificate */
-#define CT_DAYS_MAX     36500 /* validity bound; keeps notAfter far below year 9999 */
-#define CT_LEAF_DAYS    365
-#define CT_CA_DAYS      3650
-#define CT_CA_CN        "tunnel CA"
-#define CT_URI_SCHEME   "tunnel://"
-#define CT_PATH_MAX     4096
-#define CT_TIME_STR_MAX 32
+#define CT_ID_MAX    64    /* an id is 1-64 characters of [A-Za-z0-9._-] */
+#define CT_NAMES_MAX 32    /* extra DNS names, and extra IP addresses, per certificate */
+#define CT_DAYS_MAX  36500 /* validity bound; keeps notAfter far below year 9999 */
+#define CT_LEAF_DAYS 365
+#define CT_CA_DAYS   3650
+#define CT_CA_CN     "tunnel CA" /* then a random tag: each CA its own subject */
+/* Certificates start and CRLs are dated this much before now: a verifier whose clock is a
+ * little behind still takes them. */
+#define CT_CLOCK_SKEW_SECONDS (5 * 60)
+#define CT_URI_SCHEME         "tunnel://"
+#define CT_PATH_MAX           4096
+#define CT_TIME_STR_MAX       32
 
 /* Extra subjectAltNames, as given on the command line (borrowed, already validated). */
 struct ct_names {
@@ -133,7 +136,7 @@ int ct_leaf_check(const struct ct_ca *ca, const struct ct_leaf_req *req, const c
 int ct_issue(const char *ca_dir, const char *out_dir, const struct ct_leaf_req *req,
              bool is_forced);
 
-/* ca.c: the deployment CA (CN "tunnel CA", CA:TRUE, pathlen:0). */
+/* ca.c: the deployment CA (CN "tunnel CA" and a random tag, CA:TRUE, pathlen:0). */
 
 /* Makes a new CA valid for |days| days, writes it to |dir| (created if needed) and leaves it
  * loaded in |ca| (zeroed first). */

@@ -2,8 +2,10 @@
 /* `certs-tool init`: the default layout DIR/{ca,server,client,proxy}, completed on rerun. */
 #include <stdio.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "certs.h"
 
@@ -12,6 +14,24 @@ enum action {
     ACT_KEEP,
     ACT_REPLACE
 };
+
+/* Whether the certificate in leaf directory |dir| is one of |ca|'s that has expired. */
+static bool
+leaf_expired(const struct ct_ca *ca, const char *dir)
+{
+    char path[CT_PATH_MAX];
+    X509 *cert = NULL;
+    bool is_expired;
+
+    if (ct_path(path, dir, "cert.pem") != 0 || ct_cert_load(&cert, path) != 0)
+        return false; /* ct_leaf_check says why */
+    is_expired = X509_check_issued(ca->cert, cert) == X509_V_OK &&
+                 X509_verify(cert, ca->key) == 1 &&
+                 X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0;
+    ERR_clear_error();
+    X509_free(cert);
+    return is_expired;
+}
 
 /* Decides what to do with the leaf directory |dir| before anything is written, so that a
  * refusal leaves the tree as it was.  |ca| is NULL when the CA is still to be made. */
@@ -41,6 +61,10 @@ plan_leaf(enum action *out, const struct ct_ca *ca, const struct ct_leaf_req *re
                "--force to replace it",
                dir);
         return -1;
+    }
+    if (leaf_expired(ca, dir)) {
+        *out = ACT_REPLACE; /* renewed: what a rerun is for */
+        return 0;
     }
     if (ct_leaf_check(ca, req, dir) != 0)
         return -1;

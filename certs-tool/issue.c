@@ -107,6 +107,14 @@ dns_name_is_valid(const char *s)
 int
 ct_names_add_dns(struct ct_names *names, const char *opt, const char *s)
 {
+    unsigned char buf[16];
+
+    /* A verifier matches an address only against an IP SAN: as a DNS name it never fits. */
+    if (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1) {
+        ct_err("%s: '%s' is an IP address: give it with %s", opt, s,
+               strcmp(opt, "--server-dns") == 0 ? "--server-ip" : "--ip");
+        return -1;
+    }
     if (!dns_name_is_valid(s)) {
         ct_err("%s: '%s' is not a DNS name", opt, s);
         return -1;
@@ -296,6 +304,11 @@ ct_leaf_check(const struct ct_ca *ca, const struct ct_leaf_req *req, const char 
     if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
         ct_err("%s expired %s; use --force to replace it", path,
                ct_time_str(X509_get0_notAfter(cert), when));
+        goto out;
+    }
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
+        ct_err("%s is not valid before %s; use --force to replace it", path,
+               ct_time_str(X509_get0_notBefore(cert), when));
         goto out;
     }
     if ((q = ct_cert_identity(cert, &role, id)) != 0) {

@@ -3,7 +3,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -43,8 +46,8 @@ crl_load(X509_CRL **out, const char *path, const struct ct_ca *ca)
     return 0;
 }
 
-/* Writes |crl| to |path| through a temporary file, so that a relay reading it on SIGHUP never
- * sees half of it. */
+/* Writes |crl| to |path| through a temporary file of its own, so that a relay reading it on
+ * SIGHUP never sees half of it. */
 static int
 crl_write(const char *path, X509_CRL *crl)
 {
@@ -52,16 +55,18 @@ crl_write(const char *path, X509_CRL *crl)
     FILE *f = NULL;
     int fd, n;
 
-    n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    n = snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
     if (n < 0 || (size_t)n >= sizeof(tmp)) {
         ct_err("%s: path too long", path);
         return -1;
     }
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0 ||
+    if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0 || fchmod(fd, 0644) != 0 ||
         (f = fdopen(fd, "w")) == NULL) {
         ct_err("%s: %s", tmp, strerror(errno));
-        if (fd >= 0)
+        if (fd >= 0) {
             close(fd);
+            unlink(tmp);
+        }
         return -1;
     }
     if (PEM_write_X509_CRL(f, crl) != 1 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
@@ -78,6 +83,22 @@ crl_write(const char *path, X509_CRL *crl)
     return 0;
 }
 
+/* Holds the CA's key file locked (flock, until |*fd| is closed) so that revocations run one
+ * after the other: each reads the CRL the one before wrote. */
+static int
+ca_lock(const char *ca_dir, int *fd)
+{
+    char path[CT_PATH_MAX];
+
+    if (ct_path(path, ca_dir, "key.pem") != 0)
+        return -1;
+    if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || flock(*fd, LOCK_EX) != 0) {
+        ct_err("%s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 /* A new CRL of |ca| valid for |days| days holding |old|'s entries (if any) and |serial|. */
 static X509_CRL *
 crl_make(const struct ct_ca *ca, X509_CRL *old, ASN1_INTEGER *serial, int days, bool *is_new)
@@ -87,14 +108,26 @@ crl_make(const struct ct_ca *ca, X509_CRL *old, ASN1_INTEGER *serial, int days, 
     X509_REVOKED *rev = NULL;
     ASN1_TIME *now = ASN1_TIME_new(), *next = ASN1_TIME_new();
     int i;
+    X509_EXTENSION *akid = NULL;
+    X509V3_CTX x3;
 
     *is_new = true;
+    /* Dated a little back, as certificates are, for verifiers whose clock is behind; the
+     * authority key identifier tells two CAs' CRLs apart, however they are named. */
     if (crl == NULL || now == NULL || next == NULL ||
         X509_CRL_set_version(crl, X509_CRL_VERSION_2) != 1 ||
         X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca->cert)) != 1 ||
-        X509_gmtime_adj(now, 0) == NULL || X509_time_adj_ex(next, days, 0, NULL) == NULL ||
-        X509_CRL_set1_lastUpdate(crl, now) != 1 || X509_CRL_set1_nextUpdate(crl, next) != 1)
+        X509_gmtime_adj(now, -CT_CLOCK_SKEW_SECONDS) == NULL ||
+        X509_time_adj_ex(next, days, 0, NULL) == NULL || X509_CRL_set1_lastUpdate(crl, now) != 1 ||
+        X509_CRL_set1_nextUpdate(crl, next) != 1)
         goto fail;
+    X509V3_set_ctx(&x3, ca->cert, NULL, NULL, crl, 0);
+    if ((akid = X509V3_EXT_conf_nid(NULL, &x3, NID_authority_key_identifier, "keyid:always")) ==
+            NULL ||
+        X509_CRL_add_ext(crl, akid, -1) != 1)
+        goto fail;
+    X509_EXTENSION_free(akid);
+    akid = NULL;
     for (i = 0; i < sk_X509_REVOKED_num(prev); i++) {
         X509_REVOKED *r = sk_X509_REVOKED_value(prev, i);
 
@@ -117,6 +150,7 @@ crl_make(const struct ct_ca *ca, X509_CRL *old, ASN1_INTEGER *serial, int days, 
     return crl;
 fail:
     ct_err_ssl("cannot make the CRL");
+    X509_EXTENSION_free(akid);
     X509_REVOKED_free(rev);
     X509_CRL_free(crl);
     ASN1_TIME_free(now);
@@ -135,7 +169,7 @@ ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int d
     BIGNUM *bn = NULL;
     char *hex = NULL;
     bool is_new;
-    int r = -1;
+    int lock = -1, r = -1;
 
     if (crl_path == NULL) {
         if (ct_path(path, ca_dir, "crl.pem") != 0)
@@ -149,7 +183,13 @@ ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int d
         ct_err_ssl("%s was not issued by the CA in %s", cert_path, ca_dir);
         goto out;
     }
-    if (crl_load(&old, crl_path, &ca) != 0 ||
+    if (ct_cert_is_ca(cert)) {
+        ct_err("%s is a CA certificate: a CA's own CRL cannot revoke it (to retire a CA, make a "
+               "new one and take the old one out of tls.ca_file)",
+               cert_path);
+        goto out;
+    }
+    if (ca_lock(ca_dir, &lock) != 0 || crl_load(&old, crl_path, &ca) != 0 ||
         (crl = crl_make(&ca, old, X509_get_serialNumber(cert), days, &is_new)) == NULL ||
         crl_write(crl_path, crl) != 0)
         goto out;
@@ -164,6 +204,8 @@ ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int d
     printf("give it to the relay (tls: {crl_file: %s}) and send it SIGHUP\n", crl_path);
     r = 0;
 out:
+    if (lock >= 0)
+        close(lock);
     OPENSSL_free(hex);
     BN_free(bn);
     X509_CRL_free(old);

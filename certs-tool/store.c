@@ -14,6 +14,7 @@
 #include <openssl/x509.h>
 
 #include "certs.h"
+#include "tn/certutil.h"
 
 #define DIR_MODE  0755
 #define CERT_MODE 0644
@@ -223,17 +224,6 @@ ct_cert_load(X509 **out, const char *path)
     return 0;
 }
 
-/* Refuses to prompt for a passphrase: certs-tool runs unattended, from scripts too. */
-static int
-no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-    (void)buf;
-    (void)size;
-    (void)rwflag;
-    *(bool *)u = true;
-    return -1;
-}
-
 int
 ct_key_load(EVP_PKEY **out, const char *path)
 {
@@ -249,7 +239,7 @@ ct_key_load(EVP_PKEY **out, const char *path)
     if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
         ct_warn("%s is open to other users (mode %04o); chmod 600 it", path,
                 (unsigned)(st.st_mode & 07777));
-    *out = PEM_read_PrivateKey(f, NULL, no_passphrase, &is_encrypted);
+    *out = PEM_read_PrivateKey(f, NULL, tn_no_passphrase, &is_encrypted);
     fclose(f);
     if (*out == NULL && is_encrypted) {
         ERR_clear_error();

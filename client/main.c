@@ -263,7 +263,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         tn_conf_fini(keys, &fresh);
         return;
     }
-    if (tn_tls_ctx_new(&tls, &fresh.tls, false) != 0) {
+    if (tn_tls_ctx_new(&tls, &fresh.tls, TN_ROLE_CLIENT) != 0) {
         tn_log_warnx("reload: the new certificates are not usable: nothing changed");
         tn_conf_fini(keys, &fresh);
         return;
@@ -359,7 +359,6 @@ main(int argc, char **argv)
     struct client_config cfg = { 0 };
     struct client c = { 0 };
     struct tn_h2_settings settings;
-    struct tn_identity me;
     ev_signal sigint, sigterm, sighup;
     socklen_t len;
     size_t i;
@@ -378,9 +377,10 @@ main(int argc, char **argv)
         tn_conf_fini(keys, &cfg);
         return r == TN_CLI_EXIT ? 0 : 2;
     }
-    c.status = 1;
+    c.status = 2; /* until the configuration is found usable */
     if (tn_opts_log_open("client", &cfg.log) != 0)
         goto out;
+    c.status = 1;
     signal(SIGPIPE, SIG_IGN);
     tn_proc_raise_nofile();
     c.loop = EV_DEFAULT;
@@ -402,8 +402,7 @@ main(int argc, char **argv)
         c.status = 2;
         goto out;
     }
-    if ((r = tn_tls_ctx_new(&c.tls, &cfg.tls, false)) != 0 ||
-        (r = tn_tls_cert_file_identity(cfg.tls.cert_file, TN_ROLE_CLIENT, &me)) != 0) {
+    if ((r = tn_tls_ctx_new(&c.tls, &cfg.tls, TN_ROLE_CLIENT)) != 0) {
         if (r == TN_ERR_CONFIG)
             c.status = 2;
         goto out;

@@ -52,13 +52,13 @@ tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out
     int e;
 
     if (tn_addr_split(hostport, host, sizeof(host), port, sizeof(port)) != 0) {
-        tn_log_warnx("%s: not HOST:PORT", hostport);
+        tn_log(TN_LOG_ERR, "%s: not HOST:PORT", hostport);
         return TN_ERR_PARSE;
     }
     if (passive)
         hints.ai_flags |= AI_PASSIVE;
     if ((e = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res)) != 0) {
-        tn_log_warnx("%s: %s", hostport, gai_strerror(e));
+        tn_log(TN_LOG_ERR, "%s: %s", hostport, gai_strerror(e));
         return TN_ERR_PARSE;
     }
     memcpy(out, res->ai_addr, res->ai_addrlen);

@@ -449,6 +449,6 @@ tn_opts_log_open(const char *component, const struct tn_log_conf *c)
 
     tn_log_set_rotation(c->max_size, (int)c->keep);
     if (r != 0)
-        tn_log_warnx("log output %s: %s", c->output, strerror(-r));
+        tn_log(TN_LOG_ERR, "log output %s: %s", c->output, strerror(-r));
     return r;
 }

@@ -3,6 +3,7 @@
  * callback of every handshake and, after a reload, against the peers already connected. */
 #include "tn/revoke.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "tn/certutil.h"
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/tls.h"
@@ -194,6 +196,38 @@ is_unbound_relay(SSL *ssl, X509_STORE_CTX *xs, X509 *cert, const struct tn_ident
            !tn_tls_cert_names_host(cert);
 }
 
+/* Whether a CRL of |cert|'s CA (by issuer name; each was checked against the CA when loaded)
+ * refuses it: it lists it, or it is out of date, and then nothing that CA issued is trusted
+ * until a new one comes.  A CA without a CRL revokes nothing.  Fills |why|. */
+static bool
+crl_refuses(X509_STORE *store, X509 *cert, char *why, size_t whylen)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    char when[32];
+    int i;
+
+    for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+        const ASN1_TIME *next;
+        X509_REVOKED *rev;
+
+        if (crl == NULL || X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) != 0)
+            continue;
+        if ((next = X509_CRL_get0_nextUpdate(crl)) != NULL && X509_cmp_current_time(next) <= 0) {
+            snprintf(why, whylen,
+                     "the CRL of its CA expired on %s: issue a new one (certs-tool revoke) and "
+                     "send SIGHUP",
+                     tn_asn1_time_str(next, when, sizeof(when)));
+            return true;
+        }
+        if (X509_CRL_get0_by_cert(crl, &rev, cert) == 1) {
+            snprintf(why, whylen, "certificate revoked by the CRL");
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Every certificate check of a handshake passes here: the serial list is applied to the peer's
  * own certificate, and any refusal is logged with the certificate's identity and the reason
  * (expired, revoked, unknown CA...). */
@@ -210,7 +244,8 @@ verify_cb(int ok, X509_STORE_CTX *xs)
     if (cert != NULL)
         tn_revoke_serial(cert, serial);
     if (ok && depth == 0 && ssl != NULL &&
-        in_list(SSL_get_SSL_CTX(ssl), serial, why, sizeof(why))) {
+        (in_list(SSL_get_SSL_CTX(ssl), serial, why, sizeof(why)) ||
+         crl_refuses(SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), cert, why, sizeof(why)))) {
         X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
         ok = 0;
         reason = why;
@@ -304,20 +339,28 @@ tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file)
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     const ASN1_TIME *next;
     X509_CRL *crl;
+    char when[32];
     BIO *bio;
-    int n = 0, r = TN_ERR_TLS;
+    int n = 0, r = TN_ERR_CONFIG;
 
     tn_revoke_install(ctx);
     if ((bio = BIO_new_file(crl_file, "r")) == NULL) {
-        tn_log(TN_LOG_ERR, "CRL %s: cannot be read", crl_file);
+        tn_log(TN_LOG_ERR, "CRL %s: %s", crl_file, strerror(errno));
         ERR_clear_error();
-        return TN_ERR_TLS;
+        return TN_ERR_CONFIG;
     }
     while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
         n++;
         if (!crl_is_ours(store, crl)) {
             tn_log(TN_LOG_ERR, "CRL %s: CRL #%d is not signed by the CA (tls.ca_file)", crl_file,
                    n);
+            goto fail;
+        }
+        if (X509_cmp_current_time(X509_CRL_get0_lastUpdate(crl)) > 0) {
+            tn_log(TN_LOG_ERR,
+                   "CRL %s: CRL #%d is not valid before %s (is this machine's clock behind?)",
+                   crl_file, n,
+                   tn_asn1_time_str(X509_CRL_get0_lastUpdate(crl), when, sizeof(when)));
             goto fail;
         }
         if ((next = X509_CRL_get0_nextUpdate(crl)) != NULL && X509_cmp_current_time(next) <= 0) {
@@ -338,7 +381,6 @@ tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file)
         tn_log(TN_LOG_ERR, "CRL %s: no CRL in the file (PEM, \"BEGIN X509 CRL\")", crl_file);
         goto out;
     }
-    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK);
     r = 0;
     goto out;
 fail:

@@ -8,11 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "tn/certutil.h"
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/record.h"
@@ -55,22 +58,82 @@ tn_tls_log_errors(const char *what)
         tn_log_warnx("%s", what);
 }
 
-/* Logs why |file| could not be used, in one line: the system's reason when it cannot be read,
- * else OpenSSL's first reason ("no start line": not PEM; "bad decrypt": encrypted key...). */
+/* Logs why |file| could not be used as |what|, in one line: the system's reason when it cannot
+ * be read, else what OpenSSL found wrong in it, in words. */
 static void
-file_error(const char *what, const char *file)
+file_error(const char *what, const char *file, bool was_encrypted)
 {
-    FILE *f = fopen(file, "re");
     unsigned long e = ERR_peek_error();
     const char *why = ERR_reason_error_string(e);
+    struct stat st;
 
-    if (f == NULL)
+    if (stat(file, &st) != 0)
         tn_log(TN_LOG_ERR, "%s %s: %s", what, file, strerror(errno));
+    else if (S_ISDIR(st.st_mode))
+        tn_log(TN_LOG_ERR, "%s %s: is a directory", what, file);
+    else if (access(file, R_OK) != 0)
+        tn_log(TN_LOG_ERR, "%s %s: %s", what, file, strerror(errno));
+    else if (was_encrypted)
+        tn_log(TN_LOG_ERR,
+               "%s %s: is encrypted, and the programs read keys without a passphrase "
+               "(openssl pkey -in %s -out PLAIN.pem)",
+               what, file, file);
+    else if (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+        tn_log(TN_LOG_ERR, "%s %s: does not belong to the certificate", what, file);
     else
-        tn_log(TN_LOG_ERR, "%s %s: %s", what, file, why != NULL ? why : "not usable");
-    if (f != NULL)
-        fclose(f);
+        tn_log(TN_LOG_ERR, "%s %s: holds no PEM %s (%s)", what, file, what,
+               why != NULL ? why : "unknown reason");
     ERR_clear_error();
+}
+
+/* Our own certificate, as |ctx| holds it: a peer refuses one without a tunnel identity of our
+ * role, or out of its dates, so neither is worth a connection. */
+static int
+own_cert_check(SSL_CTX *ctx, const char *file, enum tn_role self)
+{
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+    struct tn_identity id;
+    char when[32];
+
+    if (cert == NULL || tn_tls_cert_identity(cert, &id) != 0) {
+        tn_log(TN_LOG_ERR,
+               "certificate %s: no tunnel:// identity in it (certs-tool issue makes "
+               "certificates that carry one)",
+               file);
+        return TN_ERR_CONFIG;
+    }
+    if (id.role != self) {
+        tn_log(TN_LOG_ERR,
+               self == TN_ROLE_SERVER
+                   ? "%s is a %s certificate, and the relay needs a %s certificate "
+                     "(certs-tool issue --role %s)"
+                   : "%s is a %s certificate, and the relay takes only %s certificates here "
+                     "(certs-tool issue --role %s)",
+               file, tn_role_name(id.role), tn_role_name(self), tn_role_name(self));
+        return TN_ERR_CONFIG;
+    }
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) >= 0) {
+        tn_log(TN_LOG_ERR, "certificate %s is not valid before %s (is this machine's clock right?)",
+               file, tn_asn1_time_str(X509_get0_notBefore(cert), when, sizeof(when)));
+        return TN_ERR_CONFIG;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0) {
+        tn_log(TN_LOG_ERR, "certificate %s expired on %s: issue a new one (certs-tool issue)", file,
+               tn_asn1_time_str(X509_get0_notAfter(cert), when, sizeof(when)));
+        return TN_ERR_CONFIG;
+    }
+    return 0;
+}
+
+/* A key that others may read is worth a word, as certs-tool writes keys 0600. */
+static void
+key_mode_check(const char *file)
+{
+    struct stat st;
+
+    if (stat(file, &st) == 0 && (st.st_mode & 077) != 0)
+        tn_log_warnx("key %s may be read by others (mode %04o): chmod 600 it", file,
+                     (unsigned)(st.st_mode & 07777));
 }
 
 int
@@ -89,19 +152,22 @@ tn_tls_select_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 }
 
 int
-tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
+tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, enum tn_role self)
 {
+    bool is_server = self == TN_ROLE_SERVER, is_anonymous, was_encrypted = false;
     SSL_CTX *ctx;
-    bool is_anonymous;
-    int r = TN_ERR_TLS;
+    int r = TN_ERR_CONFIG;
 
     *out = NULL;
     if ((ctx = SSL_CTX_new(is_server ? TLS_server_method() : TLS_client_method())) == NULL) {
         tn_tls_log_errors("SSL_CTX_new");
+        r = TN_ERR_TLS;
         goto out;
     }
-    if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1)
+    if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1) {
+        r = TN_ERR_TLS;
         goto out;
+    }
     /* Only a proxy registering with a bearer token goes without a certificate of its own. */
     is_anonymous = !is_server && conf->may_go_without_cert && conf->cert_file == NULL &&
                    conf->key_file == NULL && conf->ca_file != NULL;
@@ -109,28 +175,31 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
         (conf->cert_file == NULL || conf->key_file == NULL || conf->ca_file == NULL)) {
         tn_log(TN_LOG_ERR, "TLS needs a certificate, a key and a CA file (--tls-cert, "
                            "--tls-key, --tls-ca)");
-        r = TN_ERR_CONFIG;
         goto out;
     }
+    SSL_CTX_set_default_passwd_cb(ctx, tn_no_passphrase);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, &was_encrypted);
     if (is_anonymous) {
         /* nothing of our own to present */
     } else if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
-        file_error("certificate", conf->cert_file);
+        file_error("certificate", conf->cert_file, false);
         goto out;
-    }
-    if (is_anonymous) {
-        /* nothing of our own to present */
     } else if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) != 1) {
-        file_error("key", conf->key_file);
+        file_error("key", conf->key_file, was_encrypted);
         goto out;
-    }
-    if (!is_anonymous && SSL_CTX_check_private_key(ctx) != 1) {
+    } else if (SSL_CTX_check_private_key(ctx) != 1) {
         tn_log(TN_LOG_ERR, "key %s does not belong to certificate %s", conf->key_file,
                conf->cert_file);
         goto out;
+    } else if (self != TN_ROLE_NONE && own_cert_check(ctx, conf->cert_file, self) != 0) {
+        goto out;
     }
+    SSL_CTX_set_default_passwd_cb(ctx, NULL);
+    SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
+    if (!is_anonymous)
+        key_mode_check(conf->key_file);
     if (SSL_CTX_load_verify_locations(ctx, conf->ca_file, NULL) != 1) {
-        file_error("CA certificate", conf->ca_file);
+        file_error("CA certificate", conf->ca_file, false);
         goto out;
     }
     /* A relay's peer may come without a certificate (a proxy with a token, a health probe):
@@ -140,6 +209,7 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
     tn_revoke_install(ctx);
     if (conf->crl_file != NULL && tn_revoke_load_crl(ctx, conf->crl_file) != 0)
         goto out;
+    r = TN_ERR_TLS;
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     /* AES-128-GCM first: as strong as the tunnel needs and a quarter cheaper than AES-256. */
     if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
@@ -163,6 +233,18 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server)
 out:
     SSL_CTX_free(ctx);
     return r;
+}
+
+int
+tn_tls_ctx_identity(SSL_CTX *ctx, struct tn_identity *out)
+{
+    X509 *cert = SSL_CTX_get0_certificate(ctx);
+
+    if (cert == NULL) {
+        memset(out, 0, sizeof(*out));
+        return TN_ERR_AUTH;
+    }
+    return tn_tls_cert_identity(cert, out);
 }
 
 /* SSL ex_data: set while the name expected of the relay is the host we dialed. */
@@ -308,32 +390,5 @@ tn_tls_peer_identity(SSL *ssl, struct tn_identity *out)
     if (r == 0)
         tn_revoke_serial(cert, out->serial);
     X509_free(cert);
-    return r;
-}
-
-int
-tn_tls_cert_file_identity(const char *file, enum tn_role role, struct tn_identity *out)
-{
-    X509 *x = NULL;
-    FILE *f;
-    int r = TN_ERR_TLS;
-
-    if ((f = fopen(file, "re")) == NULL) {
-        tn_log(TN_LOG_ERR, "%s: %s", file, strerror(errno));
-        return r;
-    }
-    if ((x = PEM_read_X509(f, NULL, NULL, NULL)) == NULL) {
-        tn_tls_log_errors(file);
-    } else if ((r = tn_tls_cert_identity(x, out)) != 0) {
-        tn_log(TN_LOG_ERR, "%s: no tunnel:// identity in the certificate", file);
-    } else if (out->role != role) {
-        tn_log(TN_LOG_ERR,
-               "%s is a %s certificate, and the relay takes only %s certificates here "
-               "(certs-tool issue --role %s)",
-               file, tn_role_name(out->role), tn_role_name(role), tn_role_name(role));
-        r = TN_ERR_CONFIG;
-    }
-    X509_free(x);
-    fclose(f);
     return r;
 }

@@ -234,6 +234,25 @@ tls_prepare(struct proxy_config *cfg)
     return true;
 }
 
+/* The id this proxy registers with when its TLS context is |tls|: |configured| (proxy_id, or
+ * NULL) with a token; with a certificate, the id in it, which the relay insists on, so a
+ * |configured| one must be the same.  Returns it (the certificate's in |me|) or NULL (logged;
+ * NULL too when neither has one). */
+static const char *
+proxy_id_of(SSL_CTX *tls, const char *configured, struct tn_identity *me)
+{
+    if (tn_tls_ctx_identity(tls, me) != 0)
+        return configured; /* a token stands for the certificate */
+    if (configured != NULL && strcmp(configured, me->id) != 0) {
+        tn_log(TN_LOG_ERR,
+               "proxy_id '%s' is not the id in the certificate ('%s'), and the relay takes only "
+               "that one: leave proxy_id out, or issue the certificate with --id %s",
+               configured, me->id, configured);
+        return NULL;
+    }
+    return me->id;
+}
+
 /* On exit: the counts of each service with an HTTP log. */
 static void
 services_summary(const struct proxy_config *cfg, double uptime)
@@ -329,6 +348,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct proxy *px = w->data, fresh_px = { 0 };
     struct proxy_config fresh = { 0 }, *cfg = px->cfg;
+    struct tn_identity me;
     SSL_CTX *tls = NULL;
 
     (void)loop;
@@ -336,8 +356,10 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     tn_log_info("SIGHUP: reading the configuration again");
     if (tn_cli_parse(&cli, &fresh, px->argc, px->argv) != 0 ||
         networks_gather(&fresh_px, &fresh) != 0 || !tls_prepare(&fresh) ||
-        tn_tls_ctx_new(&tls, &fresh.tls, false) != 0) {
+        tn_tls_ctx_new(&tls, &fresh.tls, TN_ROLE_PROXY) != 0 ||
+        proxy_id_of(tls, cfg->proxy_id, &me) == NULL) {
         tn_log_warnx("reload: the configuration or certificates have errors: nothing changed");
+        SSL_CTX_free(tls);
         free(fresh_px.nets);
         services_fini(&fresh);
         tn_conf_fini(keys, &fresh);
@@ -427,9 +449,10 @@ main(int argc, char **argv)
         tn_conf_fini(keys, &cfg);
         return r == TN_CLI_EXIT ? 0 : 2;
     }
-    px.status = 1;
+    px.status = 2; /* until the configuration is found usable */
     if (tn_opts_log_open("proxy", &cfg.log) != 0)
         goto out;
+    px.status = 1;
     signal(SIGPIPE, SIG_IGN);
     nofile = tn_proc_raise_nofile();
     px.dgram_max = nofile > 0 ? (uint64_t)nofile / 2 : 512;
@@ -440,23 +463,20 @@ main(int argc, char **argv)
     px.argv = argv;
     if (!tls_prepare(&cfg))
         goto out;
-    if ((r = tn_tls_ctx_new(&px.tls, &cfg.tls, false)) != 0) {
+    if ((r = tn_tls_ctx_new(&px.tls, &cfg.tls, TN_ROLE_PROXY)) != 0) {
         if (r == TN_ERR_CONFIG)
             px.status = 2;
         goto out;
     }
-    if (cfg.tls.cert_file == NULL) { /* a token stands for the certificate */
-        if (cfg.token == NULL || cfg.proxy_id == NULL) {
-            tn_log(TN_LOG_ERR, "without a certificate, give --token and --proxy-id");
-            px.status = 2;
-            goto out;
-        }
-    } else if ((r = tn_tls_cert_file_identity(cfg.tls.cert_file, TN_ROLE_PROXY, &me)) != 0) {
-        if (r == TN_ERR_CONFIG)
-            px.status = 2;
+    if (cfg.tls.cert_file == NULL && (cfg.token == NULL || cfg.proxy_id == NULL)) {
+        tn_log(TN_LOG_ERR, "without a certificate, give --token and --proxy-id");
+        px.status = 2;
         goto out;
     }
-    /* The id our certificate carries: the default proxy id, and what the relay insists on. */
+    if (proxy_id_of(px.tls, cfg.proxy_id, &me) == NULL) {
+        px.status = 2;
+        goto out;
+    }
     if (cfg.proxy_id == NULL && (cfg.proxy_id = strdup(me.id)) == NULL)
         goto out;
     px.settings = (struct tn_h2_settings){

@@ -58,6 +58,25 @@ print_file(const char *path)
         fclose(f);
 }
 
+/* Whether the relay's certificate that an earlier start made in |dir| has expired (said
+ * so): bootstrap then issues a new one, as it made the first. */
+static bool
+relay_cert_expired(const char *dir)
+{
+    char path[CT_PATH_MAX], when[CT_TIME_STR_MAX];
+    X509 *cert = NULL;
+    bool is_expired;
+
+    if (ct_path(path, dir, "cert.pem") != 0 || ct_cert_load(&cert, path) != 0)
+        return false; /* the TLS context says what is wrong with it */
+    is_expired = X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0;
+    if (is_expired)
+        tn_log_warnx("bootstrap: the relay's certificate %s expired on %s: issuing a new one", path,
+                     ct_time_str(X509_get0_notAfter(cert), when));
+    X509_free(cert);
+    return is_expired;
+}
+
 /* Makes what is missing in |state| (a CA, the relay's certificate) and prints the next steps. */
 static int
 bootstrap_create(const struct relay_config *cfg, const char *state)
@@ -78,8 +97,11 @@ bootstrap_create(const struct relay_config *cfg, const char *state)
         ct_pair_state(srv_dir, &srv_st) != 0)
         return -1;
     if (ca_st == CT_PAIR_BOTH && srv_st == CT_PAIR_BOTH) {
-        tn_log_info("bootstrap: using the CA and certificate made earlier in %s", state);
-        return 0;
+        if (!relay_cert_expired(srv_dir)) {
+            tn_log_info("bootstrap: using the CA and certificate made earlier in %s", state);
+            return 0;
+        }
+        srv_st = CT_PAIR_NONE; /* made anew below, with the same CA */
     }
     if (ca_st != CT_PAIR_NONE && ca_st != CT_PAIR_BOTH) {
         tn_log(TN_LOG_ERR,

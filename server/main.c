@@ -439,8 +439,10 @@ main(int argc, char **argv)
         tn_conf_fini(keys, &cfg);
         return r == TN_CLI_EXIT ? 0 : 2;
     }
-    if (tn_opts_log_open("server", &cfg.log) != 0)
+    if ((r = tn_opts_log_open("server", &cfg.log)) != 0) {
+        r = TN_ERR_CONFIG;
         goto out;
+    }
     signal(SIGPIPE, SIG_IGN);
     tn_proc_raise_nofile();
     relay.loop = EV_DEFAULT;
@@ -463,8 +465,10 @@ main(int argc, char **argv)
         goto out;
     if (bootstrap_apply(&cfg, true) != 0 || (r = trust_ctx_new(&relay.tls, &cfg)) != 0)
         goto out;
-    if (tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen) != 0)
+    if (tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen) != 0) {
+        r = TN_ERR_CONFIG; /* a name of this host that does not resolve */
         goto out;
+    }
     if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 1024)) < 0) {
         tn_log(TN_LOG_ERR, "listen on %s: %s", cfg.listen_addr, tn_strerror(fd));
         goto out;
@@ -477,7 +481,7 @@ main(int argc, char **argv)
         (https_init(&relay) != 0 ||
          route_listen(&relay, &relay.https_listener, cfg.https_listen, on_https_connection) != 0))
         goto out;
-    if (relay_obs_start(&relay) != 0)
+    if ((r = relay_obs_start(&relay)) != 0)
         goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
     ev_signal_init(&sigterm, on_signal, SIGTERM);

@@ -281,7 +281,7 @@ relay_obs_start(struct relay *relay)
     relay->started = ev_now(relay->loop);
     if (relay->cfg->audit_output != NULL &&
         (r = tn_log_audit_open(relay->cfg->audit_output)) != 0) {
-        tn_log_warnx("audit output %s: %s", relay->cfg->audit_output, tn_strerror(r));
+        tn_log(TN_LOG_ERR, "audit output %s: %s", relay->cfg->audit_output, tn_strerror(r));
         return TN_ERR_CONFIG;
     }
     if (relay->cfg->admin_listen == NULL)
@@ -292,8 +292,8 @@ relay_obs_start(struct relay *relay)
     relay->admin.is_ready = is_ready;
     relay->admin.ready_arg = relay;
     manage_start(relay);
-    if (tn_admin_start(&relay->admin, relay->loop, relay->cfg->admin_listen, routes) != 0)
-        return TN_ERR_CONFIG;
+    if ((r = tn_admin_start(&relay->admin, relay->loop, relay->cfg->admin_listen, routes)) != 0)
+        return r == TN_ERR_CONFIG ? TN_ERR_CONFIG : -1; /* a port in use: worth a retry */
     tn_log_info("admin listener on %s: /metrics /healthz /readyz /api/v1/status /",
                 relay->cfg->admin_listen);
     return 0;

@@ -15,7 +15,7 @@ trust_ctx_new(SSL_CTX **out, const struct relay_config *cfg)
     size_t i, n = cfg->revoked.n;
     int r;
 
-    if ((r = tn_tls_ctx_new(out, &cfg->tls, true)) != 0)
+    if ((r = tn_tls_ctx_new(out, &cfg->tls, TN_ROLE_SERVER)) != 0)
         return r;
     if (n > 0 && ((serials = calloc(n, sizeof(*serials))) == NULL ||
                   (notes = calloc(n, sizeof(*notes))) == NULL)) {

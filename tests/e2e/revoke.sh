@@ -4,7 +4,7 @@
 # that revokes a connected identity closes its sessions without hurting anyone else's flows.
 #
 #   client-3 (serial in revoked:)         ─▶ relay: refused at the handshake, client exits ≠ 0
-#   client-old (expired, CA-signed)       ─▶ relay: refused ("certificate has expired")
+#   client-old (expired, CA-signed)       ─▶ our client: exit 2; openssl s_client ─▶ relay: refused
 #   curl ─▶ client-1 ══▶ relay ══▶ proxy-1 ─▶ lan     a 20 MiB download under way while
 #                          ╚═══▶ proxy-2              proxy-2 is revoked in the CRL + SIGHUP:
 #                                                     its session is closed, it cannot come back,
@@ -74,10 +74,26 @@ TN_CLIENT_NAME=client-3 TN_CLIENT_CERTS="$TN_CERTS/client-client-3" start_client
 refused client-3 "certificate refused: tunnel://client/client-3 \(serial $s3, depth 0\): serial $s3 is in the revoked list \(e2e listed\)"
 
 tn_log "an expired client certificate"
-relay_mark
-TN_CLIENT_NAME=client-old TN_CLIENT_CERTS="$old" start_client
-refused client-old "certificate refused: tunnel://client/client-old \(serial 7E57, depth 0\): certificate has expired"
+# Our client will not even dial with it (a configuration error) ...
+rc=0
+n_cli timeout 20 "$TN_BIN/client/client" --server "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" --cidr 100.64.0.0/10 \
+	--tls-cert "$old/cert.pem" --tls-key "$old/key.pem" --tls-ca "$TN_CERTS/ca/cert.pem" \
+	>"$TN_TMP/client-old.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "client-old/cert.pem expired on" "$TN_TMP/client-old.log" ||
+	fail "a client with an expired certificate: status $rc, $(cat "$TN_TMP/client-old.log")"
 [ -z "$(rules_of_client)" ] || fail "a refused client left rules: $(rules_of_client)"
+# ... and the relay refuses it from any other TLS client.
+relay_mark
+n_cli timeout 20 openssl s_client -connect "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" -tls1_3 -alpn h2 \
+	-cert "$old/cert.pem" -key "$old/key.pem" -CAfile "$TN_CERTS/ca/cert.pem" </dev/null \
+	>"$TN_TMP/s_client-old.log" 2>&1 || true
+for ((i = 0; i < 30; i++)); do
+	relay_since | grep -q "certificate refused: tunnel://client/client-old" && break
+	sleep 0.1
+done
+relay_since | grep -Eq "certificate refused: tunnel://client/client-old \(serial 7E57, depth 0\): certificate has expired" ||
+	fail "the relay did not refuse the expired certificate: $(relay_since)"
+tn_log "client-old: exit 2 at start; the relay refuses its certificate: certificate has expired"
 
 tn_log "client-1 works; proxy-2 revoked in the CRL and SIGHUP during a download"
 start_client

@@ -202,11 +202,21 @@ server_name)
 		-CAkey "$certs/ca/key.pem" -set_serial 0x0dd -days 1 -extfile "$odd/ext" \
 		-out "$odd/cert.pem" 2>/dev/null
 	relay_port=$(free_port)
-	start relay "$server" --listen "127.0.0.2:$relay_port" --tls-cert "$odd/cert.pem" \
-		--tls-key "$odd/key.pem" --tls-ca "$certs/ca/cert.pem" --log-level debug
-	wait_log relay 'listening on' 15
+	# Our relay will not serve with it; a TLS server that is not ours would.
+	rc=0
+	timeout 10 "$server" --listen "127.0.0.2:$relay_port" --tls-cert "$odd/cert.pem" \
+		--tls-key "$odd/key.pem" --tls-ca "$certs/ca/cert.pem" >"$tmp/odd.log" 2>&1 || rc=$?
+	((rc == 2)) && grep -q "is a proxy certificate, and the relay needs a server certificate" \
+		"$tmp/odd.log" || fail "the relay started with a proxy's certificate (status $rc)"
+	start relay openssl s_server -accept "127.0.0.2:$relay_port" -cert "$odd/cert.pem" \
+		-key "$odd/key.pem" -CAfile "$certs/ca/cert.pem" -tls1_3 -alpn h2 -quiet
+	for ((i = 0; i < 50; i++)); do
+		ss -Hltn "sport = :$relay_port" | grep -q . && break
+		sleep 0.1
+	done
 	proxy_refuses "tunnel://proxy/odd .*it is not issued to '127.0.0.2'" "127.0.0.2:$relay_port"
-	stop relay
+	kill "${pid[relay]}"
+	reap relay
 	;;
 bootstrap)
 	state=$tmp/state

@@ -709,7 +709,7 @@ tls_ctx(const char *certdir, const char *role, bool is_server)
     snprintf(cert, sizeof(cert), "%s/%s/cert.pem", certdir, role);
     snprintf(key, sizeof(key), "%s/%s/key.pem", certdir, role);
     snprintf(ca, sizeof(ca), "%s/ca/cert.pem", certdir);
-    if (tn_tls_ctx_new(&ctx, &conf, is_server) != 0) {
+    if (tn_tls_ctx_new(&ctx, &conf, is_server ? TN_ROLE_SERVER : TN_ROLE_NONE) != 0) {
         fail("cannot load the %s certificate from %s", role, certdir);
         return NULL;
     }

@@ -85,7 +85,7 @@ for d in ca server client proxy; do
 done
 [[ $(mode certs/ca/key.pem) == 600 ]] || fail "CA key mode"
 [[ $(mode certs/ca/cert.pem) == 644 ]] || fail "CA cert mode"
-timeout 10 openssl x509 -in certs/ca/cert.pem -noout -subject | grep -qx 'subject=CN = tunnel CA' || fail "CA subject"
+timeout 10 openssl x509 -in certs/ca/cert.pem -noout -subject | grep -Eqx 'subject=CN = tunnel CA [0-9a-f]{8}' || fail "CA subject"
 ext certs/ca/cert.pem basicConstraints | grep -q 'critical' || fail "CA basicConstraints not critical"
 ext certs/ca/cert.pem basicConstraints | grep -q 'CA:TRUE, pathlen:0' || fail "CA basicConstraints"
 ext certs/ca/cert.pem keyUsage | grep -q 'critical' || fail "CA keyUsage not critical"
@@ -209,5 +209,44 @@ rm other-deploy/ca/key.pem
 expect_fail 1 "other-deploy/ca has cert.pem but no key.pem" init --out other-deploy --force
 [[ ! -e other-deploy/ca/key.pem ]] || fail "init remade a CA key"
 pass "mismatched and non-CA certificates refused"
+
+# --- revoke: revocations run one after the other; the CRL names its CA by key id and is dated
+# back like certificates, for verifiers whose clock is behind ---
+T --out rv >/dev/null
+for i in 1 2 3 4 5 6 7 8; do T issue --role client --id "c$i" --ca rv/ca --out "rv/c$i" >/dev/null; done
+for i in 1 2 3 4 5 6 7 8; do
+    (rc=0; T revoke "rv/c$i/cert.pem" --ca rv/ca >/dev/null 2>&1 || rc=$?; echo "$rc" >"rv/rc$i") &
+done
+wait
+[[ $(cat rv/rc* | sort -u) == 0 ]] || fail "a revoke run beside others failed: $(cat rv/rc*)"
+n=$(timeout 10 openssl crl -in rv/ca/crl.pem -noout -text | grep -c 'Serial Number')
+[[ $n == 8 ]] || fail "8 revokes run together left $n serials in the CRL"
+[[ $(ls -A rv/ca | tr '\n' ' ') == "cert.pem crl.pem key.pem " ]] || fail "rv/ca has stray files: $(ls -A rv/ca)"
+last=$(date -d "$(timeout 10 openssl crl -in rv/ca/crl.pem -noout -lastupdate | cut -d= -f2)" +%s)
+(($(date +%s) - last >= 240)) || fail "the CRL's lastUpdate is not dated back"
+ski=$(ext rv/ca/cert.pem subjectKeyIdentifier | tail -n1 | xargs)
+timeout 10 openssl crl -in rv/ca/crl.pem -noout -text | grep -A1 'Authority Key Identifier' | grep -q "$ski" ||
+    fail "the CRL does not carry its CA's key id"
+[[ $(timeout 10 openssl x509 -in rv/ca/cert.pem -noout -subject) != "$(timeout 10 openssl x509 -in certs/ca/cert.pem -noout -subject)" ]] ||
+    fail "two CAs have the same name"
+expect_fail 1 "rv/ca/cert.pem is a CA certificate: a CA's own CRL cannot revoke it" revoke rv/ca/cert.pem --ca rv/ca
+expect_fail 1 "--dns: '10.0.0.1' is an IP address: give it with --ip" issue --role server --id x --dns 10.0.0.1 --out x
+expect_fail 1 "--server-dns: '::1' is an IP address: give it with --server-ip" init --out x --server-dns ::1
+[[ ! -e x ]] || fail "a refused name wrote something"
+pass "revoke and names"
+
+# --- a rerun of init renews a leaf that expired, and keeps the others ---
+timeout 30 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=client-1 \
+    -keyout rv/old-key.pem -out rv/old.csr 2>/dev/null
+printf 'subjectAltName=URI:tunnel://client/client-1\n' >rv/old.ext
+timeout 30 openssl x509 -req -in rv/old.csr -CA rv/ca/cert.pem -CAkey rv/ca/key.pem -days -1 \
+    -extfile rv/old.ext -out rv/client/cert.pem 2>/dev/null
+mv rv/old-key.pem rv/client/key.pem
+rm rv/old.csr rv/old.ext
+T init --out rv >init6.txt || fail "init over an expired leaf: $(cat init6.txt)"
+grep -q '^replaced rv/client:' init6.txt || fail "init did not renew the expired leaf: $(cat init6.txt)"
+grep -Eq '^kept +rv/server:' init6.txt || fail "init did not keep the valid leaves: $(cat init6.txt)"
+check_leaf rv/client rv/ca client client-1
+pass "init renews an expired leaf"
 
 echo "all certs-tool checks passed"

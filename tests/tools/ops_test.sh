@@ -17,11 +17,18 @@
 #                   proxy leaves (exit status 1); an unlisted proxy is refused even with
 #                   services only
 #
+#   certificates    every program refuses, with exit status 2 and the file named, a certificate
+#                   that could never work (another role, expired, encrypted key, a key of
+#                   another certificate, a CRL dated ahead, a proxy_id that is not the
+#                   certificate's), and a reload with one changes nothing; a CA rotation (two
+#                   CAs trusted, a CRL of either or both) lets both CAs' peers in and keeps the
+#                   revoked one out; --bootstrap issues anew a relay certificate that expired
+#
 # Usage: ops_test.sh SCENARIO BUILD_DIR
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 startup_errors|relay_http|public_ops BUILD_DIR"
+usage="usage: $0 startup_errors|relay_http|public_ops|certificates BUILD_DIR"
 scenario=${1:?$usage}
 build=$(realpath "${2:?$usage}")
 log_prefix=ops
@@ -74,7 +81,177 @@ metric() {
 	timeout 10 curl -sS "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s { print $2 }'
 }
 
+# openssl_leaf CA_DIR OUT_DIR URI [openssl x509 ARGS...]: a certificate of CA_DIR for URI that
+# openssl makes (certs-tool cannot date one in the past).
+openssl_leaf() {
+	local ca=$1 out=$2 uri=$3
+	shift 3
+	mkdir -p "$out"
+	timeout 30 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=t \
+		-keyout "$out/key.pem" -out "$out/req.pem" 2>/dev/null
+	printf 'subjectAltName=URI:%s\nbasicConstraints=critical,CA:FALSE\n' "$uri" >"$out/ext"
+	timeout 30 openssl x509 -req -in "$out/req.pem" -CA "$ca/cert.pem" -CAkey "$ca/key.pem" \
+		-set_serial 0x7e57 -extfile "$out/ext" -out "$out/cert.pem" "$@" 2>/dev/null ||
+		fail "openssl could not make $out"
+}
+
+# crl_ahead CA_DIR OUT: an empty CRL of CA_DIR whose lastUpdate is an hour from now.
+crl_ahead() {
+	local d=$tmp/openssl-ca
+	mkdir -p "$d"
+	: >"$d/index.txt"
+	echo 01 >"$d/crlnumber"
+	printf '[ca]\ndefault_ca = c\n[c]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\ndefault_md = sha256\n' \
+		"$d" "$d" >"$d/ca.cnf"
+	timeout 30 openssl ca -config "$d/ca.cnf" -gencrl -cert "$1/cert.pem" -keyfile "$1/key.pem" \
+		-crl_lastupdate "$(date -u -d '+1 hour' +%Y%m%d%H%M%SZ)" \
+		-crl_nextupdate "$(date -u -d '+30 days' +%Y%m%d%H%M%SZ)" -out "$2" 2>/dev/null ||
+		fail "openssl could not make a CRL"
+}
+
+# relay_sees_proxy REGEX: the relay logs REGEX for a proxy started just before, which then stops.
+relay_sees_proxy() {
+	local deadline=$((SECONDS + 20))
+	wait_log relay "$1" 15
+	kill -TERM "${pid[proxy]}" 2>/dev/null || true
+	while is_running proxy && ((SECONDS < deadline)); do sleep 0.1; done
+	reap proxy
+	log "ok: relay: /$1/"
+}
+
 case $scenario in
+certificates)
+	port=$(free_port)
+	# The relay's own certificate, each refused before it listens.
+	expect_exit 2 "client/cert.pem is a client certificate, and the relay needs a server certificate" \
+		"$server" --listen "127.0.0.1:$port" --tls-cert "$certs/client/cert.pem" \
+		--tls-key "$certs/client/key.pem" --tls-ca "$certs/ca/cert.pem"
+	timeout 30 openssl pkey -in "$certs/server/key.pem" -aes256 -passout pass:secret \
+		-out "$tmp/encrypted.pem" 2>/dev/null
+	expect_exit 2 "key $tmp/encrypted.pem: is encrypted" "$server" --listen "127.0.0.1:$port" \
+		--tls-cert "$certs/server/cert.pem" --tls-key "$tmp/encrypted.pem" \
+		--tls-ca "$certs/ca/cert.pem" </dev/null
+	expect_exit 2 "key $certs/client/key.pem: does not belong to the certificate" \
+		"$server" --listen "127.0.0.1:$port" --tls-cert "$certs/server/cert.pem" \
+		--tls-key "$certs/client/key.pem" --tls-ca "$certs/ca/cert.pem"
+	expect_exit 2 "certificate $tmp/none.pem: No such file or directory" \
+		"$server" --listen "127.0.0.1:$port" --tls-cert "$tmp/none.pem" \
+		--tls-key "$certs/server/key.pem" --tls-ca "$certs/ca/cert.pem"
+	openssl_leaf "$certs/ca" "$tmp/old" tunnel://server/relay -days -1
+	expect_exit 2 "certificate $tmp/old/cert.pem expired on" "$server" --listen "127.0.0.1:$port" \
+		--tls-cert "$tmp/old/cert.pem" --tls-key "$tmp/old/key.pem" --tls-ca "$certs/ca/cert.pem"
+	crl_ahead "$certs/ca" "$tmp/ahead.crl"
+	tls server
+	expect_exit 2 "CRL $tmp/ahead.crl: CRL #1 is not valid before" \
+		"$server" --listen "127.0.0.1:$port" "${tls[@]}" --tls-crl "$tmp/ahead.crl"
+	# What makes the relay exit at start is an error, shown at --log-level error.
+	expect_exit 2 "error: nosuch.invalid:$port: " \
+		"$server" --listen "nosuch.invalid:$port" "${tls[@]}" --log-level error
+	expect_exit 2 "error: log output $tmp/nodir/relay.log: No such file" \
+		"$server" --listen "127.0.0.1:$port" "${tls[@]}" --log-level error \
+		--log-output "$tmp/nodir/relay.log"
+	# The proxy's and the client's.
+	start_relay
+	tls proxy
+	expect_exit 2 "proxy_id 'other' is not the id in the certificate \('proxy-1'\)" \
+		"$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 "${tls[@]}" \
+		--proxy-id other
+	openssl_leaf "$certs/ca" "$tmp/old-client" tunnel://client/old -days -1
+	expect_exit 2 "certificate $tmp/old-client/cert.pem expired on" \
+		"$client" --server "127.0.0.1:$relay_port" --cidr 100.64.0.0/10 \
+		--tls-cert "$tmp/old-client/cert.pem" --tls-key "$tmp/old-client/key.pem" \
+		--tls-ca "$certs/ca/cert.pem"
+	# A reload with a certificate that could not work changes nothing, in proxy and relay.
+	printf 'tls: {cert_file: %s, key_file: %s, ca_file: %s}\n' "$certs/proxy/cert.pem" \
+		"$certs/proxy/key.pem" "$certs/ca/cert.pem" >"$tmp/proxy.yaml"
+	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--config "$tmp/proxy.yaml" --log-level debug
+	wait_log proxy "registered with relay" 15
+	printf 'tls: {cert_file: %s, key_file: %s, ca_file: %s}\n' "$certs/client/cert.pem" \
+		"$certs/client/key.pem" "$certs/ca/cert.pem" >"$tmp/proxy.yaml"
+	kill -HUP "${pid[proxy]}"
+	wait_log proxy "reload: the configuration or certificates have errors: nothing changed" 10
+	grep -q "client/cert.pem is a client certificate" "$tmp/proxy.log" ||
+		fail "the proxy's reload did not say what is wrong"
+	printf 'tls: {cert_file: %s, key_file: %s, ca_file: %s}\n' "$certs/proxy-2/cert.pem" \
+		"$certs/proxy-2/key.pem" "$certs/ca/cert.pem" >"$tmp/proxy.yaml"
+	timeout 30 "$certs_tool" issue --role proxy --id proxy-2 --ca "$certs/ca" \
+		--out "$certs/proxy-2" >/dev/null
+	kill -HUP "${pid[proxy]}"
+	wait_log proxy "proxy_id 'proxy-1' is not the id in the certificate \('proxy-2'\)" 10
+	sleep 0.5
+	alive proxy
+	grep -q "registered with relay .* as proxy-1" "$tmp/proxy.log" || fail "the proxy lost its registration"
+	stop proxy
+	log "ok: the proxy's reloads with a client's and another proxy's certificate changed nothing"
+	stop relay
+	printf 'tls: {cert_file: %s, key_file: %s, ca_file: %s}\n' "$certs/server/cert.pem" \
+		"$certs/server/key.pem" "$certs/ca/cert.pem" >"$tmp/relay.yaml"
+	relay_port=$(free_port)
+	start relay "$server" --listen "127.0.0.1:$relay_port" --config "$tmp/relay.yaml"
+	wait_log relay 'listening on' 15
+	printf 'tls: {cert_file: %s, key_file: %s, ca_file: %s}\n' "$tmp/old/cert.pem" \
+		"$tmp/old/key.pem" "$certs/ca/cert.pem" >"$tmp/relay.yaml"
+	kill -HUP "${pid[relay]}"
+	wait_log relay "reload: .*nothing changed" 10
+	grep -q "old/cert.pem expired on" "$tmp/relay.log" || fail "the relay's reload did not say why"
+	alive relay
+	stop relay
+	log "ok: the relay's reload with an expired certificate changed nothing"
+
+	# A CA rotation: the relay trusts CA a (its own) and CA b, with a CRL of a.
+	timeout 30 "$certs_tool" --out "$tmp/b" >/dev/null
+	cat "$certs/ca/cert.pem" "$tmp/b/ca/cert.pem" >"$tmp/both.pem"
+	timeout 30 "$certs_tool" issue --role proxy --id gone --ca "$certs/ca" --out "$certs/gone" >/dev/null
+	timeout 30 "$certs_tool" revoke "$certs/gone/cert.pem" --ca "$certs/ca" >/dev/null
+	timeout 30 "$certs_tool" issue --role client --id b-gone --ca "$tmp/b/ca" --out "$tmp/b/gone" >/dev/null
+	timeout 30 "$certs_tool" revoke "$tmp/b/gone/cert.pem" --ca "$tmp/b/ca" >/dev/null
+	cp "$certs/ca/crl.pem" "$tmp/crl.pem"
+	relay_port=$(free_port)
+	start relay "$server" --listen "127.0.0.1:$relay_port" --tls-cert "$certs/server/cert.pem" \
+		--tls-key "$certs/server/key.pem" --tls-ca "$tmp/both.pem" --tls-crl "$tmp/crl.pem" \
+		--log-level debug
+	wait_log relay 'listening on' 15
+	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--tls-cert "$tmp/b/proxy/cert.pem" --tls-key "$tmp/b/proxy/key.pem" --tls-ca "$tmp/both.pem"
+	relay_sees_proxy "proxy proxy-1 registered"
+	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--tls-cert "$certs/gone/cert.pem" --tls-key "$certs/gone/key.pem" --tls-ca "$tmp/both.pem"
+	relay_sees_proxy "certificate refused: tunnel://proxy/gone .*certificate revoked by the CRL"
+	cat "$certs/ca/crl.pem" "$tmp/b/ca/crl.pem" >"$tmp/crl.pem"
+	kill -HUP "${pid[relay]}"
+	wait_log relay "reload: done" 10
+	n=$(grep -c "proxy proxy-1 registered" "$tmp/relay.log")
+	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--tls-cert "$certs/proxy/cert.pem" --tls-key "$certs/proxy/key.pem" --tls-ca "$tmp/both.pem"
+	wait_log proxy "registered with relay" 15
+	(($(grep -c "proxy proxy-1 registered" "$tmp/relay.log") > n)) || fail "CA a's proxy was not registered"
+	stop proxy
+	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--tls-cert "$tmp/b/proxy/cert.pem" --tls-key "$tmp/b/proxy/key.pem" --tls-ca "$tmp/both.pem"
+	wait_log proxy "registered with relay" 15
+	stop proxy
+	alive relay
+	stop relay
+	log "ok: a rotation with CRLs of one and of both CAs lets both CAs' proxies in"
+
+	# --bootstrap: the relay certificate it made earlier has expired.
+	state=$tmp/state
+	relay_port=$(free_port)
+	start relay "$server" --listen "127.0.0.1:$relay_port" --bootstrap --state-dir "$state"
+	wait_log relay 'listening on' 15
+	stop relay
+	openssl_leaf "$state/ca" "$tmp/old-relay" tunnel://server/relay -days -1
+	cp "$tmp/old-relay/cert.pem" "$tmp/old-relay/key.pem" "$state/server/"
+	start relay "$server" --listen "127.0.0.1:$relay_port" --bootstrap --state-dir "$state"
+	wait_log relay 'listening on' 15
+	grep -q "bootstrap: the relay's certificate .* expired on .*: issuing a new one" "$tmp/relay.log" ||
+		fail "bootstrap did not say it renewed the relay's certificate"
+	timeout 10 openssl x509 -in "$state/server/cert.pem" -noout -checkend 86400 >/dev/null ||
+		fail "bootstrap left an expired relay certificate"
+	stop relay
+	log "ok: --bootstrap issued an expired relay certificate anew"
+	;;
 startup_errors)
 	tls server
 	port=$(free_port)

@@ -12,10 +12,12 @@
 
 #include "tn/tls.h"
 
-/* Loads every CRL in PEM file |crl_file| into |ctx|'s store and turns CRL checking on for the
- * peer's certificate.  Each CRL must be signed by a CA certificate already in the store and be
- * current (its nextUpdate not passed).  Also installs the verify callback that logs why a
- * peer's certificate is refused.  Returns 0 or TN_ERR_TLS (logged, naming the file). */
+/* Loads every CRL in PEM file |crl_file| into |ctx|'s store.  Each must be signed by a CA
+ * certificate already in the store and be current (its lastUpdate passed, its nextUpdate not).
+ * In a handshake the peer's certificate is then refused when a CRL of its CA lists it, or when
+ * that CRL has gone out of date; a CA without a CRL revokes nothing (a CA rotation's new one).
+ * Also installs the verify callback that logs why a peer's certificate is refused.  Returns 0
+ * or TN_ERR_CONFIG (logged, naming the file). */
 int tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file);
 
 /* Installs the verify callback alone (no CRL): it logs why a certificate is refused and checks

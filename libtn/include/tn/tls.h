@@ -33,13 +33,20 @@ struct tn_tls_conf {
     bool may_go_without_cert; /* a client side that authenticates otherwise (a proxy's token) */
 };
 
-/* Loads our certificate and key and the deployment CA into a TLS 1.3 context.  A client
- * requires the relay's certificate from that CA and offers only ALPN "h2"; the relay asks for
- * a certificate (one that is given must verify, and not be revoked by the CRL file when one is
- * given) and accepts "h2" or "http/1.1" (health probes).  Refused peer certificates are logged
- * with the reason.  Returns 0 and sets |*out|, or TN_ERR_TLS (logged, naming the file at
- * fault). */
-int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, bool is_server);
+/* Loads our certificate and key and the deployment CA into a TLS 1.3 context for a program
+ * of role |self|: the relay (TN_ROLE_SERVER) makes a server context, the others a client one.
+ * Our certificate must carry a tunnel identity of role |self| and be valid now (TN_ROLE_NONE
+ * checks neither: test tools).  A client requires the relay's certificate from that CA and
+ * offers only ALPN "h2"; the relay asks for a certificate (one that is given must verify, and
+ * not be revoked by the CRL file when one is given) and accepts "h2" or "http/1.1" (health
+ * probes).  Refused peer certificates are logged with the reason.  Returns 0 and sets |*out|,
+ * TN_ERR_CONFIG (a file is missing, unreadable, encrypted, of another role, out of its dates
+ * or does not fit the others: logged, naming the file) or TN_ERR_TLS (OpenSSL failed). */
+int tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, enum tn_role self);
+
+/* The identity in the certificate of |ctx| (made by tn_tls_ctx_new).  Returns 0 or
+ * TN_ERR_AUTH (a context without a certificate: a proxy with a token). */
+int tn_tls_ctx_identity(SSL_CTX *ctx, struct tn_identity *out);
 
 /* Client side: the peer's certificate must carry |name| (a DNS name, or an IP address) in its
  * subjectAltNames; a DNS name is also sent as SNI.  NULL or "*" checks no name.  |is_derived|
@@ -59,10 +66,6 @@ bool tn_tls_cert_names_host(X509 *cert);
 
 /* Reads the identity from |cert|'s URI SAN.  Returns 0 or TN_ERR_AUTH when there is none. */
 int tn_tls_cert_identity(X509 *cert, struct tn_identity *out);
-
-/* The identity in certificate file |file| (PEM, its first certificate), which must be of
- * |role|.  Returns 0, TN_ERR_CONFIG (another role) or TN_ERR_TLS (logged). */
-int tn_tls_cert_file_identity(const char *file, enum tn_role role, struct tn_identity *out);
 
 /* The identity of the verified peer of |ssl|.  Returns 0 or TN_ERR_AUTH. */
 int tn_tls_peer_identity(SSL *ssl, struct tn_identity *out);
