@@ -273,6 +273,11 @@ set_string(const struct tn_conf_key *k, void *cfg, const char *s, const struct o
 {
     char **p = field(cfg, k), *copy;
 
+    if (*s == '\0') { /* "key:", "~" or "" in YAML, an empty flag or variable: unset */
+        free(*p);
+        *p = NULL;
+        return 0;
+    }
     if (strlen(s) > MAX_VALUE) {
         report(o, k->key, "the value is too long (at most %d bytes)", MAX_VALUE);
         return TN_ERR_CONFIG;
@@ -891,6 +896,8 @@ apply_node(struct loader *l, const struct tn_conf_key *k, const yaml_node_t *n, 
     }
 
     if (n->type == YAML_SCALAR_NODE) {
+        if ((k->type == TN_CONF_STR || k->type == TN_CONF_HOSTPORT) && is_null(n))
+            return set_string(k, l->cfg, "", &o); /* unset, as the key left out */
         if ((s = scalar_text(l, n, path)) == NULL)
             return TN_ERR_CONFIG;
         return set_value(k, l->cfg, s, false, &o);

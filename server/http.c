@@ -375,25 +375,29 @@ https_on_servername(SSL *ssl, int *alert, void *arg)
     return SSL_TLSEXT_ERR_OK;
 }
 
-int
-https_init(struct relay *relay)
+/* Loads |cfg|'s https_certs into |*out|, an array of |*n| contexts.  Returns 0 or an error
+ * (logged; nothing left to free). */
+static int
+https_load(struct relay *relay, const struct relay_config *cfg, SSL_CTX ***out, size_t *n)
 {
-    const struct https_cert *certs = relay->cfg->https_certs.v;
-    size_t i, n = relay->cfg->https_certs.n;
+    const struct https_cert *certs = cfg->https_certs.v;
+    SSL_CTX **v;
+    size_t i;
 
-    if (n == 0) {
+    *out = NULL;
+    *n = 0;
+    if (cfg->https_certs.n == 0) {
         tn_log(TN_LOG_ERR, "https_listen needs certificates: https_certs: [{cert_file, key_file}]");
         return TN_ERR_CONFIG;
     }
-    if ((relay->https_tls = calloc(n, sizeof(*relay->https_tls))) == NULL)
+    if ((v = calloc(cfg->https_certs.n, sizeof(*v))) == NULL)
         return -ENOMEM;
-    for (i = 0; i < n; i++) {
-        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    for (i = 0; i < cfg->https_certs.n; i++) {
+        SSL_CTX *ctx = v[i] = SSL_CTX_new(TLS_server_method());
 
-        relay->https_tls[relay->nhttps_tls++] = ctx;
         if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
             tn_tls_log_errors("https");
-            return TN_ERR_TLS;
+            goto fail;
         }
         if (SSL_CTX_use_certificate_chain_file(ctx, certs[i].cert_file) != 1 ||
             SSL_CTX_use_PrivateKey_file(ctx, certs[i].key_file, SSL_FILETYPE_PEM) != 1 ||
@@ -401,7 +405,7 @@ https_init(struct relay *relay)
             tn_tls_log_errors(certs[i].cert_file);
             tn_log(TN_LOG_ERR, "https_certs: %s and %s are not a usable certificate and key",
                    certs[i].cert_file, certs[i].key_file);
-            return TN_ERR_TLS;
+            goto fail;
         }
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         /* HTTP/1.1 only: the head is read to route, then bytes are piped as they come. */
@@ -409,7 +413,40 @@ https_init(struct relay *relay)
         SSL_CTX_set_tlsext_servername_callback(ctx, https_on_servername);
         SSL_CTX_set_tlsext_servername_arg(ctx, relay);
     }
+    *out = v;
+    *n = i;
     return 0;
+fail:
+    for (i = 0; i < cfg->https_certs.n; i++)
+        SSL_CTX_free(v[i]);
+    free(v);
+    return TN_ERR_CONFIG;
+}
+
+int
+https_init(struct relay *relay)
+{
+    return https_load(relay, relay->cfg, &relay->https_tls, &relay->nhttps_tls);
+}
+
+int
+https_reload(struct relay *relay, const struct relay_config *fresh, SSL_CTX ***out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (relay->cfg->https_listen == NULL || fresh->https_listen == NULL)
+        return 0; /* the port opens or closes only with a restart */
+    return https_load(relay, fresh, out, n);
+}
+
+void
+https_swap(struct relay *relay, SSL_CTX **v, size_t n)
+{
+    if (v == NULL)
+        return;
+    https_fini(relay); /* connections hold their own references */
+    relay->https_tls = v;
+    relay->nhttps_tls = n;
 }
 
 void

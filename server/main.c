@@ -318,19 +318,28 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
     bandwidth_dump(w->data);
 }
 
+/* Whether two optional settings are the same. */
+static bool
+str_same(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
 /* SIGHUP: reads the configuration again and applies what can change under way: the policy
  * (proxies:, access:), certificates, keys, the CRL and the revoked serials (for new
- * connections), timeouts, heartbeats, bandwidth limits (open flows follow a changed rate), the
- * relay's services (their ports open and close for the proxies connected) and logging (the
- * log file is reopened, for logrotate).  Established flows are untouched; a proxy
- * whose announcements are no longer allowed is drained; a session whose peer's certificate is
- * now revoked is closed.  A configuration with an error changes nothing. */
+ * connections), the admin token, the HTTPS routing port's certificates, timeouts, heartbeats,
+ * bandwidth limits (open flows follow a changed rate), the relay's services (their ports open and
+ * close for the proxies connected) and logging (the log file is reopened, for logrotate).
+ * Established flows are untouched; a proxy whose announcements are no longer allowed is drained; a
+ * session whose peer's certificate is now revoked is closed.  A configuration with an error changes
+ * nothing. */
 static void
 on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct relay *relay = w->data;
     struct relay_config fresh = { 0 }, *cfg = relay->cfg;
-    SSL_CTX *tls = NULL;
+    SSL_CTX *tls = NULL, **https = NULL;
+    size_t nhttps = 0;
 
     (void)loop;
     (void)revents;
@@ -340,8 +349,10 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         return;
     }
     if (bootstrap_apply(&fresh, false) != 0 || policy_init(&fresh) != 0 ||
-        bandwidth_check(&fresh) != 0 || trust_ctx_new(&tls, &fresh) != 0) {
+        bandwidth_check(&fresh) != 0 || trust_ctx_new(&tls, &fresh) != 0 ||
+        https_reload(relay, &fresh, &https, &nhttps) != 0) {
         tn_log_warnx("reload: the new policy or certificates are not usable: nothing changed");
+        SSL_CTX_free(tls);
         policy_fini(&fresh);
         tn_conf_fini(keys, &fresh);
         return;
@@ -350,6 +361,12 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         fresh.stream_window != cfg->stream_window ||
         fresh.connection_window != cfg->connection_window || fresh.max_streams != cfg->max_streams)
         tn_log_warnx("reload: listen_addr and limits take effect after a restart");
+    if (!str_same(fresh.admin_listen, cfg->admin_listen) ||
+        !str_same(fresh.audit_output, cfg->audit_output) ||
+        !str_same(fresh.http_listen, cfg->http_listen) ||
+        !str_same(fresh.https_listen, cfg->https_listen))
+        tn_log_warnx("reload: admin.listen, audit.output, http_listen and https_listen take "
+                     "effect after a restart");
     if (strcmp(fresh.public_addr, cfg->public_addr) != 0)
         tn_log_warnx("reload: public_addr %s applies to the public ports opened from now on; "
                      "those open keep listening on %s until they close",
@@ -365,6 +382,11 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     cfg->public_grace = fresh.public_grace;
     TN_SWAP(cfg->tls, fresh.tls);
     TN_SWAP(cfg->revoked, fresh.revoked);
+    TN_SWAP(cfg->admin_token, fresh.admin_token);
+    if (https != NULL) {
+        TN_SWAP(cfg->https_certs, fresh.https_certs);
+        https_swap(relay, https, nhttps);
+    }
     TN_SWAP(cfg->log, fresh.log);
     cfg->open_timeout = fresh.open_timeout;
     cfg->drain_timeout = fresh.drain_timeout;

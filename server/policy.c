@@ -89,6 +89,9 @@ policy_check_service(const struct service_rule *rules, size_t n, const struct se
     return 0;
 }
 
+/* A bearer token shorter than this is refused: guessable. */
+#define TOKEN_MIN 16
+
 int
 policy_init(struct relay_config *cfg)
 {
@@ -136,12 +139,17 @@ policy_init(struct relay_config *cfg)
             return TN_ERR_CONFIG;
         }
     }
+    if (cfg->admin_token != NULL && strlen(cfg->admin_token) < TOKEN_MIN) {
+        fprintf(stderr, "server: admin.token is shorter than %d characters: too easy to guess\n",
+                TOKEN_MIN);
+        return TN_ERR_CONFIG;
+    }
     for (i = 0; i < cfg->tokens.n; i++) {
-        if (strlen(tokens[i].token) < 16) {
+        if (strlen(tokens[i].token) < TOKEN_MIN) {
             fprintf(stderr,
-                    "server: tokens: the token of proxy '%s' is shorter than 16 "
+                    "server: tokens: the token of proxy '%s' is shorter than %d "
                     "characters: too easy to guess\n",
-                    tokens[i].proxy);
+                    tokens[i].proxy, TOKEN_MIN);
             return TN_ERR_CONFIG;
         }
         for (j = 0; j < i; j++) {

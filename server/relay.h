@@ -229,6 +229,11 @@ void session_accept(struct relay *relay, int fd);
 void http_route_accept(struct relay *relay, int fd, bool is_tls);
 /* Loads https_certs.  Returns 0 or an error (logged). */
 int https_init(struct relay *relay);
+/* On reload: loads |fresh|'s https_certs into |*out| (|*n|) while the HTTPS port stays open
+ * (else sets nothing).  Returns 0 or an error (logged).  https_swap then puts them in place of
+ * the old ones. */
+int https_reload(struct relay *relay, const struct relay_config *fresh, SSL_CTX ***out, size_t *n);
+void https_swap(struct relay *relay, SSL_CTX **v, size_t n);
 void https_fini(struct relay *relay);
 /* The answer to an HTTP/1.1 request on the tunnel port (GET /healthz: 200, or 503 while
  * draining; anything else: 404). */

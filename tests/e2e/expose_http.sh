@@ -65,6 +65,15 @@ out=$(tools_in "$TN_NS_CLI" 30 ws-echo "$relay" 8444 --host ws.example.test --ca
 	--size $((1024 * 1024)) --timeout 10) || fail "a 1 MiB WebSocket echo over HTTPS failed"
 tn_log "HTTPS ok: 20 MiB download checked; $out"
 
+tn_log "HTTPS: a renewed certificate is served after SIGHUP"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+	-subj "/CN=app.example.test" -addext "subjectAltName=DNS:app.example.test" \
+	-keyout "$TN_TMP/app.key" -out "$TN_TMP/app.pem" 2>>"$TN_TMP/openssl.log" ||
+	fail "openssl could not renew the app's certificate"
+kill -HUP "$(tn_pid relay)"
+wait_for_log "$TN_TMP/relay.log" "reload: done" 10 || fail "the relay did not reload"
+[ "$(sget app)" = "the app site $$" ] || fail "the relay still serves the app's old certificate"
+
 TN_PROXY_ID=proxy-2 TN_PROXY_NAME=proxy2 TN_PROXY_CERTS=$TN_CERTS/proxy-proxy-2 TN_PROXY_MANAGED="" \
 	start_proxy --expose name=mine,target=127.0.0.1:8081,http.host=app.example.test
 wait_for_log "$TN_TMP/proxy2.log" "refused to publish mine: host app.example.test is held by proxy 'proxy-1' \(service 'app'\)" 10 ||

@@ -337,6 +337,37 @@ relay_http)
 	log "ok: 32 idle admin connections do not lock out /healthz"
 	alive relay
 	stop relay
+	# admin.token: empty or null is no token (the API is off), a short one is refused, and a
+	# reload puts a new one in place of the old at once.
+	manage() {
+		timeout 10 curl -sS -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $1" \
+			"http://127.0.0.1:$admin_port/api/v1/manage/proxies"
+	}
+	tls server
+	for empty in "" "~" "null"; do
+		printf 'admin: {listen: "127.0.0.1:%s", token: %s}\n' "$admin_port" "$empty" >"$tmp/relay.yaml"
+		start_relay --config "$tmp/relay.yaml"
+		[[ $(manage "$empty") == 403 ]] || fail "admin.token: $empty opened the API to 'Bearer $empty'"
+		stop relay
+	done
+	log "ok: an empty or null admin.token leaves the management API off"
+	printf 'admin: {token: short}\n' >"$tmp/relay.yaml"
+	expect_exit 2 "admin.token is shorter than 16 characters" \
+		"$server" --listen "127.0.0.1:$relay_port" "${tls[@]}" --config "$tmp/relay.yaml"
+	printf 'admin: {listen: "127.0.0.1:%s", token: first-token-aaaaaaaa}\n' "$admin_port" >"$tmp/relay.yaml"
+	start_relay --config "$tmp/relay.yaml"
+	[[ $(manage first-token-aaaaaaaa) == 200 ]] || fail "the first admin token was refused"
+	printf 'admin: {listen: "127.0.0.1:%s", token: second-token-bbbbbbbb}\n' "$admin_port" >"$tmp/relay.yaml"
+	kill -HUP "${pid[relay]}"
+	wait_log relay "reload: done" 10
+	[[ $(manage first-token-aaaaaaaa) == 401 ]] || fail "the old admin token still works after a reload"
+	[[ $(manage second-token-bbbbbbbb) == 200 ]] || fail "the new admin token does not work after a reload"
+	printf 'admin: {listen: "127.0.0.1:%s", token: second-token-bbbbbbbb}\naudit: {output: %s}\n' \
+		"$admin_port" "$tmp/audit.log" >"$tmp/relay.yaml"
+	kill -HUP "${pid[relay]}"
+	wait_log relay "audit.output, http_listen and https_listen take effect after a restart" 10
+	stop relay
+	log "ok: a reload rotates the admin token, and says what waits for a restart"
 	;;
 public_ops)
 	# The LAN service: GET /big is 1 MiB at once, GET /slow is 20 pieces of 16 KiB in 3 s.

@@ -552,9 +552,20 @@ test_conf_string_limits(void **state)
     expect_error(doc, "t.yaml:1:7: name: the value is too long (at most 4096 bytes)");
     free(doc);
     expect_error("name: \"a\\0b\"\n", "t.yaml:1:7: name: the value contains a NUL character");
-    /* An empty string is a value like any other. */
+    /* An empty string, or YAML's null, is the key left out: an empty token is no token, and
+     * "output: null" no file named null. */
     assert_int_equal(load(&c, "name: \"\"\n"), 0);
-    assert_string_equal(c.name, "");
+    assert_null(c.name);
+    for (const char *const *doc_ =
+             (const char *const[]){ "name:\n", "name: ~\n", "name: null\n", NULL };
+         *doc_ != NULL; doc_++) {
+        assert_int_equal(load(&c, "name: x\n"), 0);
+        assert_string_equal(c.name, "x");
+        assert_int_equal(load(&c, *doc_), 0); /* over it, as a later source would */
+        assert_null(c.name);
+    }
+    assert_int_equal(load(&c, "name: \"null\"\n"), 0); /* quoted: the word itself */
+    assert_string_equal(c.name, "null");
     tn_conf_fini(keys, &c);
 }
 
