@@ -78,6 +78,7 @@ struct client {
     size_t nrelay_addrs;
     struct tn_listener listener;
     struct tn_listener listener6; /* when an IPv6 network is intercepted */
+    int lfd6;                     /* its socket, or -1 (opened for the first IPv6 network) */
     int status;                   /* exit status once the loop stops */
     uint64_t flows;
     uint64_t active;  /* flows open now */

@@ -237,6 +237,44 @@ on_drain_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     client_stop(c, 0);
 }
 
+/* On reload, before the configuration changes: opens the IPv6 listener when |fresh| adds the
+ * first IPv6 network, and puts |fresh|'s networks in the rules (|rules| has the rest).  When
+ * they cannot go in, the old rules are put back and false returned (logged): nothing changed.
+ * Should the old ones fail too, nothing would be intercepted while the client says it is: it
+ * stops (exit status 1) and systemd starts it again. */
+static bool
+reload_rules(struct client *c, const struct client_config *fresh, struct nf_rules *rules)
+{
+    const struct client_config *cfg = c->cfg;
+
+    if (c->lfd6 < 0 && client_has_family(&fresh->target_cidr, AF_INET6)) {
+        if ((c->lfd6 = client_listen(AF_INET6, cfg->is_gateway, (unsigned)cfg->listen_port)) < 0) {
+            c->lfd6 = -1;
+            tn_log_warnx("reload: no IPv6 listener for the IPv6 networks: nothing changed");
+            return false;
+        }
+        tn_listener_start(&c->listener6, c->loop, c->lfd6, on_connection6);
+    }
+    rules->port = (unsigned)cfg->listen_port;
+    if (!c->has_rules || c->is_draining)
+        return true; /* installed when the relay is reached; a drain has removed them */
+    rules->cidrs = &fresh->target_cidr;
+    rules->excludes = &fresh->exclude;
+    if (nf_rules_install(rules) == 0)
+        return true;
+    rules->cidrs = &cfg->target_cidr;
+    rules->excludes = &cfg->exclude;
+    if (nf_rules_install(rules) != 0) {
+        tn_log(TN_LOG_ERR, "reload: neither the new nor the old rules could be installed: "
+                           "nothing is intercepted, stopping");
+        c->has_rules = false;
+        client_stop(c, 1);
+        return false;
+    }
+    tn_log_warnx("reload: the new networks' rules could not be installed: nothing changed");
+    return false;
+}
+
 /* SIGHUP: reads the configuration again and applies what can change under way: the networks
  * (the rules are replaced atomically), fail-closed, certificates and keys (for the next
  * connection), timeouts and logging (the log file is reopened).  Open flows are untouched; a
@@ -277,6 +315,12 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         if (strcmp(fresh.server_addr.v[i], cfg->server_addr.v[i]) != 0)
             tn_log_warnx("reload: the relays take effect after a restart");
     }
+    /* The new networks' rules go in before anything changes: a failure keeps the old. */
+    if (!reload_rules(c, &fresh, &rules)) {
+        SSL_CTX_free(tls);
+        tn_conf_fini(keys, &fresh);
+        return;
+    }
     TN_SWAP(cfg->target_cidr, fresh.target_cidr);
     TN_SWAP(cfg->exclude, fresh.exclude);
     TN_SWAP(cfg->tls, fresh.tls);
@@ -295,13 +339,10 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     tn_opts_log_open("client", &cfg->log);
     rules.cidrs = &cfg->target_cidr;
     rules.excludes = &cfg->exclude;
-    rules.port = (unsigned)cfg->listen_port;
-    if (c->has_rules && !c->is_draining)
-        nf_rules_install(&rules);
-    if (cfg->is_fail_closed)
-        nf_fail_closed_install(&rules);
-    else
-        nf_fail_closed_remove();
+    if (cfg->is_fail_closed ? nf_fail_closed_install(&rules) : nf_fail_closed_remove()) {
+        tn_log(TN_LOG_ERR, "reload: the fail-closed rules could not be %s",
+               cfg->is_fail_closed ? "installed" : "removed");
+    }
     tn_conf_fini(keys, &fresh); /* what it holds now is the old configuration's */
     tn_log_info("reload: done");
 }
@@ -357,12 +398,12 @@ int
 main(int argc, char **argv)
 {
     struct client_config cfg = { 0 };
-    struct client c = { 0 };
+    struct client c = { .lfd6 = -1 };
     struct tn_h2_settings settings;
     ev_signal sigint, sigterm, sighup;
     socklen_t len;
     size_t i;
-    int r, lfd = -1, lfd6 = -1, claim = -1;
+    int r, lfd = -1, claim = -1;
 
     if (argc > 1 && strcmp(argv[1], "status") == 0) {
         if ((r = tn_cli_parse(&cli, &cfg, argc - 1, argv + 1)) != 0) {
@@ -410,7 +451,7 @@ main(int argc, char **argv)
     nf_rules_remove(); /* whatever a killed earlier run left */
     if ((lfd = client_listen(AF_INET, cfg.is_gateway, (unsigned)cfg.listen_port)) < 0 ||
         (client_has_family(&cfg.target_cidr, AF_INET6) &&
-         (lfd6 = client_listen(AF_INET6, cfg.is_gateway, (unsigned)cfg.listen_port)) < 0))
+         (c.lfd6 = client_listen(AF_INET6, cfg.is_gateway, (unsigned)cfg.listen_port)) < 0))
         goto out;
     settings = (struct tn_h2_settings){
         .stream_window = (uint32_t)cfg.stream_window,
@@ -451,8 +492,8 @@ main(int argc, char **argv)
     tn_link_start(&c.link, c.loop, c.tls, cfg.server_addr.v, cfg.server_addr.n, &settings,
                   &cfg.reconnect, &relay_ops, &c);
     tn_listener_start(&c.listener, c.loop, lfd, on_connection);
-    if (lfd6 >= 0)
-        tn_listener_start(&c.listener6, c.loop, lfd6, on_connection6);
+    if (c.lfd6 >= 0)
+        tn_listener_start(&c.listener6, c.loop, c.lfd6, on_connection6);
     if (client_obs_start(&c) != 0)
         goto out;
     ev_signal_init(&sigint, on_signal, SIGINT);
@@ -467,7 +508,7 @@ main(int argc, char **argv)
     ev_run(c.loop, 0);
     ev_timer_stop(c.loop, &c.drain_deadline);
     tn_listener_stop(&c.listener, c.loop);
-    if (lfd6 >= 0)
+    if (c.lfd6 >= 0)
         tn_listener_stop(&c.listener6, c.loop);
 out:
     if (c.has_rules)
@@ -481,8 +522,8 @@ out:
     client_obs_stop(&c); /* after the flows tn_link_stop ended */
     if (lfd >= 0)
         close(lfd);
-    if (lfd6 >= 0)
-        close(lfd6);
+    if (c.lfd6 >= 0)
+        close(c.lfd6);
     if (claim >= 0)
         close(claim);
     free(c.relay_addrs);

@@ -106,3 +106,42 @@ TN_PROGS+=("$TN_LAST_PID")
 tn_exit_of client-half 10
 [ "$TN_RC" = 1 ] || fail "a client whose ip6tables-restore fails did not exit with status 1 ($TN_RC)"
 [ -z "$(rules_of_client)" ] || fail "rules left after a failed install: $(rules_of_client)"
+
+tn_log "a reload that adds the first IPv6 network opens the IPv6 listener"
+mkdir -p "$TN_TMP/wrapbin"
+# An ip6tables-restore that refuses any rule for fd00:65::/32, and passes the rest on.
+cat >"$TN_TMP/wrapbin/ip6tables-restore" <<EOF
+#!/bin/sh
+in=\$(cat)
+case \$in in *fd00:65::*) exit 1 ;; esac
+printf '%s\n' "\$in" | exec $(command -v ip6tables-restore) "\$@"
+EOF
+chmod +x "$TN_TMP/wrapbin/ip6tables-restore"
+reload_client() {
+	printf 'target_cidr: [%s]\n' "$1" >"$TN_TMP/client-reload.yaml"
+	kill -HUP "$(tn_pid client-reload)"
+	wait_for_log "$TN_TMP/client-reload.log" "$2" 10 || fail "the client did not log /$2/ on reload"
+}
+printf 'target_cidr: [%s]\n' "$TN_INTERCEPT" >"$TN_TMP/client-reload.yaml"
+TN_CLIENT_NAME=client-reload # for wait_client_ready
+tn_spawn client-reload "$TN_NS_CLI" env "PATH=$TN_TMP/wrapbin:$PATH" "$TN_BIN/client/client" \
+	--server "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" --config "$TN_TMP/client-reload.yaml" \
+	--listen-port "$TN_CLIENT_PORT" --tls-cert "$TN_CERTS/client/cert.pem" \
+	--tls-key "$TN_CERTS/client/key.pem" --tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
+TN_PROGS+=("$TN_LAST_PID")
+wait_client_ready
+reload_client "\"$TN_INTERCEPT\", \"fd00:64::/32\"" "reload: done"
+body=$(n_cli timeout 10 curl -sS -g --max-time 8 "http://[$VIRT6]:8080/") ||
+	fail "IPv6 TCP after a reload added the first IPv6 network"
+[ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body over IPv6 after the reload: '$body'"
+
+tn_log "a reload whose rules cannot go in keeps the old ones"
+reload_client "\"$TN_INTERCEPT\", \"fd00:64::/32\", \"fd00:65::/32\"" \
+	"reload: the new networks' rules could not be installed: nothing changed"
+[ -n "$(rules6)" ] || fail "the failed reload took the IPv6 rules away"
+for url in "http://[$VIRT6]:8080/" "http://$TN_VIRT_IP:8080/"; do
+	body=$(n_cli timeout 10 curl -sS -g --max-time 8 "$url") || fail "$url after a failed reload"
+	[ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body from $url after a failed reload"
+done
+tn_stop client-reload TERM 10 || fail "the client did not exit cleanly"
+[ -z "$(rules_of_client)" ] || fail "rules left after exit: $(rules_of_client)"
