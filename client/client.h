@@ -93,6 +93,9 @@ struct client {
  * and ambient sets, so that the iptables-restore it spawns has them too), as |user| when not
  * NULL, and sets no_new_privs.  Returns 0 or an error (logged). */
 int privs_keep_net(const char *user);
+/* Whether |user| (NULL: none) exists, checked before the client changes anything.  Returns 0
+ * or TN_ERR_CONFIG (logged). */
+int privs_check_user(const char *user);
 
 /* netfilter.c: the only code that changes netfilter. */
 struct nf_rules {

@@ -297,7 +297,9 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     (void)revents;
     tn_log_info("SIGHUP: reading the configuration again");
     if (tn_cli_parse(&cli, &fresh, c->argc, c->argv) != 0 || fresh.target_cidr.n == 0) {
-        tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed");
+        tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed%s%s%s",
+                     cfg->user != NULL ? " (since --user, the files must be readable by '" : "",
+                     cfg->user != NULL ? cfg->user : "", cfg->user != NULL ? "')" : "");
         tn_conf_fini(keys, &fresh);
         return;
     }
@@ -443,7 +445,8 @@ main(int argc, char **argv)
         c.status = 2;
         goto out;
     }
-    if ((r = tn_tls_ctx_new(&c.tls, &cfg.tls, TN_ROLE_CLIENT)) != 0) {
+    if ((r = tn_tls_ctx_new(&c.tls, &cfg.tls, TN_ROLE_CLIENT)) != 0 ||
+        (r = privs_check_user(cfg.user)) != 0) {
         if (r == TN_ERR_CONFIG)
             c.status = 2;
         goto out;

@@ -58,18 +58,33 @@ caps_get(uint64_t *permitted)
     return 0;
 }
 
+/* The account of |user|, or NULL (logged). */
+static struct passwd *
+user_lookup(const char *user)
+{
+    struct passwd *pw;
+
+    errno = 0;
+    if ((pw = getpwnam(user)) == NULL)
+        tn_log(TN_LOG_ERR, "user: no user '%s'%s%s", user, errno != 0 ? ": " : "",
+               errno != 0 ? strerror(errno) : "");
+    return pw;
+}
+
+int
+privs_check_user(const char *user)
+{
+    return user == NULL || user_lookup(user) != NULL ? 0 : TN_ERR_CONFIG;
+}
+
 /* Becomes |user| (and its primary group, no supplementary ones), keeping the capabilities. */
 static int
 become(const char *user)
 {
     struct passwd *pw;
 
-    errno = 0;
-    if ((pw = getpwnam(user)) == NULL) {
-        tn_log(TN_LOG_ERR, "user: no user '%s'%s%s", user, errno != 0 ? ": " : "",
-               errno != 0 ? strerror(errno) : "");
+    if ((pw = user_lookup(user)) == NULL)
         return TN_ERR_CONFIG;
-    }
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 || setgroups(0, NULL) != 0 ||
         setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0 ||
         prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) != 0) {

@@ -1007,6 +1007,56 @@ report_yaml(const char *name, const yaml_parser_t *parser)
     }
 }
 
+/* No configuration nests lists or mappings deeper than this; libyaml's time grows with the
+ * square of the depth (a 200 KB file of brackets took 50 s), so more is refused first. */
+#define MAX_NESTING 64
+
+/* Whether |text| keeps its flow collections ([ ] and { }, outside quotes and comments) within
+ * MAX_NESTING; else reports where it goes deeper. */
+static bool
+nesting_ok(const char *name, const char *text, size_t len)
+{
+    unsigned line = 1, col = 0, depth = 0;
+    char quote = 0;
+    bool is_comment = false;
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        char ch = text[i];
+
+        col++;
+        if (ch == '\n') {
+            line++;
+            col = 0;
+            is_comment = false;
+            continue;
+        }
+        if (is_comment)
+            continue;
+        if (quote != 0) {
+            if (ch == quote)
+                quote = 0;
+            else if (ch == '\\' && quote == '"' && i + 1 < len && text[i + 1] != '\n')
+                i++, col++;
+            continue;
+        }
+        if (ch == '#' &&
+            (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n'))
+            is_comment = true;
+        else if ((ch == '"' || ch == '\'') &&
+                 (i == 0 || strchr(" \t\n[{,:-", text[i - 1]) != NULL)) /* a quoted scalar */
+            quote = ch;
+        else if ((ch == '[' || ch == '{') && ++depth > MAX_NESTING) {
+            fprintf(conf_err, "%s:%u:%u: lists or mappings nested more than %d deep\n", name, line,
+                    col, MAX_NESTING);
+            return false;
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return true;
+}
+
 int
 tn_conf_load_string(const struct tn_conf_key *keys, void *cfg, const char *name, const char *text,
                     size_t len)
@@ -1020,6 +1070,8 @@ tn_conf_load_string(const struct tn_conf_key *keys, void *cfg, const char *name,
     struct origin o;
     int r = TN_ERR_CONFIG;
 
+    if (!nesting_ok(name, text, len))
+        goto out;
     if (!yaml_parser_initialize(&parser)) {
         fprintf(conf_err, "%s: out of memory\n", name);
         goto out;

@@ -112,25 +112,29 @@ tn_metric_flow_result(const char *reason)
     static const struct {
         const char *word, *result;
     } words[] = {
-        /* First: the relay's summary of failed replicas names the last one's reason too. */
-        { "failed, the last", "unreachable" },
+        /* First the cause (a refused dial), then what came of it (unreachable); any case. */
+        { "no route to host", "unreachable" }, /* EHOSTUNREACH: the target, not a route */
         { "no route", "no_route" },
         { "forbidden", "forbidden" },
         { "outside", "forbidden" },
         { "refused", "refused" },
-        { "unreachable", "unreachable" },
         { "idle", "idle" },
         { "time", "timeout" },
         { "no Open", "timeout" },
+        { "unreachable", "unreachable" },
         { "reset", "reset" },
     };
 
+    const char *last;
     size_t i;
 
     if (reason == NULL)
         return "ok";
+    /* The relay's summary of failed replicas: the last one's reason says what happened. */
+    if ((last = strstr(reason, "the last: ")) != NULL)
+        reason = last + strlen("the last: ");
     for (i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
-        if (strstr(reason, words[i].word) != NULL)
+        if (strcasestr(reason, words[i].word) != NULL)
             return words[i].result;
     }
     return "error";

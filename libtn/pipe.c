@@ -562,8 +562,8 @@ tn_pipe_send(struct tn_pipe *p, const Tunnel__V1__Frame *frame)
     return 0;
 }
 
-static const char *
-open_result_name(Tunnel__V1__OpenResult r)
+const char *
+tn_open_result_name(Tunnel__V1__OpenResult r)
 {
     switch (r) {
     case TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK:
@@ -593,7 +593,7 @@ tn_pipe_check_opened(struct tn_pipe *p, const Tunnel__V1__Frame *fr, char *why, 
         return TN_ERR_PROTO;
     }
     if (o->result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
-        snprintf(why, whylen, "%s%s%.64s", open_result_name(o->result),
+        snprintf(why, whylen, "%s%s%.64s", tn_open_result_name(o->result),
                  o->reason[0] != '\0' ? ": " : "", o->reason);
         p->abort_reason = why;
         return TN_ERR_NO_ROUTE;

@@ -27,6 +27,7 @@
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/metrics.h"
+#include "tn/pipe.h"
 #include "tn/util.h"
 
 #define MAX_TRIES         8    /* replicas tried for one flow */
@@ -48,9 +49,10 @@ struct rflow {
     uint64_t tried[MAX_TRIES];      /* serials of the proxies tried */
     size_t ntried;
     char last_failure[96];
-    uint64_t id, up, down;         /* payload bytes each way */
-    char client_id[TN_ID_MAX + 1]; /* copied: the client's session may go before the flow */
-    struct ident *ident;           /* counted against its identity's limits (limits.c) */
+    Tunnel__V1__OpenResult last_result; /* of the last replica tried (its Opened, or ours) */
+    uint64_t id, up, down;              /* payload bytes each way */
+    char client_id[TN_ID_MAX + 1];      /* copied: the client's session may go before the flow */
+    struct ident *ident;                /* counted against its identity's limits (limits.c) */
     char proxy_id[TN_ID_MAX + 1];
     char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
     ev_timer open_timer; /* the client's Open, then each proxy's Opened, must come in time */
@@ -239,9 +241,12 @@ rflow_dispatch(struct rflow *f)
         else
             snprintf(why, sizeof(why), "%zu %s failed, the last: %s", f->ntried,
                      f->ntried == 1 ? "proxy" : "proxies", f->last_failure);
+        /* The last replica's result: what the application learns (refused, timeout...). */
         rflow_refuse(f,
                      f->ntried == 0 ? TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_NO_ROUTE
-                                    : TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
+                     : f->last_result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK
+                         ? f->last_result
+                         : TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
                      f->ntried == 0 ? TN_GRPC_NOT_FOUND : TN_GRPC_UNAVAILABLE, why);
         return false;
     }
@@ -259,11 +264,12 @@ rflow_dispatch(struct rflow *f)
 
 /* The attempt with the current proxy failed before Opened: try the next replica. */
 static void
-rflow_retry(struct rflow *f, const char *why)
+rflow_retry(struct rflow *f, Tunnel__V1__OpenResult result, const char *why)
 {
     tn_log_debug("flow=%016" PRIx64 " proxy %s failed (%s): trying the next", f->id, f->proxy_id,
                  why);
     snprintf(f->last_failure, sizeof(f->last_failure), "%s: %s", f->proxy_id, why);
+    f->last_result = result;
     unbind(f, NGHTTP2_CANCEL);
     tn_grpc_reader_fini(&f->prd);
     tn_grpc_reader_init(&f->prd, prd_on_data, prd_on_frame, f);
@@ -285,6 +291,7 @@ rflow_reroute(struct waiter *w)
 
     f->proxy = NULL;
     snprintf(f->last_failure, sizeof(f->last_failure), "%s: left", f->proxy_id);
+    f->last_result = TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE;
     rflow_dispatch(f);
 }
 
@@ -471,6 +478,7 @@ prd_on_frame(void *arg, Tunnel__V1__Frame *fr)
         return TN_ERR_PROTO;
     if (fr->opened->result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
         snprintf(f->last_failure, sizeof(f->last_failure), "%.64s", fr->opened->reason);
+        f->last_result = fr->opened->result;
         return TN_ERR_NO_ROUTE; /* the caller retries after the reader returns */
     }
     f->is_open = true;
@@ -551,8 +559,9 @@ ps_on_data(void *owner, const uint8_t *p, size_t n)
         /* A failed attempt's stream is detached by the retry, which returns its window. */
         r = tn_grpc_reader_feed(&f->prd, p, n, &used);
         if (r == TN_ERR_NO_ROUTE) {
-            snprintf(why, sizeof(why), "refused: %.80s", f->last_failure);
-            rflow_retry(f, why);
+            snprintf(why, sizeof(why), "%s: %.80s", tn_open_result_name(f->last_result),
+                     f->last_failure);
+            rflow_retry(f, f->last_result, why);
             return 0;
         }
         if (r != 0 && r != TN_GRPC_PAUSE) {
@@ -560,7 +569,7 @@ ps_on_data(void *owner, const uint8_t *p, size_t n)
 
             tn_log_rated(&rate, TN_LOG_WARN, "proxy %s: bad Opened: %s", f->proxy_id,
                          tn_strerror(r));
-            rflow_retry(f, "bad Opened");
+            rflow_retry(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE, "bad Opened");
             return 0;
         }
         tn_h2_stream_consume(ps, used); /* the Opened is ours */
@@ -592,7 +601,8 @@ ps_on_end(void *owner, int grpc_status, const char *grpc_message)
     (void)grpc_status;
     (void)grpc_message;
     if (!f->is_open) {
-        rflow_retry(f, "ended the flow before Opened");
+        rflow_retry(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
+                    "ended the flow before Opened");
         return;
     }
     if (f->cs != NULL)
@@ -622,7 +632,8 @@ ps_on_close(void *owner, uint32_t error_code)
 
     f->ps = NULL; /* gone: unbind must not detach it */
     if (!f->is_open) {
-        rflow_retry(f, error_code != 0 ? "reset the flow" : "closed the flow");
+        rflow_retry(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
+                    error_code != 0 ? "reset the flow" : "closed the flow");
         return;
     }
     if (error_code != 0)
@@ -656,7 +667,7 @@ rflow_on_open_timeout(struct ev_loop *loop, ev_timer *w, int revents)
         rflow_free(f, "no Open");
         return;
     }
-    rflow_retry(f, "no answer in time");
+    rflow_retry(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_TIMEOUT, "no answer in time");
 }
 
 void

@@ -71,3 +71,13 @@ for user in root nobody; do
 	[ -z "$(rules_of_client)" ] || fail "the client running as $user left its rules: $(rules_of_client)"
 	tn_log "as $user: traffic passed, and the rules were gone after SIGTERM"
 done
+
+tn_log "an unknown --user is refused before anything changes (exit 2, no rule, not even fail-closed)"
+rc=0
+n_cli timeout 20 "$TN_BIN/client/client" --server "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" \
+	--cidr "$TN_INTERCEPT" --fail-closed --user no-such-user-here \
+	--tls-cert "$TN_CERTS/client/cert.pem" --tls-key "$TN_CERTS/client/key.pem" \
+	--tls-ca "$TN_CERTS/ca/cert.pem" >"$TN_TMP/client-nouser.log" 2>&1 || rc=$?
+[ "$rc" = 2 ] && grep -q "no user 'no-such-user-here'" "$TN_TMP/client-nouser.log" ||
+	fail "an unknown --user: status $rc: $(cat "$TN_TMP/client-nouser.log")"
+[ -z "$(rules_of_client)" ] || fail "an unknown --user left rules: $(rules_of_client)"

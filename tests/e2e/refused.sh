@@ -16,10 +16,10 @@ tn_init
 
 lan_http 8080
 tn_certs
-start_relay
-start_proxy --dial-timeout 2s
+start_relay --admin :9090
+start_proxy --dial-timeout 2s --admin :9091
 wait_registered
-start_client
+start_client --admin :9092
 wait_client_ready
 
 get_ok() {
@@ -71,3 +71,15 @@ must_fail_fast "$TN_VIRT_IP" 7998 "a target that never answers (dial timeout 2 s
 grep -q "Connection timed out" "$TN_TMP/$TN_PROXY_NAME.log" ||
 	fail "the proxy did not log that dialing the silent target timed out"
 get_ok "after the dial timeouts"
+
+# The three programs count each failed flow under the same result (tunnel_flows_total).
+flows() {
+	"$1" timeout 10 curl -sS "http://127.0.0.1:$2/metrics" |
+		awk -v r="$3" '$1 == "tunnel_flows_total{result=\"" r "\"}" { print $2 }'
+}
+for result in refused timeout; do
+	c=$(flows n_cli 9092 "$result") r=$(flows n_relay 9090 "$result") p=$(flows n_lan 9091 "$result")
+	[ "${c:-0}" -gt 0 ] && [ "$c" = "$r" ] && [ "$r" = "$p" ] ||
+		fail "flows $result: client ${c:-none}, relay ${r:-none}, proxy ${p:-none}"
+	tn_log "flows $result: $c in the client, the relay and the proxy alike"
+done

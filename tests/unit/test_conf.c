@@ -687,6 +687,27 @@ test_conf_syntax_error_has_position(void **state)
     expect_error("name: \xff\n", "t.yaml: invalid leading UTF-8 octet at byte 6");
 }
 
+/* Deep nesting is refused before libyaml, whose time grows with the square of the depth. */
+static void
+test_conf_deep_nesting_is_refused(void **state)
+{
+    char doc[512];
+    struct tcfg c = { 0 };
+
+    (void)state;
+    snprintf(
+        doc, sizeof(doc), "name: it's\nnet: %.65s%.65s\n",
+        "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+        "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    expect_error(doc, "t.yaml:2:70: lists or mappings nested more than 64 deep");
+    /* Brackets in quotes and comments are text. */
+    assert_int_equal(
+        load(&c, "name: \"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\" "
+                 "# [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\n"),
+        0);
+    tn_conf_fini(keys, &c);
+}
+
 static void
 test_conf_load_file_names_the_file(void **state)
 {
@@ -1202,6 +1223,7 @@ main(void)
         cmocka_unit_test(test_conf_wrong_type_is_rejected),
         cmocka_unit_test(test_conf_duplicate_key_is_rejected),
         cmocka_unit_test(test_conf_syntax_error_has_position),
+        cmocka_unit_test(test_conf_deep_nesting_is_refused),
         cmocka_unit_test(test_conf_load_file_names_the_file),
         cmocka_unit_test(test_cli_flags_override_file),
         cmocka_unit_test(test_cli_bool_flag_takes_no_value),

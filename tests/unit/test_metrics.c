@@ -122,8 +122,22 @@ test_metrics_flow_result(void **state)
     assert_string_equal(tn_metric_flow_result("no route"), "no_route");
     assert_string_equal(tn_metric_flow_result("forbidden by the relay's access rules"),
                         "forbidden");
-    assert_string_equal(tn_metric_flow_result("2 proxies failed, the last: p: refused"),
+    /* The three programs name a failed dial alike: the relay's summary by its last replica,
+     * the client by the relay's answer, the proxy by its own reason. */
+    assert_string_equal(tn_metric_flow_result("2 proxies failed, the last: p: refused"), "refused");
+    assert_string_equal(tn_metric_flow_result("refused: 1 proxy failed, the last: p: refused: "
+                                              "dial [fd33:64:2::2]:8099: Connection refused"),
+                        "refused");
+    assert_string_equal(tn_metric_flow_result("dial 10.0.0.2:80: Connection refused"), "refused");
+    assert_string_equal(tn_metric_flow_result("timeout: 1 proxy failed, the last: p: timeout: "
+                                              "dial 10.0.0.2:80: timed out"),
+                        "timeout");
+    assert_string_equal(tn_metric_flow_result("dial [fd33::77]:80: No route to host"),
                         "unreachable");
+    assert_string_equal(tn_metric_flow_result("unreachable: 1 proxy failed, the last: p: "
+                                              "unreachable: No route to host"),
+                        "unreachable");
+    assert_string_equal(tn_metric_flow_result("1 proxy failed, the last: p: left"), "error");
     assert_string_equal(tn_metric_flow_result("idle timeout"), "idle");
     assert_string_equal(tn_metric_flow_result("connection reset"), "reset");
     assert_string_equal(tn_metric_flow_result("no Open"), "timeout");

@@ -96,6 +96,9 @@ int tn_pipe_open(struct tn_pipe *p, struct tn_h2 *h2, const char *path);
  * otherwise sets abort_reason (the result and its reason, written into |why|) and returns
  * TN_ERR_NO_ROUTE, or TN_ERR_PROTO for any other message. */
 int tn_pipe_check_opened(struct tn_pipe *p, const Tunnel__V1__Frame *fr, char *why, size_t whylen);
+
+/* The result's name as reasons and logs say it: "refused", "no route", "timeout"... */
+const char *tn_open_result_name(Tunnel__V1__OpenResult r);
 /* Takes |stream|, a request the relay was given (tn_h2_ops.on_request), as the pipe's stream. */
 void tn_pipe_bind(struct tn_pipe *p, struct tn_h2_stream *stream);
 /* Starts moving bytes with connected socket |fd| (taken over; its TCP options come from
