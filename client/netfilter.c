@@ -207,13 +207,17 @@ relay_exceptions(FILE *f, const struct family *fam, const char *chain, const str
 }
 
 /* "-A CHAIN -d NET -j RETURN" for each excluded range: kept local, before any REDIRECT or
- * REJECT of the networks that contain it. */
+ * REJECT of the networks that contain it.  This host's own addresses, loopback included, come
+ * first: they are served here (the client's own admin port too), whatever --cidr covers
+ * (0.0.0.0/0, ::/0). */
 static void
 exclusions(FILE *f, const struct family *fam, const char *chain, const struct nf_rules *rules)
 {
     char net[TN_CIDR_STRLEN];
     size_t i;
 
+    fprintf(f, "-A %s -m addrtype --dst-type LOCAL -m comment --comment " COMMENT " -j RETURN\n",
+            chain);
     for (i = 0; rules->excludes != NULL && i < rules->excludes->n; i++) {
         if (rules->excludes->v[i].ip.family != fam->af)
             continue;

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # exclude.sh: --exclude keeps a range inside an intercepted network local: the client's chains
 # RETURN it before the REDIRECT, the NFQUEUE and the fail-closed REJECT, so it is neither tunnelled
-# nor rejected, while the rest of the network still is.
+# nor rejected, while the rest of the network still is.  This host's own addresses are never
+# intercepted, with or without --exclude (the client's own admin port under --cidr 0.0.0.0/0).
 #
 #   tn-cli-$$: 100.64.3.1 on lo with its own web server (a local service in 100.64.0.0/10)
 #   client --cidr 100.64.0.0/10 --exclude 100.64.3.0/24 --fail-closed
@@ -63,13 +64,18 @@ body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fai
 [ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body through the tunnel: '$body'"
 wait_for_log "$TN_TMP/relay.log" "-> $TN_VIRT_IP:8080" 5 || fail "the relay saw no flow to $TN_VIRT_IP"
 
-tn_log "without the exclusion the same address is intercepted: the local server sees nothing"
+tn_log "this host's own addresses stay local without --exclude too, even under --cidr 0.0.0.0/0"
 tn_stop client TERM 10 || fail "the client did not exit cleanly"
-start_client --fail-closed
+start_client --cidr 0.0.0.0/0 --fail-closed --admin 127.0.0.1:9092
 wait_client_ready
-seen=$(count_lines "$TN_TMP/local.log" '"GET / HTTP')
-! n_cli timeout 10 curl -sS --max-time 5 "http://$LOCAL_IP:8081/" || fail "reached $LOCAL_IP without the exclusion"
-[ "$(count_lines "$TN_TMP/local.log" '"GET / HTTP')" = "$seen" ] || fail "the local server was reached without the exclusion"
+body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$LOCAL_IP:8081/") ||
+	fail "this host's own $LOCAL_IP was intercepted or rejected"
+[ "$body" = "local service, run $$" ] || fail "own address: wrong body '$body'"
+[ "$(n_cli timeout 10 curl -sS --max-time 8 http://127.0.0.1:9092/healthz)" = ok ] ||
+	fail "the client's own admin port on 127.0.0.1 was intercepted"
+body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "curl through the tunnel failed"
+[ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body through the tunnel: '$body'"
+grep -q -- "-> $LOCAL_IP:\|-> 127.0.0.1:" "$TN_TMP/client.log" && fail "the client carried a flow to its own host"
 tn_stop client TERM 10 || fail "the client did not exit cleanly"
 n_cli timeout 10 "$TN_BIN/client/client" --cleanup >/dev/null 2>&1 || fail "client --cleanup failed"
 [ -z "$(rules_of_client)" ] || fail "rules left after --cleanup: $(rules_of_client)"
