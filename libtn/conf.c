@@ -922,6 +922,23 @@ same_scalar(const yaml_node_t *a, const yaml_node_t *b)
 }
 
 /* Applies every pair of |map|, the section named |prefix| ("" for the top level). */
+/* The key that scalar key node |kn| under |prefix| names, or NULL. */
+static const struct tn_conf_key *
+key_of(const struct loader *l, const char *prefix, const yaml_node_t *kn)
+{
+    char path[MAX_PATH];
+    const char *s;
+
+    if (kn->type != YAML_SCALAR_NODE)
+        return NULL;
+    s = (const char *)kn->data.scalar.value;
+    if (*s == '\0' || strlen(s) != kn->data.scalar.length || strchr(s, '.') != NULL ||
+        (size_t)snprintf(path, sizeof(path), "%s%s%s", prefix, *prefix != '\0' ? "." : "", s) >=
+            sizeof(path))
+        return NULL;
+    return find_key(l->keys, path);
+}
+
 static int
 load_mapping(struct loader *l, const yaml_node_t *map, const char *prefix)
 {
@@ -954,9 +971,17 @@ load_mapping(struct loader *l, const yaml_node_t *map, const char *prefix)
         k = is_ours ? find_key(l->keys, path) : NULL;
         for (q = map->data.mapping.pairs.start; q < p; q++) {
             yaml_node_t *prev = yaml_document_get_node(l->doc, q->key);
+            const struct tn_conf_key *pk;
 
             if (same_scalar(prev, kn)) {
                 report(&o, path, "duplicate key (first at line %zu)", prev->start_mark.line + 1);
+                return TN_ERR_CONFIG;
+            }
+            /* Two names of one setting (server_addr and servers): one would be lost. */
+            if (k != NULL && (pk = key_of(l, prefix, prev)) != NULL && pk != k &&
+                pk->offset == k->offset && pk->type == k->type) {
+                report(&o, path, "the same setting as '%s' (line %zu): give one of them", pk->key,
+                       prev->start_mark.line + 1);
                 return TN_ERR_CONFIG;
             }
         }

@@ -285,6 +285,10 @@ startup_errors)
 		"$proxy" "${proxy_args[@]}" --expose "name=a b,target=127.0.0.1:1"
 	expect_exit 2 "http.host 'bad_host' is not a host name" \
 		"$proxy" "${proxy_args[@]}" --expose "name=w,target=127.0.0.1:1,http=true,http.host=Bad_Host"
+	# Two names of one setting in one file: neither may be lost silently.
+	printf 'server_addr: 127.0.0.1:1\nservers: [127.0.0.2:1]\nmanaged_cidr: 127.0.0.1/32\n' >"$tmp/p2.yaml"
+	expect_exit 2 "p2.yaml:2:1: servers: the same setting as 'server_addr' \(line 1\)" \
+		"$proxy" --config "$tmp/p2.yaml" "${tls[@]}"
 	expect_exit 2 "without a certificate, give --token and --proxy-id" \
 		"$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
 		--tls-ca "$certs/ca/cert.pem" --token 0123456789abcdef
