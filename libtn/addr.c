@@ -45,10 +45,12 @@ tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size
 }
 
 int
-tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out, socklen_t *outlen)
+tn_addr_resolve_nth(const char *hostport, bool passive, size_t nth, struct sockaddr_storage *out,
+                    socklen_t *outlen, size_t *count)
 {
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res;
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res, *ai;
     char host[256], port[8];
+    size_t n = 0;
     int e;
 
     if (tn_addr_split(hostport, host, sizeof(host), port, sizeof(port)) != 0) {
@@ -61,10 +63,22 @@ tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out
         tn_log(TN_LOG_ERR, "%s: %s", hostport, gai_strerror(e));
         return TN_ERR_PARSE;
     }
-    memcpy(out, res->ai_addr, res->ai_addrlen);
-    *outlen = res->ai_addrlen;
+    for (ai = res; ai != NULL; ai = ai->ai_next)
+        n++;
+    for (ai = res, nth %= n; nth > 0; nth--)
+        ai = ai->ai_next;
+    memcpy(out, ai->ai_addr, ai->ai_addrlen);
+    *outlen = ai->ai_addrlen;
+    if (count != NULL)
+        *count = n;
     freeaddrinfo(res);
     return 0;
+}
+
+int
+tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out, socklen_t *outlen)
+{
+    return tn_addr_resolve_nth(hostport, passive, 0, out, outlen, NULL);
 }
 
 char *

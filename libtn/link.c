@@ -51,7 +51,7 @@ link_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
         ev_io_stop(l->loop, &l->connecting);
         close(l->fd);
         l->fd = -1;
-        tn_log_warnx("relay %s: connect timed out", l->hostport);
+        tn_log_warnx("relay %s (%s): connect timed out", l->hostport, l->addr);
         l->failures++;
     }
     link_dial(l);
@@ -71,6 +71,16 @@ link_retry(struct tn_link *l, const char *reason)
     }
     if (l->down_since == 0)
         l->down_since = ev_now(l->loop);
+    /* The name's next address first, at once: the first may be of a family with no route. */
+    if (l->addr_i + 1 < l->addr_n) {
+        tn_log_info("relay %s (%s): %s; trying its address %zu of %zu", l->hostport, l->addr,
+                    reason, l->addr_i + 2, l->addr_n);
+        l->addr_i++;
+        ev_timer_set(&l->timer, 0, 0);
+        ev_timer_start(l->loop, &l->timer);
+        return;
+    }
+    l->addr_i = 0;
     /* Another relay that has not failed us yet is worth trying at once. */
     if (l->naddrs > 1 && l->failures % (int64_t)l->naddrs != 0)
         delay = 0;
@@ -143,6 +153,7 @@ link_start_over(struct tn_link *l, const char *reason, bool is_next)
     if (is_next) {
         l->cur = (l->cur + 1) % l->naddrs;
         l->hostport = l->addrs[l->cur];
+        l->addr_i = 0;
     }
     if (l->is_up) {
         l->is_up = false;
@@ -186,7 +197,7 @@ link_on_connected(struct ev_loop *loop, ev_io *w, int revents)
     l->fd = -1;
     if (r != 0) {
         close(fd);
-        tn_log_debug("relay %s: connect: %s", l->hostport, strerror(-r));
+        tn_log_debug("relay %s (%s): connect: %s", l->hostport, l->addr, strerror(-r));
         l->failures++;
         link_retry(l, strerror(-r));
         return;
@@ -213,11 +224,13 @@ link_dial(struct tn_link *l)
     socklen_t len;
     int fd;
 
-    if (tn_addr_resolve(l->hostport, false, &ss, &len) != 0) {
+    if (tn_addr_resolve_nth(l->hostport, false, l->addr_i, &ss, &len, &l->addr_n) != 0) {
         l->failures++;
+        l->addr_n = 0;
         link_retry(l, "cannot resolve the relay's address");
         return;
     }
+    tn_addr_format((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
     if ((fd = tn_addr_connect((struct sockaddr *)&ss, len)) < 0) {
         l->failures++;
         link_retry(l, strerror(-fd));

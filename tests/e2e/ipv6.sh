@@ -145,3 +145,21 @@ for url in "http://[$VIRT6]:8080/" "http://$TN_VIRT_IP:8080/"; do
 done
 tn_stop client-reload TERM 10 || fail "the client did not exit cleanly"
 [ -z "$(rules_of_client)" ] || fail "rules left after exit: $(rules_of_client)"
+
+tn_log "a relay name with an AAAA record that cannot be reached and an A record that can"
+mkdir -p "/etc/netns/$TN_NS_CLI" # removed with the namespace (tn_ns_delete)
+printf 'fd00:201:1::99 relay.e2e.test\n%s relay.e2e.test\n' "$TN_RELAY_CLI_IP" >"/etc/netns/$TN_NS_CLI/hosts"
+first=$(n_cli timeout 5 getent ahostsv6 relay.e2e.test | head -n1 | cut -d' ' -f1)
+[ "$first" = fd00:201:1::99 ] || fail "the resolver does not give the IPv6 address first ($first): the case is not set up"
+TN_CLIENT_NAME=client-multi # for wait_client_ready
+tn_spawn client-multi "$TN_NS_CLI" "$TN_BIN/client/client" \
+	--server "relay.e2e.test:$TN_RELAY_PORT" --server-name "$TN_RELAY_CLI_IP" --cidr "$TN_INTERCEPT" \
+	--listen-port "$TN_CLIENT_PORT" --tls-cert "$TN_CERTS/client/cert.pem" \
+	--tls-key "$TN_CERTS/client/key.pem" --tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
+TN_PROGS+=("$TN_LAST_PID")
+wait_client_ready 30
+grep -q "relay relay.e2e.test:$TN_RELAY_PORT (\[fd00:201:1::99\]:$TN_RELAY_PORT): .*trying its address 2 of 2" \
+	"$TN_TMP/client-multi.log" || fail "the client did not move on to the relay's second address"
+body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "curl through the relay's A record failed"
+[ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body through the relay's A record: '$body'"
+tn_stop client-multi TERM 10 || fail "the client did not exit cleanly"

@@ -230,6 +230,7 @@ tn_ns_delete() {
 		for pid in $pids; do kill -KILL "$pid" 2>/dev/null || true; done
 	fi
 	ip netns del "$ns" 2>/dev/null || true
+	rm -rf "/etc/netns/$ns" # a test's /etc/hosts for it (ip netns exec mounts it), if any
 }
 
 # Namespaces of earlier runs killed too hard to clean up (SIGKILL, a CTest timeout): ours are

@@ -20,6 +20,11 @@ int tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, 
  * (logged with the resolver's reason). */
 int tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out,
                     socklen_t *outlen);
+/* The same, the |nth| address (modulo how many) of those getaddrinfo gives, in its order;
+ * sets |*count| to how many there are (when not NULL): a name with an AAAA and an A record
+ * gives two. */
+int tn_addr_resolve_nth(const char *hostport, bool passive, size_t nth,
+                        struct sockaddr_storage *out, socklen_t *outlen, size_t *count);
 
 /* Writes "a.b.c.d:port" or "[v6]:port" into |buf| (TN_ADDR_STRLEN bytes) and returns |buf|. */
 char *tn_addr_format(const struct sockaddr *sa, char *buf, size_t len);

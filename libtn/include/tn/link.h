@@ -13,6 +13,7 @@
 #include <ev.h>
 #include <openssl/ssl.h>
 
+#include "tn/addr.h"
 #include "tn/h2.h"
 
 struct tn_link;
@@ -40,10 +41,12 @@ struct tn_link {
     SSL_CTX *tls;
     char *const *addrs; /* relays to try, in turn: one failing passes to the next */
     size_t naddrs;
-    size_t cur;           /* the one in use or being dialed */
-    const char *hostport; /* addrs[cur] */
-    char name_conf[256];  /* the relay name configured (settings.server_name), or "" */
-    char name[256];       /* the name the relay dialed now must carry: name_conf or its host */
+    size_t cur;            /* the one in use or being dialed */
+    const char *hostport;  /* addrs[cur] */
+    size_t addr_i, addr_n; /* which of the addresses hostport resolves to is dialed, of how many */
+    char addr[TN_ADDR_STRLEN]; /* that address, for the logs */
+    char name_conf[256];       /* the relay name configured (settings.server_name), or "" */
+    char name[256];            /* the name the relay dialed now must carry: name_conf or its host */
     struct tn_h2_settings settings;
     struct tn_link_conf conf;
     const struct tn_link_ops *ops;
@@ -62,9 +65,9 @@ struct tn_link {
 
 /* Starts dialing the first of |naddrs| relays |addrs| (HOST:PORT) at once.  Each relay's
  * certificate must carry settings->server_name (copied), or when that is NULL the host it is
- * dialed by.  A failed attempt or a
- * lost connection moves to the next relay, at once while some have not been tried since the
- * link was last up, then after the backoff. */
+ * dialed by.  A failed attempt or a lost connection moves to the next address of the relay's
+ * name (an AAAA and an A record), then to the next relay, at once while some have not been
+ * tried since the link was last up, then after the backoff. */
 void tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const *addrs,
                    size_t naddrs, const struct tn_h2_settings *settings,
                    const struct tn_link_conf *conf, const struct tn_link_ops *ops, void *owner);
