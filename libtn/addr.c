@@ -81,6 +81,21 @@ tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out
     return tn_addr_resolve_nth(hostport, passive, 0, out, outlen, NULL);
 }
 
+int
+tn_addr_resolve_host(const char *host, unsigned port, bool passive, struct sockaddr_storage *out,
+                     socklen_t *outlen)
+{
+    char hostport[300];
+    bool is_v6 = strchr(host, ':') != NULL && host[0] != '[';
+
+    if ((size_t)snprintf(hostport, sizeof(hostport), "%s%s%s:%u", is_v6 ? "[" : "", host,
+                         is_v6 ? "]" : "", port) >= sizeof(hostport)) {
+        tn_log(TN_LOG_ERR, "%.64s...: too long for a host", host);
+        return TN_ERR_PARSE;
+    }
+    return tn_addr_resolve(hostport, passive, out, outlen);
+}
+
 char *
 tn_addr_format(const struct sockaddr *sa, char *buf, size_t len)
 {

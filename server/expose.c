@@ -492,13 +492,11 @@ exposure_open(struct relay *relay, const char *owner, const char *name, unsigned
     struct sockaddr_storage ss;
     socklen_t sslen;
     struct exposure *x;
-    char hostport[300];
     int fd = -1;
 
     if (port == 0)
         goto make;
-    snprintf(hostport, sizeof(hostport), "%s:%u", relay->cfg->public_addr, port);
-    if (tn_addr_resolve(hostport, true, &ss, &sslen) != 0) {
+    if (tn_addr_resolve_host(relay->cfg->public_addr, port, true, &ss, &sslen) != 0) {
         snprintf(why, whylen, "public_addr '%.200s' does not resolve", relay->cfg->public_addr);
         return NULL;
     }

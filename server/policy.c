@@ -120,11 +120,9 @@ policy_init(struct relay_config *cfg)
     if (cfg->public_addr != NULL) {
         struct sockaddr_storage ss;
         socklen_t sslen;
-        char hostport[300];
 
         /* as expose.c will, when a proxy publishes a port */
-        snprintf(hostport, sizeof(hostport), "%.256s:1", cfg->public_addr);
-        if (tn_addr_resolve(hostport, true, &ss, &sslen) != 0) {
+        if (tn_addr_resolve_host(cfg->public_addr, 1, true, &ss, &sslen) != 0) {
             fprintf(stderr, "server: public_addr: '%s' is not an address to listen on\n",
                     cfg->public_addr);
             return TN_ERR_CONFIG;

@@ -260,6 +260,11 @@ startup_errors)
 		"$server" "${relay_args[@]}" --public-ports 10000-9000
 	expect_exit 2 "public_addr: 'not an address' is not an address" \
 		"$server" "${relay_args[@]}" --public-addr 'not an address'
+	# An IPv6 public_addr, bracketed or not, is an address to listen on.
+	for a in :: '[::1]'; do
+		start_relay --public-addr "$a"
+		stop relay
+	done
 	expect_exit 2 "token of proxy 'p' is shorter than 16" \
 		"$server" "${relay_args[@]}" --token proxy=p,token=short
 	expect_exit 2 "services: proxy 'p' already has a service 'db'" "$server" "${relay_args[@]}" \

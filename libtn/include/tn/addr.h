@@ -26,6 +26,11 @@ int tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage 
 int tn_addr_resolve_nth(const char *hostport, bool passive, size_t nth,
                         struct sockaddr_storage *out, socklen_t *outlen, size_t *count);
 
+/* Resolves |host| (a name, an IPv4 address, an IPv6 one with or without brackets) with |port|,
+ * as tn_addr_resolve does. */
+int tn_addr_resolve_host(const char *host, unsigned port, bool passive,
+                         struct sockaddr_storage *out, socklen_t *outlen);
+
 /* Writes "a.b.c.d:port" or "[v6]:port" into |buf| (TN_ADDR_STRLEN bytes) and returns |buf|. */
 char *tn_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 
