@@ -17,6 +17,7 @@
 #include "tn/h2.h"
 #include "tn/link.h"
 #include "tn/listener.h"
+#include "tn/metrics.h"
 #include "tn/opts.h"
 #include "tn/packet.h"
 #include "tn/tls.h"
@@ -122,6 +123,9 @@ int nf_rules_remove(void);
 int nf_fail_closed_install(const struct nf_rules *rules);
 int nf_fail_closed_remove(void);
 
+/* Binds |fm| to the intercepted network holding |dst| (the longest match): a flow's bytes
+ * count towards it. */
+void client_bind_route(const struct client *c, struct tn_flow_metrics *fm, const struct tn_ip *dst);
 /* flow.c */
 void flow_accept(struct client *c, int fd);
 /* The listener REDIRECT sends connections to: loopback (OUTPUT maps there), or every address

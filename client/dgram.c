@@ -25,6 +25,8 @@
 #include "tn/grpc.h"
 #include "tn/hash.h"
 #include "tn/log.h"
+#include "tn/metrics.h"
+#include "tn/pipe.h"
 #include "tn/util.h"
 
 #ifndef NF_DROP
@@ -56,7 +58,9 @@ struct dflow {
     bool is_dead;    /* free once the callback returns */
     uint8_t *dgram;  /* a reply that came in several pieces */
     size_t dgram_len;
-    uint64_t up, down, dropped;
+    uint64_t up, down, dropped;     /* datagrams */
+    uint64_t bytes_up, bytes_down;  /* their payloads, for the metrics */
+    struct tn_flow_metrics metrics; /* its network's and its proxy's series */
     char src[TN_ADDR_STRLEN], dst[TN_ADDR_STRLEN];
     char proxy[TN_ID_MAX + 1];
     const char *reason;
@@ -131,6 +135,8 @@ dflow_free(struct dflow *f)
            " dropped=%" PRIu64 " %s",
            f->id, f->src, f->dst, proto_name(f->key.proto), f->proxy[0] != '\0' ? f->proxy : "-",
            f->up, f->down, f->dropped, f->reason != NULL ? f->reason : "closed");
+    tn_flow_metrics_add(&f->metrics, f->bytes_up, f->bytes_down);
+    tn_metric_flow_ended(f->reason);
     ev_timer_stop(f->c->loop, &f->idle);
     tn_grpc_reader_fini(&f->grd);
     free(f->dgram);
@@ -245,6 +251,7 @@ dflow_inject(struct dflow *f, const uint8_t *data, size_t n)
         return;
     }
     f->down++;
+    f->bytes_down += n;
 }
 
 static int
@@ -286,8 +293,11 @@ grpc_on_frame(void *arg, Tunnel__V1__Frame *fr)
         return TN_ERR_PROTO;
     }
     snprintf(f->proxy, sizeof(f->proxy), "%s", o->proxy_id);
+    if (f->proxy[0] != '\0')
+        tn_flow_metrics_bind(&f->metrics, NULL, f->proxy);
     if (o->result != TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_OK) {
-        snprintf(f->why, sizeof(f->why), "refused: %.64s", o->reason);
+        snprintf(f->why, sizeof(f->why), "%s%s%.64s", tn_open_result_name(o->result),
+                 o->reason[0] != '\0' ? ": " : "", o->reason);
         f->reason = f->why;
         return TN_ERR_NO_ROUTE;
     }
@@ -411,6 +421,8 @@ dflow_new(struct client *c, const struct tn_pkt *pkt, uint64_t id)
     *bucket_of(&c->dgram, id) = f;
     c->dgram.nflows++;
     c->dgram.flows++;
+    tn_metric_flow_started();
+    client_bind_route(c, &f->metrics, &pkt->dst);
     dflow_touch(f);
     if (c->dgram.nflows > (uint64_t)c->cfg->udp_max_flows) {
         static struct tn_log_rate rate;
@@ -452,6 +464,7 @@ dflow_send(struct dflow *f, const uint8_t *data, size_t n)
     tn_buf_commit(out, TN_GRPC_DATA_PFX + n);
     tn_h2_stream_resume(f->stream);
     f->up++;
+    f->bytes_up += n;
     dflow_touch(f);
 }
 

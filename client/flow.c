@@ -77,11 +77,10 @@ static const struct tn_pipe_ops flow_pipe_ops = {
     .on_close = pipe_on_close,
 };
 
-/* The flow's bytes count towards the intercepted network holding its destination. */
-static void
-flow_bind_route(struct flow *f, const struct tn_ip *dst)
+void
+client_bind_route(const struct client *c, struct tn_flow_metrics *fm, const struct tn_ip *dst)
 {
-    const struct tn_cidr_list *nets = &f->c->cfg->target_cidr;
+    const struct tn_cidr_list *nets = &c->cfg->target_cidr;
     const struct tn_cidr *best = NULL;
     char label[TN_CIDR_STRLEN];
     size_t i;
@@ -91,8 +90,7 @@ flow_bind_route(struct flow *f, const struct tn_ip *dst)
             (best == NULL || nets->v[i].prefix > best->prefix))
             best = &nets->v[i];
     }
-    tn_flow_metrics_bind(&f->metrics,
-                         best != NULL ? tn_cidr_format(best, label, sizeof(label)) : "-", NULL);
+    tn_flow_metrics_bind(fm, best != NULL ? tn_cidr_format(best, label, sizeof(label)) : "-", NULL);
 }
 
 void
@@ -148,7 +146,7 @@ flow_accept(struct client *c, int fd)
     c->active++; /* from here on the flow ends through pipe_on_close */
     f->started = ev_now(c->loop);
     tn_metric_flow_started();
-    flow_bind_route(f, &dip);
+    client_bind_route(c, &f->metrics, &dip);
     f->pipe.idle_timeout = (double)c->cfg->idle_timeout / 1e3;
     tn_pipe_attach(&f->pipe, fd, true); /* its first read comes after this: Open goes first */
     if (tn_pipe_send(&f->pipe, &fr) != 0) {

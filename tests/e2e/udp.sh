@@ -27,7 +27,7 @@ tn_certs
 start_relay
 start_proxy
 wait_registered
-start_client --udp-idle-timeout 2s
+start_client --udp-idle-timeout 2s --admin :9092
 wait_client_ready
 rules_of_client >&2
 rules_of_client | grep -q -- '-p udp .*-j NFQUEUE' || fail "no NFQUEUE rule for UDP"
@@ -64,7 +64,7 @@ for i in range(20):
     s.sendto(b"x%d" % i, (sys.argv[1], 53))
     time.sleep(0.05)
 ' 100.64.7.7 || fail "could not send to 100.64.7.7"
-wait_for_log "$TN_TMP/client.log" "-> 100.64.7.7:53 udp proxy=- datagrams up=[0-9]+ down=0 dropped=[0-9]+ refused: " 8 ||
+wait_for_log "$TN_TMP/client.log" "-> 100.64.7.7:53 udp proxy=- datagrams up=[0-9]+ down=0 dropped=[0-9]+ no route" 8 ||
 	fail "the client did not end the refused flow"
 [ "$(count_lines "$TN_TMP/client.log" "-> 100.64.7.7:53 udp: open")" = 1 ] ||
 	fail "the client asked the relay again for each datagram of a refused flow"
@@ -83,6 +83,16 @@ wait_for_log "$TN_TMP/client.log" "-> $TN_VIRT_IP:53 udp proxy=proxy-1 datagrams
 	fail "the client did not close an idle UDP flow cleanly"
 wait_for_log "$TN_TMP/proxy.log" "-> $TN_LAN_IP:53 udp datagrams up=1 down=1 dropped=0 closed" 5 ||
 	fail "the proxy did not close the idle UDP flow cleanly"
+# The client's metrics count UDP flows as the relay's and the proxy's do: four dig queries and
+# one dig +tcp ended cleanly, the datagrams to 100.64.7.7 were one flow with no route.
+flows() {
+	n_cli timeout 10 curl -sS http://127.0.0.1:9092/metrics |
+		awk -v r="$1" '$1 == "tunnel_flows_total{result=\"" r "\"}" { print $2 }'
+}
+ok=$(flows ok) no_route=$(flows no_route)
+[ "${ok:-0}" -ge 5 ] && [ "${no_route:-0}" = 1 ] ||
+	fail "the client's metrics: ${ok:-no} flows ok (5 or more expected), ${no_route:-no} no_route (1)"
+tn_log "the client's metrics: $ok flows ok, $no_route no_route, UDP included"
 
 # iperf3_loss NAME NS SERVER-IP: runs a UDP test at $RATE; prints the loss percentage.
 iperf3_loss() {
