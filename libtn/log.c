@@ -201,6 +201,21 @@ json_escape(struct line *l, const char *s, size_t n)
     }
 }
 
+/* Appends |s| as text, with control characters as \xNN: what peers send (a request's path, a
+ * host name) must not move a terminal's cursor nor forge a second log line. */
+static void
+text_escape(struct line *l, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c < 0x20 || c == 0x7f)
+            put(l, "\\x%02x", c);
+        else
+            put(l, "%c", c);
+    }
+}
+
 /* "key=value key=\"a value\" ..." as JSON members: all-digit values become numbers. */
 static void
 json_fields(struct line *l, const char *s)
@@ -291,12 +306,14 @@ vlog_line(enum tn_log_level level, const char *event, uint64_t flow, const char 
     } else {
         put(&l, "%s.%03ldZ %s %s: ", stamp, (long)tv.tv_usec / 1000, logger.component,
             tn_log_level_names[level]);
-        if (msg == NULL)
-            put(&l, "%s%s%s %s", event, flowid[0] != '\0' ? " flow=" : "", flowid, fields);
-        else if (event != NULL && flowid[0] != '\0')
-            put(&l, "flow=%s %s", flowid, msg);
-        else
-            put(&l, "%s", msg);
+        if (msg == NULL) {
+            put(&l, "%s%s%s ", event, flowid[0] != '\0' ? " flow=" : "", flowid);
+            text_escape(&l, fields);
+        } else {
+            if (event != NULL && flowid[0] != '\0')
+                put(&l, "flow=%s ", flowid);
+            text_escape(&l, msg);
+        }
     }
     /* A cut line still ends the line. */
     if (l.n >= sizeof(l.s) - 1)
