@@ -74,9 +74,10 @@ report_published(struct uplink *up, const Tunnel__V1__Welcome *w)
             if (strcmp(svc[j].name, pub->name) == 0)
                 target = svc[j].target;
         }
-        if (pub->public_port != 0)
-            tn_log_info("published %s: tcp://%s:%u -> %s", pub->name, host, pub->public_port,
-                        target);
+        if (pub->public_port != 0) /* an IPv6 host in brackets, as a URL has it */
+            tn_log_info("published %s: tcp://%s%s%s:%u -> %s", pub->name,
+                        strchr(host, ':') != NULL ? "[" : "", host,
+                        strchr(host, ':') != NULL ? "]" : "", pub->public_port, target);
         if (pub->host[0] != '\0')
             tn_log_info("published %s: http://%s (the relay's HTTP port) -> %s", pub->name,
                         pub->host, target);

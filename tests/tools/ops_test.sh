@@ -377,6 +377,16 @@ relay_http)
 	wait_log relay "audit.output, http_listen and https_listen take effect after a restart" 10
 	stop relay
 	log "ok: a reload rotates the admin token, and says what waits for a restart"
+	# A relay dialled by an IPv6 address: the proxy writes it in brackets, as a URL has it.
+	relay_port=$(free_port) pub=$(free_port)
+	start relay "$server" --listen "[::1]:$relay_port" "${tls[@]}" --public-ports "$pub-$pub" \
+		--public-addr ::1
+	wait_log relay 'listening on' 15
+	start_proxy "[::1]:$relay_port" --expose "name=x,target=127.0.0.1:9,public_port=$pub"
+	wait_log proxy "published x: tcp://\[::1\]:$pub -> 127.0.0.1:9" 15
+	stop proxy
+	stop relay
+	log "ok: published x: tcp://[::1]:$pub"
 	;;
 public_ops)
 	# The LAN service: GET /big is 1 MiB at once, GET /slow is 20 pieces of 16 KiB in 3 s.
