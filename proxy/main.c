@@ -309,10 +309,24 @@ networks_gather(struct proxy *px, struct proxy_config *cfg)
     for (i = 0; i < px->nnets; i++) {
         const struct proxy_net *net = &px->nets[i];
 
-        if (net->virt.ip.family != 0 &&
-            (net->virt.ip.family != net->real.ip.family || net->virt.prefix != net->real.prefix)) {
+        if (net->virt.ip.family != 0 && net->virt.ip.family != net->real.ip.family) {
+            fprintf(stderr, "proxy: virtual network %s and network %s must be of one family\n",
+                    tn_cidr_format(&net->virt, a, sizeof(a)),
+                    tn_cidr_format(&net->real, b, sizeof(b)));
+            return TN_ERR_CONFIG;
+        }
+        if (net->virt.ip.family != 0 && net->virt.prefix != net->real.prefix) {
             fprintf(stderr, "proxy: virtual network %s must be the same size as %s\n",
                     tn_cidr_format(&net->virt, a, sizeof(a)),
+                    tn_cidr_format(&net->real, b, sizeof(b)));
+            return TN_ERR_CONFIG;
+        }
+        /* A link-local target needs an interface to be dialled, which a CIDR cannot give. */
+        if (net->real.ip.family == AF_INET6 && net->real.ip.bytes[0] == 0xfe &&
+            (net->real.ip.bytes[1] & 0xc0) == 0x80) {
+            fprintf(stderr,
+                    "proxy: network %s is link-local (fe80::/10): its hosts cannot be "
+                    "dialled without an interface; serve a routed range\n",
                     tn_cidr_format(&net->real, b, sizeof(b)));
             return TN_ERR_CONFIG;
         }

@@ -294,6 +294,10 @@ startup_errors)
 	printf 'server_addr: 127.0.0.1:1\nservers: [127.0.0.2:1]\nmanaged_cidr: 127.0.0.1/32\n' >"$tmp/p2.yaml"
 	expect_exit 2 "p2.yaml:2:1: servers: the same setting as 'server_addr' \(line 1\)" \
 		"$proxy" --config "$tmp/p2.yaml" "${tls[@]}"
+	expect_exit 2 "virtual network fd00:64::/64 and network 10.0.0.0/24 must be of one family" \
+		"$proxy" --server 127.0.0.1:1 --managed-cidr 10.0.0.0/24 --virtual-cidr fd00:64::/64 "${tls[@]}"
+	expect_exit 2 "network fe80::/64 is link-local" "$proxy" --server 127.0.0.1:1 \
+		--network cidr=fe80::/64,virtual_cidr=fd00:64:fe::/64 "${tls[@]}"
 	expect_exit 2 "without a certificate, give --token and --proxy-id" \
 		"$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
 		--tls-ca "$certs/ca/cert.pem" --token 0123456789abcdef
