@@ -74,6 +74,9 @@ static const char *const flow_results[] = { "ok",      "no_route",    "forbidden
 static struct tn_metric *registry, **registry_tail = &registry;
 static struct tn_metric_series spare; /* when even "other" cannot be allocated */
 
+/* How many "other" series a family may have (one per value of its second label). */
+#define OTHER_MAX 8
+
 void
 tn_metrics_register(struct tn_metric *m)
 {
@@ -220,7 +223,10 @@ tn_metrics_free(void)
             sn = s->next;
             series_free(s);
         }
-        series_free(m->other);
+        for (s = m->other; s != NULL; s = sn) {
+            sn = s->next;
+            series_free(s);
+        }
         m->series = m->other = NULL;
         m->nseries = 0;
         m->next = NULL;
@@ -261,15 +267,17 @@ fail:
     return NULL;
 }
 
-struct tn_metric_series *
-tn_metric_at(struct tn_metric *m, const char *v0, const char *v1)
+/* The series of |m| in list |head| whose labels are |values|, or NULL; |*tail| is where a new
+ * one goes and |*count| how many the list holds. */
+static struct tn_metric_series *
+series_find(const struct tn_metric *m, struct tn_metric_series **head, const char *const *values,
+            struct tn_metric_series ***tail, size_t *count)
 {
-    const char *values[TN_METRIC_MAX_LABELS] = { v0, v1 };
-    const char *other[TN_METRIC_MAX_LABELS] = { "other", "other" };
     struct tn_metric_series *s, **pp;
     size_t i, n = nlabels(m);
 
-    for (pp = &m->series; (s = *pp) != NULL; pp = &s->next) {
+    *count = 0;
+    for (pp = head; (s = *pp) != NULL; pp = &s->next, ++*count) {
         for (i = 0; i < n; i++) {
             if (strcmp(s->values[i], values[i] != NULL ? values[i] : "") != 0)
                 break;
@@ -277,14 +285,44 @@ tn_metric_at(struct tn_metric *m, const char *v0, const char *v1)
         if (i == n)
             return s;
     }
+    *tail = pp;
+    return NULL;
+}
+
+struct tn_metric_series *
+tn_metric_find(struct tn_metric *m, const char *v0, const char *v1)
+{
+    const char *values[TN_METRIC_MAX_LABELS] = { v0, v1 };
+    struct tn_metric_series **tail;
+    size_t count;
+
+    return series_find(m, &m->series, values, &tail, &count);
+}
+
+struct tn_metric_series *
+tn_metric_at(struct tn_metric *m, const char *v0, const char *v1)
+{
+    const char *values[TN_METRIC_MAX_LABELS] = { v0, v1 };
+    /* Past the cap the first label says "other"; the second (a direction, a result: a few
+     * values) is kept, so that a split such as up/down survives. */
+    const char *other[TN_METRIC_MAX_LABELS] = { "other", v1 };
+    struct tn_metric_series *s, **tail;
+    size_t count;
+
+    if ((s = series_find(m, &m->series, values, &tail, &count)) != NULL)
+        return s;
     if (m->nseries < TN_METRIC_MAX_SERIES && (s = series_new(m, values)) != NULL) {
-        *pp = s; /* appended: series render in the order they first appeared */
+        *tail = s; /* appended: series render in the order they first appeared */
         m->nseries++;
         return s;
     }
-    if (m->other == NULL && (m->other = series_new(m, other)) == NULL)
-        return &spare;
-    return m->other;
+    if ((s = series_find(m, &m->other, other, &tail, &count)) != NULL)
+        return s;
+    if (count < OTHER_MAX && (s = series_new(m, other)) != NULL) {
+        *tail = s;
+        return s;
+    }
+    return m->other != NULL ? m->other : &spare;
 }
 
 void
@@ -417,8 +455,8 @@ tn_metrics_render(struct tn_buf *out)
             tn_metric_at(m, NULL, NULL); /* an unlabelled family always shows its value */
         for (s = m->series; s != NULL; s = s->next)
             render_series(&o, m, s);
-        if (m->other != NULL)
-            render_series(&o, m, m->other);
+        for (s = m->other; s != NULL; s = s->next)
+            render_series(&o, m, s);
     }
     return o.err;
 }

@@ -140,6 +140,16 @@ status_proxy(struct tn_admin_reply *r, const struct proxy *px)
         px->active, px->flows, px->bytes_up, px->bytes_down, px->rate_up, px->rate_down);
 }
 
+/* A route's bytes so far in one direction: 0 before any, since looking must not make a
+ * series (nor, past the metrics' series cap, show the "other" total as this route's). */
+static int64_t
+route_bytes(const char *route, const char *direction)
+{
+    struct tn_metric_series *s = tn_metric_find(&tn_metric_route_bytes, route, direction);
+
+    return s != NULL ? s->value : 0;
+}
+
 /* Every route: a network and the proxies serving it. */
 static void
 status_routes(struct tn_admin_reply *r, const struct relay *relay)
@@ -173,8 +183,7 @@ status_routes(struct tn_admin_reply *r, const struct relay *relay)
                 }
             }
             tn_admin_printf(r, "],\"bytes_up\":%" PRId64 ",\"bytes_down\":%" PRId64 "}",
-                            tn_metric_at(&tn_metric_route_bytes, label, "up")->value,
-                            tn_metric_at(&tn_metric_route_bytes, label, "down")->value);
+                            route_bytes(label, "up"), route_bytes(label, "down"));
         }
     }
 }

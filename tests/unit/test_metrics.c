@@ -107,9 +107,17 @@ test_metrics_series_cap(void **state)
         s = tn_metric_at(&m_bytes, label, "up");
         assert_string_equal(s->values[0], label);
     }
+    assert_null(tn_metric_find(&m_bytes, "one more", "up")); /* looking makes nothing */
     other = tn_metric_at(&m_bytes, "one more", "up");
     assert_string_equal(other->values[0], "other");
-    assert_ptr_equal(tn_metric_at(&m_bytes, "and another", "down"), other);
+    assert_string_equal(other->values[1], "up");
+    assert_ptr_equal(tn_metric_at(&m_bytes, "and another", "up"), other);
+    /* The second label survives the cap: down is not added to up. */
+    s = tn_metric_at(&m_bytes, "and another", "down");
+    assert_ptr_not_equal(s, other);
+    assert_string_equal(s->values[0], "other");
+    assert_string_equal(s->values[1], "down");
+    assert_ptr_equal(tn_metric_find(&m_bytes, "r0", "up"), tn_metric_at(&m_bytes, "r0", "up"));
     tn_metric_add(other, 3);
     tn_metrics_free();
 }

@@ -5,7 +5,8 @@
  * Its series (one per set of label values) are created on first use and kept until
  * tn_metrics_free, so that counters never go back; a hot path looks its series up once (at a
  * flow's start) and then adds to a plain integer.  A family holds at most TN_METRIC_MAX_SERIES
- * series; further label values share one series whose labels say "other". */
+ * series; further values of the first label share a series whose first label says "other"
+ * (one per value of the second). */
 #ifndef TN_METRICS_H
 #define TN_METRICS_H
 
@@ -40,7 +41,7 @@ struct tn_metric {
     /* Called before each rendering: a gauge computed on demand sets its series here. */
     void (*collect)(struct tn_metric *m, void *arg);
     void *collect_arg;
-    struct tn_metric_series *series, *other;
+    struct tn_metric_series *series, *other; /* other: past TN_METRIC_MAX_SERIES */
     size_t nseries;
     struct tn_metric *next; /* in the registry */
     int is_registered;
@@ -57,8 +58,11 @@ void tn_metrics_free(void);
 
 /* The series of |m| with label values |v0| and |v1| (NULL for labels |m| does not have),
  * created on first use.  Never NULL: when memory or the series limit runs out, the series
- * labelled "other" is returned (a static one if even that cannot be made). */
+ * whose first label is "other" is returned (a static one if even that cannot be made). */
 struct tn_metric_series *tn_metric_at(struct tn_metric *m, const char *v0, const char *v1);
+/* The series of |m| with label values |v0| and |v1|, or NULL: nothing counted under them yet
+ * (a reader, such as a status page, that must not create series). */
+struct tn_metric_series *tn_metric_find(struct tn_metric *m, const char *v0, const char *v1);
 
 static inline void
 tn_metric_add(struct tn_metric_series *s, int64_t n)
