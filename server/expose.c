@@ -76,6 +76,8 @@ struct xconn {
     ev_timer wait_timer;
     char src[TN_ADDR_STRLEN];
     char proxy_id[TN_ID_MAX + 1];
+    char service[TN_SERVICE_NAME_MAX + 1]; /* once started */
+    ev_tstamp started;
     char why[128];
     struct bw_gate *bw_up, *bw_down; /* bandwidth limits; NULL: none */
     /* The replica chosen.  From xconn_start until its stream goes (xconn_on_stream_gone), its
@@ -145,11 +147,36 @@ xconn_free(struct xconn *c)
     free(c);
 }
 
+/* The flow.end event of a public connection (in the audit file too), as flow.c writes a
+ * client's: "public" stands for the client, the service for the destination. */
+static void
+xconn_log_end(const struct xconn *c, const char *reason)
+{
+    enum tn_log_level level = reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG;
+    const char *proxy = c->proxy_id[0] != '\0' ? c->proxy_id : "-";
+    const char *service = c->service[0] != '\0' ? c->service : "-";
+    char msg[1024], fields[1024];
+
+    if (!tn_log_enabled(level) && !tn_log_audit_enabled())
+        return;
+    snprintf(msg, sizeof(msg),
+             "client=public %s -> service %s (port %u%s%s) proxy=%s up=%" PRIu64 " down=%" PRIu64
+             " %s",
+             c->src, service, c->port, c->host[0] != '\0' ? ", host " : "", c->host, proxy,
+             c->pipe.bytes_up, c->pipe.bytes_down, reason != NULL ? reason : "closed");
+    snprintf(fields, sizeof(fields),
+             "client=public src=%s service=%s port=%u host=%s proxy=%s up=%" PRIu64 " down=%" PRIu64
+             " duration_ms=%.0f result=%s reason=\"%s\"",
+             c->src, service, c->port, c->host[0] != '\0' ? c->host : "-", proxy, c->pipe.bytes_up,
+             c->pipe.bytes_down, c->is_started ? (ev_now(c->relay->loop) - c->started) * 1e3 : 0.0,
+             tn_metric_flow_result(reason), reason != NULL ? reason : "closed");
+    tn_log_event(level, "flow.end", c->id, msg, fields);
+}
+
 static void
 xconn_fail(struct xconn *c, const char *why)
 {
-    tn_log_warnx("public flow=%016" PRIx64 " %s -> %s port %u: %s", c->id, c->src, c->host, c->port,
-                 why);
+    xconn_log_end(c, why);
     xconn_free(c);
 }
 
@@ -194,11 +221,7 @@ xconn_on_close(struct tn_pipe *p, const char *reason)
         xconn_on_stream_gone(p);
         tn_metric_flow_ended(reason);
     }
-
-    tn_log(reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG,
-           "public flow=%016" PRIx64 " %s -> %s port %u proxy=%s in=%" PRIu64 " out=%" PRIu64 " %s",
-           c->id, c->src, c->host, c->port, c->proxy_id, p->bytes_up, p->bytes_down,
-           reason != NULL ? reason : "closed");
+    xconn_log_end(c, reason);
     xconn_free(c);
 }
 
@@ -307,9 +330,11 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
     tn_pipe_attach_tls(&c->pipe, fd, c->ssl);
     c->ssl = NULL;
     c->is_started = true;
+    c->started = ev_now(c->relay->loop);
     c->proxy->active++;
     tn_metric_flow_started();
-    snprintf(label, sizeof(label), "service:%s", x != NULL ? x->name : "-");
+    snprintf(c->service, sizeof(c->service), "%s", x != NULL ? x->name : "-");
+    snprintf(label, sizeof(label), "service:%s", c->service);
     tn_flow_metrics_bind(&c->metrics, label, c->proxy->id);
     c->pipe.bytes_up += c->head_len;
     xconn_on_bytes(&c->pipe, true, (const uint8_t *)c->head, c->head_len);

@@ -426,6 +426,7 @@ public_ops)
 			proxies: [{id: $2, networks: [127.0.0.1/32]}]
 			services: [${3:-}]
 			log: {level: debug}
+			audit: {output: $tmp/audit.log}
 		EOF
 	}
 	relay_conf 127.0.0.1 proxy-1
@@ -450,6 +451,19 @@ public_ops)
 	v=$(metric "$padmin" "tunnel_route_bytes_total{route=\"service:web\",direction=\"down\"}")
 	((${v:-0} >= 1048576)) || fail "the proxy's service:web route counts '${v:-}' bytes down"
 	log "ok: a public connection's bytes count for its proxy (relay: $down; proxy: $v)"
+	# And it is in the audit file, as a client's flow is.
+	python3 - "$tmp/audit.log" <<-'EOF' || fail "no flow.end of the public connection in the audit file"
+		import json, sys, time
+		for _ in range(50):  # written when the connection has closed
+		    events = [json.loads(l) for l in open(sys.argv[1])]
+		    if any(e["event"] == "flow.end" and e["fields"].get("client") == "public"
+		           and e["fields"].get("service") == "web"
+		           and e["fields"].get("down", 0) >= 1048576 for e in events):
+		        sys.exit(0)
+		    time.sleep(0.1)
+		sys.exit(1)
+	EOF
+	log "ok: the public connection's flow.end is in the audit file"
 
 	# The management API: a name or a port given twice is a conflict, not a second service.
 	api() {
