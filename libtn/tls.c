@@ -3,6 +3,7 @@
 #include "tn/tls.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "tn/certutil.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/names.h"
 #include "tn/record.h"
 #include "tn/revoke.h"
 #include "tn/util.h"
@@ -84,6 +86,24 @@ file_error(const char *what, const char *file, bool was_encrypted)
         tn_log(TN_LOG_ERR, "%s %s: holds no PEM %s (%s)", what, file, what,
                why != NULL ? why : "unknown reason");
     ERR_clear_error();
+}
+
+/* Whether |name| (tls.server_name; NULL: unset) can be what the relay's certificate names: a
+ * DNS name (any case), an address, or "*" (none checked). */
+static bool
+server_name_valid(const char *name)
+{
+    char lower[TN_HOST_NAME_MAX + 1];
+    unsigned char a[16];
+    size_t i;
+
+    if (name == NULL || strcmp(name, "*") == 0 || inet_pton(AF_INET, name, a) == 1 ||
+        inet_pton(AF_INET6, name, a) == 1)
+        return true;
+    for (i = 0; name[i] != '\0' && i < TN_HOST_NAME_MAX; i++)
+        lower[i] = (char)tolower((unsigned char)name[i]);
+    lower[i] = '\0';
+    return name[i] == '\0' && tn_host_name_valid(lower);
 }
 
 /* Our own certificate, as |ctx| holds it: a peer refuses one without a tunnel identity of our
@@ -175,6 +195,11 @@ tn_tls_ctx_new(SSL_CTX **out, const struct tn_tls_conf *conf, enum tn_role self)
         (conf->cert_file == NULL || conf->key_file == NULL || conf->ca_file == NULL)) {
         tn_log(TN_LOG_ERR, "TLS needs a certificate, a key and a CA file (--tls-cert, "
                            "--tls-key, --tls-ca)");
+        goto out;
+    }
+    if (!is_server && !server_name_valid(conf->server_name)) {
+        tn_log(TN_LOG_ERR, "tls.server_name '%.300s' is not a host name, an address or *",
+               conf->server_name);
         goto out;
     }
     SSL_CTX_set_default_passwd_cb(ctx, tn_no_passphrase);

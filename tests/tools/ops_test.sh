@@ -296,6 +296,8 @@ startup_errors)
 		"$proxy" --config "$tmp/p2.yaml" "${tls[@]}"
 	expect_exit 2 "virtual network fd00:64::/64 and network 10.0.0.0/24 must be of one family" \
 		"$proxy" --server 127.0.0.1:1 --managed-cidr 10.0.0.0/24 --virtual-cidr fd00:64::/64 "${tls[@]}"
+	expect_exit 2 "tls.server_name 'bad name' is not a host name, an address or \*" \
+		"$proxy" --server 127.0.0.1:1 --managed-cidr 127.0.0.1/32 "${tls[@]}" --server-name 'bad name'
 	expect_exit 2 "network fe80::/64 is link-local" "$proxy" --server 127.0.0.1:1 \
 		--network cidr=fe80::/64,virtual_cidr=fd00:64:fe::/64 "${tls[@]}"
 	expect_exit 2 "without a certificate, give --token and --proxy-id" \
