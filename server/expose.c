@@ -311,6 +311,7 @@ xconn_start(struct xconn *c, struct tn_h2_stream *stream)
     tn_pipe_init(&c->pipe, c->relay->loop, &xconn_pipe_ops);
     tn_pipe_bind(&c->pipe, stream);
     open.flow_id = c->id;
+    open.client_id = TN_UNCONST("public"); /* no certificate: someone on a public port */
     open.protocol = TUNNEL__V1__PROTOCOL__PROTOCOL_TCP;
     open.src = &c->src_ep;
     open.dst = &c->dst_ep;

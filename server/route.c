@@ -105,8 +105,8 @@ route_dump(struct relay *relay)
     char net[TN_CIDR_STRLEN], real[TN_CIDR_STRLEN];
     size_t i, nproxies = 0;
 
-    tn_log_info("status: routes (network as clients address it -> real network: proxy, flows "
-                "now / total)");
+    tn_log_info("status: routes (network as clients address it -> real network: proxy, that "
+                "proxy's flows now / total, all its networks together)");
     for (s = relay->sessions; s != NULL; s = s->next) {
         const struct proxy *px = s->proxy;
 

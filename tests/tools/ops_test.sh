@@ -482,6 +482,12 @@ public_ops)
 	grep -q "already published otherwise" "$tmp/api.out" || fail "POST web: $(cat "$tmp/api.out")"
 	n=$(timeout 20 curl -sS "http://127.0.0.1:$p2/big" | wc -c)
 	((n == 1048576)) || fail "GET /big through db's port: $n bytes"
+	for ((i = 0; i < 50; i++)); do
+		grep -q "client=public -> 127.0.0.1:$web " "$tmp/proxy.log" && break
+		sleep 0.1
+	done
+	grep -q "client=public -> 127.0.0.1:$web " "$tmp/proxy.log" ||
+		fail "the proxy does not say the relay service's flow came from a public port"
 	status=$(timeout 10 curl -sS "http://127.0.0.1:$admin/api/v1/status")
 	python3 -c 'import json,sys; x = [e for e in json.loads(sys.argv[1])["exposures"] if e["name"] == "db"]; sys.exit(len(x) != 1 or len(x[0]["replicas"]) != 1)' "$status" ||
 		fail "db is not one port served by one replica: $status"
