@@ -291,19 +291,29 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         .is_gateway = cfg->is_gateway,
     };
     SSL_CTX *tls = NULL;
+    struct tn_log_capture cap;
     size_t i;
+    int r;
 
     (void)loop;
     (void)revents;
     tn_log_info("SIGHUP: reading the configuration again");
-    if (tn_cli_parse(&cli, &fresh, c->argc, c->argv) != 0 || fresh.target_cidr.n == 0) {
-        tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed%s%s%s",
+    tn_log_stderr_begin(&cap);
+    r = tn_cli_parse(&cli, &fresh, c->argc, c->argv);
+    if (r == 0 && fresh.target_cidr.n == 0)
+        fprintf(stderr, "client: no network to intercept (target_cidr, --cidr)\n");
+    tn_log_stderr_end(&cap, "reload");
+    if (r != 0 || fresh.target_cidr.n == 0) {
+        tn_log_warnx("reload: the configuration has errors: nothing changed%s%s%s",
                      cfg->user != NULL ? " (since --user, the files must be readable by '" : "",
                      cfg->user != NULL ? cfg->user : "", cfg->user != NULL ? "')" : "");
         tn_conf_fini(keys, &fresh);
         return;
     }
-    if (tn_tls_ctx_new(&tls, &fresh.tls, TN_ROLE_CLIENT) != 0) {
+    tn_log_stderr_begin(&cap);
+    r = tn_tls_ctx_new(&tls, &fresh.tls, TN_ROLE_CLIENT);
+    tn_log_stderr_end(&cap, "reload");
+    if (r != 0) {
         tn_log_warnx("reload: the new certificates are not usable: nothing changed");
         tn_conf_fini(keys, &fresh);
         return;

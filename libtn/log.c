@@ -3,11 +3,13 @@
 #include "tn/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -468,4 +470,42 @@ tn_opts_log_open(const char *component, const struct tn_log_conf *c)
     if (r != 0)
         tn_log(TN_LOG_ERR, "log output %s: %s", c->output, strerror(-r));
     return r;
+}
+
+void
+tn_log_stderr_begin(struct tn_log_capture *cap)
+{
+    cap->saved = cap->fd = -1;
+    if (logger.out == NULL)
+        return; /* the log is stderr: the details are there already */
+    fflush(stderr);
+    if ((cap->fd = memfd_create("config-errors", MFD_CLOEXEC)) < 0 ||
+        (cap->saved = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3)) < 0 ||
+        dup2(cap->fd, STDERR_FILENO) < 0) {
+        if (cap->saved >= 0)
+            close(cap->saved);
+        if (cap->fd >= 0)
+            close(cap->fd);
+        cap->saved = cap->fd = -1;
+    }
+}
+
+void
+tn_log_stderr_end(struct tn_log_capture *cap, const char *prefix)
+{
+    char buf[4096], *line, *save = NULL;
+    ssize_t n;
+
+    if (cap->fd < 0)
+        return;
+    fflush(stderr);
+    dup2(cap->saved, STDERR_FILENO);
+    close(cap->saved);
+    if (lseek(cap->fd, 0, SEEK_SET) == 0 && (n = read(cap->fd, buf, sizeof(buf) - 1)) > 0) {
+        buf[n] = '\0';
+        for (line = strtok_r(buf, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
+            tn_log_warnx("%s: %s", prefix, line);
+    }
+    close(cap->fd);
+    cap->fd = -1;
 }

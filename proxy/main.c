@@ -363,15 +363,20 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     struct proxy *px = w->data, fresh_px = { 0 };
     struct proxy_config fresh = { 0 }, *cfg = px->cfg;
     struct tn_identity me;
+    struct tn_log_capture cap;
+    bool is_bad;
     SSL_CTX *tls = NULL;
 
     (void)loop;
     (void)revents;
     tn_log_info("SIGHUP: reading the configuration again");
-    if (tn_cli_parse(&cli, &fresh, px->argc, px->argv) != 0 ||
-        networks_gather(&fresh_px, &fresh) != 0 || !tls_prepare(&fresh) ||
-        tn_tls_ctx_new(&tls, &fresh.tls, TN_ROLE_PROXY) != 0 ||
-        proxy_id_of(tls, cfg->proxy_id, &me) == NULL) {
+    tn_log_stderr_begin(&cap);
+    is_bad = tn_cli_parse(&cli, &fresh, px->argc, px->argv) != 0 ||
+             networks_gather(&fresh_px, &fresh) != 0 || !tls_prepare(&fresh) ||
+             tn_tls_ctx_new(&tls, &fresh.tls, TN_ROLE_PROXY) != 0 ||
+             proxy_id_of(tls, cfg->proxy_id, &me) == NULL;
+    tn_log_stderr_end(&cap, "reload");
+    if (is_bad) {
         tn_log_warnx("reload: the configuration or certificates have errors: nothing changed");
         SSL_CTX_free(tls);
         free(fresh_px.nets);

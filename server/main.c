@@ -340,17 +340,25 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     struct relay_config fresh = { 0 }, *cfg = relay->cfg;
     SSL_CTX *tls = NULL, **https = NULL;
     size_t nhttps = 0;
+    struct tn_log_capture cap;
+    int r;
 
     (void)loop;
     (void)revents;
     tn_log_info("SIGHUP: reading the configuration again");
-    if (tn_cli_parse(&cli, &fresh, relay->argc, relay->argv) != 0) {
-        tn_log_warnx("reload: the configuration has errors (on stderr): nothing changed");
+    tn_log_stderr_begin(&cap);
+    r = tn_cli_parse(&cli, &fresh, relay->argc, relay->argv);
+    tn_log_stderr_end(&cap, "reload");
+    if (r != 0) {
+        tn_log_warnx("reload: the configuration has errors: nothing changed");
         return;
     }
-    if (bootstrap_apply(&fresh, false) != 0 || policy_init(&fresh) != 0 ||
+    tn_log_stderr_begin(&cap);
+    r = bootstrap_apply(&fresh, false) != 0 || policy_init(&fresh) != 0 ||
         bandwidth_check(&fresh) != 0 || trust_ctx_new(&tls, &fresh) != 0 ||
-        https_reload(relay, &fresh, &https, &nhttps) != 0) {
+        https_reload(relay, &fresh, &https, &nhttps) != 0;
+    tn_log_stderr_end(&cap, "reload");
+    if (r != 0) {
         tn_log_warnx("reload: the new policy or certificates are not usable: nothing changed");
         SSL_CTX_free(tls);
         policy_fini(&fresh);

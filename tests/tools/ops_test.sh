@@ -383,6 +383,27 @@ relay_http)
 	wait_log relay "audit.output, http_listen and https_listen take effect after a restart" 10
 	stop relay
 	log "ok: a reload rotates the admin token, and says what waits for a restart"
+	# With the log in a file, what makes a reload fail is in that file, not only on stderr.
+	printf 'admin: {token: third-token-cccccccc}\n' >"$tmp/relay.yaml"
+	relay_port=$(free_port)
+	start relay "$server" --listen "127.0.0.1:$relay_port" "${tls[@]}" --config "$tmp/relay.yaml" \
+		--log-output "$tmp/relay-file.log"
+	in_file() {
+		for ((i = 0; i < 50; i++)); do
+			grep -qE -- "$1" "$tmp/relay-file.log" && return 0
+			sleep 0.1
+		done
+		fail "the log file has no /$1/: $(tail -n 5 "$tmp/relay-file.log")"
+	}
+	in_file "listening on"
+	printf 'admin: {token: short}\n' >"$tmp/relay.yaml"
+	kill -HUP "${pid[relay]}"
+	in_file "warn: reload: server: admin.token is shorter than 16 characters"
+	printf 'admin: {token: [x}\n' >"$tmp/relay.yaml"
+	kill -HUP "${pid[relay]}"
+	in_file "warn: reload: $tmp/relay.yaml:1:"
+	stop relay
+	log "ok: a failed reload's reasons are in the log file"
 	# A relay dialled by an IPv6 address: the proxy writes it in brackets, as a URL has it.
 	relay_port=$(free_port) pub=$(free_port)
 	start relay "$server" --listen "[::1]:$relay_port" "${tls[@]}" --public-ports "$pub-$pub" \

@@ -46,6 +46,15 @@ void tn_log(enum tn_log_level level, const char *fmt, ...) __attribute__((format
 void tn_log_event(enum tn_log_level level, const char *event, uint64_t flow, const char *msg,
                   const char *fields);
 bool tn_log_audit_enabled(void);
+
+/* What is written to stderr between the two (a reload's configuration errors) goes into the
+ * log as warnings prefixed with |prefix|, when the log is a file; else it stays on stderr. */
+struct tn_log_capture {
+    int fd, saved;
+};
+
+void tn_log_stderr_begin(struct tn_log_capture *cap);
+void tn_log_stderr_end(struct tn_log_capture *cap, const char *prefix);
 /* tn_log_warn appends ": strerror(errno)"; tn_log_warnx does not. */
 void tn_log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void tn_log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
