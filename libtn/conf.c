@@ -506,6 +506,10 @@ set_record(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append
         return set_record_fields(k, elem, s, o);
     for (; *s != '\0'; s += n + (s[n] == ',')) {
         n = strcspn(s, ",");
+        if (n > MAX_VALUE) {
+            report(o, k->key, "a key=value is too long (at most %d bytes)", MAX_VALUE);
+            return TN_ERR_CONFIG;
+        }
         snprintf(pair, sizeof(pair), "%.*s", (int)n, s);
         if ((eq = strchr(pair, '=')) == NULL) {
             report(o, k->key, "'%s' is not key=value", quote(q, sizeof(q), pair));
@@ -514,6 +518,12 @@ set_record(const struct tn_conf_key *k, void *cfg, const char *s, bool is_append
         *eq = '\0';
         if ((sk = find_key(k->sub, pair)) == NULL) {
             report(o, k->key, "unknown key '%s'", quote(q, sizeof(q), pair));
+            return TN_ERR_CONFIG;
+        }
+        /* A list key may repeat (it adds); another one given twice would lose a value. */
+        if (seen[(sk - k->sub) % 64] && sk->type != TN_CONF_CIDR_LIST &&
+            sk->type != TN_CONF_HOSTPORT_LIST) {
+            report(o, k->key, "'%s' is given twice", quote(q, sizeof(q), pair));
             return TN_ERR_CONFIG;
         }
         if (set_value(sk, elem, eq + 1, seen[(sk - k->sub) % 64], o) != 0)

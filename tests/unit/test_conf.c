@@ -983,6 +983,20 @@ test_cli_list_of_mappings_from_flags(void **state)
     assert_non_null(strstr(err, "unknown key 'colour'"));
     assert_int_equal(RUN(&c, "--record", "id"), TN_ERR_CONFIG);
     assert_non_null(strstr(err, "'id' is not key=value"));
+    /* As strict as YAML: a key twice, or a value past the limit, is refused, not cut. */
+    assert_int_equal(RUN(&c, "--record", "id=a,id=b"), TN_ERR_CONFIG);
+    assert_non_null(strstr(err, "prog: --record: 'id' is given twice"));
+    {
+        char *big = malloc(5000 + 8);
+
+        assert_non_null(big);
+        memcpy(big, "id=", 3);
+        memset(big + 3, 'x', 5000);
+        big[5003] = '\0';
+        assert_int_equal(RUN(&c, "--record", big), TN_ERR_CONFIG);
+        assert_non_null(strstr(err, "a key=value is too long"));
+        free(big);
+    }
 }
 
 static void
