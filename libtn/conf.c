@@ -273,7 +273,10 @@ set_string(const struct tn_conf_key *k, void *cfg, const char *s, const struct o
 {
     char **p = field(cfg, k), *copy;
 
-    if (*s == '\0') { /* "key:", "~" or "" in YAML, an empty flag or variable: unset */
+    /* "key:", "~" or "" in YAML, an empty flag or variable: as if not given, its default. */
+    if (*s == '\0' && k->def != NULL)
+        s = k->def;
+    if (*s == '\0') {
         free(*p);
         *p = NULL;
         return 0;

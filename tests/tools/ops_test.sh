@@ -366,6 +366,14 @@ relay_http)
 		stop relay
 	done
 	log "ok: an empty or null admin.token leaves the management API off"
+	# An empty setting that has a default takes the default, at start and on reload.
+	printf 'public_addr: ""\nlog: {output: ~}\n' >"$tmp/relay.yaml"
+	start_relay --config "$tmp/relay.yaml"
+	kill -HUP "${pid[relay]}"
+	wait_log relay "reload: done" 10
+	alive relay
+	stop relay
+	log "ok: public_addr \"\" is its default, also on reload"
 	printf 'admin: {token: short}\n' >"$tmp/relay.yaml"
 	expect_exit 2 "admin.token is shorter than 16 characters" \
 		"$server" --listen "127.0.0.1:$relay_port" "${tls[@]}" --config "$tmp/relay.yaml"

@@ -552,17 +552,18 @@ test_conf_string_limits(void **state)
     expect_error(doc, "t.yaml:1:7: name: the value is too long (at most 4096 bytes)");
     free(doc);
     expect_error("name: \"a\\0b\"\n", "t.yaml:1:7: name: the value contains a NUL character");
-    /* An empty string, or YAML's null, is the key left out: an empty token is no token, and
-     * "output: null" no file named null. */
-    assert_int_equal(load(&c, "name: \"\"\n"), 0);
-    assert_null(c.name);
-    for (const char *const *doc_ =
-             (const char *const[]){ "name:\n", "name: ~\n", "name: null\n", NULL };
+    /* An empty string, or YAML's null, is the key left out: its default (name's is "tunnel"),
+     * else nothing at all: an empty token is no token, "output: null" no file named null. */
+    for (const char *const *doc_ = (const char *const[]){ "\"\"", "", "~", "null", NULL };
          *doc_ != NULL; doc_++) {
-        assert_int_equal(load(&c, "name: x\n"), 0);
+        char text[64];
+
+        assert_int_equal(load(&c, "name: x\ntls: {cert_file: x}\n"), 0);
         assert_string_equal(c.name, "x");
-        assert_int_equal(load(&c, *doc_), 0); /* over it, as a later source would */
-        assert_null(c.name);
+        snprintf(text, sizeof(text), "name: %s\ntls: {cert_file: %s}\n", *doc_, *doc_);
+        assert_int_equal(load(&c, text), 0); /* over them, as a later source would */
+        assert_string_equal(c.name, "tunnel");
+        assert_null(c.cert_file);
     }
     assert_int_equal(load(&c, "name: \"null\"\n"), 0); /* quoted: the word itself */
     assert_string_equal(c.name, "null");
