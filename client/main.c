@@ -413,7 +413,7 @@ main(int argc, char **argv)
     struct client c = { .lfd6 = -1 };
     struct tn_h2_settings settings;
     ev_signal sigint, sigterm, sighup;
-    socklen_t len;
+    socklen_t *lens = NULL;
     size_t i;
     int r, lfd = -1, claim = -1;
 
@@ -476,14 +476,18 @@ main(int argc, char **argv)
         .ping_interval = (double)cfg.heartbeat_interval / 1e3,
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
     };
-    /* Resolved once: the rules keep the relays' own addresses out of the tunnel. */
-    if ((c.relay_addrs = calloc(cfg.server_addr.n, sizeof(*c.relay_addrs))) == NULL)
+    /* Resolved once: the rules keep the relays' own addresses out of the tunnel, every one the
+     * link may dial (each of a name's addresses). */
+    if ((c.relay_addrs =
+             calloc(cfg.server_addr.n * TN_ADDR_MAX_PER_NAME, sizeof(*c.relay_addrs))) == NULL ||
+        (lens = calloc(TN_ADDR_MAX_PER_NAME, sizeof(*lens))) == NULL)
         goto out;
     for (i = 0; i < cfg.server_addr.n; i++) {
-        if (tn_addr_resolve(cfg.server_addr.v[i], false, &c.relay_addrs[i], &len) != 0)
+        if ((r = tn_addr_resolve_all(cfg.server_addr.v[i], false, &c.relay_addrs[c.nrelay_addrs],
+                                     lens, TN_ADDR_MAX_PER_NAME)) < 0)
             goto out;
+        c.nrelay_addrs += (size_t)r;
     }
-    c.nrelay_addrs = cfg.server_addr.n;
     if (cfg.is_fail_closed) {
         struct nf_rules rules = {
             .cidrs = &cfg.target_cidr,
@@ -540,6 +544,7 @@ out:
     if (claim >= 0)
         close(claim);
     free(c.relay_addrs);
+    free(lens);
     SSL_CTX_free(c.tls);
     tn_conf_fini(keys, &cfg);
     tn_log_close();

@@ -45,8 +45,8 @@ tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size
 }
 
 int
-tn_addr_resolve_nth(const char *hostport, bool passive, size_t nth, struct sockaddr_storage *out,
-                    socklen_t *outlen, size_t *count)
+tn_addr_resolve_all(const char *hostport, bool passive, struct sockaddr_storage *out,
+                    socklen_t *lens, size_t max)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res, *ai;
     char host[256], port[8];
@@ -61,24 +61,24 @@ tn_addr_resolve_nth(const char *hostport, bool passive, size_t nth, struct socka
         hints.ai_flags |= AI_PASSIVE;
     if ((e = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res)) != 0) {
         tn_log(TN_LOG_ERR, "%s: %s", hostport, gai_strerror(e));
-        return TN_ERR_PARSE;
+        /* A resolver that cannot answer now may later: only a name it denies is an error of
+         * the configuration. */
+        return e == EAI_AGAIN || e == EAI_SYSTEM || e == EAI_MEMORY ? -EAGAIN : TN_ERR_PARSE;
     }
-    for (ai = res; ai != NULL; ai = ai->ai_next)
-        n++;
-    for (ai = res, nth %= n; nth > 0; nth--)
-        ai = ai->ai_next;
-    memcpy(out, ai->ai_addr, ai->ai_addrlen);
-    *outlen = ai->ai_addrlen;
-    if (count != NULL)
-        *count = n;
+    for (ai = res; ai != NULL && n < max; ai = ai->ai_next, n++) {
+        memcpy(&out[n], ai->ai_addr, ai->ai_addrlen);
+        lens[n] = ai->ai_addrlen;
+    }
     freeaddrinfo(res);
-    return 0;
+    return (int)n;
 }
 
 int
 tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out, socklen_t *outlen)
 {
-    return tn_addr_resolve_nth(hostport, passive, 0, out, outlen, NULL);
+    int n = tn_addr_resolve_all(hostport, passive, out, outlen, 1);
+
+    return n < 0 ? n : 0;
 }
 
 int

@@ -40,6 +40,8 @@ tn_link_backoff(const struct tn_link_conf *conf, int64_t failures, double outage
     return ceiling * ((double)r / (double)UINT32_MAX);
 }
 
+static void link_retry(struct tn_link *l, const char *reason);
+
 static void
 link_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
@@ -47,12 +49,14 @@ link_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
-    if (l->fd >= 0) { /* the dial timed out */
+    if (l->fd >= 0) { /* the dial timed out: the next address, or relay, as for a refusal */
         ev_io_stop(l->loop, &l->connecting);
         close(l->fd);
         l->fd = -1;
         tn_log_warnx("relay %s (%s): connect timed out", l->hostport, l->addr);
         l->failures++;
+        link_retry(l, "connect timed out");
+        return;
     }
     link_dial(l);
 }
@@ -65,22 +69,26 @@ link_retry(struct tn_link *l, const char *reason)
 
     if (l->is_stopped)
         return;
-    if (l->conf.is_disabled || (l->conf.max_retries > 0 && l->failures > l->conf.max_retries)) {
-        l->ops->on_give_up(l, reason);
-        return;
-    }
     if (l->down_since == 0)
         l->down_since = ev_now(l->loop);
-    /* The name's next address first, at once: the first may be of a family with no route. */
-    if (l->addr_i + 1 < l->addr_n) {
+    /* The name's next address first, at once: the first may be of a family with no route.  A
+     * relay counts as failed (for the backoff, the next relay and max_retries) only once all
+     * its addresses have. */
+    if (l->addr_i + 1 < l->addr_n && !l->conf.is_disabled) {
         tn_log_info("relay %s (%s): %s; trying its address %zu of %zu", l->hostport, l->addr,
                     reason, l->addr_i + 2, l->addr_n);
         l->addr_i++;
+        if (l->failures > 0)
+            l->failures--;
         ev_timer_set(&l->timer, 0, 0);
         ev_timer_start(l->loop, &l->timer);
         return;
     }
     l->addr_i = 0;
+    if (l->conf.is_disabled || (l->conf.max_retries > 0 && l->failures > l->conf.max_retries)) {
+        l->ops->on_give_up(l, reason);
+        return;
+    }
     /* Another relay that has not failed us yet is worth trying at once. */
     if (l->naddrs > 1 && l->failures % (int64_t)l->naddrs != 0)
         delay = 0;
@@ -220,18 +228,23 @@ link_on_connected(struct ev_loop *loop, ev_io *w, int revents)
 static void
 link_dial(struct tn_link *l)
 {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int fd;
+    int fd, n;
 
-    if (tn_addr_resolve_nth(l->hostport, false, l->addr_i, &ss, &len, &l->addr_n) != 0) {
-        l->failures++;
-        l->addr_n = 0;
-        link_retry(l, "cannot resolve the relay's address");
-        return;
+    /* Resolved once per turn: a round-robin answer must not reorder the addresses under us. */
+    if (l->addr_i == 0 || l->addr_i >= l->addr_n) {
+        l->addr_i = 0;
+        if ((n = tn_addr_resolve_all(l->hostport, false, l->resolved, l->resolved_len,
+                                     TN_ADDR_MAX_PER_NAME)) < 0) {
+            l->failures++;
+            l->addr_n = 0;
+            link_retry(l, "cannot resolve the relay's address");
+            return;
+        }
+        l->addr_n = (size_t)n;
     }
-    tn_addr_format((struct sockaddr *)&ss, l->addr, sizeof(l->addr));
-    if ((fd = tn_addr_connect((struct sockaddr *)&ss, len)) < 0) {
+    tn_addr_format((struct sockaddr *)&l->resolved[l->addr_i], l->addr, sizeof(l->addr));
+    if ((fd = tn_addr_connect((struct sockaddr *)&l->resolved[l->addr_i],
+                              l->resolved_len[l->addr_i])) < 0) {
         l->failures++;
         link_retry(l, strerror(-fd));
         return;

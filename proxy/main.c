@@ -253,6 +253,31 @@ proxy_id_of(SSL_CTX *tls, const char *configured, struct tn_identity *me)
     return me->id;
 }
 
+/* On reload: the new certificate and proxy_id must agree, as at start, and name the proxy
+ * this one runs as (|running|): the relay knows it by that id, and a new one takes a
+ * restart. */
+static bool
+reload_id_ok(SSL_CTX *tls, const struct proxy_config *fresh, const char *running)
+{
+    struct tn_identity me;
+    const char *id;
+
+    if (tn_tls_ctx_identity(tls, &me) != 0 && fresh->proxy_id == NULL) {
+        tn_log(TN_LOG_ERR, "without a certificate, give --token and --proxy-id");
+        return false;
+    }
+    if ((id = proxy_id_of(tls, fresh->proxy_id, &me)) == NULL)
+        return false;
+    if (strcmp(id, running) != 0) {
+        tn_log(TN_LOG_ERR,
+               "the new certificate or proxy_id names this proxy '%s', and it runs as '%s': a "
+               "new id takes a restart",
+               id, running);
+        return false;
+    }
+    return true;
+}
+
 /* On exit: the counts of each service with an HTTP log. */
 static void
 services_summary(const struct proxy_config *cfg, double uptime)
@@ -362,7 +387,6 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
 {
     struct proxy *px = w->data, fresh_px = { 0 };
     struct proxy_config fresh = { 0 }, *cfg = px->cfg;
-    struct tn_identity me;
     struct tn_log_capture cap;
     bool is_bad;
     SSL_CTX *tls = NULL;
@@ -374,7 +398,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     is_bad = tn_cli_parse(&cli, &fresh, px->argc, px->argv) != 0 ||
              networks_gather(&fresh_px, &fresh) != 0 || !tls_prepare(&fresh) ||
              tn_tls_ctx_new(&tls, &fresh.tls, TN_ROLE_PROXY) != 0 ||
-             proxy_id_of(tls, cfg->proxy_id, &me) == NULL;
+             !reload_id_ok(tls, &fresh, cfg->proxy_id);
     tn_log_stderr_end(&cap, "reload");
     if (is_bad) {
         tn_log_warnx("reload: the configuration or certificates have errors: nothing changed");
@@ -384,9 +408,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         tn_conf_fini(keys, &fresh);
         return;
     }
-    if (fresh.server_addr.n != cfg->server_addr.n ||
-        (fresh.proxy_id != NULL && strcmp(fresh.proxy_id, cfg->proxy_id) != 0))
-        tn_log_warnx("reload: the relays and proxy_id take effect after a restart");
+    if (fresh.server_addr.n != cfg->server_addr.n)
+        tn_log_warnx("reload: the relays take effect after a restart");
     if (!services_same(&fresh, cfg))
         tn_log_warnx("reload: expose: changes take effect after a restart");
     TN_SWAP(px->nets, fresh_px.nets);

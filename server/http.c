@@ -24,6 +24,7 @@
 
 #include "relay.h"
 #include "tn/addr.h"
+#include "tn/certutil.h"
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/tls.h"
@@ -381,6 +382,7 @@ static int
 https_load(struct relay *relay, const struct relay_config *cfg, SSL_CTX ***out, size_t *n)
 {
     const struct https_cert *certs = cfg->https_certs.v;
+    bool was_encrypted = false;
     SSL_CTX **v;
     size_t i;
 
@@ -399,14 +401,20 @@ https_load(struct relay *relay, const struct relay_config *cfg, SSL_CTX ***out, 
             tn_tls_log_errors("https");
             goto fail;
         }
+        /* Never a prompt on a terminal: a reload would stop the loop until someone types. */
+        SSL_CTX_set_default_passwd_cb(ctx, tn_no_passphrase);
+        SSL_CTX_set_default_passwd_cb_userdata(ctx, &was_encrypted);
         if (SSL_CTX_use_certificate_chain_file(ctx, certs[i].cert_file) != 1 ||
             SSL_CTX_use_PrivateKey_file(ctx, certs[i].key_file, SSL_FILETYPE_PEM) != 1 ||
             SSL_CTX_check_private_key(ctx) != 1) {
             tn_tls_log_errors(certs[i].cert_file);
-            tn_log(TN_LOG_ERR, "https_certs: %s and %s are not a usable certificate and key",
-                   certs[i].cert_file, certs[i].key_file);
+            tn_log(TN_LOG_ERR, "https_certs: %s and %s are not a usable certificate and key%s",
+                   certs[i].cert_file, certs[i].key_file,
+                   was_encrypted ? " (the key is encrypted: give it without a passphrase)" : "");
             goto fail;
         }
+        SSL_CTX_set_default_passwd_cb(ctx, NULL);
+        SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
         SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         /* HTTP/1.1 only: the head is read to route, then bytes are piped as they come. */
         SSL_CTX_set_alpn_select_cb(ctx, tn_tls_select_alpn, TN_UNCONST(TN_TLS_ALPN_HTTP11));

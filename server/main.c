@@ -495,8 +495,9 @@ main(int argc, char **argv)
         goto out;
     if (bootstrap_apply(&cfg, true) != 0 || (r = trust_ctx_new(&relay.tls, &cfg)) != 0)
         goto out;
-    if (tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen) != 0) {
-        r = TN_ERR_CONFIG; /* a name of this host that does not resolve */
+    if ((r = tn_addr_resolve(cfg.listen_addr, true, &ss, &sslen)) != 0) {
+        if (r == TN_ERR_PARSE)
+            r = TN_ERR_CONFIG; /* a name the resolver denies; a resolver down is worth a retry */
         goto out;
     }
     if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 1024)) < 0) {
@@ -508,7 +509,7 @@ main(int argc, char **argv)
         route_listen(&relay, &relay.http_listener, cfg.http_listen, on_http_connection) != 0)
         goto out;
     if (cfg.https_listen != NULL &&
-        (https_init(&relay) != 0 ||
+        ((r = https_init(&relay)) != 0 ||
          route_listen(&relay, &relay.https_listener, cfg.https_listen, on_https_connection) != 0))
         goto out;
     if ((r = relay_obs_start(&relay)) != 0)

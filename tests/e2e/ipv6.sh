@@ -146,20 +146,30 @@ done
 tn_stop client-reload TERM 10 || fail "the client did not exit cleanly"
 [ -z "$(rules_of_client)" ] || fail "rules left after exit: $(rules_of_client)"
 
-tn_log "a relay name with an AAAA record that cannot be reached and an A record that can"
+tn_log "a relay name with an AAAA record that does not answer and an A record that does"
+# The AAAA address is the relay's, but its SYNs are dropped: the dial times out (10 s).
+ip -n "$TN_NS_RELAY" addr add fd00:201:1::99/64 dev "tnr$$c" nodad
+n_relay ip6tables -w -A INPUT -d fd00:201:1::99 -p tcp --syn -j DROP
 mkdir -p "/etc/netns/$TN_NS_CLI" # removed with the namespace (tn_ns_delete)
 printf 'fd00:201:1::99 relay.e2e.test\n%s relay.e2e.test\n' "$TN_RELAY_CLI_IP" >"/etc/netns/$TN_NS_CLI/hosts"
 first=$(n_cli timeout 5 getent ahostsv6 relay.e2e.test | head -n1 | cut -d' ' -f1)
 [ "$first" = fd00:201:1::99 ] || fail "the resolver does not give the IPv6 address first ($first): the case is not set up"
 TN_CLIENT_NAME=client-multi # for wait_client_ready
+# Both relay addresses lie inside intercepted networks: the rules must keep every
+# address the client may dial the relay at out of the tunnel.
 tn_spawn client-multi "$TN_NS_CLI" "$TN_BIN/client/client" \
 	--server "relay.e2e.test:$TN_RELAY_PORT" --server-name "$TN_RELAY_CLI_IP" --cidr "$TN_INTERCEPT" \
-	--listen-port "$TN_CLIENT_PORT" --tls-cert "$TN_CERTS/client/cert.pem" \
+	--cidr 10.201.1.0/24 --cidr fd00:201:1::/64 --listen-port "$TN_CLIENT_PORT" \
+	--tls-cert "$TN_CERTS/client/cert.pem" \
 	--tls-key "$TN_CERTS/client/key.pem" --tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
 TN_PROGS+=("$TN_LAST_PID")
-wait_client_ready 30
-grep -q "relay relay.e2e.test:$TN_RELAY_PORT (\[fd00:201:1::99\]:$TN_RELAY_PORT): .*trying its address 2 of 2" \
-	"$TN_TMP/client-multi.log" || fail "the client did not move on to the relay's second address"
+wait_client_ready 40
+grep -q "relay relay.e2e.test:$TN_RELAY_PORT (\[fd00:201:1::99\]:$TN_RELAY_PORT): connect timed out; trying its address 2 of 2" \
+	"$TN_TMP/client-multi.log" || fail "the client did not move on to the relay's second address after a timeout"
+rules_of_client | grep -q -- "-d fd00:201:1::99/128 -p tcp -m tcp --dport $TN_RELAY_PORT .*-j RETURN" ||
+	fail "no exception for the relay's IPv6 address: $(rules_of_client)"
+rules_of_client | grep -q -- "-d $TN_RELAY_CLI_IP/32 -p tcp -m tcp --dport $TN_RELAY_PORT .*-j RETURN" ||
+	fail "no exception for the relay's IPv4 address, the one in use: $(rules_of_client)"
 body=$(n_cli timeout 10 curl -sS --max-time 8 "http://$TN_VIRT_IP:8080/") || fail "curl through the relay's A record failed"
 [ "$body" = "$TN_HTTP_BODY" ] || fail "wrong body through the relay's A record: '$body'"
 tn_stop client-multi TERM 10 || fail "the client did not exit cleanly"

@@ -178,7 +178,7 @@ certificates)
 	timeout 30 "$certs_tool" issue --role proxy --id proxy-2 --ca "$certs/ca" \
 		--out "$certs/proxy-2" >/dev/null
 	kill -HUP "${pid[proxy]}"
-	wait_log proxy "proxy_id 'proxy-1' is not the id in the certificate \('proxy-2'\)" 10
+	wait_log proxy "the new certificate or proxy_id names this proxy 'proxy-2', and it runs as 'proxy-1'" 10
 	sleep 0.5
 	alive proxy
 	grep -q "registered with relay .* as proxy-1" "$tmp/proxy.log" || fail "the proxy lost its registration"

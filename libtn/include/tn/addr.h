@@ -16,15 +16,16 @@ struct tn_ip;
 int tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size_t portlen);
 
 /* Resolves |hostport| (see tn_addr_split; an empty host is the wildcard when |passive|, or
- * loopback otherwise) to the first address getaddrinfo gives.  Returns 0 or TN_ERR_PARSE
- * (logged with the resolver's reason). */
+ * loopback otherwise) to the first address getaddrinfo gives.  Returns 0, TN_ERR_PARSE (a name
+ * it denies) or -EAGAIN (it cannot answer now), logged with the resolver's reason. */
 int tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage *out,
                     socklen_t *outlen);
-/* The same, the |nth| address (modulo how many) of those getaddrinfo gives, in its order;
- * sets |*count| to how many there are (when not NULL): a name with an AAAA and an A record
- * gives two. */
-int tn_addr_resolve_nth(const char *hostport, bool passive, size_t nth,
-                        struct sockaddr_storage *out, socklen_t *outlen, size_t *count);
+/* The same, up to |max| of the addresses getaddrinfo gives, in its order, into |out| and
+ * |lens|: a name with an AAAA and an A record gives two.  Returns how many (at least one), -EAGAIN
+ * when the resolver cannot answer now, or TN_ERR_PARSE. */
+#define TN_ADDR_MAX_PER_NAME 8
+int tn_addr_resolve_all(const char *hostport, bool passive, struct sockaddr_storage *out,
+                        socklen_t *lens, size_t max);
 
 /* Resolves |host| (a name, an IPv4 address, an IPv6 one with or without brackets) with |port|,
  * as tn_addr_resolve does. */

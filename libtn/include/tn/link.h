@@ -41,9 +41,13 @@ struct tn_link {
     SSL_CTX *tls;
     char *const *addrs; /* relays to try, in turn: one failing passes to the next */
     size_t naddrs;
-    size_t cur;            /* the one in use or being dialed */
-    const char *hostport;  /* addrs[cur] */
-    size_t addr_i, addr_n; /* which of the addresses hostport resolves to is dialed, of how many */
+    size_t cur;           /* the one in use or being dialed */
+    const char *hostport; /* addrs[cur] */
+    /* The addresses hostport resolved to at the start of its turn (an AAAA and an A record),
+     * dialed one after the other: addr_i of addr_n. */
+    struct sockaddr_storage resolved[TN_ADDR_MAX_PER_NAME];
+    socklen_t resolved_len[TN_ADDR_MAX_PER_NAME];
+    size_t addr_i, addr_n;
     char addr[TN_ADDR_STRLEN]; /* that address, for the logs */
     char name_conf[256];       /* the relay name configured (settings.server_name), or "" */
     char name[256];            /* the name the relay dialed now must carry: name_conf or its host */
