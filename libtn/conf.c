@@ -1049,50 +1049,46 @@ report_yaml(const char *name, const yaml_parser_t *parser)
  * square of the depth (a 200 KB file of brackets took 50 s), so more is refused first. */
 #define MAX_NESTING 64
 
-/* Whether |text| keeps its flow collections ([ ] and { }, outside quotes and comments) within
- * MAX_NESTING; else reports where it goes deeper. */
+/* Whether |text| keeps its lists and mappings within MAX_NESTING; else reports where it goes
+ * deeper.  A pass over libyaml's events that stops at the first level too deep, so the
+ * square stays small; a syntax error is left for the loader to report. */
 static bool
 nesting_ok(const char *name, const char *text, size_t len)
 {
-    unsigned line = 1, col = 0, depth = 0;
-    char quote = 0;
-    bool is_comment = false;
-    size_t i;
+    yaml_parser_t parser;
+    yaml_event_t event;
+    unsigned depth = 0;
+    bool ok = true, done = false;
 
-    for (i = 0; i < len; i++) {
-        char ch = text[i];
-
-        col++;
-        if (ch == '\n') {
-            line++;
-            col = 0;
-            is_comment = false;
-            continue;
-        }
-        if (is_comment)
-            continue;
-        if (quote != 0) {
-            if (ch == quote)
-                quote = 0;
-            else if (ch == '\\' && quote == '"' && i + 1 < len && text[i + 1] != '\n')
-                i++, col++;
-            continue;
-        }
-        if (ch == '#' &&
-            (i == 0 || text[i - 1] == ' ' || text[i - 1] == '\t' || text[i - 1] == '\n'))
-            is_comment = true;
-        else if ((ch == '"' || ch == '\'') &&
-                 (i == 0 || strchr(" \t\n[{,:-", text[i - 1]) != NULL)) /* a quoted scalar */
-            quote = ch;
-        else if ((ch == '[' || ch == '{') && ++depth > MAX_NESTING) {
-            fprintf(conf_err, "%s:%u:%u: lists or mappings nested more than %d deep\n", name, line,
-                    col, MAX_NESTING);
-            return false;
-        } else if ((ch == ']' || ch == '}') && depth > 0) {
+    if (!yaml_parser_initialize(&parser))
+        return true; /* the loader says it is out of memory */
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+    while (!done && yaml_parser_parse(&parser, &event)) {
+        switch (event.type) {
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > MAX_NESTING) {
+                fprintf(conf_err, "%s:%zu:%zu: lists or mappings nested more than %d deep\n",
+                        name, event.start_mark.line + 1, event.start_mark.column + 1,
+                        MAX_NESTING);
+                ok = false;
+                done = true;
+            }
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
             depth--;
+            break;
+        case YAML_STREAM_END_EVENT:
+            done = true;
+            break;
+        default:
+            break;
         }
+        yaml_event_delete(&event);
     }
-    return true;
+    yaml_parser_delete(&parser);
+    return ok;
 }
 
 int

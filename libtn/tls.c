@@ -145,14 +145,15 @@ own_cert_check(SSL_CTX *ctx, const char *file, enum tn_role self)
     return 0;
 }
 
-/* A key that others may read is worth a word, as certs-tool writes keys 0600. */
+/* A key any user may read is worth a word: certs-tool writes keys 0600, and the deployment
+ * gives the unprivileged programs theirs 0640 with their group. */
 static void
 key_mode_check(const char *file)
 {
     struct stat st;
 
-    if (stat(file, &st) == 0 && (st.st_mode & 077) != 0)
-        tn_log_warnx("key %s may be read by others (mode %04o): chmod 600 it", file,
+    if (stat(file, &st) == 0 && (st.st_mode & 007) != 0)
+        tn_log_warnx("key %s may be read by any user (mode %04o): chmod o-rwx it", file,
                      (unsigned)(st.st_mode & 07777));
 }
 

@@ -199,6 +199,18 @@ certificates)
 	stop relay
 	log "ok: the relay's reload with an expired certificate changed nothing"
 
+	# A key any user may read is warned about; one of the group (the deployment's 0640) is not.
+	for m in 640 644; do
+		install -m "$m" "$certs/server/key.pem" "$tmp/key$m.pem"
+		relay_port=$(free_port)
+		start relay "$server" --listen "127.0.0.1:$relay_port" --tls-cert "$certs/server/cert.pem" \
+			--tls-key "$tmp/key$m.pem" --tls-ca "$certs/ca/cert.pem"
+		wait_log relay 'listening on' 15
+		stop relay
+		if grep -q "may be read by any user" "$tmp/relay.log"; then w=1; else w=0; fi
+		[[ $m == 644 && $w == 1 || $m == 640 && $w == 0 ]] || fail "key mode 0$m: warning $w"
+	done
+	log "ok: a key of mode 0644 is warned about, 0640 is not"
 	# A CA rotation: the relay trusts CA a (its own) and CA b, with a CRL of a.
 	timeout 30 "$certs_tool" --out "$tmp/b" >/dev/null
 	cat "$certs/ca/cert.pem" "$tmp/b/ca/cert.pem" >"$tmp/both.pem"
