@@ -10,18 +10,22 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "certs.h"
 
-/* Reads the CRL at |path| into |*out| and checks that |ca| signed it; a missing file leaves
- * |*out| NULL. */
+/* Reads the CRLs at |path|: |ca|'s into |*out| (NULL when there is none, or no file), and
+ * the other CAs' into |others| (a file may hold one CRL per CA, SECURITY.md), to be written
+ * back untouched. */
 static int
-crl_load(X509_CRL **out, const char *path, const struct ct_ca *ca)
+crl_load(X509_CRL **out, STACK_OF(X509_CRL) * others, const char *path, const struct ct_ca *ca)
 {
+    X509_CRL *crl;
     FILE *f;
+    int n = 0;
 
     *out = NULL;
     if ((f = fopen(path, "re")) == NULL) {
@@ -30,17 +34,23 @@ crl_load(X509_CRL **out, const char *path, const struct ct_ca *ca)
         ct_err("%s: %s", path, strerror(errno));
         return -1;
     }
-    *out = PEM_read_X509_CRL(f, NULL, NULL, NULL);
-    fclose(f);
-    if (*out == NULL) {
-        ct_err_ssl("%s: not a PEM CRL", path);
-        return -1;
+    while ((crl = PEM_read_X509_CRL(f, NULL, NULL, NULL)) != NULL) {
+        n++;
+        if (*out == NULL &&
+            X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca->cert)) == 0 &&
+            X509_CRL_verify(crl, ca->key) == 1) {
+            *out = crl;
+        } else if (sk_X509_CRL_push(others, crl) == 0) {
+            X509_CRL_free(crl);
+            fclose(f);
+            ct_err("%s: out of memory", path);
+            return -1;
+        }
     }
-    if (X509_NAME_cmp(X509_CRL_get_issuer(*out), X509_get_subject_name(ca->cert)) != 0 ||
-        X509_CRL_verify(*out, ca->key) != 1) {
-        ct_err_ssl("%s: not a CRL of this CA", path);
-        X509_CRL_free(*out);
-        *out = NULL;
+    fclose(f);
+    ERR_clear_error(); /* the end of the file */
+    if (n == 0) {
+        ct_err("%s: not a PEM CRL", path);
         return -1;
     }
     return 0;
@@ -49,7 +59,7 @@ crl_load(X509_CRL **out, const char *path, const struct ct_ca *ca)
 /* Writes |crl| to |path| through a temporary file of its own, so that a relay reading it on
  * SIGHUP never sees half of it. */
 static int
-crl_write(const char *path, X509_CRL *crl)
+crl_write(const char *path, STACK_OF(X509_CRL) * others, X509_CRL *crl)
 {
     char tmp[CT_PATH_MAX];
     FILE *f = NULL;
@@ -69,7 +79,11 @@ crl_write(const char *path, X509_CRL *crl)
         }
         return -1;
     }
-    if (PEM_write_X509_CRL(f, crl) != 1 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
+    for (int i = 0; i < sk_X509_CRL_num(others); i++) {
+        if (PEM_write_X509_CRL(f, sk_X509_CRL_value(others, i)) != 1)
+            crl = NULL;
+    }
+    if (crl == NULL || PEM_write_X509_CRL(f, crl) != 1 || fflush(f) != 0 || fsync(fileno(f)) != 0) {
         ct_err_ssl("%s: cannot write the CRL", tmp);
         fclose(f);
         unlink(tmp);
@@ -164,6 +178,7 @@ ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int d
     char path[CT_PATH_MAX], id[CT_ID_MAX + 1], when[CT_TIME_STR_MAX];
     struct ct_ca ca = { 0 };
     X509_CRL *old = NULL, *crl = NULL;
+    STACK_OF(X509_CRL) *others = NULL;
     X509 *cert = NULL;
     enum ct_role role;
     BIGNUM *bn = NULL;
@@ -189,9 +204,10 @@ ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int d
                cert_path);
         goto out;
     }
-    if (ca_lock(ca_dir, &lock) != 0 || crl_load(&old, crl_path, &ca) != 0 ||
+    if ((others = sk_X509_CRL_new_null()) == NULL || ca_lock(ca_dir, &lock) != 0 ||
+        crl_load(&old, others, crl_path, &ca) != 0 ||
         (crl = crl_make(&ca, old, X509_get_serialNumber(cert), days, &is_new)) == NULL ||
-        crl_write(crl_path, crl) != 0)
+        crl_write(crl_path, others, crl) != 0)
         goto out;
     bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
     hex = bn != NULL ? BN_bn2hex(bn) : NULL;
@@ -210,6 +226,7 @@ out:
     BN_free(bn);
     X509_CRL_free(old);
     X509_CRL_free(crl);
+    sk_X509_CRL_pop_free(others, X509_CRL_free);
     X509_free(cert);
     ct_ca_fini(&ca);
     return r;

@@ -133,7 +133,8 @@ in_list(SSL_CTX *ctx, const char *serial, char *why, size_t whylen)
 }
 
 bool
-tn_revoke_check(SSL_CTX *ctx, const char *serial, char *why, size_t whylen)
+tn_revoke_check(SSL_CTX *ctx, const char *serial, unsigned long issuer_hash, char *why,
+                size_t whylen)
 {
     STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
     ASN1_INTEGER *ai = NULL;
@@ -150,7 +151,10 @@ tn_revoke_check(SSL_CTX *ctx, const char *serial, char *why, size_t whylen)
         X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
         X509_REVOKED *rev;
 
-        if (crl != NULL && X509_CRL_get0_by_serial(crl, &rev, ai) == 1) {
+        /* Only its own CA's CRL: another CA may have revoked the same serial. */
+        if (crl != NULL &&
+            X509_NAME_hash_ex(X509_CRL_get_issuer(crl), NULL, NULL, NULL) == issuer_hash &&
+            X509_CRL_get0_by_serial(crl, &rev, ai) == 1) {
             snprintf(why, whylen, "serial %s is revoked by the CRL", serial);
             is_revoked = true;
         }
@@ -196,34 +200,59 @@ is_unbound_relay(SSL *ssl, X509_STORE_CTX *xs, X509 *cert, const struct tn_ident
            !tn_tls_cert_names_host(cert);
 }
 
-/* Whether a CRL of |cert|'s CA (by issuer name; each was checked against the CA when loaded)
- * refuses it: it lists it, or it is out of date, and then nothing that CA issued is trusted
- * until a new one comes.  A CA without a CRL revokes nothing.  Fills |why|. */
+/* Whether |crl| is one of |cert|'s CA: the same issuer name and, when both say it, the same
+ * key id (two CAs of one name, as certs-tool made them before each had a tag of its own). */
+static bool
+crl_of(X509_CRL *crl, X509 *cert)
+{
+    const ASN1_OCTET_STRING *cert_kid = X509_get0_authority_key_id(cert);
+    AUTHORITY_KEYID *akid;
+    bool is_ours;
+
+    if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) != 0)
+        return false;
+    if (cert_kid == NULL ||
+        (akid = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, NULL, NULL)) == NULL)
+        return true;
+    is_ours = akid->keyid == NULL || ASN1_OCTET_STRING_cmp(akid->keyid, cert_kid) == 0;
+    AUTHORITY_KEYID_free(akid);
+    return is_ours;
+}
+
+/* Whether the CRL of |cert|'s CA (the newest, when the file holds several; each was checked
+ * against the CA when loaded) refuses it: it lists it, or it is out of date, and then nothing
+ * that CA issued is trusted until a new one comes.  A CA without a CRL revokes nothing.
+ * Fills |why|. */
 static bool
 crl_refuses(X509_STORE *store, X509 *cert, char *why, size_t whylen)
 {
     STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    X509_CRL *newest = NULL;
+    const ASN1_TIME *next;
+    X509_REVOKED *rev;
     char when[32];
     int i;
 
     for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
         X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
-        const ASN1_TIME *next;
-        X509_REVOKED *rev;
 
-        if (crl == NULL || X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) != 0)
-            continue;
-        if ((next = X509_CRL_get0_nextUpdate(crl)) != NULL && X509_cmp_current_time(next) <= 0) {
-            snprintf(why, whylen,
-                     "the CRL of its CA expired on %s: issue a new one (certs-tool revoke) and "
-                     "send SIGHUP",
-                     tn_asn1_time_str(next, when, sizeof(when)));
-            return true;
-        }
-        if (X509_CRL_get0_by_cert(crl, &rev, cert) == 1) {
-            snprintf(why, whylen, "certificate revoked by the CRL");
-            return true;
-        }
+        if (crl != NULL && crl_of(crl, cert) &&
+            (newest == NULL || ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl),
+                                                 X509_CRL_get0_lastUpdate(newest)) > 0))
+            newest = crl;
+    }
+    if (newest == NULL)
+        return false;
+    if ((next = X509_CRL_get0_nextUpdate(newest)) != NULL && X509_cmp_current_time(next) <= 0) {
+        snprintf(why, whylen,
+                 "the CRL of its CA expired on %s: issue a new one (certs-tool revoke) and send "
+                 "SIGHUP",
+                 tn_asn1_time_str(next, when, sizeof(when)));
+        return true;
+    }
+    if (X509_CRL_get0_by_cert(newest, &rev, cert) == 1) {
+        snprintf(why, whylen, "certificate revoked by the CRL");
+        return true;
     }
     return false;
 }

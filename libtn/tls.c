@@ -413,8 +413,10 @@ tn_tls_peer_identity(SSL *ssl, struct tn_identity *out)
     if (SSL_get_verify_result(ssl) != X509_V_OK || (cert = SSL_get1_peer_certificate(ssl)) == NULL)
         return TN_ERR_AUTH;
     r = tn_tls_cert_identity(cert, out);
-    if (r == 0)
+    if (r == 0) {
         tn_revoke_serial(cert, out->serial);
+        out->issuer_hash = X509_issuer_name_hash(cert);
+    }
     X509_free(cert);
     return r;
 }

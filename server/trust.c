@@ -48,7 +48,7 @@ trust_recheck(struct relay *relay)
         const struct tn_identity *peer = tn_h2_peer(s->h2);
 
         if (peer->role == TN_ROLE_NONE ||
-            !tn_revoke_check(relay->tls, peer->serial, why, sizeof(why)))
+            !tn_revoke_check(relay->tls, peer->serial, peer->issuer_hash, why, sizeof(why)))
             continue;
         tn_log_warnx("reload: closing the session of %s %s (%s): %s", tn_role_name(peer->role),
                      peer->id, tn_h2_peer_addr(s->h2), why);

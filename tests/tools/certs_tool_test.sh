@@ -233,6 +233,20 @@ expect_fail 1 "rv/ca/cert.pem is a CA certificate: a CA's own CRL cannot revoke 
 expect_fail 1 "--dns: '10.0.0.1' is an IP address: give it with --ip" issue --role server --id x --dns 10.0.0.1 --out x
 expect_fail 1 "--server-dns: '::1' is an IP address: give it with --server-ip" init --out x --server-dns ::1
 [[ ! -e x ]] || fail "a refused name wrote something"
+# A file holding the CRLs of two CAs (a rotation): a revocation of one rewrites its CRL only.
+cat rv/ca/crl.pem certs/ca/crl.pem >both.crl 2>/dev/null || {
+    T issue --role client --id gone --ca certs/ca --out certs/gone >/dev/null
+    T revoke certs/gone/cert.pem --ca certs/ca >/dev/null
+    cat rv/ca/crl.pem certs/ca/crl.pem >both.crl
+}
+T issue --role client --id c9 --ca rv/ca --out rv/c9 >/dev/null
+T revoke rv/c9/cert.pem --ca rv/ca --crl both.crl >/dev/null || fail "revoke into a file of two CRLs"
+[[ $(grep -c 'BEGIN X509 CRL' both.crl) == 2 ]] || fail "the two-CRL file now holds $(grep -c 'BEGIN X509 CRL' both.crl)"
+timeout 10 openssl crl -in certs/ca/crl.pem -outform DER | cmp -s - <(
+    awk '/BEGIN X509 CRL/ {n++} n == 1' both.crl | timeout 10 openssl crl -outform DER) ||
+    fail "the other CA's CRL was changed"
+n=$(awk '/BEGIN X509 CRL/ {n++} n == 2' both.crl | timeout 10 openssl crl -noout -text | grep -c 'Serial Number')
+[[ $n == 9 ]] || fail "the revoking CA's CRL holds $n serials, not 9"
 pass "revoke and names"
 
 # --- a rerun of init renews a leaf that expired, and keeps the others ---

@@ -243,9 +243,14 @@ certificates)
 		--tls-cert "$tmp/b/proxy/cert.pem" --tls-key "$tmp/b/proxy/key.pem" --tls-ca "$tmp/both.pem"
 	wait_log proxy "registered with relay" 15
 	stop proxy
+	# ... and keeps out what CA b revoked.
+	timeout 10 openssl s_client -connect "127.0.0.1:$relay_port" -tls1_3 -alpn h2 \
+		-cert "$tmp/b/gone/cert.pem" -key "$tmp/b/gone/key.pem" -CAfile "$tmp/both.pem" \
+		</dev/null >/dev/null 2>&1 || true
+	wait_log relay "certificate refused: tunnel://client/b-gone .*certificate revoked by the CRL" 10
 	alive relay
 	stop relay
-	log "ok: a rotation with CRLs of one and of both CAs lets both CAs' proxies in"
+	log "ok: a rotation with CRLs of one and of both CAs lets both CAs' proxies in, and keeps out what each revoked"
 
 	# --bootstrap: the relay certificate it made earlier has expired.
 	state=$tmp/state

@@ -25,19 +25,19 @@ test_serial_forms(void **state)
     (void)state;
     assert_non_null(ctx);
     assert_int_equal(tn_revoke_set_serials(ctx, serials, notes, 4), 0);
-    assert_true(tn_revoke_check(ctx, "0A0DFF", why, sizeof(why)));
+    assert_true(tn_revoke_check(ctx, "0A0DFF", 0, why, sizeof(why)));
     assert_string_equal(why, "serial 0A0DFF is in the revoked list (colons)");
-    assert_true(tn_revoke_check(ctx, "0123", why, sizeof(why)));
+    assert_true(tn_revoke_check(ctx, "0123", 0, why, sizeof(why)));
     assert_string_equal(why, "serial 0123 is in the revoked list");
-    assert_true(tn_revoke_check(ctx, "0ABC", why, sizeof(why)));
-    assert_true(tn_revoke_check(ctx, "0", why, sizeof(why)));
-    assert_false(tn_revoke_check(ctx, "ABC", why, sizeof(why))); /* not the printed form */
-    assert_false(tn_revoke_check(ctx, "0A0D", why, sizeof(why)));
-    assert_false(tn_revoke_check(ctx, "", why, sizeof(why)));
+    assert_true(tn_revoke_check(ctx, "0ABC", 0, why, sizeof(why)));
+    assert_true(tn_revoke_check(ctx, "0", 0, why, sizeof(why)));
+    assert_false(tn_revoke_check(ctx, "ABC", 0, why, sizeof(why))); /* not the printed form */
+    assert_false(tn_revoke_check(ctx, "0A0D", 0, why, sizeof(why)));
+    assert_false(tn_revoke_check(ctx, "", 0, why, sizeof(why)));
     /* A second list replaces the first. */
     assert_int_equal(tn_revoke_set_serials(ctx, serials + 1, notes + 1, 1), 0);
-    assert_false(tn_revoke_check(ctx, "0A0DFF", why, sizeof(why)));
-    assert_true(tn_revoke_check(ctx, "0123", why, sizeof(why)));
+    assert_false(tn_revoke_check(ctx, "0A0DFF", 0, why, sizeof(why)));
+    assert_true(tn_revoke_check(ctx, "0123", 0, why, sizeof(why)));
     SSL_CTX_free(ctx);
 }
 

@@ -24,6 +24,7 @@ struct tn_identity {
     char id[TN_ID_MAX + 1];
     char serial[TN_SERIAL_MAX +
                 1]; /* the certificate's serial (tn_revoke_serial; peer identities only) */
+    unsigned long issuer_hash; /* its issuer's name (X509_issuer_name_hash): whose CRL applies */
 };
 
 struct tn_tls_conf {
