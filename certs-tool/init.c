@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* `certs-tool init`: the default layout DIR/{ca,server,client,proxy}, completed on rerun. */
 #include <stdio.h>
+#include <string.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -15,18 +16,22 @@ enum action {
     ACT_REPLACE
 };
 
-/* Whether the certificate in leaf directory |dir| is one of |ca|'s that has expired. */
+/* Whether the certificate in leaf directory |dir| is the one |req| asks for (of |ca|, its role
+ * and id) and has expired: then a rerun issues it anew; anything else that does not fit is
+ * refused by ct_leaf_check. */
 static bool
-leaf_expired(const struct ct_ca *ca, const char *dir)
+leaf_expired(const struct ct_ca *ca, const struct ct_leaf_req *req, const char *dir)
 {
-    char path[CT_PATH_MAX];
+    char path[CT_PATH_MAX], id[CT_ID_MAX + 1];
+    enum ct_role role;
     X509 *cert = NULL;
     bool is_expired;
 
     if (ct_path(path, dir, "cert.pem") != 0 || ct_cert_load(&cert, path) != 0)
         return false; /* ct_leaf_check says why */
     is_expired = X509_check_issued(ca->cert, cert) == X509_V_OK &&
-                 X509_verify(cert, ca->key) == 1 &&
+                 X509_verify(cert, ca->key) == 1 && ct_cert_identity(cert, &role, id) == 0 &&
+                 role == req->role && strcmp(id, req->id) == 0 &&
                  X509_cmp_current_time(X509_get0_notAfter(cert)) <= 0;
     ERR_clear_error();
     X509_free(cert);
@@ -62,7 +67,7 @@ plan_leaf(enum action *out, const struct ct_ca *ca, const struct ct_leaf_req *re
                dir);
         return -1;
     }
-    if (leaf_expired(ca, dir)) {
+    if (leaf_expired(ca, req, dir)) {
         *out = ACT_REPLACE; /* renewed: what a rerun is for */
         return 0;
     }

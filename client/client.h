@@ -123,11 +123,11 @@ int nf_rules_remove(void);
 int nf_fail_closed_install(const struct nf_rules *rules);
 int nf_fail_closed_remove(void);
 
-/* Binds |fm| to the intercepted network holding |dst| (the longest match): a flow's bytes
- * count towards it. */
-void client_bind_route(const struct client *c, struct tn_flow_metrics *fm, const struct tn_ip *dst);
 /* flow.c */
 void flow_accept(struct client *c, int fd);
+/* Binds |fm| to the intercepted network holding |dst| (the longest match): a flow's bytes,
+ * TCP or datagrams, count towards it. */
+void client_bind_route(const struct client *c, struct tn_flow_metrics *fm, const struct tn_ip *dst);
 /* The listener REDIRECT sends connections to: loopback (OUTPUT maps there), or every address
  * in gateway mode (PREROUTING maps to the incoming interface's).  Returns it or -1 (logged). */
 int client_listen(int af, bool is_any, unsigned port);

@@ -246,6 +246,7 @@ static bool
 reload_rules(struct client *c, const struct client_config *fresh, struct nf_rules *rules)
 {
     const struct client_config *cfg = c->cfg;
+    bool is_new6 = false;
 
     if (c->lfd6 < 0 && client_has_family(&fresh->target_cidr, AF_INET6)) {
         if ((c->lfd6 = client_listen(AF_INET6, cfg->is_gateway, (unsigned)cfg->listen_port)) < 0) {
@@ -254,6 +255,7 @@ reload_rules(struct client *c, const struct client_config *fresh, struct nf_rule
             return false;
         }
         tn_listener_start(&c->listener6, c->loop, c->lfd6, on_connection6);
+        is_new6 = true;
     }
     rules->port = (unsigned)cfg->listen_port;
     if (!c->has_rules || c->is_draining)
@@ -262,6 +264,11 @@ reload_rules(struct client *c, const struct client_config *fresh, struct nf_rule
     rules->excludes = &fresh->exclude;
     if (nf_rules_install(rules) == 0)
         return true;
+    if (is_new6) { /* nothing changed: nor does the IPv6 listener stay */
+        tn_listener_stop(&c->listener6, c->loop);
+        close(c->lfd6);
+        c->lfd6 = -1;
+    }
     rules->cidrs = &cfg->target_cidr;
     rules->excludes = &cfg->exclude;
     if (nf_rules_install(rules) != 0) {

@@ -934,7 +934,6 @@ same_scalar(const yaml_node_t *a, const yaml_node_t *b)
            memcmp(a->data.scalar.value, b->data.scalar.value, a->data.scalar.length) == 0;
 }
 
-/* Applies every pair of |map|, the section named |prefix| ("" for the top level). */
 /* The key that scalar key node |kn| under |prefix| names, or NULL. */
 static const struct tn_conf_key *
 key_of(const struct loader *l, const char *prefix, const yaml_node_t *kn)
@@ -952,6 +951,7 @@ key_of(const struct loader *l, const char *prefix, const yaml_node_t *kn)
     return find_key(l->keys, path);
 }
 
+/* Applies every pair of |map|, the section named |prefix| ("" for the top level). */
 static int
 load_mapping(struct loader *l, const yaml_node_t *map, const char *prefix)
 {

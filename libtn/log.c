@@ -203,18 +203,33 @@ json_escape(struct line *l, const char *s, size_t n)
     }
 }
 
+/* Whether |p| starts a control character: C0, DEL, or C1 in UTF-8 (U+0080-U+009F: CSI is one). */
+static size_t
+control_len(const unsigned char *p)
+{
+    if (p[0] < 0x20 || p[0] == 0x7f)
+        return 1;
+    return p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
+}
+
 /* Appends |s| as text, with control characters as \xNN: what peers send (a request's path, a
  * host name) must not move a terminal's cursor nor forge a second log line. */
 static void
 text_escape(struct line *l, const char *s)
 {
-    for (; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t run, n;
 
-        if (c < 0x20 || c == 0x7f)
-            put(l, "\\x%02x", c);
-        else
-            put(l, "%c", c);
+    while (*p != '\0') {
+        for (run = 0; p[run] != '\0' && control_len(p + run) == 0; run++)
+            ;
+        if (run > 0) {
+            put(l, "%.*s", (int)run, (const char *)p);
+            p += run;
+            continue;
+        }
+        for (n = control_len(p); n > 0; n--, p++)
+            put(l, "\\x%02x", *p);
     }
 }
 

@@ -202,12 +202,6 @@ services_prepare(struct proxy_config *cfg)
     return 0;
 }
 
-static bool
-str_same(const char *a, const char *b)
-{
-    return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
-}
-
 /* Whether two configurations publish the same services. */
 static bool
 services_same(const struct proxy_config *a, const struct proxy_config *b)
@@ -218,8 +212,8 @@ services_same(const struct proxy_config *a, const struct proxy_config *b)
     if (a->expose.n != b->expose.n)
         return false;
     for (i = 0; i < a->expose.n; i++) {
-        if (!str_same(x[i].name, y[i].name) || !str_same(x[i].target, y[i].target) ||
-            !str_same(x[i].host, y[i].host) || x[i].public_port != y[i].public_port ||
+        if (!tn_str_same(x[i].name, y[i].name) || !tn_str_same(x[i].target, y[i].target) ||
+            !tn_str_same(x[i].host, y[i].host) || x[i].public_port != y[i].public_port ||
             x[i].http != y[i].http)
             return false;
     }

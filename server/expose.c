@@ -150,19 +150,18 @@ xconn_free(struct xconn *c)
 /* The flow.end event of a public connection (in the audit file too), as flow.c writes a
  * client's: "public" stands for the client, the service for the destination. */
 static void
-xconn_log_end(const struct xconn *c, const char *reason)
+xconn_log_end(const struct xconn *c, const char *reason, enum tn_log_level level)
 {
-    enum tn_log_level level = reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG;
     const char *proxy = c->proxy_id[0] != '\0' ? c->proxy_id : "-";
     const char *service = c->service[0] != '\0' ? c->service : "-";
-    char msg[1024], fields[1024];
+    char msg[1024], fields[1024], port[8];
 
     if (!tn_log_enabled(level) && !tn_log_audit_enabled())
         return;
+    snprintf(port, sizeof(port), "%u", c->port);
     snprintf(msg, sizeof(msg),
-             "client=public %s -> service %s (port %u%s%s) proxy=%s up=%" PRIu64 " down=%" PRIu64
-             " %s",
-             c->src, service, c->port, c->host[0] != '\0' ? ", host " : "", c->host, proxy,
+             "client=public %s -> service %s (%s %s) proxy=%s up=%" PRIu64 " down=%" PRIu64 " %s",
+             c->src, service, c->port != 0 ? "port" : "host", c->port != 0 ? port : c->host, proxy,
              c->pipe.bytes_up, c->pipe.bytes_down, reason != NULL ? reason : "closed");
     snprintf(fields, sizeof(fields),
              "client=public src=%s service=%s port=%u host=%s proxy=%s up=%" PRIu64 " down=%" PRIu64
@@ -173,10 +172,15 @@ xconn_log_end(const struct xconn *c, const char *reason)
     tn_log_event(level, "flow.end", c->id, msg, fields);
 }
 
+/* It ends before its stream: a warning, as the user was refused. */
 static void
 xconn_fail(struct xconn *c, const char *why)
 {
-    xconn_log_end(c, why);
+    const struct exposure *x = xconn_exposure(c);
+
+    if (c->service[0] == '\0' && x != NULL)
+        snprintf(c->service, sizeof(c->service), "%s", x->name);
+    xconn_log_end(c, why, TN_LOG_WARN);
     xconn_free(c);
 }
 
@@ -221,7 +225,7 @@ xconn_on_close(struct tn_pipe *p, const char *reason)
         xconn_on_stream_gone(p);
         tn_metric_flow_ended(reason);
     }
-    xconn_log_end(c, reason);
+    xconn_log_end(c, reason, reason != NULL ? TN_LOG_INFO : TN_LOG_DEBUG);
     xconn_free(c);
 }
 

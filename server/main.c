@@ -141,7 +141,8 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct relay_config, public_addr),
       .def = "0.0.0.0",
       .metavar = "HOST",
-      .help = "the address public ports listen on (:: for both IPv6 and IPv4)" },
+      .help = "the address public ports listen on (::, with the default net.ipv6.bindv6only, is "
+              "IPv6 and IPv4)" },
     { .key = "public_ports",
       .flag = "public-ports",
       .type = TN_CONF_STR,
@@ -318,13 +319,6 @@ on_status(struct ev_loop *loop, ev_signal *w, int revents)
     bandwidth_dump(w->data);
 }
 
-/* Whether two optional settings are the same. */
-static bool
-str_same(const char *a, const char *b)
-{
-    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
-}
-
 /* SIGHUP: reads the configuration again and applies what can change under way: the policy
  * (proxies:, access:), certificates, keys, the CRL and the revoked serials (for new
  * connections), the admin token, the HTTPS routing port's certificates, timeouts, heartbeats,
@@ -369,10 +363,10 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         fresh.stream_window != cfg->stream_window ||
         fresh.connection_window != cfg->connection_window || fresh.max_streams != cfg->max_streams)
         tn_log_warnx("reload: listen_addr and limits take effect after a restart");
-    if (!str_same(fresh.admin_listen, cfg->admin_listen) ||
-        !str_same(fresh.audit_output, cfg->audit_output) ||
-        !str_same(fresh.http_listen, cfg->http_listen) ||
-        !str_same(fresh.https_listen, cfg->https_listen))
+    if (!tn_str_same(fresh.admin_listen, cfg->admin_listen) ||
+        !tn_str_same(fresh.audit_output, cfg->audit_output) ||
+        !tn_str_same(fresh.http_listen, cfg->http_listen) ||
+        !tn_str_same(fresh.https_listen, cfg->https_listen))
         tn_log_warnx("reload: admin.listen, audit.output, http_listen and https_listen take "
                      "effect after a restart");
     if (strcmp(fresh.public_addr, cfg->public_addr) != 0)

@@ -3,6 +3,7 @@
 #ifndef TN_UTIL_H
 #define TN_UTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -26,6 +27,13 @@
         (a) = (b);                \
         (b) = tmp_;               \
     } while (0)
+
+/* Whether two optional strings (settings, NULL when unset) are the same. */
+static inline bool
+tn_str_same(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
 
 /* protobuf-c's generated structs take char * for strings they only read when packing. */
 #define TN_UNCONST(p) ((void *)(uintptr_t)(p))
