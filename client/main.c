@@ -128,6 +128,7 @@ static const struct tn_conf_key keys[] = {
       .offset = offsetof(struct client_config, status_socket),
       .def = "/run/tunnel-client.sock",
       .metavar = "PATH",
+      .is_empty_none = true,
       .help = "unix socket that 'client status' reads (\"\": none)" },
     TN_OPTS_WINDOWS(struct client_config, stream_window, connection_window),
     { 0 },

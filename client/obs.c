@@ -127,6 +127,10 @@ client_status(const char *socket_path)
     size_t n;
     int status;
 
+    if (socket_path == NULL || socket_path[0] == '\0') {
+        fprintf(stderr, "client status: no status socket (status_socket is \"\")\n");
+        return 1;
+    }
     snprintf(where, sizeof(where), "unix:%s", socket_path);
     tn_buf_init(&out);
     if ((status = tn_admin_get(where, "/status", &out, why, sizeof(why))) != 200) {

@@ -273,9 +273,14 @@ set_string(const struct tn_conf_key *k, void *cfg, const char *s, const struct o
 {
     char **p = field(cfg, k), *copy;
 
-    /* "key:", "~" or "" in YAML, an empty flag or variable: as if not given, its default. */
-    if (*s == '\0' && k->def != NULL)
+    /* "key:", "~" or "" in YAML, an empty flag or variable: as if not given, its default,
+     * unless the key gives the empty value a meaning. */
+    if (*s == '\0' && k->def != NULL && !k->is_empty_none)
         s = k->def;
+    if (*s == '\0' && k->is_empty_none) {
+        free(*p);
+        return (*p = strdup("")) != NULL ? 0 : TN_ERR_CONFIG;
+    }
     if (*s == '\0') {
         free(*p);
         *p = NULL;
@@ -1068,9 +1073,8 @@ nesting_ok(const char *name, const char *text, size_t len)
         case YAML_SEQUENCE_START_EVENT:
         case YAML_MAPPING_START_EVENT:
             if (++depth > MAX_NESTING) {
-                fprintf(conf_err, "%s:%zu:%zu: lists or mappings nested more than %d deep\n",
-                        name, event.start_mark.line + 1, event.start_mark.column + 1,
-                        MAX_NESTING);
+                fprintf(conf_err, "%s:%zu:%zu: lists or mappings nested more than %d deep\n", name,
+                        event.start_mark.line + 1, event.start_mark.column + 1, MAX_NESTING);
                 ok = false;
                 done = true;
             }

@@ -320,6 +320,8 @@ startup_errors)
 	expect_exit 2 "without a certificate, give --token and --proxy-id" \
 		"$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
 		--tls-ca "$certs/ca/cert.pem" --token 0123456789abcdef
+	# status_socket "" is no socket (not the default one, which another client may own).
+	expect_exit 1 'no status socket \(status_socket is ""\)' "$client" status --status-socket ""
 	expect_exit 2 "TLS needs a certificate, a key and a CA file" \
 		"$client" --server "127.0.0.1:$relay_port" --cidr 100.64.0.0/10
 	# A certificate of the other role could never work: refused before the relay is dialed.

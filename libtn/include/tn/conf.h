@@ -32,14 +32,17 @@ struct tn_conf_key {
     const char *key;  /* YAML path: "listen_port", "tls.cert_file" */
     const char *flag; /* long flag without dashes ("tls-cert"), or NULL */
     enum tn_conf_type type;
-    size_t offset;                 /* offsetof() into the program's config struct */
-    const char *def;               /* default as it would be written in YAML, or NULL */
-    const char *metavar;           /* shown in --help: "ADDR:PORT", "FILE" */
-    const char *help;              /* one line for --help */
-    int64_t min, max;              /* INT bounds (0, 0: none); DURATION (ms) and SIZE bounds
-                                    * each apply when non-zero */
-    const char *const *choices;    /* TN_CONF_ENUM: NULL-terminated names */
-    bool is_required;              /* tn_cli_parse fails unless the file or a flag sets it */
+    size_t offset;              /* offsetof() into the program's config struct */
+    const char *def;            /* default as it would be written in YAML, or NULL */
+    const char *metavar;        /* shown in --help: "ADDR:PORT", "FILE" */
+    const char *help;           /* one line for --help */
+    int64_t min, max;           /* INT bounds (0, 0: none); DURATION (ms) and SIZE bounds
+                                 * each apply when non-zero */
+    const char *const *choices; /* TN_CONF_ENUM: NULL-terminated names */
+    bool is_required;           /* tn_cli_parse fails unless the file or a flag sets it */
+    /* TN_CONF_STR: an empty value means "none" (kept as ""), not "the default" as for the
+     * others (status_socket: "" turns the socket off). */
+    bool is_empty_none;
     const struct tn_conf_key *sub; /* TN_CONF_LIST: the keys of one record, relative names */
     size_t elem_size;              /* TN_CONF_LIST: sizeof one record */
     /* TN_CONF_LIST, optional: a flag value without '=' is split at ':' into these keys of
