@@ -17,17 +17,19 @@
 
 #include "certs.h"
 
-/* Reads the CRLs at |path|: |ca|'s into |*out| (NULL when there is none, or no file), and
- * the other CAs' into |others| (a file may hold one CRL per CA, SECURITY.md), to be written
- * back untouched. */
+/* Reads the CRLs at |path|: |ca|'s into |mine| (none when there is no file), the other CAs'
+ * into |others| (a file may hold one CRL per CA, SECURITY.md), to be written back as they
+ * are.  A block that is no readable CRL makes it refuse the file: rewriting it would lose
+ * what follows. */
 static int
-crl_load(X509_CRL **out, STACK_OF(X509_CRL) * others, const char *path, const struct ct_ca *ca)
+crl_load(STACK_OF(X509_CRL) * mine, STACK_OF(X509_CRL) * others, const char *path,
+         const struct ct_ca *ca)
 {
     X509_CRL *crl;
+    unsigned long e;
     FILE *f;
     int n = 0;
 
-    *out = NULL;
     if ((f = fopen(path, "re")) == NULL) {
         if (errno == ENOENT)
             return 0;
@@ -35,12 +37,12 @@ crl_load(X509_CRL **out, STACK_OF(X509_CRL) * others, const char *path, const st
         return -1;
     }
     while ((crl = PEM_read_X509_CRL(f, NULL, NULL, NULL)) != NULL) {
-        n++;
-        if (*out == NULL &&
+        bool is_ours =
             X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_subject_name(ca->cert)) == 0 &&
-            X509_CRL_verify(crl, ca->key) == 1) {
-            *out = crl;
-        } else if (sk_X509_CRL_push(others, crl) == 0) {
+            X509_CRL_verify(crl, ca->key) == 1;
+
+        n++;
+        if (sk_X509_CRL_push(is_ours ? mine : others, crl) == 0) {
             X509_CRL_free(crl);
             fclose(f);
             ct_err("%s: out of memory", path);
@@ -48,11 +50,12 @@ crl_load(X509_CRL **out, STACK_OF(X509_CRL) * others, const char *path, const st
         }
     }
     fclose(f);
-    ERR_clear_error(); /* the end of the file */
-    if (n == 0) {
-        ct_err("%s: not a PEM CRL", path);
+    e = ERR_peek_last_error();
+    if (n == 0 || ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+        ct_err_ssl("%s: CRL #%d is not a readable PEM CRL; the file is left as it is", path, n + 1);
         return -1;
     }
+    ERR_clear_error(); /* the end of the file */
     return 0;
 }
 
@@ -115,13 +118,13 @@ ca_lock(const char *ca_dir, int *fd)
 
 /* A new CRL of |ca| valid for |days| days holding |old|'s entries (if any) and |serial|. */
 static X509_CRL *
-crl_make(const struct ct_ca *ca, X509_CRL *old, ASN1_INTEGER *serial, int days, bool *is_new)
+crl_make(const struct ct_ca *ca, STACK_OF(X509_CRL) * mine, ASN1_INTEGER *serial, int days,
+         bool *is_new)
 {
-    STACK_OF(X509_REVOKED) *prev = old != NULL ? X509_CRL_get_REVOKED(old) : NULL;
     X509_CRL *crl = X509_CRL_new();
-    X509_REVOKED *rev = NULL;
+    X509_REVOKED *rev = NULL, *have;
     ASN1_TIME *now = ASN1_TIME_new(), *next = ASN1_TIME_new();
-    int i;
+    int i, j;
     X509_EXTENSION *akid = NULL;
     X509V3_CTX x3;
 
@@ -142,14 +145,21 @@ crl_make(const struct ct_ca *ca, X509_CRL *old, ASN1_INTEGER *serial, int days, 
         goto fail;
     X509_EXTENSION_free(akid);
     akid = NULL;
-    for (i = 0; i < sk_X509_REVOKED_num(prev); i++) {
-        X509_REVOKED *r = sk_X509_REVOKED_value(prev, i);
+    /* Every entry of every CRL of this CA in the file, once: the new one replaces them all. */
+    for (j = 0; j < sk_X509_CRL_num(mine); j++) {
+        STACK_OF(X509_REVOKED) *prev = X509_CRL_get_REVOKED(sk_X509_CRL_value(mine, j));
 
-        if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(r), serial) == 0)
-            *is_new = false;
-        if ((rev = X509_REVOKED_dup(r)) == NULL || X509_CRL_add0_revoked(crl, rev) != 1)
-            goto fail;
-        rev = NULL; /* transferred */
+        for (i = 0; i < sk_X509_REVOKED_num(prev); i++) {
+            X509_REVOKED *r = sk_X509_REVOKED_value(prev, i);
+
+            if (ASN1_INTEGER_cmp(X509_REVOKED_get0_serialNumber(r), serial) == 0)
+                *is_new = false;
+            if (X509_CRL_get0_by_serial(crl, &have, X509_REVOKED_get0_serialNumber(r)) == 1)
+                continue;
+            if ((rev = X509_REVOKED_dup(r)) == NULL || X509_CRL_add0_revoked(crl, rev) != 1)
+                goto fail;
+            rev = NULL; /* transferred */
+        }
     }
     if (*is_new) {
         if ((rev = X509_REVOKED_new()) == NULL || X509_REVOKED_set_serialNumber(rev, serial) != 1 ||
@@ -177,8 +187,8 @@ ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int d
 {
     char path[CT_PATH_MAX], id[CT_ID_MAX + 1], when[CT_TIME_STR_MAX];
     struct ct_ca ca = { 0 };
-    X509_CRL *old = NULL, *crl = NULL;
-    STACK_OF(X509_CRL) *others = NULL;
+    X509_CRL *crl = NULL;
+    STACK_OF(X509_CRL) *mine = NULL, *others = NULL;
     X509 *cert = NULL;
     enum ct_role role;
     BIGNUM *bn = NULL;
@@ -204,9 +214,9 @@ ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int d
                cert_path);
         goto out;
     }
-    if ((others = sk_X509_CRL_new_null()) == NULL || ca_lock(ca_dir, &lock) != 0 ||
-        crl_load(&old, others, crl_path, &ca) != 0 ||
-        (crl = crl_make(&ca, old, X509_get_serialNumber(cert), days, &is_new)) == NULL ||
+    if ((mine = sk_X509_CRL_new_null()) == NULL || (others = sk_X509_CRL_new_null()) == NULL ||
+        ca_lock(ca_dir, &lock) != 0 || crl_load(mine, others, crl_path, &ca) != 0 ||
+        (crl = crl_make(&ca, mine, X509_get_serialNumber(cert), days, &is_new)) == NULL ||
         crl_write(crl_path, others, crl) != 0)
         goto out;
     bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
@@ -224,8 +234,8 @@ out:
         close(lock);
     OPENSSL_free(hex);
     BN_free(bn);
-    X509_CRL_free(old);
     X509_CRL_free(crl);
+    sk_X509_CRL_pop_free(mine, X509_CRL_free);
     sk_X509_CRL_pop_free(others, X509_CRL_free);
     X509_free(cert);
     ct_ca_fini(&ca);

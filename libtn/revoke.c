@@ -132,37 +132,118 @@ in_list(SSL_CTX *ctx, const char *serial, char *why, size_t whylen)
     return false;
 }
 
-bool
-tn_revoke_check(SSL_CTX *ctx, const char *serial, unsigned long issuer_hash, char *why,
-                size_t whylen)
+/* Whose CRL applies to a certificate: its issuer's name, and the issuer's key when the
+ * handshake has it (then only a CRL it signed is its), else the key id the certificate names
+ * (then a CRL naming another key id is not its). */
+struct crl_owner {
+    unsigned long name_hash; /* X509_issuer_name_hash */
+    EVP_PKEY *key;           /* or NULL */
+    const unsigned char *kid;
+    size_t kid_len; /* 0: unknown */
+};
+
+static bool
+crl_owned(X509_CRL *crl, const struct crl_owner *o)
 {
-    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
-    ASN1_INTEGER *ai = NULL;
-    BIGNUM *bn = NULL;
-    bool is_revoked = false;
+    AUTHORITY_KEYID *akid;
+    bool is_ours;
+
+    if (X509_NAME_hash_ex(X509_CRL_get_issuer(crl), NULL, NULL, NULL) != o->name_hash)
+        return false;
+    if (o->key != NULL) {
+        is_ours = X509_CRL_verify(crl, o->key) == 1;
+        ERR_clear_error();
+        return is_ours;
+    }
+    if (o->kid_len == 0 ||
+        (akid = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, NULL, NULL)) == NULL)
+        return true;
+    is_ours = akid->keyid == NULL ||
+              ((size_t)ASN1_STRING_length(akid->keyid) == o->kid_len &&
+               memcmp(ASN1_STRING_get0_data(akid->keyid), o->kid, o->kid_len) == 0);
+    AUTHORITY_KEYID_free(akid);
+    return is_ours;
+}
+
+/* The newest CRL of |o| in |store| (a file may hold an older one too), or NULL: the CA has none,
+ * and revokes nothing. */
+static X509_CRL *
+crl_newest(X509_STORE *store, const struct crl_owner *o)
+{
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    X509_CRL *newest = NULL;
     int i;
 
-    if (in_list(ctx, serial, why, whylen))
+    for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
+
+        if (crl != NULL && crl_owned(crl, o) &&
+            (newest == NULL || ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl),
+                                                 X509_CRL_get0_lastUpdate(newest)) > 0))
+            newest = crl;
+    }
+    return newest;
+}
+
+bool
+tn_revoke_check(SSL_CTX *ctx, const struct tn_identity *peer, char *why, size_t whylen)
+{
+    struct crl_owner o = { peer->issuer_hash, NULL, peer->issuer_kid, peer->issuer_kid_len };
+    ASN1_INTEGER *ai = NULL;
+    X509_REVOKED *rev;
+    X509_CRL *crl;
+    BIGNUM *bn = NULL;
+    bool is_revoked = false;
+
+    if (in_list(ctx, peer->serial, why, whylen))
         return true;
-    if (serial[0] == '\0' || BN_hex2bn(&bn, serial) == 0 ||
+    if (peer->serial[0] == '\0' || BN_hex2bn(&bn, peer->serial) == 0 ||
         (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL)
         goto out;
-    for (i = 0; i < sk_X509_OBJECT_num(objs) && !is_revoked; i++) {
-        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
-        X509_REVOKED *rev;
-
-        /* Only its own CA's CRL: another CA may have revoked the same serial. */
-        if (crl != NULL &&
-            X509_NAME_hash_ex(X509_CRL_get_issuer(crl), NULL, NULL, NULL) == issuer_hash &&
-            X509_CRL_get0_by_serial(crl, &rev, ai) == 1) {
-            snprintf(why, whylen, "serial %s is revoked by the CRL", serial);
-            is_revoked = true;
-        }
+    /* As in the handshake: its own CA's newest CRL; another CA may list the same serial. */
+    if ((crl = crl_newest(SSL_CTX_get_cert_store(ctx), &o)) != NULL &&
+        X509_CRL_get0_by_serial(crl, &rev, ai) == 1) {
+        snprintf(why, whylen, "serial %s is revoked by the CRL", peer->serial);
+        is_revoked = true;
     }
 out:
     ASN1_INTEGER_free(ai);
     BN_free(bn);
     return is_revoked;
+}
+
+/* Whether the newest CRL of |cert|'s CA (|issuer|, from the handshake's chain, or NULL) refuses
+ * it: it lists it, or it is out of date, and then nothing that CA issued is trusted until a
+ * new one comes.  Fills |why|. */
+static bool
+crl_refuses(X509_STORE *store, X509 *cert, X509 *issuer, char *why, size_t whylen)
+{
+    const ASN1_OCTET_STRING *kid = X509_get0_authority_key_id(cert);
+    struct crl_owner o = {
+        .name_hash = X509_issuer_name_hash(cert),
+        .key = issuer != NULL ? X509_get0_pubkey(issuer) : NULL,
+        .kid = kid != NULL ? ASN1_STRING_get0_data(kid) : NULL,
+        .kid_len = kid != NULL ? (size_t)ASN1_STRING_length(kid) : 0,
+    };
+    X509_CRL *crl = crl_newest(store, &o);
+    const ASN1_TIME *next;
+    X509_REVOKED *rev;
+    char when[32];
+
+    if (crl == NULL)
+        return false;
+    if ((next = X509_CRL_get0_nextUpdate(crl)) != NULL && X509_cmp_current_time(next) <= 0) {
+        snprintf(why, whylen,
+                 "the CRL of its CA expired on %s: issue a new one (certs-tool revoke) and send "
+                 "SIGHUP",
+                 tn_asn1_time_str(next, when, sizeof(when)));
+        return true;
+    }
+    if (X509_CRL_get0_by_cert(crl, &rev, cert) == 1) {
+        snprintf(why, whylen, "certificate revoked by the CRL");
+        return true;
+    }
+    return false;
 }
 
 /* When |err| says the relay's certificate lacks the name we expect, fills |why| with the name
@@ -200,61 +281,13 @@ is_unbound_relay(SSL *ssl, X509_STORE_CTX *xs, X509 *cert, const struct tn_ident
            !tn_tls_cert_names_host(cert);
 }
 
-/* Whether |crl| is one of |cert|'s CA: the same issuer name and, when both say it, the same
- * key id (two CAs of one name, as certs-tool made them before each had a tag of its own). */
-static bool
-crl_of(X509_CRL *crl, X509 *cert)
+/* The certificate that issued the one at depth 0 of |xs|'s chain, or NULL. */
+static X509 *
+chain_issuer(X509_STORE_CTX *xs)
 {
-    const ASN1_OCTET_STRING *cert_kid = X509_get0_authority_key_id(cert);
-    AUTHORITY_KEYID *akid;
-    bool is_ours;
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(xs);
 
-    if (X509_NAME_cmp(X509_CRL_get_issuer(crl), X509_get_issuer_name(cert)) != 0)
-        return false;
-    if (cert_kid == NULL ||
-        (akid = X509_CRL_get_ext_d2i(crl, NID_authority_key_identifier, NULL, NULL)) == NULL)
-        return true;
-    is_ours = akid->keyid == NULL || ASN1_OCTET_STRING_cmp(akid->keyid, cert_kid) == 0;
-    AUTHORITY_KEYID_free(akid);
-    return is_ours;
-}
-
-/* Whether the CRL of |cert|'s CA (the newest, when the file holds several; each was checked
- * against the CA when loaded) refuses it: it lists it, or it is out of date, and then nothing
- * that CA issued is trusted until a new one comes.  A CA without a CRL revokes nothing.
- * Fills |why|. */
-static bool
-crl_refuses(X509_STORE *store, X509 *cert, char *why, size_t whylen)
-{
-    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
-    X509_CRL *newest = NULL;
-    const ASN1_TIME *next;
-    X509_REVOKED *rev;
-    char when[32];
-    int i;
-
-    for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
-        X509_CRL *crl = X509_OBJECT_get0_X509_CRL(sk_X509_OBJECT_value(objs, i));
-
-        if (crl != NULL && crl_of(crl, cert) &&
-            (newest == NULL || ASN1_TIME_compare(X509_CRL_get0_lastUpdate(crl),
-                                                 X509_CRL_get0_lastUpdate(newest)) > 0))
-            newest = crl;
-    }
-    if (newest == NULL)
-        return false;
-    if ((next = X509_CRL_get0_nextUpdate(newest)) != NULL && X509_cmp_current_time(next) <= 0) {
-        snprintf(why, whylen,
-                 "the CRL of its CA expired on %s: issue a new one (certs-tool revoke) and send "
-                 "SIGHUP",
-                 tn_asn1_time_str(next, when, sizeof(when)));
-        return true;
-    }
-    if (X509_CRL_get0_by_cert(newest, &rev, cert) == 1) {
-        snprintf(why, whylen, "certificate revoked by the CRL");
-        return true;
-    }
-    return false;
+    return chain != NULL && sk_X509_num(chain) > 1 ? sk_X509_value(chain, 1) : NULL;
 }
 
 /* Every certificate check of a handshake passes here: the serial list is applied to the peer's
@@ -274,7 +307,8 @@ verify_cb(int ok, X509_STORE_CTX *xs)
         tn_revoke_serial(cert, serial);
     if (ok && depth == 0 && ssl != NULL &&
         (in_list(SSL_get_SSL_CTX(ssl), serial, why, sizeof(why)) ||
-         crl_refuses(SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), cert, why, sizeof(why)))) {
+         crl_refuses(SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), cert, chain_issuer(xs), why,
+                     sizeof(why)))) {
         X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REVOKED);
         ok = 0;
         reason = why;
@@ -368,6 +402,7 @@ tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file)
     X509_STORE *store = SSL_CTX_get_cert_store(ctx);
     const ASN1_TIME *next;
     X509_CRL *crl;
+    unsigned long e;
     char when[32];
     BIO *bio;
     int n = 0, r = TN_ERR_CONFIG;
@@ -405,9 +440,15 @@ tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file)
         }
         X509_CRL_free(crl);
     }
-    ERR_clear_error(); /* the end of the file */
+    e = ERR_peek_last_error();
+    ERR_clear_error();
     if (n == 0) {
         tn_log(TN_LOG_ERR, "CRL %s: no CRL in the file (PEM, \"BEGIN X509 CRL\")", crl_file);
+        goto out;
+    }
+    if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
+        /* Not the end: a damaged CRL, and what follows it would be ignored. */
+        tn_log(TN_LOG_ERR, "CRL %s: CRL #%d cannot be read", crl_file, n + 1);
         goto out;
     }
     r = 0;

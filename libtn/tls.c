@@ -414,8 +414,14 @@ tn_tls_peer_identity(SSL *ssl, struct tn_identity *out)
         return TN_ERR_AUTH;
     r = tn_tls_cert_identity(cert, out);
     if (r == 0) {
+        const ASN1_OCTET_STRING *kid = X509_get0_authority_key_id(cert);
+
         tn_revoke_serial(cert, out->serial);
         out->issuer_hash = X509_issuer_name_hash(cert);
+        if (kid != NULL && (size_t)ASN1_STRING_length(kid) <= sizeof(out->issuer_kid)) {
+            out->issuer_kid_len = (size_t)ASN1_STRING_length(kid);
+            memcpy(out->issuer_kid, ASN1_STRING_get0_data(kid), out->issuer_kid_len);
+        }
     }
     X509_free(cert);
     return r;

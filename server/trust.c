@@ -47,8 +47,7 @@ trust_recheck(struct relay *relay)
     for (s = relay->sessions; s != NULL; s = s->next) {
         const struct tn_identity *peer = tn_h2_peer(s->h2);
 
-        if (peer->role == TN_ROLE_NONE ||
-            !tn_revoke_check(relay->tls, peer->serial, peer->issuer_hash, why, sizeof(why)))
+        if (peer->role == TN_ROLE_NONE || !tn_revoke_check(relay->tls, peer, why, sizeof(why)))
             continue;
         tn_log_warnx("reload: closing the session of %s %s (%s): %s", tn_role_name(peer->role),
                      peer->id, tn_h2_peer_addr(s->h2), why);

@@ -247,6 +247,20 @@ timeout 10 openssl crl -in certs/ca/crl.pem -outform DER | cmp -s - <(
     fail "the other CA's CRL was changed"
 n=$(awk '/BEGIN X509 CRL/ {n++} n == 2' both.crl | timeout 10 openssl crl -noout -text | grep -c 'Serial Number')
 [[ $n == 9 ]] || fail "the revoking CA's CRL holds $n serials, not 9"
+# A damaged block: the file is refused and left as it is (what follows it would be lost).
+{ cat rv/ca/crl.pem; printf -- '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n'; cat certs/ca/crl.pem; } >damaged.crl
+cp damaged.crl damaged.before
+T issue --role client --id c10 --ca rv/ca --out rv/c10 >/dev/null
+expect_fail 1 "damaged.crl: CRL #2 is not a readable PEM CRL" revoke rv/c10/cert.pem --ca rv/ca --crl damaged.crl
+cmp -s damaged.crl damaged.before || fail "a refused revoke changed the damaged file"
+# Two CRLs of one CA in a file (an older and a newer): the new one holds the entries of both.
+T revoke rv/c10/cert.pem --ca rv/ca --crl one.crl >/dev/null
+cat rv/ca/crl.pem one.crl >two.crl
+T issue --role client --id c11 --ca rv/ca --out rv/c11 >/dev/null
+T revoke rv/c11/cert.pem --ca rv/ca --crl two.crl >/dev/null || fail "revoke into a file of two CRLs of one CA"
+[[ $(grep -c 'BEGIN X509 CRL' two.crl) == 1 ]] || fail "two CRLs of one CA were not made one"
+n=$(timeout 10 openssl crl -in two.crl -noout -text | grep -c 'Serial Number')
+[[ $n == 10 ]] || fail "the merged CRL holds $n serials, not 10 (8 + c10 + c11)"
 pass "revoke and names"
 
 # --- a rerun of init renews a leaf that expired, and keeps the others ---

@@ -109,6 +109,32 @@ crl_ahead() {
 		fail "openssl could not make a CRL"
 }
 
+# same_name_ca DIR: a CA named "tunnel CA" as every CA certs-tool made before names had a tag.
+same_name_ca() {
+	mkdir -p "$1"
+	timeout 30 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+		-subj "/CN=tunnel CA" -addext "basicConstraints=critical,CA:TRUE" \
+		-addext "keyUsage=critical,keyCertSign,cRLSign" -keyout "$1/key.pem" -out "$1/cert.pem" \
+		2>/dev/null || fail "openssl could not make a CA in $1"
+}
+
+# plain_crl CA_DIR OUT [CERT]: a CRL of CA_DIR without a key id (openssl ca's default), revoking
+# CERT when given.
+plain_crl() {
+	local d=$1/openssl-ca
+	mkdir -p "$d"
+	: >"$d/index.txt"
+	echo 01 >"$d/crlnumber"
+	printf '[ca]\ndefault_ca = c\n[c]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\ndefault_md = sha256\n' \
+		"$d" "$d" >"$d/ca.cnf"
+	if [[ -n ${3:-} ]]; then
+		timeout 30 openssl ca -config "$d/ca.cnf" -revoke "$3" -cert "$1/cert.pem" \
+			-keyfile "$1/key.pem" 2>/dev/null || fail "openssl could not revoke $3"
+	fi
+	timeout 30 openssl ca -config "$d/ca.cnf" -gencrl -crldays 30 -cert "$1/cert.pem" \
+		-keyfile "$1/key.pem" -out "$2" 2>/dev/null || fail "openssl could not make a CRL of $1"
+}
+
 # relay_sees_proxy REGEX: the relay logs REGEX for a proxy started just before, which then stops.
 relay_sees_proxy() {
 	local deadline=$((SECONDS + 20))
@@ -144,6 +170,12 @@ certificates)
 	tls server
 	expect_exit 2 "CRL $tmp/ahead.crl: CRL #1 is not valid before" \
 		"$server" --listen "127.0.0.1:$port" "${tls[@]}" --tls-crl "$tmp/ahead.crl"
+	# A damaged CRL is refused, not taken for the end of the file (what follows would be lost).
+	timeout 30 "$certs_tool" issue --role client --id c-crl --ca "$certs/ca" --out "$tmp/c-crl" >/dev/null
+	timeout 30 "$certs_tool" revoke "$tmp/c-crl/cert.pem" --ca "$certs/ca" --crl "$tmp/good.crl" >/dev/null
+	{ cat "$tmp/good.crl"; printf -- '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n'; } >"$tmp/damaged.crl"
+	expect_exit 2 "CRL $tmp/damaged.crl: CRL #2 cannot be read" \
+		"$server" --listen "127.0.0.1:$port" "${tls[@]}" --tls-crl "$tmp/damaged.crl"
 	# What makes the relay exit at start is an error, shown at --log-level error.
 	expect_exit 2 "error: nosuch.invalid:$port: " \
 		"$server" --listen "nosuch.invalid:$port" "${tls[@]}" --log-level error
@@ -251,6 +283,32 @@ certificates)
 	alive relay
 	stop relay
 	log "ok: a rotation with CRLs of one and of both CAs lets both CAs' proxies in, and keeps out what each revoked"
+
+	# Two CAs of one name, CRLs without key ids, one serial in both: each certificate is checked
+	# against the CRL its own CA signed, the newest of it, whichever CRL is newer overall.
+	same_name_ca "$tmp/same-a"
+	same_name_ca "$tmp/same-b"
+	openssl_leaf "$tmp/same-a" "$tmp/same-a/leaf" tunnel://client/same-a -days 10
+	openssl_leaf "$tmp/same-b" "$tmp/same-b/leaf" tunnel://client/same-b -days 10
+	plain_crl "$tmp/same-a" "$tmp/same-a/crl.pem" "$tmp/same-a/leaf/cert.pem"
+	sleep 1.1 # the other CA's CRL is the newer one
+	plain_crl "$tmp/same-b" "$tmp/same-b/crl.pem"
+	cat "$tmp/same-a/cert.pem" "$tmp/same-b/cert.pem" >"$tmp/same-cas.pem"
+	cat "$tmp/same-a/crl.pem" "$tmp/same-b/crl.pem" >"$tmp/same-crls.pem"
+	relay_port=$(free_port)
+	start relay "$server" --listen "127.0.0.1:$relay_port" --tls-cert "$certs/server/cert.pem" \
+		--tls-key "$certs/server/key.pem" --tls-ca "$tmp/same-cas.pem" --tls-crl "$tmp/same-crls.pem"
+	wait_log relay 'listening on' 15
+	for who in same-a same-b; do
+		timeout 10 openssl s_client -connect "127.0.0.1:$relay_port" -tls1_3 -alpn h2 \
+			-cert "$tmp/$who/leaf/cert.pem" -key "$tmp/$who/leaf/key.pem" </dev/null >/dev/null 2>&1 || true
+	done
+	wait_log relay "certificate refused: tunnel://client/same-a .*certificate revoked by the CRL" 10
+	sleep 0.3
+	! grep -q "certificate refused: tunnel://client/same-b" "$tmp/relay.log" ||
+		fail "CA b's certificate was refused for the serial CA a revoked: $(grep same-b "$tmp/relay.log")"
+	stop relay
+	log "ok: two CAs of one name: each certificate meets its own CA's CRL"
 
 	# --bootstrap: the relay certificate it made earlier has expired.
 	state=$tmp/state

@@ -29,11 +29,10 @@ void tn_revoke_install(SSL_CTX *ctx);
  * earlier list.  Returns 0, or TN_ERR_CONFIG naming the serial that is not hexadecimal. */
 int tn_revoke_set_serials(SSL_CTX *ctx, char *const *serials, char *const *notes, size_t n);
 
-/* Whether the certificate of serial |serial| (TN_SERIAL_MAX form) whose issuer's name hashes
- * to |issuer_hash| (tn_identity.issuer_hash) is revoked by |ctx|'s serial list or its CA's
- * CRLs.  Fills |why| (e.g. "serial 1F in the revoked list (stolen laptop)"). */
-bool tn_revoke_check(SSL_CTX *ctx, const char *serial, unsigned long issuer_hash, char *why,
-                     size_t whylen);
+/* Whether |peer|'s certificate (its serial and issuer, kept from the handshake) is revoked by
+ * |ctx|'s serial list or the newest CRL of its CA, as a handshake would find.  Fills |why|
+ * (e.g. "serial 1F in the revoked list (stolen laptop)"). */
+bool tn_revoke_check(SSL_CTX *ctx, const struct tn_identity *peer, char *why, size_t whylen);
 
 /* The serial of |cert| in the form above, into |buf| (TN_SERIAL_MAX + 1 bytes); "" when it
  * does not fit. */

@@ -24,7 +24,11 @@ struct tn_identity {
     char id[TN_ID_MAX + 1];
     char serial[TN_SERIAL_MAX +
                 1]; /* the certificate's serial (tn_revoke_serial; peer identities only) */
-    unsigned long issuer_hash; /* its issuer's name (X509_issuer_name_hash): whose CRL applies */
+    /* Its issuer, for finding the CRL that applies (peer identities only): the name's hash
+     * (X509_issuer_name_hash) and the key id the certificate names (0 bytes: none). */
+    unsigned long issuer_hash;
+    unsigned char issuer_kid[64];
+    size_t issuer_kid_len;
 };
 
 struct tn_tls_conf {
