@@ -74,7 +74,7 @@ link_retry(struct tn_link *l, const char *reason)
     /* The name's next address first, at once: the first may be of a family with no route.  A
      * relay counts as failed (for the backoff, the next relay and max_retries) only once all
      * its addresses have. */
-    if (l->addr_i + 1 < l->addr_n && !l->conf.is_disabled) {
+    if (l->addr_i + 1 < l->addr_n && !(l->conf.is_disabled && l->was_lost)) {
         tn_log_info("relay %s (%s): %s; trying its address %zu of %zu", l->hostport, l->addr,
                     reason, l->addr_i + 2, l->addr_n);
         l->addr_i++;
@@ -115,6 +115,9 @@ link_h2_on_ready(struct tn_h2 *h2)
     l->is_up = true;
     l->failures = 0;
     l->down_since = 0;
+    /* The next turn starts with this address: one of another family may only time out. */
+    l->good = l->resolved[l->addr_i];
+    l->good_len = l->resolved_len[l->addr_i];
     return l->ops->on_up(l, h2);
 }
 
@@ -225,6 +228,28 @@ link_on_connected(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+/* Puts the address that last worked, if the name still resolves to it, first. */
+static void
+link_good_first(struct tn_link *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    size_t i;
+
+    for (i = 1; l->good_len > 0 && i < l->addr_n; i++) {
+        if (l->resolved_len[i] != l->good_len ||
+            memcmp(&l->resolved[i], &l->good, l->good_len) != 0)
+            continue;
+        ss = l->resolved[0];
+        len = l->resolved_len[0];
+        l->resolved[0] = l->resolved[i];
+        l->resolved_len[0] = l->resolved_len[i];
+        l->resolved[i] = ss;
+        l->resolved_len[i] = len;
+        return;
+    }
+}
+
 static void
 link_dial(struct tn_link *l)
 {
@@ -241,6 +266,7 @@ link_dial(struct tn_link *l)
             return;
         }
         l->addr_n = (size_t)n;
+        link_good_first(l);
     }
     tn_addr_format((struct sockaddr *)&l->resolved[l->addr_i], l->addr, sizeof(l->addr));
     if ((fd = tn_addr_connect((struct sockaddr *)&l->resolved[l->addr_i],

@@ -412,6 +412,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     TN_SWAP(cfg->managed_cidr, fresh.managed_cidr);
     TN_SWAP(cfg->virtual_cidr, fresh.virtual_cidr);
     TN_SWAP(cfg->tls, fresh.tls);
+    TN_SWAP(cfg->token, fresh.token); /* the Hello of the new sessions carries it */
     px->settings.server_name = cfg->tls.server_name;
     TN_SWAP(cfg->log, fresh.log);
     cfg->dial_timeout_ms = fresh.dial_timeout_ms;

@@ -402,6 +402,7 @@ https_load(struct relay *relay, const struct relay_config *cfg, SSL_CTX ***out, 
             goto fail;
         }
         /* Never a prompt on a terminal: a reload would stop the loop until someone types. */
+        was_encrypted = false;
         SSL_CTX_set_default_passwd_cb(ctx, tn_no_passphrase);
         SSL_CTX_set_default_passwd_cb_userdata(ctx, &was_encrypted);
         if (SSL_CTX_use_certificate_chain_file(ctx, certs[i].cert_file) != 1 ||

@@ -310,6 +310,31 @@ certificates)
 	stop relay
 	log "ok: two CAs of one name: each certificate meets its own CA's CRL"
 
+	# A proxy that registers with a token takes a new one on reload, as the relay does.
+	printf 'tokens: [{proxy: tok, token: first-token-0123456789}]\n' >"$tmp/relay.yaml"
+	relay_port=$(free_port)
+	tls server
+	start relay "$server" --listen "127.0.0.1:$relay_port" "${tls[@]}" --config "$tmp/relay.yaml"
+	wait_log relay 'listening on' 15
+	printf 'token: first-token-0123456789\nproxy_id: tok\n' >"$tmp/proxy.yaml"
+	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--tls-ca "$certs/ca/cert.pem" --config "$tmp/proxy.yaml"
+	wait_log relay "proxy tok registered" 15
+	printf 'tokens: [{proxy: tok, token: second-token-0123456789}]\n' >"$tmp/relay.yaml"
+	kill -HUP "${pid[relay]}"
+	wait_log relay "reload: done" 10
+	printf 'token: second-token-0123456789\nproxy_id: tok\n' >"$tmp/proxy.yaml"
+	kill -HUP "${pid[proxy]}"
+	for ((i = 0; i < 100; i++)); do
+		(($(grep -c "proxy tok registered" "$tmp/relay.log") >= 2)) && break
+		sleep 0.1
+	done
+	(($(grep -c "proxy tok registered" "$tmp/relay.log") >= 2)) ||
+		fail "the proxy did not register again with its new token: $(tail -n 5 "$tmp/relay.log")"
+	stop proxy
+	stop relay
+	log "ok: a proxy's reload takes its new token"
+
 	# --bootstrap: the relay certificate it made earlier has expired.
 	state=$tmp/state
 	relay_port=$(free_port)

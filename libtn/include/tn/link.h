@@ -48,9 +48,11 @@ struct tn_link {
     struct sockaddr_storage resolved[TN_ADDR_MAX_PER_NAME];
     socklen_t resolved_len[TN_ADDR_MAX_PER_NAME];
     size_t addr_i, addr_n;
-    char addr[TN_ADDR_STRLEN]; /* that address, for the logs */
-    char name_conf[256];       /* the relay name configured (settings.server_name), or "" */
-    char name[256];            /* the name the relay dialed now must carry: name_conf or its host */
+    struct sockaddr_storage good; /* the address of the last connection that came up */
+    socklen_t good_len;           /* 0: none yet */
+    char addr[TN_ADDR_STRLEN];    /* that address, for the logs */
+    char name_conf[256];          /* the relay name configured (settings.server_name), or "" */
+    char name[256]; /* the name the relay dialed now must carry: name_conf or its host */
     struct tn_h2_settings settings;
     struct tn_link_conf conf;
     const struct tn_link_ops *ops;
