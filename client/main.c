@@ -356,6 +356,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     c->link.settings.ping_timeout = (double)fresh.heartbeat_timeout / 1e3;
     SSL_CTX_free(c->tls); /* the open connection holds its own reference */
     c->tls = c->link.tls = tls;
+    tn_link_set_server_name(&c->link, cfg->tls.server_name); /* for the next connection */
     tn_opts_log_open("client", &cfg->log);
     rules.cidrs = &cfg->target_cidr;
     rules.excludes = &cfg->exclude;

@@ -109,6 +109,10 @@ link_h2_on_ready(struct tn_h2 *h2)
 {
     struct tn_link *l = tn_h2_owner(h2);
 
+    if (h2 != l->h2) { /* superseded while in its handshake: it only drains now */
+        tn_h2_drain(h2);
+        return 0;
+    }
     if (l->was_lost)
         tn_metric_at(&tn_metric_reconnects, NULL, NULL)->value++;
     l->was_lost = false;
@@ -140,10 +144,12 @@ link_h2_on_close(struct tn_h2 *h2, const char *why)
     l->is_up = false;
     tn_h2_free(h2);
     l->was_lost |= was_up;
-    if (was_up)
+    if (was_up) {
         l->ops->on_down(l, reason);
-    else
+        l->addr_i = l->addr_n = 0; /* a new turn, resolved again, the address that worked first */
+    } else {
         l->failures++;
+    }
     if (is_refused) {
         /* The relay (or we) rejected a certificate: retrying changes nothing. */
         l->ops->on_give_up(l, reason);
@@ -303,6 +309,12 @@ tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const
     ev_init(&l->timer, link_on_timer);
     ev_init(&l->connecting, link_on_connected);
     link_dial(l);
+}
+
+void
+tn_link_set_server_name(struct tn_link *l, const char *name)
+{
+    snprintf(l->name_conf, sizeof(l->name_conf), "%s", name != NULL ? name : "");
 }
 
 void

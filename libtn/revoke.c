@@ -185,10 +185,37 @@ crl_newest(X509_STORE *store, const struct crl_owner *o)
     return newest;
 }
 
+/* The CA certificate in |store| whose SHA-256 is |fp|, or NULL (all zeros, or no longer
+ * trusted after a reload). */
+static X509 *
+ca_by_fingerprint(X509_STORE *store, const unsigned char *fp)
+{
+    static const unsigned char none[32];
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
+    unsigned char md[32];
+    unsigned int len;
+    int i;
+
+    if (memcmp(fp, none, sizeof(none)) == 0)
+        return NULL;
+    for (i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+
+        len = sizeof(md);
+        if (ca != NULL && X509_digest(ca, EVP_sha256(), md, &len) == 1 && len == sizeof(md) &&
+            memcmp(md, fp, sizeof(md)) == 0)
+            return ca;
+    }
+    return NULL;
+}
+
 bool
 tn_revoke_check(SSL_CTX *ctx, const struct tn_identity *peer, char *why, size_t whylen)
 {
-    struct crl_owner o = { peer->issuer_hash, NULL, peer->issuer_kid, peer->issuer_kid_len };
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    X509 *ca = ca_by_fingerprint(store, peer->issuer_fp);
+    struct crl_owner o = { peer->issuer_hash, ca != NULL ? X509_get0_pubkey(ca) : NULL,
+                           peer->issuer_kid, peer->issuer_kid_len };
     ASN1_INTEGER *ai = NULL;
     X509_REVOKED *rev;
     X509_CRL *crl;
@@ -201,8 +228,7 @@ tn_revoke_check(SSL_CTX *ctx, const struct tn_identity *peer, char *why, size_t 
         (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL)
         goto out;
     /* As in the handshake: its own CA's newest CRL; another CA may list the same serial. */
-    if ((crl = crl_newest(SSL_CTX_get_cert_store(ctx), &o)) != NULL &&
-        X509_CRL_get0_by_serial(crl, &rev, ai) == 1) {
+    if ((crl = crl_newest(store, &o)) != NULL && X509_CRL_get0_by_serial(crl, &rev, ai) == 1) {
         snprintf(why, whylen, "serial %s is revoked by the CRL", peer->serial);
         is_revoked = true;
     }

@@ -418,10 +418,17 @@ tn_tls_peer_identity(SSL *ssl, struct tn_identity *out)
 
         tn_revoke_serial(cert, out->serial);
         out->issuer_hash = X509_issuer_name_hash(cert);
+        STACK_OF(X509) *chain = SSL_get0_verified_chain(ssl);
+        unsigned int fp_len = sizeof(out->issuer_fp);
+
         if (kid != NULL && (size_t)ASN1_STRING_length(kid) <= sizeof(out->issuer_kid)) {
             out->issuer_kid_len = (size_t)ASN1_STRING_length(kid);
             memcpy(out->issuer_kid, ASN1_STRING_get0_data(kid), out->issuer_kid_len);
         }
+        /* Which CA verified it: a reload finds its CRL by that CA's key, as the handshake. */
+        if (chain != NULL && sk_X509_num(chain) > 1 &&
+            X509_digest(sk_X509_value(chain, 1), EVP_sha256(), out->issuer_fp, &fp_len) != 1)
+            memset(out->issuer_fp, 0, sizeof(out->issuer_fp));
     }
     X509_free(cert);
     return r;

@@ -335,6 +335,7 @@ uplinks_renew(struct proxy *px)
         px->uplinks[i].link.tls = px->tls;
         px->uplinks[i].link.conf = px->cfg->reconnect;
         px->uplinks[i].link.settings = px->settings;
+        tn_link_set_server_name(&px->uplinks[i].link, px->settings.server_name);
         tn_link_renew(&px->uplinks[i].link);
     }
 }

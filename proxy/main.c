@@ -383,6 +383,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     struct proxy_config fresh = { 0 }, *cfg = px->cfg;
     struct tn_log_capture cap;
     bool is_bad;
+    size_t i;
     SSL_CTX *tls = NULL;
 
     (void)loop;
@@ -402,8 +403,13 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
         tn_conf_fini(keys, &fresh);
         return;
     }
-    if (fresh.server_addr.n != cfg->server_addr.n)
-        tn_log_warnx("reload: the relays take effect after a restart");
+    for (i = 0; i < fresh.server_addr.n || i < cfg->server_addr.n; i++) {
+        if (i >= fresh.server_addr.n || i >= cfg->server_addr.n ||
+            strcmp(fresh.server_addr.v[i], cfg->server_addr.v[i]) != 0) {
+            tn_log_warnx("reload: the relays take effect after a restart");
+            break;
+        }
+    }
     if (!services_same(&fresh, cfg))
         tn_log_warnx("reload: expose: changes take effect after a restart");
     TN_SWAP(px->nets, fresh_px.nets);

@@ -308,7 +308,29 @@ certificates)
 	! grep -q "certificate refused: tunnel://client/same-b" "$tmp/relay.log" ||
 		fail "CA b's certificate was refused for the serial CA a revoked: $(grep same-b "$tmp/relay.log")"
 	stop relay
-	log "ok: two CAs of one name: each certificate meets its own CA's CRL"
+	# The reload's check of connected peers finds the same CRL: CA b's proxy (serial 7E57 too)
+	# stays when CA a's CRL revoking 7E57 becomes the newest.
+	openssl_leaf "$tmp/same-b" "$tmp/same-b/pleaf" tunnel://proxy/same-b-proxy -days 10
+	start relay "$server" --listen "127.0.0.1:$relay_port" --tls-cert "$certs/server/cert.pem" \
+		--tls-key "$certs/server/key.pem" --tls-ca "$tmp/same-cas.pem" --tls-crl "$tmp/same-b/crl.pem"
+	wait_log relay 'listening on' 15
+	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
+		--tls-cert "$tmp/same-b/pleaf/cert.pem" --tls-key "$tmp/same-b/pleaf/key.pem" \
+		--tls-ca "$certs/ca/cert.pem"
+	wait_log relay "proxy same-b-proxy registered" 15
+	sleep 1.1
+	plain_crl "$tmp/same-a" "$tmp/same-a/crl2.pem" "$tmp/same-a/leaf/cert.pem"
+	cat "$tmp/same-b/crl.pem" "$tmp/same-a/crl2.pem" >"$tmp/same-crls2.pem"
+	cp "$tmp/same-crls2.pem" "$tmp/same-b/crl.pem"
+	kill -HUP "${pid[relay]}"
+	wait_log relay "reload: done" 10
+	sleep 0.5
+	! grep -q "closing the session of proxy same-b-proxy" "$tmp/relay.log" ||
+		fail "the reload closed CA b's proxy for the serial CA a revoked"
+	alive proxy
+	stop proxy
+	stop relay
+	log "ok: two CAs of one name: each certificate meets its own CA's CRL, in handshakes and on reload"
 
 	# A proxy that registers with a token takes a new one on reload, as the relay does.
 	printf 'tokens: [{proxy: tok, token: first-token-0123456789}]\n' >"$tmp/relay.yaml"
@@ -320,7 +342,9 @@ certificates)
 	start proxy "$proxy" --server "127.0.0.1:$relay_port" --managed-cidr 127.0.0.1/32 \
 		--tls-ca "$certs/ca/cert.pem" --config "$tmp/proxy.yaml"
 	wait_log relay "proxy tok registered" 15
-	printf 'tokens: [{proxy: tok, token: second-token-0123456789}]\n' >"$tmp/relay.yaml"
+	# The rotation: the relay takes both, the proxy moves to the new one, the old one goes.
+	printf 'tokens: [{proxy: tok, token: first-token-0123456789}, {proxy: tok, token: second-token-0123456789}]\n' \
+		>"$tmp/relay.yaml"
 	kill -HUP "${pid[relay]}"
 	wait_log relay "reload: done" 10
 	printf 'token: second-token-0123456789\nproxy_id: tok\n' >"$tmp/proxy.yaml"
@@ -331,6 +355,16 @@ certificates)
 	done
 	(($(grep -c "proxy tok registered" "$tmp/relay.log") >= 2)) ||
 		fail "the proxy did not register again with its new token: $(tail -n 5 "$tmp/relay.log")"
+	printf 'tokens: [{proxy: tok, token: second-token-0123456789}]\n' >"$tmp/relay.yaml"
+	kill -HUP "${pid[relay]}"
+	for ((i = 0; i < 100; i++)); do
+		(($(grep -c "reload: done" "$tmp/relay.log") >= 2)) && break
+		sleep 0.1
+	done
+	sleep 0.5
+	alive proxy
+	! grep -q "token of proxy tok is no longer valid" "$tmp/relay.log" ||
+		fail "the relay dropped the proxy that had moved to the new token"
 	stop proxy
 	stop relay
 	log "ok: a proxy's reload takes its new token"

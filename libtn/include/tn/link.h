@@ -77,6 +77,9 @@ struct tn_link {
 void tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const *addrs,
                    size_t naddrs, const struct tn_h2_settings *settings,
                    const struct tn_link_conf *conf, const struct tn_link_ops *ops, void *owner);
+/* The name the relay's certificate must carry from the next connection on (a reload's
+ * tls.server_name; NULL: the host dialed). */
+void tn_link_set_server_name(struct tn_link *l, const char *name);
 /* Starts over on a new connection (new certificates, a new registration): the current one says
  * GOAWAY and finishes its open streams while the new one is dialed.  Does nothing while down:
  * the next attempt uses the new settings anyway. */

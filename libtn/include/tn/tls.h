@@ -29,6 +29,7 @@ struct tn_identity {
     unsigned long issuer_hash;
     unsigned char issuer_kid[64];
     size_t issuer_kid_len;
+    unsigned char issuer_fp[32]; /* SHA-256 of the CA certificate that verified it, or zeros */
 };
 
 struct tn_tls_conf {
