@@ -135,6 +135,16 @@ plain_crl() {
 		-keyfile "$1/key.pem" -out "$2" 2>/dev/null || fail "openssl could not make a CRL of $1"
 }
 
+# relay_logs_twice REGEX: the relay's log holds two lines matching REGEX within 10 s.
+relay_logs_twice() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(($(grep -c -- "$1" "$tmp/relay.log") >= 2)) && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # relay_sees_proxy REGEX: the relay logs REGEX for a proxy started just before, which then stops.
 relay_sees_proxy() {
 	local deadline=$((SECONDS + 20))
@@ -349,18 +359,11 @@ certificates)
 	wait_log relay "reload: done" 10
 	printf 'token: second-token-0123456789\nproxy_id: tok\n' >"$tmp/proxy.yaml"
 	kill -HUP "${pid[proxy]}"
-	for ((i = 0; i < 100; i++)); do
-		(($(grep -c "proxy tok registered" "$tmp/relay.log") >= 2)) && break
-		sleep 0.1
-	done
-	(($(grep -c "proxy tok registered" "$tmp/relay.log") >= 2)) ||
+	relay_logs_twice "proxy tok registered" ||
 		fail "the proxy did not register again with its new token: $(tail -n 5 "$tmp/relay.log")"
 	printf 'tokens: [{proxy: tok, token: second-token-0123456789}]\n' >"$tmp/relay.yaml"
 	kill -HUP "${pid[relay]}"
-	for ((i = 0; i < 100; i++)); do
-		(($(grep -c "reload: done" "$tmp/relay.log") >= 2)) && break
-		sleep 0.1
-	done
+	relay_logs_twice "reload: done" || fail "the relay did not reload a second time"
 	sleep 0.5
 	alive proxy
 	! grep -q "token of proxy tok is no longer valid" "$tmp/relay.log" ||
