@@ -100,23 +100,26 @@ crl_write(const char *path, STACK_OF(X509_CRL) * others, X509_CRL *crl)
     return 0;
 }
 
-/* Holds the CA's key file locked (flock, until |*fd| is closed) so that revocations run one
- * after the other: each reads the CRL the one before wrote. */
+/* Holds the directory of the CRL at |crl_path| locked (flock, until |*fd| is closed) so that
+ * revocations into it run one after the other, whichever CA they are of (a file may hold two
+ * CAs' CRLs): each reads what the one before wrote. */
 static int
-ca_lock(const char *ca_dir, int *fd)
+crl_lock(const char *crl_path, int *fd)
 {
-    char path[CT_PATH_MAX];
+    char dir[CT_PATH_MAX];
+    const char *slash = strrchr(crl_path, '/');
 
-    if (ct_path(path, ca_dir, "key.pem") != 0)
-        return -1;
-    if ((*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0 || flock(*fd, LOCK_EX) != 0) {
-        ct_err("%s: %s", path, strerror(errno));
+    snprintf(dir, sizeof(dir), "%.*s", slash != NULL ? (int)(slash - crl_path) + 1 : 1,
+             slash != NULL ? crl_path : ".");
+    if ((*fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 || flock(*fd, LOCK_EX) != 0) {
+        ct_err("%s: %s", dir, strerror(errno));
         return -1;
     }
     return 0;
 }
 
-/* A new CRL of |ca| valid for |days| days holding |old|'s entries (if any) and |serial|. */
+/* A new CRL of |ca| valid for |days| days holding the entries of |mine| (its CRLs in the file,
+ * if any) and |serial|. */
 static X509_CRL *
 crl_make(const struct ct_ca *ca, STACK_OF(X509_CRL) * mine, ASN1_INTEGER *serial, int days,
          bool *is_new)
@@ -215,7 +218,7 @@ ct_revoke(const char *ca_dir, const char *crl_path, const char *cert_path, int d
         goto out;
     }
     if ((mine = sk_X509_CRL_new_null()) == NULL || (others = sk_X509_CRL_new_null()) == NULL ||
-        ca_lock(ca_dir, &lock) != 0 || crl_load(mine, others, crl_path, &ca) != 0 ||
+        crl_lock(crl_path, &lock) != 0 || crl_load(mine, others, crl_path, &ca) != 0 ||
         (crl = crl_make(&ca, mine, X509_get_serialNumber(cert), days, &is_new)) == NULL ||
         crl_write(crl_path, others, crl) != 0)
         goto out;

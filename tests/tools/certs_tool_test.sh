@@ -261,6 +261,23 @@ T revoke rv/c11/cert.pem --ca rv/ca --crl two.crl >/dev/null || fail "revoke int
 [[ $(grep -c 'BEGIN X509 CRL' two.crl) == 1 ]] || fail "two CRLs of one CA were not made one"
 n=$(timeout 10 openssl crl -in two.crl -noout -text | grep -c 'Serial Number')
 [[ $n == 10 ]] || fail "the merged CRL holds $n serials, not 10 (8 + c10 + c11)"
+# Two CAs revoking into one shared file at once: no revocation is lost.
+for i in 1 2 3 4; do
+    T issue --role client --id "s$i" --ca rv/ca --out "rv/s$i" >/dev/null
+    T issue --role client --id "t$i" --ca certs/ca --out "certs/t$i" >/dev/null
+done
+for i in 1 2 3 4; do
+    (T revoke "rv/s$i/cert.pem" --ca rv/ca --crl shared.crl >/dev/null 2>&1; echo $? >"rv/src$i") &
+    (T revoke "certs/t$i/cert.pem" --ca certs/ca --crl shared.crl >/dev/null 2>&1; echo $? >"certs/trc$i") &
+done
+wait
+[[ $(cat rv/src* certs/trc* | sort -u) == 0 ]] || fail "a revoke into the shared file failed"
+n=0
+for k in 1 2; do
+    m=$(awk -v k="$k" '/BEGIN X509 CRL/ {n++} n == k' shared.crl | timeout 10 openssl crl -noout -text | grep -c 'Serial Number')
+    n=$((n + m))
+done
+[[ $n == 8 ]] || fail "8 revocations by two CAs into one file at once left $n serials"
 pass "revoke and names"
 
 # --- a rerun of init renews a leaf that expired, and keeps the others ---
