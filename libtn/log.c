@@ -203,32 +203,54 @@ json_escape(struct line *l, const char *s, size_t n)
     }
 }
 
-/* Whether |p| starts a control character: C0, DEL, or C1 in UTF-8 (U+0080-U+009F: CSI is one). */
+/* How many bytes at |p| are to be written as \xNN: a C0 control or DEL (1), a C1 control in
+ * UTF-8 (2: U+009B is CSI), or a byte that starts no UTF-8 character (1: a lone 0x9b is CSI to
+ * an 8-bit terminal).  0 when |p| starts a character to write as it is, |*len| bytes long. */
 static size_t
-control_len(const unsigned char *p)
+escape_len(const unsigned char *p, size_t *len)
 {
+    size_t n, i;
+
     if (p[0] < 0x20 || p[0] == 0x7f)
         return 1;
-    return p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f ? 2 : 0;
+    if (p[0] < 0x80) {
+        *len = 1;
+        return 0;
+    }
+    if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+        return 2;
+    n = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
+        : p[0] >= 0xe0 && p[0] <= 0xef ? 3
+        : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
+                                       : 0;
+    for (i = 1; i < n; i++) { /* a NUL ends it too: it is no continuation byte */
+        if ((p[i] & 0xc0) != 0x80)
+            return 1;
+    }
+    if (n == 0)
+        return 1;
+    *len = n;
+    return 0;
 }
 
-/* Appends |s| as text, with control characters as \xNN: what peers send (a request's path, a
- * host name) must not move a terminal's cursor nor forge a second log line. */
+/* Appends |s| as text, with control characters and bytes that are no UTF-8 as \xNN: what
+ * peers send (a request's path, a host name) must not move a terminal's cursor nor forge a
+ * second log line. */
 static void
 text_escape(struct line *l, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
-    size_t run, n;
+    size_t run, len, n;
 
     while (*p != '\0') {
-        for (run = 0; p[run] != '\0' && control_len(p + run) == 0; run++)
+        for (run = 0; p[run] != '\0' && escape_len(p + run, &len) == 0; run += len)
             ;
         if (run > 0) {
             put(l, "%.*s", (int)run, (const char *)p);
             p += run;
             continue;
         }
-        for (n = control_len(p); n > 0; n--, p++)
+        for (n = escape_len(p, &len); n > 0; n--, p++)
             put(l, "\\x%02x", *p);
     }
 }

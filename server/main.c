@@ -287,8 +287,8 @@ route_listen(struct relay *relay, struct tn_listener *l, const char *hostport, t
     socklen_t sslen;
     int fd;
 
-    if (tn_addr_resolve(hostport, true, &ss, &sslen) != 0)
-        return TN_ERR_CONFIG;
+    if ((fd = tn_addr_resolve(hostport, true, &ss, &sslen)) != 0)
+        return fd == TN_ERR_PARSE ? TN_ERR_CONFIG : fd; /* a resolver down is worth a retry */
     if ((fd = tn_addr_listen((struct sockaddr *)&ss, sslen, 1024)) < 0) {
         tn_log(TN_LOG_ERR, "listen on %s: %s", hostport, tn_strerror(fd));
         return fd;
@@ -500,11 +500,12 @@ main(int argc, char **argv)
     }
     tn_listener_start(&relay.listener, relay.loop, fd, on_connection);
     if (cfg.http_listen != NULL &&
-        route_listen(&relay, &relay.http_listener, cfg.http_listen, on_http_connection) != 0)
+        (r = route_listen(&relay, &relay.http_listener, cfg.http_listen, on_http_connection)) != 0)
         goto out;
     if (cfg.https_listen != NULL &&
         ((r = https_init(&relay)) != 0 ||
-         route_listen(&relay, &relay.https_listener, cfg.https_listen, on_https_connection) != 0))
+         (r = route_listen(&relay, &relay.https_listener, cfg.https_listen, on_https_connection)) !=
+             0))
         goto out;
     if ((r = relay_obs_start(&relay)) != 0)
         goto out;

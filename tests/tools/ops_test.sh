@@ -189,6 +189,8 @@ certificates)
 	# What makes the relay exit at start is an error, shown at --log-level error.
 	expect_exit 2 "error: nosuch.invalid:$port: " \
 		"$server" --listen "nosuch.invalid:$port" "${tls[@]}" --log-level error
+	expect_exit 2 "error: nosuch.invalid:$port: " "$server" --listen "127.0.0.1:$port" \
+		"${tls[@]}" --http-listen "nosuch.invalid:$port" --log-level error
 	expect_exit 2 "error: log output $tmp/nodir/relay.log: No such file" \
 		"$server" --listen "127.0.0.1:$port" "${tls[@]}" --log-level error \
 		--log-output "$tmp/nodir/relay.log"

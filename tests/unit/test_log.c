@@ -110,12 +110,15 @@ test_log_text_events(void **state)
     tn_log_event(TN_LOG_INFO, "exit.summary", 0, NULL, "flows=3");
     tn_log_event(TN_LOG_DEBUG, "flow.end", 1, "below the level", "x=1");
     /* What a peer sent (a request's path) cannot forge a line nor drive a terminal. */
-    tn_log_info("http web: GET /a\x1b[2J\nforged line\x7f\xc2\x9b" "2J \xc3\xa9 200");
+    tn_log_info("http web: GET /a\x1b[2J\nforged line\x7f\xc2\x9b"
+                "2J \xc3\xa9 \x9b"
+                "1m 200");
     tn_log_close();
     s = slurp("text.log");
     assert_non_null(s);
-    assert_non_null(strstr(
-        s, " unit info: http web: GET /a\\x1b[2J\\x0aforged line\\x7f\\xc2\\x9b2J \xc3\xa9 200\n"));
+    assert_non_null(
+        strstr(s, " unit info: http web: GET /a\\x1b[2J\\x0aforged line\\x7f\\xc2\\x9b2J \xc3\xa9 "
+                  "\\x9b1m 200\n"));
     assert_null(strchr(s, '\x1b'));
     assert_non_null(strstr(s, " unit info: flow=0000000000000abc client=c-1 a -> b up=1\n"));
     assert_non_null(strstr(s, " unit info: exit.summary flows=3\n"));
