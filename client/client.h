@@ -30,6 +30,7 @@ struct client_config {
     struct tn_tls_conf tls;
     struct tn_log_conf log;
     int64_t stream_window, connection_window;
+    int64_t busy_poll_us;
     int64_t heartbeat_interval, heartbeat_timeout;
     struct tn_link_conf reconnect;
     int64_t drain_timeout;

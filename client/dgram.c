@@ -21,6 +21,7 @@
 #include "client.h"
 #include "tn/addr.h"
 #include "tn/buf.h"
+#include "tn/busypoll.h"
 #include "tn/err.h"
 #include "tn/grpc.h"
 #include "tn/hash.h"
@@ -574,7 +575,6 @@ queue_on_readable(struct ev_loop *loop, ev_io *w, int revents)
     ssize_t n;
     int i;
 
-    (void)loop;
     (void)revents;
     for (i = 0; i < READS_PER_RUN; i++) {
         if ((n = mnl_socket_recvfrom(c->dgram.nl, buf, sizeof(buf))) < 0) {
@@ -586,6 +586,7 @@ queue_on_readable(struct ev_loop *loop, ev_io *w, int revents)
                 tn_log_warn("NFQUEUE read");
             break;
         }
+        tn_busypoll_note(loop);
         mnl_cb_run(buf, (size_t)n, 0, c->dgram.portid, queue_on_msg, c);
         queue_verdict(&c->dgram);
     }

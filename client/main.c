@@ -15,6 +15,7 @@
 
 #include "client.h"
 #include "tn/addr.h"
+#include "tn/busypoll.h"
 #include "tn/conf.h"
 #include "tn/err.h"
 #include "tn/log.h"
@@ -131,6 +132,7 @@ static const struct tn_conf_key keys[] = {
       .is_empty_none = true,
       .help = "unix socket that 'client status' reads (\"\": none)" },
     TN_OPTS_WINDOWS(struct client_config, stream_window, connection_window),
+    TN_OPTS_BUSY_POLL(struct client_config, busy_poll_us),
     { 0 },
 };
 
@@ -303,7 +305,6 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     size_t i;
     int r;
 
-    (void)loop;
     (void)revents;
     tn_log_info("SIGHUP: reading the configuration again");
     tn_log_stderr_begin(&cap);
@@ -351,6 +352,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     cfg->udp_max_flows = fresh.udp_max_flows;
     cfg->drain_timeout = fresh.drain_timeout;
     cfg->reconnect = fresh.reconnect;
+    cfg->busy_poll_us = fresh.busy_poll_us;
+    tn_busypoll_configure(loop, cfg->busy_poll_us);
     c->link.conf = fresh.reconnect;
     c->link.settings.ping_interval = (double)fresh.heartbeat_interval / 1e3;
     c->link.settings.ping_timeout = (double)fresh.heartbeat_timeout / 1e3;
@@ -531,6 +534,7 @@ main(int argc, char **argv)
     ev_signal_start(c.loop, &sighup);
     if (privs_keep_net(cfg.user) != 0)
         goto out;
+    tn_busypoll_configure(c.loop, cfg.busy_poll_us);
     ev_run(c.loop, 0);
     ev_timer_stop(c.loop, &c.drain_deadline);
     tn_listener_stop(&c.listener, c.loop);

@@ -27,6 +27,7 @@
 
 #include "tn/addr.h"
 #include "tn/buf.h"
+#include "tn/busypoll.h"
 #include "tn/err.h"
 #include "tn/grpc.h"
 #include "tn/log.h"
@@ -107,6 +108,8 @@ struct tn_h2 {
     size_t http1_len;
     size_t held;             /* received bytes that streams have not consumed yet */
     size_t debt;             /* connection window held back while |held| is over HELD_MAX */
+    bool has_message;        /* the read being handled brought HEADERS or DATA... */
+    size_t message_bytes;    /* ... with this much payload (tn_busypoll_note) */
     char goaway_reason[160]; /* the protocol error we ended the session for, or "" */
 };
 
@@ -564,6 +567,7 @@ on_frame_recv(nghttp2_session *ng, const nghttp2_frame *frame, void *arg)
     }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
         return 0;
+    h2->has_message = true;
     if ((s = stream_of(h2, frame->hd.stream_id)) == NULL)
         return 0;
     if (h2->is_server && frame->hd.type == NGHTTP2_HEADERS &&
@@ -592,6 +596,7 @@ on_data_chunk_recv(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t
     struct tn_h2_stream *s = stream_of(h2, id);
 
     (void)flags;
+    h2->message_bytes += len;
     if (s == NULL || s->ops == NULL) {
         nghttp2_session_consume(ng, id, len);
         return 0;
@@ -944,6 +949,10 @@ h2_recv(struct tn_h2 *h2)
         h2_fail(h2, "HTTP/2 protocol error");
         return;
     }
+    if (h2->has_message && h2->message_bytes <= TN_BUSYPOLL_MESSAGE_MAX)
+        tn_busypoll_note(h2->loop);
+    h2->has_message = false;
+    h2->message_bytes = 0;
     if (st != TN_RECORD_OK) {
         h2_record_failed(h2, st, why);
         return;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <sys/socket.h>
 
+#include "tn/busypoll.h"
 #include "tn/log.h"
 #include "tn/metrics.h"
 #include "tn/util.h"
@@ -41,6 +42,7 @@ listener_on_readable(struct ev_loop *loop, ev_io *w, int revents)
             ev_timer_start(loop, &l->pause);
             return;
         }
+        tn_busypoll_note(loop);
         l->on_conn(l, fd);
     }
 }

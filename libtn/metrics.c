@@ -34,6 +34,14 @@ struct tn_metric tn_metric_limit_hits = {
     .type = TN_METRIC_COUNTER,
     .labels = { "limit" },
 };
+struct tn_metric tn_metric_busy_polls = {
+    .name = "tunnel_busy_polls_total",
+    .help = "Polls after a message (busy_poll_us), by how they ended (message: the next one was "
+            "read without sleeping; timeout: none came in the window; contended: another task "
+            "needed the CPU).",
+    .type = TN_METRIC_COUNTER,
+    .labels = { "end" },
+};
 
 struct tn_metric tn_metric_flows_active = {
     .name = "tunnel_flows_active",
@@ -94,6 +102,7 @@ tn_metrics_register_common(void)
     tn_metrics_register(&tn_metric_reconnects);
     tn_metrics_register(&tn_metric_heartbeats);
     tn_metrics_register(&tn_metric_limit_hits);
+    tn_metrics_register(&tn_metric_busy_polls);
     tn_metrics_register(&tn_metric_flows_active);
     tn_metrics_register(&tn_metric_flows);
     tn_metrics_register(&tn_metric_flow_open);

@@ -20,6 +20,7 @@
 #include <openssl/ssl.h>
 
 #include "tn/addr.h"
+#include "tn/busypoll.h"
 #include "tn/err.h"
 #include "tn/h2.h"
 #include "tn/log.h"
@@ -203,6 +204,7 @@ pipe_read_dgram(struct tn_pipe *p, struct tn_buf *out)
     tn_grpc_data_prefix(dst, len);
     memcpy(dst + TN_GRPC_DATA_PFX, data, len);
     tn_buf_commit(out, TN_GRPC_DATA_PFX + len);
+    tn_busypoll_note(p->loop);
     p->last_active = ev_now(p->loop);
     p->bytes_up += len;
     p->dgrams_up++;
@@ -239,6 +241,8 @@ pipe_on_readable(struct ev_loop *loop, ev_io *w, int revents)
     }
     n = sock_read(p, dst + TN_GRPC_DATA_PFX, avail - TN_GRPC_DATA_PFX);
     if (n > 0) {
+        if ((size_t)n <= TN_BUSYPOLL_MESSAGE_MAX)
+            tn_busypoll_note(loop);
         p->last_active = ev_now(loop);
         tn_grpc_data_prefix(dst, (size_t)n);
         tn_buf_commit(out, TN_GRPC_DATA_PFX + (size_t)n);

@@ -13,6 +13,7 @@
 #include "httplog.h"
 #include "proxy.h"
 #include "tn/addr.h"
+#include "tn/busypoll.h"
 #include "tn/conf.h"
 #include "tn/err.h"
 #include "tn/log.h"
@@ -137,6 +138,7 @@ static const struct tn_conf_key keys[] = {
     TN_OPTS_LOG_ROTATION(struct proxy_config, log),
     TN_OPTS_ADMIN(struct proxy_config, admin_listen),
     TN_OPTS_WINDOWS(struct proxy_config, stream_window, connection_window),
+    TN_OPTS_BUSY_POLL(struct proxy_config, busy_poll_us),
     { 0 },
 };
 
@@ -386,7 +388,6 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     size_t i;
     SSL_CTX *tls = NULL;
 
-    (void)loop;
     (void)revents;
     tn_log_info("SIGHUP: reading the configuration again");
     tn_log_stderr_begin(&cap);
@@ -426,6 +427,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     cfg->idle_timeout = fresh.idle_timeout;
     cfg->drain_timeout = fresh.drain_timeout;
     cfg->reconnect = fresh.reconnect;
+    cfg->busy_poll_us = fresh.busy_poll_us;
+    tn_busypoll_configure(loop, cfg->busy_poll_us);
     px->settings.ping_interval = (double)fresh.heartbeat_interval / 1e3;
     px->settings.ping_timeout = (double)fresh.heartbeat_timeout / 1e3;
     SSL_CTX_free(px->tls); /* open connections hold their own reference */
@@ -542,6 +545,7 @@ main(int argc, char **argv)
     ev_signal_start(px.loop, &sigterm);
     px.status = 0;
     started = ev_time();
+    tn_busypoll_configure(px.loop, cfg.busy_poll_us);
     ev_run(px.loop, 0);
     ev_timer_stop(px.loop, &px.drain_deadline);
     services_summary(&cfg, ev_time() - started);

@@ -57,6 +57,7 @@ struct proxy_config {
     struct tn_tls_conf tls;
     struct tn_log_conf log;
     int64_t stream_window, connection_window;
+    int64_t busy_poll_us;
     char *admin_listen; /* NULL: no admin listener */
 };
 

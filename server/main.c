@@ -13,6 +13,7 @@
 #include "relay.h"
 #include "secopts.h"
 #include "tn/addr.h"
+#include "tn/busypoll.h"
 #include "tn/conf.h"
 #include "tn/err.h"
 #include "tn/listener.h"
@@ -231,6 +232,7 @@ static const struct tn_conf_key keys[] = {
       .metavar = "FILE",
       .help = "also append each flow's flow.end line (JSON) to this file" },
     TN_OPTS_WINDOWS(struct relay_config, stream_window, connection_window),
+    TN_OPTS_BUSY_POLL(struct relay_config, busy_poll_us),
     { .key = "limits.max_streams",
       .flag = "max-streams",
       .type = TN_CONF_INT,
@@ -337,7 +339,6 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     struct tn_log_capture cap;
     int r;
 
-    (void)loop;
     (void)revents;
     tn_log_info("SIGHUP: reading the configuration again");
     tn_log_stderr_begin(&cap);
@@ -394,6 +395,8 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     cfg->drain_timeout = fresh.drain_timeout;
     cfg->heartbeat_interval = fresh.heartbeat_interval;
     cfg->heartbeat_timeout = fresh.heartbeat_timeout;
+    cfg->busy_poll_us = fresh.busy_poll_us;
+    tn_busypoll_configure(loop, cfg->busy_poll_us);
     relay->h2.ping_interval = (double)cfg->heartbeat_interval / 1e3;
     relay->h2.ping_timeout = (double)cfg->heartbeat_timeout / 1e3;
     cfg->limits = fresh.limits;
@@ -520,6 +523,7 @@ main(int argc, char **argv)
     ev_signal_init(&sigusr1, on_status, SIGUSR1);
     sigusr1.data = &relay;
     ev_signal_start(relay.loop, &sigusr1);
+    tn_busypoll_configure(relay.loop, cfg.busy_poll_us);
     tn_log_info("relay %s listening on %s", TN_VERSION,
                 tn_addr_format((struct sockaddr *)&ss, addr, sizeof(addr)));
     ev_run(relay.loop, 0);

@@ -109,6 +109,7 @@ struct relay_config {
     struct tn_tls_conf tls;
     struct tn_log_conf log;
     int64_t stream_window, connection_window;
+    int64_t busy_poll_us;
     int64_t max_streams;
     int64_t heartbeat_interval, heartbeat_timeout;
     int64_t open_timeout;

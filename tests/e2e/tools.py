@@ -577,6 +577,31 @@ def cmd_probe(a):
     return 0 if outcome in a.expect.split(",") else 1
 
 
+def cmd_ping_pong(a):
+    """--count round trips of --size bytes on one connection to an echo server; prints the
+    count and the median round trip in microseconds."""
+    msg = bytes(range(256)) * (a.size // 256 + 1)
+    msg = msg[: a.size]
+    times = []
+    with connect(a.host, a.port, a.timeout) as s:
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(a.count):
+            t0 = time.monotonic()
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                chunk = s.recv(len(msg) - len(got))
+                if not chunk:
+                    raise ValueError("the echo server closed after %d round trips" % len(times))
+                got += chunk
+            if got != msg:
+                raise ValueError("the echo differs")
+            times.append(time.monotonic() - t0)
+    times.sort()
+    print("%d %.0f" % (len(times), times[len(times) // 2] * 1e6))
+    return 0
+
+
 def cmd_conns(a):
     """Connection i starts at i * interval (at once after the previous one when interval is 0);
     with --bind-port every connection uses that local port (SO_REUSEADDR), so the same 4-tuple
@@ -807,6 +832,9 @@ def main():
     c = client("probe")
     c.add_argument("--send", default="GET / HTTP/1.0\r\n\r\n")
     c.add_argument("--expect", default="data")
+    c = client("ping-pong")
+    c.add_argument("--count", type=int, default=1000)
+    c.add_argument("--size", type=int, default=64)
     c = client("conns")
     c.add_argument("--count", type=int, default=100)
     c.add_argument("--interval", type=float, default=0.0, help="seconds between starts")
@@ -860,6 +888,7 @@ def main():
                 "early-close": cmd_early_close,
                 "concurrent": cmd_concurrent,
                 "probe": cmd_probe,
+                "ping-pong": cmd_ping_pong,
                 "echo-ports": cmd_echo_ports,
                 "ws-echo": cmd_ws_echo,
                 "conns": cmd_conns,

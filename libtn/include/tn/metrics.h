@@ -80,6 +80,7 @@ int tn_metrics_render(struct tn_buf *out);
 extern struct tn_metric tn_metric_reconnects; /* relay connections made again after a loss */
 extern struct tn_metric tn_metric_heartbeats; /* {result}: sent, answered, timeout */
 extern struct tn_metric tn_metric_limit_hits; /* {limit}: a limit refused or paused something */
+extern struct tn_metric tn_metric_busy_polls; /* {end}: message, timeout, contended */
 /* Flows (every program): directions are "up" (client to target) and "down". */
 extern struct tn_metric tn_metric_flows_active; /* open now */
 extern struct tn_metric tn_metric_flows;        /* {result}: ended, by tn_metric_flow_result */

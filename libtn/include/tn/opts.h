@@ -109,6 +109,17 @@ struct tn_log_conf {
         .help = "HTTP/2 receive window of the whole connection", .min = 65535, .max = 0x7fffffff \
     }
 
+/* The row for busy_poll_us at member |m| (int64_t microseconds): tn/busypoll.h. */
+#define TN_OPTS_BUSY_POLL(T, m)                                                              \
+    {                                                                                        \
+        .key = "busy_poll_us", .flag = "busy-poll-us", .type = TN_CONF_INT,                  \
+        .offset = offsetof(T, m), .def = "200", .metavar = "USEC",                           \
+        .help = "after a message, poll up to this long before sleeping, so that the answer " \
+                "does not wait for an idle CPU to wake up; costs CPU while traffic flows "   \
+                "(0: off)",                                                                  \
+        .min = 0, .max = 10000                                                               \
+    }
+
 /* Rows for the heartbeat: {interval, timeout} at members |iv| and |to| (int64_t ms). */
 #define TN_OPTS_HEARTBEAT(T, iv, to)                                                       \
     { .key = "heartbeat.interval",                                                         \
