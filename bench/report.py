@@ -40,6 +40,7 @@ OURS_PROCS = ("client", "relay", "proxy")
 # Average CPU (in cores) that processes outside the benchmark may use during a path's
 # measurements before the report calls them disturbed.
 OTHER_LOAD_LIMIT = 0.05
+STEAL_LIMIT = 0.05
 
 
 def load_json(path):
@@ -174,6 +175,14 @@ def one_run(d, names):
     return v, errors, per_proc
 
 
+def rate_of(info, key):
+    """Per second of the path's measurements: what others0/others1 say of |key| (or None)."""
+    try:
+        return (info["others1"][key] - info["others0"][key]) / (info["t1"] - info["t0"])
+    except (KeyError, TypeError, ZeroDivisionError):
+        return None
+
+
 def med(xs):
     xs = [x for x in xs if x is not None]
     return statistics.median(xs) if xs else None
@@ -271,19 +280,19 @@ def main(argv):
                 v, errs, per_proc = one_run(d, names)
             else:
                 v, errs, per_proc = {}, [f"status {info.get('status')}"], {}
-            other = None
-            try:
-                other = ((info["others1"]["cpu_s"] - info["others0"]["cpu_s"])
-                         / (info["t1"] - info["t0"]))
-            except (KeyError, TypeError, ZeroDivisionError):
-                pass
+            other = rate_of(info, "cpu_s")
+            steal = rate_of(info, "steal_s")
             if other is not None and other > OTHER_LOAD_LIMIT:
                 problems.append({"severity": "warn", "message":
                                  f"rep {r} {p}: other processes on the machine used "
                                  f"{other:.2f} cores during the measurements: numbers disturbed"})
+            if steal is not None and steal > STEAL_LIMIT:
+                problems.append({"severity": "warn", "message":
+                                 f"rep {r} {p}: the hypervisor took {steal:.2f} cores from this "
+                                 f"machine (steal time) during the measurements: numbers disturbed"})
             runs.append({"rep": r, "status": info.get("status"), "order": info.get("order"),
-                         "other_load_cores": other, "metrics": v, "errors": errs,
-                         "per_process": per_proc})
+                         "other_load_cores": other, "steal_cores": steal, "metrics": v,
+                         "errors": errs, "per_process": per_proc})
             for e in errs:
                 sev = "warn"
                 problems.append({"severity": sev, "message": f"rep {r} {p}: {e}"})
@@ -351,6 +360,12 @@ def main(argv):
     if loads:
         lines.append(f"Other processes on the machine used at most {max(loads):.2f} cores during "
                      f"any path's measurements (above {OTHER_LOAD_LIMIT} the run is flagged).")
+    steals = [x["steal_cores"] for p in paths for x in results[p]["runs"]
+              if x.get("steal_cores") is not None]
+    if steals:
+        lines.append(f"The hypervisor took {med(steals):.2f} cores (median; at most "
+                     f"{max(steals):.2f}) from this machine during a path's measurements (steal "
+                     f"time; above {STEAL_LIMIT} the repetition is flagged).")
     lines.append("Ratio = ours / the other path in the same repetition, median over the "
                  "repetitions [their min-max]: above 1 is better for ↑ rows, below 1 is better "
                  "for ↓ rows. \"tunnel\" CPU and memory are of the path's own processes.")
