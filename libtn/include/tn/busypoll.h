@@ -6,9 +6,9 @@
  *
  * The poll adapts: its window halves each time a message comes later than the longest window
  * after the one before (a slow peer, a paced download: polling would not have caught it), and
- * doubles back, up to the longest, each time one comes sooner.  A turn on
- * which another task took the CPU ends polling for a while: under load the CPUs have no idle
- * time to save, and polling would only take turns from real work. */
+ * doubles back, up to the longest, each time one comes sooner.  A turn on which another task
+ * took the CPU ends polling for a while: under load the CPUs have no idle time to save, and
+ * polling would only take turns from real work. */
 #ifndef TN_BUSYPOLL_H
 #define TN_BUSYPOLL_H
 
@@ -36,8 +36,8 @@ bool tn_busypoll_kick(struct tn_busypoll *bp, double now);
 /* A turn with nothing to do at |now|.  Returns whether to go on polling: false once the
  * window has passed. */
 bool tn_busypoll_turn(struct tn_busypoll *bp, double now);
-/* Giving the CPU away at |now| took |yielded| seconds: another task used it, so polling stops
- * until the CPU is likely free again. */
+/* Giving the CPU away at |now| took |yielded| seconds.  100 µs or more means another task used
+ * it: polling stops, and no message starts a poll for 5 ms after. */
 void tn_busypoll_yielded(struct tn_busypoll *bp, double now, double yielded);
 
 /* The process's loop (there is one per process): sets its longest window in microseconds
