@@ -20,6 +20,7 @@
 #include "tn/err.h"
 #include "tn/log.h"
 #include "tn/metrics.h"
+#include "tn/text.h"
 #include "tn/util.h"
 
 #define CONN_DEADLINE 10.0 /* seconds for a whole request and its answer */
@@ -72,27 +73,17 @@ tn_admin_printf(struct tn_admin_reply *r, const char *fmt, ...)
     free(big);
 }
 
+static void
+reply_out(void *arg, const char *s, size_t n)
+{
+    tn_admin_write(arg, s, n);
+}
+
 void
 tn_admin_json_str(struct tn_admin_reply *r, const char *s)
 {
-    const char *run;
-    char esc[8];
-
     tn_admin_write(r, "\"", 1);
-    for (run = s; *s != '\0'; s++) {
-        unsigned char c = (unsigned char)*s;
-
-        if (c != '"' && c != '\\' && c >= 0x20)
-            continue;
-        tn_admin_write(r, run, (size_t)(s - run));
-        if (c == '"' || c == '\\')
-            snprintf(esc, sizeof(esc), "\\%c", c);
-        else
-            snprintf(esc, sizeof(esc), "\\u%04x", c);
-        tn_admin_write(r, esc, strlen(esc));
-        run = s + 1;
-    }
-    tn_admin_write(r, run, (size_t)(s - run));
+    tn_json_escape(s, strlen(s), reply_out, r);
     tn_admin_write(r, "\"", 1);
 }
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "tn/opts.h"
+#include "tn/text.h"
 
 const char *const tn_log_level_names[] = { "debug", "info", "warn", "error", NULL };
 const char *const tn_log_format_names[] = { "text", "json", NULL };
@@ -186,51 +187,23 @@ static void __attribute__((format(printf, 2, 3))) put(struct line *l, const char
         l->n = l->n + (size_t)k < sizeof(l->s) ? l->n + (size_t)k : sizeof(l->s) - 1;
 }
 
-/* Appends |n| bytes of |s| as the inside of a JSON string. */
 static void
-json_escape(struct line *l, const char *s, size_t n)
+line_out(void *arg, const char *s, size_t n)
 {
-    size_t i;
-
-    for (i = 0; i < n && s[i] != '\0'; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            put(l, "\\%c", c);
-        else if (c < 0x20)
-            put(l, "\\u%04x", c);
-        else
-            put(l, "%c", c);
-    }
+    put(arg, "%.*s", (int)n, s);
 }
 
-/* How many bytes at |p| are to be written as \xNN: a C0 control or DEL (1), a C1 control in
- * UTF-8 (2: U+009B is CSI), or a byte that starts no UTF-8 character (1: a lone 0x9b is CSI to
- * an 8-bit terminal).  0 when |p| starts a character to write as it is, |*len| bytes long. */
+/* How many bytes at |p| are to be written as \xNN: a control character, or a byte that starts
+ * no UTF-8 character (1: a lone 0x9b is CSI to an 8-bit terminal).  0 when |p| starts a
+ * character to write as it is, |*len| bytes long. */
 static size_t
 escape_len(const unsigned char *p, size_t *len)
 {
-    size_t n, i;
+    size_t n;
 
-    if (p[0] < 0x20 || p[0] == 0x7f)
-        return 1;
-    if (p[0] < 0x80) {
-        *len = 1;
-        return 0;
-    }
-    if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
-        return 2;
-    n = p[0] >= 0xc2 && p[0] <= 0xdf   ? 2
-        : p[0] >= 0xe0 && p[0] <= 0xef ? 3
-        : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4
-                                       : 0;
-    for (i = 1; i < n; i++) { /* a NUL ends it too: it is no continuation byte */
-        if ((p[i] & 0xc0) != 0x80)
-            return 1;
-    }
-    if (n == 0)
-        return 1;
-    *len = n;
-    return 0;
+    if ((n = tn_control_len(p)) > 0)
+        return n;
+    return (*len = tn_utf8_len(p)) == 0 ? 1 : 0;
 }
 
 /* Appends |s| as text, with control characters and bytes that are no UTF-8 as \xNN: what
@@ -282,13 +255,13 @@ json_fields(struct line *l, const char *s)
             s = end;
         }
         put(l, "%s\"", n++ > 0 ? "," : "");
-        json_escape(l, k, (size_t)(eq - k));
+        tn_json_escape(k, (size_t)(eq - k), line_out, l);
         if (end > v && strspn(v, "0123456789") == (size_t)(end - v) && end - v < 16 &&
             (*v != '0' || end - v == 1)) {
             put(l, "\":%.*s", (int)(end - v), v);
         } else {
             put(l, "\":\"");
-            json_escape(l, v, (size_t)(end - v));
+            tn_json_escape(v, (size_t)(end - v), line_out, l);
             put(l, "\"");
         }
     }
@@ -338,7 +311,7 @@ vlog_line(enum tn_log_level level, const char *event, uint64_t flow, const char 
         put(&l, "}");
         if (msg != NULL) {
             put(&l, ",\"msg\":\"");
-            json_escape(&l, rest, strlen(rest));
+            tn_json_escape(rest, strlen(rest), line_out, &l);
             put(&l, "\"");
         }
         put(&l, "}");

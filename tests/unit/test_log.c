@@ -56,6 +56,13 @@ test_log_json_lines(void **state)
     tn_log_debug("no flow here");
     tn_log_event(TN_LOG_INFO, "flow.end", 0xabcULL, "the text form",
                  "client=c-1 up=42 down=007 reason=\"reset by peer\" id=x\"y");
+    /* What a peer sent stays valid UTF-8 JSON, and no control reaches a terminal: C0, DEL and
+     * C1 as \u00XX; a byte of no well-formed character (overlong, surrogate, past U+10FFFF,
+     * cut short) as U+FFFD. */
+    tn_log_event(TN_LOG_INFO, "http.request", 0,
+                 "GET /a\x1b[2J\x7f\xc2\x9b"
+                 "1m \xc3\xa9",
+                 "path=\xc0\xaf\xe0\x80\xaf\xed\xa0\x80\xf4\x90\x80\x80\xf0\x9f\x98\x80\xe2\x82");
     tn_log_close();
     s = slurp("json.log");
     assert_non_null(s);
@@ -69,6 +76,10 @@ test_log_json_lines(void **state)
     assert_non_null(strstr(s, "\"flow\":\"0000000000000abc\",\"event\":\"flow.end\",\"fields\":{"
                               "\"client\":\"c-1\",\"up\":42,\"down\":\"007\",\"reason\":\"reset by "
                               "peer\",\"id\":\"x\\\"y\"},\"msg\":\"the text form\"}\n"));
+    assert_non_null(strstr(s, "\"fields\":{\"path\":\"\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd"
+                              "\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\xf0\x9f\x98\x80"
+                              "\\ufffd\\ufffd\"},\"msg\":\"GET /a\\u001b[2J\\u007f\\u009b1m "
+                              "\xc3\xa9\"}\n"));
     free(s);
 }
 
@@ -112,13 +123,13 @@ test_log_text_events(void **state)
     /* What a peer sent (a request's path) cannot forge a line nor drive a terminal. */
     tn_log_info("http web: GET /a\x1b[2J\nforged line\x7f\xc2\x9b"
                 "2J \xc3\xa9 \x9b"
-                "1m 200");
+                "1m 200 \xe0\x80\xaf\xed\xa0\x80"); /* overlong, surrogate */
     tn_log_close();
     s = slurp("text.log");
     assert_non_null(s);
     assert_non_null(
         strstr(s, " unit info: http web: GET /a\\x1b[2J\\x0aforged line\\x7f\\xc2\\x9b2J \xc3\xa9 "
-                  "\\x9b1m 200\n"));
+                  "\\x9b1m 200 \\xe0\\x80\\xaf\\xed\\xa0\\x80\n"));
     assert_null(strchr(s, '\x1b'));
     assert_non_null(strstr(s, " unit info: flow=0000000000000abc client=c-1 a -> b up=1\n"));
     assert_non_null(strstr(s, " unit info: exit.summary flows=3\n"));

@@ -80,7 +80,7 @@ void tn_admin_stop(struct tn_admin *a);
 /* Appends to the reply's body. */
 void tn_admin_printf(struct tn_admin_reply *r, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Appends |s| as a JSON string, quotes included. */
+/* Appends |s| as a JSON string, quotes included, always valid UTF-8 (tn_json_escape). */
 void tn_admin_json_str(struct tn_admin_reply *r, const char *s);
 /* Appends |n| bytes as they are. */
 void tn_admin_write(struct tn_admin_reply *r, const void *p, size_t n);
