@@ -173,6 +173,10 @@ struct line {
     size_t n;
 };
 
+/* The bytes of a message a cut JSON line keeps: six times this (each byte as \ufffd), with
+ * the rest of the object, fits in a line. */
+#define JSON_CUT_MSG 256
+
 static void __attribute__((format(printf, 2, 3))) put(struct line *l, const char *fmt, ...)
 {
     va_list ap;
@@ -278,6 +282,29 @@ emit(struct line *l, FILE *f, bool is_log_file)
     }
 }
 
+/* The JSON object of a line.  |is_cut|: the whole did not fit, so the fields are left out
+ * and the message shortened to what fits even when every byte is escaped, with
+ * "truncated":true: a line is always one valid object. */
+static void
+json_line(struct line *l, const char *stamp, long ms, enum tn_log_level level, const char *flowid,
+          const char *event, const char *fields, const char *msg, const char *rest, bool is_cut)
+{
+    put(l, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":\"%s\",", stamp, ms,
+        tn_log_level_names[level], logger.component);
+    if (flowid[0] != '\0')
+        put(l, "\"flow\":\"%s\",", flowid);
+    put(l, "\"event\":\"%s\",\"fields\":{", event != NULL ? event : "log");
+    if (fields != NULL && !is_cut)
+        json_fields(l, fields);
+    put(l, "}%s", is_cut ? ",\"truncated\":true" : "");
+    if (msg != NULL) {
+        put(l, ",\"msg\":\"");
+        tn_json_escape(rest, is_cut ? JSON_CUT_MSG : strlen(rest), line_out, l);
+        put(l, "\"");
+    }
+    put(l, "}");
+}
+
 /* One line: |event| and |fields| ("k=v ...") for structured events, or a message |msg| whose
  * leading "flow=ID " becomes the flow id. */
 static void
@@ -301,20 +328,13 @@ vlog_line(enum tn_log_level level, const char *event, uint64_t flow, const char 
         rest = msg + 21 + (msg[21] == ' ');
     }
     if (logger.format == TN_LOG_JSON || is_audit) {
-        put(&l, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":\"%s\",", stamp,
-            (long)tv.tv_usec / 1000, tn_log_level_names[level], logger.component);
-        if (flowid[0] != '\0')
-            put(&l, "\"flow\":\"%s\",", flowid);
-        put(&l, "\"event\":\"%s\",\"fields\":{", event != NULL ? event : "log");
-        if (fields != NULL)
-            json_fields(&l, fields);
-        put(&l, "}");
-        if (msg != NULL) {
-            put(&l, ",\"msg\":\"");
-            tn_json_escape(rest, strlen(rest), line_out, &l);
-            put(&l, "\"");
+        json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, msg, rest,
+                  false);
+        if (l.n >= sizeof(l.s) - 1) { /* cut: the object would not close */
+            l.n = 0;
+            json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, msg, rest,
+                      true);
         }
-        put(&l, "}");
     } else {
         put(&l, "%s.%03ldZ %s %s: ", stamp, (long)tv.tv_usec / 1000, logger.component,
             tn_log_level_names[level]);

@@ -83,6 +83,34 @@ test_log_json_lines(void **state)
     free(s);
 }
 
+/* A message too long for a line once escaped still makes one whole JSON object: the fields
+ * left out, the message shortened, "truncated":true. */
+static void
+test_log_json_cut(void **state)
+{
+    char path[256], msg[1000], *s, *p;
+    int n = 0;
+
+    (void)state;
+    memset(msg, '\x01', sizeof(msg) - 1); /* each byte becomes \u0001: six times as long */
+    msg[sizeof(msg) - 1] = '\0';
+    path_of(path, sizeof(path), "cut.log");
+    assert_int_equal(tn_log_open("unit", TN_LOG_INFO, TN_LOG_JSON, path), 0);
+    tn_log_event(TN_LOG_INFO, "http.request", 0, msg, "path=/x status=200");
+    tn_log_info("short");
+    tn_log_close();
+    s = slurp("cut.log");
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"event\":\"http.request\",\"fields\":{},\"truncated\":true,"
+                              "\"msg\":\"\\u0001"));
+    for (p = s; (p = strstr(p, "\\u0001")) != NULL; p++)
+        n++;
+    assert_int_equal(n, 256);
+    assert_non_null(strstr(s, "\\u0001\"}\n{"));
+    assert_non_null(strstr(s, "\"msg\":\"short\"}\n"));
+    free(s);
+}
+
 /* Lines from one call site: TN_LOG_RATE_BURST a second, then the next says how many were
  * held back. */
 static void
@@ -248,9 +276,10 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_log_json_lines),        cmocka_unit_test(test_log_text_events),
-        cmocka_unit_test(test_log_rotation),          cmocka_unit_test(test_log_audit),
-        cmocka_unit_test(test_log_audit_with_stderr), cmocka_unit_test(test_log_rated),
+        cmocka_unit_test(test_log_json_lines),  cmocka_unit_test(test_log_json_cut),
+        cmocka_unit_test(test_log_text_events), cmocka_unit_test(test_log_rotation),
+        cmocka_unit_test(test_log_audit),       cmocka_unit_test(test_log_audit_with_stderr),
+        cmocka_unit_test(test_log_rated),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
