@@ -95,12 +95,16 @@ head_peer(struct head *h)
 }
 
 /* Whether |buf| (what came so far) can still be the start of an HTTP/1.x request: a method of
- * capitals, a space, then printable text.  Anything else is closed at once. */
+ * capitals, a space, then printable text up to the blank line that ends the head (a body that
+ * came with it may hold any byte).  Anything else is closed at once. */
 static bool
 looks_like_http(const char *buf, size_t n)
 {
+    const char *head_end = memmem(buf, n, "\r\n\r\n", 4);
     size_t i, method = strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
 
+    if (head_end != NULL)
+        n = (size_t)(head_end - buf);
     if (method == 0 || method > 16 || (method < n && buf[method] != ' '))
         return n <= method && method <= 16 && method > 0;
     for (i = method; i < n; i++) {
@@ -167,7 +171,7 @@ head_route(struct head *h)
 {
     static const char bad[] =
         "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
-        "Content-Length: 22\r\nConnection: close\r\n\r\nno Host in the request\n";
+        "Content-Length: 23\r\nConnection: close\r\n\r\nno Host in the request\n";
     const char *sni = h->ssl != NULL ? SSL_get_servername(h->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
     char host[256], body[320], page[512];
     int fd = h->io.fd;

@@ -42,6 +42,26 @@ code=$(n_cli timeout 5 curl -s -o "$TN_TMP/404.out" -w '%{http_code}' -H "Host: 
 [ "$code" = 404 ] && grep -q "no service is published for nobody.example.test" "$TN_TMP/404.out" ||
 	fail "an unknown host answered $code: $(cat "$TN_TMP/404.out")"
 wait_for_log "$TN_TMP/proxy.log" "http api: GET / 200 " 5 || fail "the api's request log misses GET / 200"
+# A body that came in the same read as the head may hold any byte (only the head must be text),
+# and the 400 for a request without Host says exactly as many bytes as it sends.
+raw() { # REQUEST (with \r \n \xNN escapes): the relay's answer as it came, then "|"
+	n_cli timeout 5 "$TN_PYTHON" -c '
+import socket, sys
+s = socket.create_connection((sys.argv[1], 8088), timeout=4)
+s.sendall(sys.argv[2].encode("latin-1").decode("unicode_escape").encode("latin-1"))
+out = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    out += b
+sys.stdout.write(out.decode("latin-1") + "|")' "$relay" "$1"
+}
+out=$(raw 'POST / HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 4\r\nConnection: close\r\n\r\n\x00\x01\x1b\x7f') || true
+[[ $out == HTTP/1.?\ * ]] || fail "a request whose body holds control bytes got no answer: '${out:0:80}'"
+out=$(raw 'GET / HTTP/1.0\r\n\r\n') || true
+[[ $out == *$'\r\nContent-Length: 23\r\n'*$'\r\n\r\nno Host in the request\n|' ]] ||
+	fail "the answer to a request without Host is not 400 with its exact length: '$out'"
 out=$(tools_in "$TN_NS_CLI" 20 ws-echo "$relay" 8088 --host ws.example.test --timeout 10) ||
 	fail "the WebSocket echo through host routing failed"
 tn_log "$out"
