@@ -270,7 +270,19 @@ proxies_delete(struct relay *relay, const char *id, const struct tn_admin_reques
     struct proxy_rule *rules = relay->cfg->proxies.v;
     size_t i, n = 0;
 
-    for (i = 0; i < relay->cfg->proxies.n;) {
+    for (i = 0; i < relay->cfg->proxies.n; i++)
+        n += strcmp(rules[i].id, id) == 0;
+    if (n > 0 && n == relay->cfg->proxies.n) {
+        /* An empty list means "any proxy may announce any network": removing the last rule
+         * would open the relay, not close it to this proxy. */
+        replyf(r, 409,
+               "the rules of proxy '%s' are the last ones, and with no rule any proxy may announce "
+               "any network: add another proxy's rule first, or remove its session "
+               "(DELETE sessions/%s)",
+               id, id);
+        return;
+    }
+    for (i = 0, n = 0; i < relay->cfg->proxies.n;) {
         if (strcmp(rules[i].id, id) != 0) {
             i++;
             continue;

@@ -69,6 +69,9 @@ tn_exit_of proxy 15
 [ "$TN_RC" = 1 ] || fail "proxy-1 did not give up (status $TN_RC) when the relay refused it"
 grep -q "proxy id 'proxy-1' is not in the relay's proxies list" "$TN_TMP/proxy.log" ||
 	fail "proxy-1 was not told why"
+out=$(api DELETE proxies/proxy-2) && [ "${out%% *}" = 409 ] && [[ $out == *"any proxy may announce"* ]] ||
+	fail "removing the last rule (which would let any proxy in) was not refused: $out"
+out=$(api GET proxies) && [[ $out == 200*'"id":"proxy-2"'* ]] || fail "the last rule is gone: $out"
 
 tn_log "SIGHUP: the file's configuration again (the API's changes were in memory only)"
 kill -HUP "$(tn_pid relay)"
