@@ -381,6 +381,26 @@ test_grpc_reader_pauses_after_frame(void **state)
 }
 
 /* Every hop reads an Open's destination the same way: sizes, ports, ICMP without a port. */
+/* ::ffff:10.1.2.3 is IPv4 10.1.2.3: checked against IPv4 networks, as the kernel dials it. */
+static void
+test_endpoint_v4_mapped(void **state)
+{
+    struct tn_ip mapped = { .family = AF_INET6 }, got;
+    Tunnel__V1__Endpoint ep;
+
+    (void)state;
+    mapped.bytes[10] = mapped.bytes[11] = 0xff;
+    memcpy(mapped.bytes + 12, "\x0a\x01\x02\x03", 4);
+    tn_endpoint_set(&ep, &mapped, 443);
+    assert_int_equal(tn_endpoint_ip(&ep, &got), 0);
+    assert_int_equal(got.family, AF_INET);
+    assert_memory_equal(got.bytes, "\x0a\x01\x02\x03\0\0\0\0\0\0\0\0\0\0\0\0", 16);
+    mapped.bytes[10] = 0; /* ::fe:a01:203 is IPv6 */
+    tn_endpoint_set(&ep, &mapped, 443);
+    assert_int_equal(tn_endpoint_ip(&ep, &got), 0);
+    assert_int_equal(got.family, AF_INET6);
+}
+
 static void
 test_open_destination_checks(void **state)
 {
@@ -434,6 +454,7 @@ main(void)
         cmocka_unit_test(test_grpc_reader_reports_truncation),
         cmocka_unit_test(test_grpc_reader_pauses_after_frame),
         cmocka_unit_test(test_open_destination_checks),
+        cmocka_unit_test(test_endpoint_v4_mapped),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
