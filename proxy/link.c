@@ -331,6 +331,10 @@ uplinks_renew(struct proxy *px)
 {
     size_t i;
 
+    if (px->is_stopping) { /* a new session would register again and draw new flows */
+        tn_log_info("draining: the relay sessions are not renewed");
+        return;
+    }
     for (i = 0; i < px->nuplinks; i++) {
         px->uplinks[i].link.tls = px->tls;
         px->uplinks[i].link.conf = px->cfg->reconnect;

@@ -101,7 +101,7 @@ int uplinks_start(struct proxy *px);
 /* Sends GOAWAY on every session: the relays route nothing new here.  Returns how many. */
 size_t uplinks_drain(struct proxy *px);
 /* Every uplink starts over on a new connection (new certificates, a new Hello); open flows
- * finish on the old ones. */
+ * finish on the old ones.  Not while draining: a new Hello would draw new flows. */
 void uplinks_renew(struct proxy *px);
 void uplinks_stop(struct proxy *px);
 void uplink_refill(struct uplink *up);

@@ -57,6 +57,11 @@ wait_back relay-2
 download proxy-drain
 kill -TERM "$(tn_pid "$TN_PROXY_NAME")"
 wait_for_log "$TN_TMP/relay-2.log" "is leaving" 5 || fail "the relay did not see the proxy leave"
+kill -HUP "$(tn_pid "$TN_PROXY_NAME")" # a log rotation during the drain
+wait_for_log "$TN_TMP/$TN_PROXY_NAME.log" "reload: done" 5 || fail "the draining proxy did not reload"
+sleep 0.5
+[ "$(count_lines "$TN_TMP/relay-2.log" "proxy $TN_PROXY_ID registered")" = 1 ] ||
+	fail "the draining proxy registered again after SIGHUP"
 finished proxy-drain
 tn_exit_of "$TN_PROXY_NAME" 10
 [ "$TN_RC" = 0 ] || fail "the drained proxy exited with status $TN_RC"
