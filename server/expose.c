@@ -651,6 +651,13 @@ publish(struct proxy *px, const Tunnel__V1__Service *svc, char *why, size_t whyl
         }
     }
     if ((x = exposure_by_name(relay, px->id, name)) != NULL) {
+        if (x->is_relay_service) { /* its target is the relay's, not this service's */
+            snprintf(why, whylen,
+                     "service '%s' of proxy '%s' is a service of the relay's configuration (port "
+                     "%u): name this one otherwise",
+                     name, px->id, x->port);
+            return NULL;
+        }
         if ((port != 0 && port != x->port) || strcmp(host, x->host) != 0) {
             snprintf(why, whylen,
                      "service '%s' of proxy '%s' is already published otherwise (port %u, host "

@@ -102,6 +102,10 @@ wait_for_log "$TN_TMP/proxy2.log" "refused to publish held: port 10000 is held b
 	fail "a port held by another proxy was not refused with the reason"
 wait_for_log "$TN_TMP/proxy2.log" "port 20000 is outside the relay's public_ports" 10 ||
 	fail "a port outside public_ports was not refused with the reason"
+TN_PROXY_NAME=proxy1b start_proxy --expose name=lanweb,target=127.0.0.1:9 # a replica of proxy-1
+wait_for_log "$TN_TMP/proxy1b.log" "refused to publish lanweb: service 'lanweb' of proxy 'proxy-1' is a service of the relay's configuration" 10 ||
+	fail "a proxy's own service took the name (and port) of a relay service"
+tn_stop proxy1b
 tn_spawn proxy3bad "$TN_NS_LAN" "$TN_BIN/proxy/proxy" --server "$TN_RELAY_LAN_IP:$TN_RELAY_PORT" \
 	--proxy-id proxy-3 --token wrong-token-0123456789 --tls-ca "$TN_CERTS/ca/cert.pem" \
 	--expose 10010:127.0.0.1:7002
