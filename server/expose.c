@@ -765,9 +765,16 @@ publish_relay_services(struct proxy *px, Tunnel__V1__Published **out)
 int
 expose_publish_rule(struct relay *relay, const struct service_rule *r, char *why, size_t whylen)
 {
+    struct exposure *x = exposure_by_port(relay, (unsigned)r->public_port);
     struct session *s;
     int n = 0;
 
+    /* Whether the proxy is connected or not: a port is held by whoever holds it now. */
+    if (x != NULL && (strcmp(x->owner, r->proxy) != 0 || strcmp(x->name, r->name) != 0)) {
+        snprintf(why, whylen, "port %u is held by proxy '%s' (service '%s')", x->port, x->owner,
+                 x->name);
+        return -1;
+    }
     snprintf(why, whylen, "proxy '%s' is not connected: the port opens when it registers",
              r->proxy);
     for (s = relay->sessions; s != NULL; s = s->next) {

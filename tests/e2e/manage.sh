@@ -15,7 +15,7 @@ lan_http 8080
 tn_certs
 echo "public_ports: \"10000-10020\"" >"$TN_TMP/relay.yaml"
 start_relay --config "$TN_TMP/relay.yaml" --admin :9190 --admin-token "$token"
-start_proxy
+start_proxy --expose name=own,target=127.0.0.1:8080,public_port=10015
 wait_registered
 start_client
 wait_client_ready
@@ -40,6 +40,9 @@ out=$(api POST services '{"proxy": "proxy-1", "name": "web", "public_port": 1000
 [ "$(n_cli timeout 5 curl -sS "http://$relay:10007/")" = "$TN_HTTP_BODY" ] ||
 	fail "the service added through the API does not answer on port 10007"
 out=$(api GET services) && [[ $out == 200*'"name":"web"'*'"port":10007'* ]] || fail "GET services: $out"
+out=$(api POST services '{"proxy": "ghost", "name": "db", "public_port": 10015, "target": "10.9.9.9:1"}')
+[ "${out%% *}" = 409 ] && [[ $out == *"port 10015 is held by proxy 'proxy-1' (service 'own')"* ]] ||
+	fail "a port a connected proxy holds was given to an offline one: $out"
 out=$(api POST services '{"proxy": "proxy-1", "name": "web2", "public_port": 99999, "target": "x:1"}')
 [ "${out%% *}" = 400 ] && [[ $out == *"public_port"* ]] || fail "a bad body was not refused with the reason: $out"
 out=$(api DELETE "services/web?proxy=proxy-1") && [ "${out%% *}" = 200 ] || fail "DELETE services: $out"
