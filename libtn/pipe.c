@@ -122,9 +122,11 @@ pipe_return_window(struct tn_pipe *p, size_t n)
 /* ---- the socket, plain or TLS ----------------------------------------------------------- */
 
 /* A failed SSL_read or SSL_write as read() and write() would say it: EAGAIN to wait, 0 for the
- * peer's close_notify, else -1 with ECONNRESET. */
+ * peer's close_notify on a read, else -1 with ECONNRESET (EPIPE for a write).  Once the peer
+ * sent close_notify, OpenSSL calls any failed write ZERO_RETURN: as 0 it would be "nothing
+ * written", and the same bytes would be tried again forever. */
 static ssize_t
-ssl_result(struct tn_pipe *p, int r)
+ssl_result(struct tn_pipe *p, int r, bool is_write)
 {
     int e = SSL_get_error(p->ssl, r);
 
@@ -133,9 +135,9 @@ ssl_result(struct tn_pipe *p, int r)
         errno = EAGAIN;
         return -1;
     }
-    if (e == SSL_ERROR_ZERO_RETURN)
+    if (e == SSL_ERROR_ZERO_RETURN && !is_write)
         return 0;
-    errno = ECONNRESET;
+    errno = is_write ? EPIPE : ECONNRESET;
     return -1;
 }
 
@@ -147,7 +149,7 @@ sock_read(struct tn_pipe *p, void *buf, size_t n)
     if (p->ssl == NULL)
         return read(p->fd, buf, n);
     r = SSL_read(p->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
-    return r > 0 ? r : ssl_result(p, r);
+    return r > 0 ? r : ssl_result(p, r, false);
 }
 
 static ssize_t
@@ -158,7 +160,7 @@ sock_write(struct tn_pipe *p, const void *buf, size_t n)
     if (p->ssl == NULL)
         return write(p->fd, buf, n);
     r = SSL_write(p->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
-    return r > 0 ? r : ssl_result(p, r);
+    return r > 0 ? r : ssl_result(p, r, true);
 }
 
 /* TLS may hold decrypted bytes the socket will not announce again: read them now. */
@@ -304,11 +306,10 @@ pipe_flush_down(struct tn_pipe *p)
     ssize_t k;
 
     while ((data = tn_buf_peek(&p->down, &n)) != NULL) {
-        if ((k = sock_write(p, data, n)) < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;
-            return -errno;
-        }
+        if ((k = sock_write(p, data, n)) < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (k <= 0) /* a write that moves nothing would be tried again forever */
+            return k < 0 ? -errno : -EPIPE;
         tn_buf_consume(&p->down, (size_t)k);
         pipe_return_window(p, (size_t)k);
         p->last_active = ev_now(p->loop);
@@ -379,11 +380,10 @@ grpc_on_data(void *arg, const uint8_t *data, size_t n)
     if (p->is_datagram)
         return pipe_write_dgram(p, data, n);
     if (p->fd >= 0 && tn_buf_len(&p->down) == 0) {
-        if ((k = sock_write(p, data, n)) < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                return -errno;
+        if ((k = sock_write(p, data, n)) < 0 && (errno == EAGAIN || errno == EINTR))
             k = 0;
-        }
+        else if (k <= 0) /* no progress is a failure, not a wait (see pipe_flush_down) */
+            return k < 0 ? -errno : -EPIPE;
         pipe_return_window(p, (size_t)k);
     }
     if ((size_t)k < n) {

@@ -3,7 +3,8 @@
 # expose_http.sh: several published web services behind the relay's one HTTP port, routed by
 # the Host of each request: two sites, an unknown host (404), a WebSocket echo through host
 # routing, and a host another proxy holds (refused with the reason).  Then the HTTPS port: TLS
-# ends at the relay with the certificate for the SNI name, which picks the site.
+# ends at the relay with the certificate for the SNI name, which picks the site; users who leave
+# with close_notify and a reset before a slow site answers must not stall the relay.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -14,11 +15,12 @@ n_lan ip link set lo up
 ns_http app "$TN_NS_LAN" 8080 "the app site $$"
 ns_http api "$TN_NS_LAN" 8081 "the api site $$"
 lan_serve ws 8082 serve-ws 8082
+lan_serve slow 8083 serve-slow 8083 --delay 0.4
 tn_certs
 tn_issue proxy proxy-2
 
 # A certificate per site for the HTTPS port, as a web CA would issue them (self-signed here).
-for site in app api ws; do
+for site in app api ws slow; do
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 		-subj "/CN=$site.example.test" -addext "subjectAltName=DNS:$site.example.test" \
 		-keyout "$TN_TMP/$site.key" -out "$TN_TMP/$site.pem" 2>>"$TN_TMP/openssl.log" ||
@@ -27,11 +29,13 @@ done
 start_relay --http-listen 0.0.0.0:8088 --https-listen 0.0.0.0:8444 \
 	--https-cert "cert_file=$TN_TMP/app.pem,key_file=$TN_TMP/app.key" \
 	--https-cert "cert_file=$TN_TMP/api.pem,key_file=$TN_TMP/api.key" \
-	--https-cert "cert_file=$TN_TMP/ws.pem,key_file=$TN_TMP/ws.key"
+	--https-cert "cert_file=$TN_TMP/ws.pem,key_file=$TN_TMP/ws.key" \
+	--https-cert "cert_file=$TN_TMP/slow.pem,key_file=$TN_TMP/slow.key"
 TN_PROXY_MANAGED="" start_proxy \
 	--expose name=app,target=127.0.0.1:8080,http.host=app.example.test \
 	--expose name=api,target=127.0.0.1:8081,http.host=api.example.test,http=true \
-	--expose name=ws,target=127.0.0.1:8082,http.host=ws.example.test
+	--expose name=ws,target=127.0.0.1:8082,http.host=ws.example.test \
+	--expose name=slow,target=127.0.0.1:8083,http.host=slow.example.test
 wait_for_log "$TN_TMP/proxy.log" "published ws: http://ws.example.test " 10 || fail "the proxy did not publish by host"
 
 get() { n_cli timeout 5 curl -sS -H "Host: $1" "http://$relay:8088${2:-/}"; }
@@ -84,6 +88,28 @@ got=$(n_cli timeout 30 curl -sS --cacert "$TN_TMP/app.pem" --resolve "app.exampl
 out=$(tools_in "$TN_NS_CLI" 30 ws-echo "$relay" 8444 --host ws.example.test --cafile "$TN_TMP/ws.pem" \
 	--size $((1024 * 1024)) --timeout 10) || fail "a 1 MiB WebSocket echo over HTTPS failed"
 tn_log "HTTPS ok: 20 MiB download checked; $out"
+
+tn_log "HTTPS: users who send close_notify and reset before the answer"
+# The answer then meets a TLS session whose peer said close_notify, on a socket that is gone:
+# OpenSSL calls that failed write ZERO_RETURN, which once read as "0 bytes written" and spun the
+# relay's one loop on the same bytes forever.
+[ "$(sget slow)" = "slow answer" ] || fail "https://slow.example.test did not reach the slow site"
+out=$(tools_in "$TN_NS_CLI" 20 tls-abandon "$relay" 8444 --host slow.example.test \
+	--cafile "$TN_TMP/slow.pem" --count 3 --timeout 3) || fail "tls-abandon failed"
+tn_log "tls-abandon: ${out//$'\n'/, }"
+wait_count "$TN_TMP/slow.log" "slow request from" 2 5 || fail "no abandoned request reached the slow site"
+sleep 0.6 # every answer has come back to the relay by now
+relay_cpu() { sed 's/.*) //' "/proc/$(tn_pid relay)/stat" | awk '{ print $12 + $13 }'; } # utime + stime
+cpu0=$(relay_cpu)
+sleep 1
+cpu=$(($(relay_cpu) - cpu0))
+tn_log "relay CPU in the 1 s after the answers: $cpu ticks of $(getconf CLK_TCK)"
+[ "$cpu" -lt 30 ] || fail "the relay used $cpu ticks of CPU in 1 s after users left (a write loop spins)"
+t0=$(tn_now_ms)
+got=$(n_cli timeout 3 curl -sS --max-time 2 --cacert "$TN_TMP/app.pem" \
+	--resolve "app.example.test:8444:$relay" "https://app.example.test:8444/") || true
+[ "$got" = "the app site $$" ] || fail "the relay did not answer a new HTTPS request after users left"
+tn_log "relay still answers: HTTPS in $(($(tn_now_ms) - t0)) ms"
 
 tn_log "HTTPS: a renewed certificate is served after SIGHUP"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \

@@ -20,8 +20,13 @@ hash.
                                      "<server port>:" then the echo of what was sent (--tally:
                                      any server; print how many answers each gave)
   serve-ws PORT                      a WebSocket echo server (RFC 6455, text and binary frames)
+  serve-slow PORT --delay S          read an HTTP request head, wait S seconds, answer
+                                     "slow answer" and close; logs "slow request from ..."
   ws-echo HOST PORT --host NAME      WebSocket handshake (Host: NAME), one masked message,
                                      its echo checked (--cafile F: over TLS, SNI NAME)
+  tls-abandon HOST PORT --host NAME --cafile F
+                                     --count HTTPS requests that each give up at once: request,
+                                     close_notify, then a TCP reset before any answer
   stream-sha NBYTES SEED             print the sha256 of a deterministic stream (no network)
   send-sha HOST PORT NBYTES SEED     send a stream, shut write, check the server's sha reply
   recv-sha HOST PORT                 read to EOF, print "<sha256> <count>"
@@ -57,6 +62,7 @@ import os
 import random
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -504,6 +510,17 @@ def read_head(sock):
     return head.decode("latin-1")
 
 
+def make_handle_slow(delay):
+    def handle(sock, peer):
+        read_head(sock)
+        log("slow request from %s:%d" % peer)
+        time.sleep(delay)
+        body = b"slow answer\n"
+        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" %
+                     (len(body), body))
+    return handle
+
+
 def handle_ws(sock, peer):
     head = read_head(sock)
     key = [l.split(":", 1)[1].strip() for l in head.split("\r\n")
@@ -548,6 +565,29 @@ def cmd_ws_echo(a):
             return 1
         s.sendall(ws_frame(8, b"", mask=os.urandom(4)))
     print("websocket echo ok: %d bytes" % len(msg))
+    return 0
+
+
+def cmd_tls_abandon(a):
+    """The user leaves before the answer: after a request, close_notify and then a reset, so the
+    answer meets a TLS session the peer closed on a socket that is gone.  One line each."""
+    import ssl
+    ctx = ssl.create_default_context(cafile=a.cafile)
+    for i in range(a.count):
+        try:
+            with ctx.wrap_socket(socket.create_connection((a.host, a.port), timeout=a.timeout),
+                                 server_hostname=a.http_host) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: " + a.http_host.encode() + b"\r\n\r\n")
+                time.sleep(a.pause)  # the relay routes the request and opens the flow
+                s.setblocking(False)
+                try:
+                    s.unwrap()  # close_notify out; the relay's own one is not awaited
+                except ssl.SSLWantReadError:
+                    pass
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            print("%d abandoned" % i)  # closed with linger 0: a reset
+        except OSError as e:
+            print("%d error: %s" % (i, e))
     return 0
 
 
@@ -791,6 +831,9 @@ def main():
     s.add_argument("--result-file", required=True)
     s = sub.add_parser("serve-ws")
     s.add_argument("port", type=int)
+    s = sub.add_parser("serve-slow")
+    s.add_argument("port", type=int)
+    s.add_argument("--delay", type=float, default=0.4)
     s = sub.add_parser("serve-echo-ports")
     s.add_argument("first", type=int)
     s.add_argument("n", type=int)
@@ -829,6 +872,11 @@ def main():
     c.add_argument("--host", dest="http_host", required=True)
     c.add_argument("--size", type=int, default=1300, help="bytes of the message")
     c.add_argument("--cafile", default=None, help="speak TLS, trusting this CA")
+    c = client("tls-abandon")
+    c.add_argument("--host", dest="http_host", required=True)
+    c.add_argument("--cafile", required=True)
+    c.add_argument("--count", type=int, default=3)
+    c.add_argument("--pause", type=float, default=0.1, help="seconds from request to leaving")
     c = client("probe")
     c.add_argument("--send", default="GET / HTTP/1.0\r\n\r\n")
     c.add_argument("--expect", default="data")
@@ -872,6 +920,8 @@ def main():
         serve(a.port, make_handle_early_close(a.nbytes, a.result_file))
     elif a.cmd == "serve-ws":
         serve(a.port, handle_ws)
+    elif a.cmd == "serve-slow":
+        serve(a.port, make_handle_slow(a.delay))
     elif a.cmd == "serve-echo-ports":
         serve_echo_ports(a.first, a.n)
     elif a.cmd == "serve-soak":
@@ -891,6 +941,7 @@ def main():
                 "ping-pong": cmd_ping_pong,
                 "echo-ports": cmd_echo_ports,
                 "ws-echo": cmd_ws_echo,
+                "tls-abandon": cmd_tls_abandon,
                 "conns": cmd_conns,
                 "soak-xfer": cmd_soak_xfer,
                 "rate-flows": cmd_rate_flows,
