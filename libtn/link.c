@@ -61,7 +61,8 @@ link_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     link_dial(l);
 }
 
-/* The connection failed or was lost: try again later, or give up. */
+/* The connection failed or was lost: try again later, or give up.  Only while nothing is being
+ * dialed (no socket, the timer idle): libev does not allow setting an active timer. */
 static void
 link_retry(struct tn_link *l, const char *reason)
 {
@@ -125,6 +126,23 @@ link_h2_on_ready(struct tn_h2 *h2)
     return l->ops->on_up(l, h2);
 }
 
+/* Frees an earlier connection, closing it if it is not yet (no on_close then). */
+static void
+link_forget(struct tn_link *l, struct tn_h2 *h2)
+{
+    size_t i;
+
+    for (i = 0; i < l->ndraining; i++) {
+        if (l->draining[i] == h2) {
+            memmove(&l->draining[i], &l->draining[i + 1],
+                    (l->ndraining - i - 1) * sizeof(l->draining[0]));
+            l->ndraining--;
+            break;
+        }
+    }
+    tn_h2_free(h2);
+}
+
 static void
 link_h2_on_close(struct tn_h2 *h2, const char *why)
 {
@@ -134,9 +152,11 @@ link_h2_on_close(struct tn_h2 *h2, const char *why)
 
     snprintf(reason, sizeof(reason), "%s", why); /* it may live in |h2|, freed below */
 
-    if (h2 == l->draining) { /* its streams are done: nothing more to say */
-        l->draining = NULL;
-        tn_h2_free(h2);
+    /* Only the current connection's end is news.  An earlier one (its streams done, or
+     * superseded in its handshake) says nothing about the link, whose next connection may be
+     * being dialed right now. */
+    if (h2 != l->h2) {
+        link_forget(l, h2);
         return;
     }
 
@@ -159,13 +179,14 @@ link_h2_on_close(struct tn_h2 *h2, const char *why)
 }
 
 /* Keeps the connection for its open streams only (|draining|) and dials a new one now, on the
- * next relay when |is_next|. */
+ * next relay when |is_next|.  Earlier draining connections go on too: their flows end on them,
+ * as a reload promises, unless there are too many. */
 static void
 link_start_over(struct tn_link *l, const char *reason, bool is_next)
 {
-    if (l->draining != NULL)
-        tn_h2_close(l->draining, "superseded");
-    l->draining = l->h2;
+    if (l->ndraining == TN_LINK_MAX_DRAINING)
+        link_forget(l, l->draining[0]);
+    l->draining[l->ndraining++] = l->h2;
     l->h2 = NULL;
     if (is_next) {
         l->cur = (l->cur + 1) % l->naddrs;
@@ -341,8 +362,8 @@ tn_link_stop(struct tn_link *l)
     l->fd = -1;
     if (l->h2 != NULL)
         tn_h2_free(l->h2); /* GOAWAY and close_notify; no callbacks */
-    if (l->draining != NULL)
-        tn_h2_free(l->draining);
-    l->h2 = l->draining = NULL;
+    l->h2 = NULL;
+    while (l->ndraining > 0)
+        link_forget(l, l->draining[0]);
     l->is_up = false;
 }

@@ -18,6 +18,10 @@
 
 struct tn_link;
 
+/* Earlier connections a link keeps for their open streams: past this many (a burst of reloads
+ * or GOAWAYs while long flows are open) the oldest is closed, so that they cannot pile up. */
+#define TN_LINK_MAX_DRAINING 4
+
 struct tn_link_ops {
     /* The connection is up (TLS verified, the relay's SETTINGS in).  Returns 0, or an error
      * to give up (the owner has logged why). */
@@ -57,8 +61,11 @@ struct tn_link {
     struct tn_link_conf conf;
     const struct tn_link_ops *ops;
     void *owner;
-    struct tn_h2 *h2;       /* NULL while down */
-    struct tn_h2 *draining; /* the previous connection, finishing its streams after GOAWAY */
+    struct tn_h2 *h2; /* NULL while down */
+    /* Earlier connections finishing their open streams after GOAWAY or a renewal, oldest first:
+     * a second renewal while one still drains must not cut its flows short. */
+    struct tn_h2 *draining[TN_LINK_MAX_DRAINING];
+    size_t ndraining;
     bool is_up;
     bool was_lost; /* a connection was lost or drained (GOAWAY): the next one up is a reconnect */
     bool is_stopped;
