@@ -225,6 +225,12 @@ tn_pkt_build_udp(uint8_t *out, size_t cap, const struct tn_ip *src, unsigned spo
     return hl + ulen;
 }
 
+bool
+tn_icmp_is_echo_request(int family, const uint8_t *p, size_t n)
+{
+    return n >= 8 && p[0] == (family == AF_INET ? 8 : 128) && p[1] == 0;
+}
+
 size_t
 tn_pkt_build_icmp(uint8_t *out, size_t cap, const struct tn_ip *src, const struct tn_ip *dst,
                   const uint8_t *icmp, size_t len, unsigned id)

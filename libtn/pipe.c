@@ -360,7 +360,8 @@ pipe_write_dgram(struct tn_pipe *p, const uint8_t *data, size_t n)
         p->dgram_len = 0;
     }
     p->dgrams_down++;
-    if (p->fd < 0 || send(p->fd, data, n, MSG_DONTWAIT) < 0)
+    if (p->fd < 0 || (p->ops->dgram_out != NULL && !p->ops->dgram_out(p, data, n)) ||
+        send(p->fd, data, n, MSG_DONTWAIT) < 0)
         p->dgrams_dropped++;
     return 0;
 }

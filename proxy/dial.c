@@ -20,6 +20,7 @@
 #include "tn/log.h"
 #include "tn/metrics.h"
 #include "tn/names.h"
+#include "tn/packet.h"
 #include "tn/pipe.h"
 #include "tn/util.h"
 
@@ -184,6 +185,16 @@ pflow_raw_icmp_in(struct tn_pipe *p, const uint8_t **data, size_t *n)
     *data += hl;
     *n -= hl;
     return true;
+}
+
+/* What a raw ICMP socket sends goes out as it is: only echo requests, never a redirect or an
+ * unreachable forged from the proxy's address (an ICMP socket allows nothing else either). */
+static bool
+pflow_raw_icmp_out(struct tn_pipe *p, const uint8_t *data, size_t n)
+{
+    const struct pflow *f = tn_container_of(p, struct pflow, pipe);
+
+    return tn_icmp_is_echo_request(f->family, data, n);
 }
 
 static const struct tn_pipe_ops pflow_pipe_ops, pflow_raw_icmp_ops;
@@ -396,6 +407,7 @@ static const struct tn_pipe_ops pflow_raw_icmp_ops = {
     .on_frame = pipe_on_frame,
     .on_close = pipe_on_close,
     .dgram_in = pflow_raw_icmp_in,
+    .dgram_out = pflow_raw_icmp_out,
 };
 
 int

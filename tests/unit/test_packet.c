@@ -259,6 +259,29 @@ test_build_limits(void **state)
     assert_string_equal(tn_pkt_reason(99), "unknown");
 }
 
+/* Only echo requests leave a proxy's raw ICMP socket: not a redirect, not an unreachable. */
+static void
+test_icmp_echo_request_only(void **state)
+{
+    uint8_t m[8] = { 8, 0, 0, 0, 0, 1, 0, 1 };
+
+    (void)state;
+    assert_true(tn_icmp_is_echo_request(AF_INET, m, sizeof(m)));
+    assert_false(tn_icmp_is_echo_request(AF_INET, m, 7)); /* no whole echo header */
+    assert_false(tn_icmp_is_echo_request(AF_INET6, m, sizeof(m)));
+    m[1] = 1;
+    assert_false(tn_icmp_is_echo_request(AF_INET, m, sizeof(m)));
+    m[0] = 5; /* redirect */
+    m[1] = 0;
+    assert_false(tn_icmp_is_echo_request(AF_INET, m, sizeof(m)));
+    m[0] = 3; /* destination unreachable */
+    assert_false(tn_icmp_is_echo_request(AF_INET, m, sizeof(m)));
+    m[0] = 128;
+    assert_true(tn_icmp_is_echo_request(AF_INET6, m, sizeof(m)));
+    m[0] = 2; /* packet too big */
+    assert_false(tn_icmp_is_echo_request(AF_INET6, m, sizeof(m)));
+}
+
 int
 main(void)
 {
@@ -271,6 +294,7 @@ main(void)
         cmocka_unit_test(test_bad_headers_and_lengths),
         cmocka_unit_test(test_fragments_are_refused),
         cmocka_unit_test(test_build_limits),
+        cmocka_unit_test(test_icmp_echo_request_only),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

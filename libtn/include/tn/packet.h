@@ -5,6 +5,7 @@
 #ifndef TN_PACKET_H
 #define TN_PACKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -45,6 +46,9 @@ const char *tn_pkt_reason(int reason);
 size_t tn_pkt_build_udp(uint8_t *out, size_t cap, const struct tn_ip *src, unsigned sport,
                         const struct tn_ip *dst, unsigned dport, const uint8_t *payload,
                         size_t len);
+/* Whether the ICMP (|family| AF_INET) or ICMPv6 message |p| is an echo request (type 8 or 128,
+ * code 0, a whole echo header): the only kind a proxy sends for a client. */
+bool tn_icmp_is_echo_request(int family, const uint8_t *p, size_t n);
 /* Writes an IP packet from |src| to |dst| carrying the ICMP (ICMPv6 for IPv6) message |icmp|
  * with its echo identifier set to |id| and its checksum recomputed.  Returns its length, or 0
  * when |cap| is too small or |len| is shorter than an echo header. */

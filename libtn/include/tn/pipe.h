@@ -44,6 +44,8 @@ struct tn_pipe_ops {
     /* Datagram mode, optional: a datagram read from the socket, which the owner may trim (move
      * |*data|, shorten |*n|).  Returns true to carry it, false to drop it (not ours). */
     bool (*dgram_in)(struct tn_pipe *p, const uint8_t **data, size_t *n);
+    /* Datagram mode, optional: a datagram about to be sent.  Returns false to drop it. */
+    bool (*dgram_out)(struct tn_pipe *p, const uint8_t *data, size_t n);
 };
 
 /* Optional, for the relay's bandwidth limits: each direction's bytes pass through the owner,
