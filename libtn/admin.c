@@ -158,6 +158,8 @@ status_text(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 413:
+        return "Content Too Large";
     case 431:
         return "Request Header Fields Too Large";
     case 500:
@@ -346,8 +348,8 @@ conn_on_io(struct ev_loop *loop, ev_io *w, int revents)
         c->req[c->len] = '\0';
         if (status < 0 && request_is_whole(c->req, c->len))
             status = 0;
-        else if (status < 0 && c->len == TN_ADMIN_MAX_REQUEST)
-            status = 431;
+        else if (status < 0 && c->len == TN_ADMIN_MAX_REQUEST) /* a whole head: the body */
+            status = memmem(c->req, c->len, "\r\n\r\n", 4) != NULL ? 413 : 431;
         if (status < 0)
             return;
         conn_respond(c, status);

@@ -40,6 +40,9 @@ out=$(api POST services '{"proxy": "proxy-1", "name": "web", "public_port": 1000
 [ "$(n_cli timeout 5 curl -sS "http://$relay:10007/")" = "$TN_HTTP_BODY" ] ||
 	fail "the service added through the API does not answer on port 10007"
 out=$(api GET services) && [[ $out == 200*'"name":"web"'*'"port":10007'* ]] || fail "GET services: $out"
+big=$(head -c 9000 /dev/zero | tr '\0' ' ')
+out=$(api POST services "{\"proxy\": \"proxy-1\",$big \"name\": \"x\"}") && [ "${out%% *}" = 413 ] ||
+	fail "a body past the request limit did not answer 413: ${out:0:80}"
 out=$(api POST services '{"proxy": "ghost", "name": "db", "public_port": 10015, "target": "10.9.9.9:1"}')
 [ "${out%% *}" = 409 ] && [[ $out == *"port 10015 is held by proxy 'proxy-1' (service 'own')"* ]] ||
 	fail "a port a connected proxy holds was given to an offline one: $out"

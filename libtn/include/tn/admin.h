@@ -14,7 +14,7 @@
 #include "tn/buf.h"
 #include "tn/listener.h"
 
-#define TN_ADMIN_MAX_REQUEST 8192 /* bytes of request line and headers */
+#define TN_ADMIN_MAX_REQUEST 8192 /* bytes of a request: line, headers and body */
 #define TN_ADMIN_MAX_CONNS   32
 
 struct tn_admin_reply {
