@@ -1179,7 +1179,17 @@ h2_handshake(struct tn_h2 *h2)
         return;
     }
     if (h2->is_server && SSL_get0_peer_certificate(h2->ssl) == NULL) {
-        /* No certificate: the owner decides what such a peer may do (role NONE). */
+        /* No certificate: the owner decides what such a peer may do (role NONE), unless it
+         * needs one.  Then it gets the alert instead of our SETTINGS, and none of the requests
+         * it may have sent already is read.  An alert before our SETTINGS tells our clients and
+         * proxies that retrying cannot help (h2_record_failed). */
+        if (h2->settings.is_cert_required) {
+            tn_record_require_certificate(&h2->rec);
+            if (tn_record_seal_alert(&h2->rec, &h2->tlsout) == 0)
+                h2_sock_flush(h2);
+            h2_fail(h2, "refused: no certificate, and one is required");
+            return;
+        }
     } else if (tn_tls_peer_identity(h2->ssl, &h2->peer) != 0) {
         tn_log_warnx("%s: certificate has no tunnel:// identity", h2->peer_addr);
         h2->is_refused = true;

@@ -292,6 +292,12 @@ tn_record_refused_certificate(const struct tn_record *r)
     }
 }
 
+void
+tn_record_require_certificate(struct tn_record *r)
+{
+    r->alert_owed = ALERT_CERTIFICATE_REQUIRED;
+}
+
 /* The peer broke the protocol: |alert| is owed to it, |what| says why. */
 static enum tn_record_status
 protocol_error(struct tn_record *r, uint8_t alert, const char *what, const char **why)
@@ -392,7 +398,9 @@ tn_record_open(struct tn_record *r, const uint8_t *in, size_t len, size_t *used,
             st = open_handshake(r, dst, n, why);
         } else if (type == CT_ALERT && n == 2) {
             r->peer_alert = dst[1];
-            *why = SSL_alert_desc_string_long(dst[1]);
+            /* (OpenSSL 3.0 has no name for certificate_required, TLS 1.3's own) */
+            *why = dst[1] == ALERT_CERTIFICATE_REQUIRED ? "certificate required"
+                                                        : SSL_alert_desc_string_long(dst[1]);
             if (dst[1] == ALERT_CLOSE_NOTIFY) {
                 st = TN_RECORD_CLOSED;
             } else {

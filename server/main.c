@@ -402,6 +402,7 @@ on_reload(struct ev_loop *loop, ev_signal *w, int revents)
     cfg->limits = fresh.limits;
     relay->h2.handshake_timeout = (double)cfg->limits.handshake_timeout / 1e3;
     relay->h2.max_header_list = (uint32_t)cfg->limits.max_header_list;
+    relay->h2.is_cert_required = cfg->tokens.n == 0;
     SSL_CTX_free(relay->tls); /* connections hold their own reference */
     relay->tls = tls;
     tn_opts_log_open("server", &cfg->log);
@@ -485,6 +486,8 @@ main(int argc, char **argv)
         .ping_timeout = (double)cfg.heartbeat_timeout / 1e3,
         .handshake_timeout = (double)cfg.limits.handshake_timeout / 1e3,
         .max_header_list = (uint32_t)cfg.limits.max_header_list,
+        /* Without tokens a peer without a certificate has nothing to do here. */
+        .is_cert_required = cfg.tokens.n == 0,
     };
     if ((r = policy_init(&cfg)) != 0 || (r = bandwidth_check(&cfg)) != 0)
         goto out;

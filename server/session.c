@@ -311,9 +311,15 @@ proxy_hello(struct proxy *px, const Tunnel__V1__Hello *hello, char *why, size_t 
 static void
 reg_finish(struct reg *rg, int status, const char *why)
 {
-    tn_log_warnx("%s: registration refused: %s", tn_h2_peer_addr(rg->session->h2), why);
+    struct session *s = rg->session;
+
+    tn_log_warnx("%s: registration refused: %s", tn_h2_peer_addr(s->h2), why);
     tn_h2_stream_finish(rg->stream, status, why); /* rg is freed when the stream closes */
     reg_done(rg);
+    /* Without a certificate, and not even a valid token: nothing more for this peer (it may
+     * not try token after token on one session).  GOAWAY after the answer, which it reads. */
+    if (tn_h2_peer(s->h2)->role == TN_ROLE_NONE && s->token_id[0] == '\0')
+        tn_h2_drain(s->h2);
 }
 
 static int
@@ -481,10 +487,22 @@ session_on_ready(struct tn_h2 *h2)
 static void
 refuse(struct session *s, struct tn_h2_stream *stream, int status, const char *why)
 {
-    tn_log_warnx("%s (%s %s): refused: %s", tn_h2_peer_addr(s->h2),
-                 tn_role_name(tn_h2_peer(s->h2)->role), session_id(s), why);
+    static struct tn_log_rate rate; /* a peer chooses how many requests it sends */
+    enum tn_role role = tn_h2_peer(s->h2)->role;
+    const char *id = session_id(s);
+
+    tn_log_rated(&rate, TN_LOG_WARN, "%s (%s%s%s): refused: %s", tn_h2_peer_addr(s->h2),
+                 id[0] == '\0'          ? "no certificate"
+                 : role == TN_ROLE_NONE ? "token of proxy"
+                                        : tn_role_name(role),
+                 id[0] != '\0' ? " " : "", id, why);
     tn_h2_stream_finish(stream, status, why);
     tn_h2_stream_detach(stream, 0);
+    /* A peer without a certificate may do what the bootstrap needs, nothing else: its first
+     * refusal ends the session at once (GOAWAY; nothing more of it is read), else it could
+     * have as many refused streams kept and logged as it sends requests. */
+    if (role == TN_ROLE_NONE)
+        tn_h2_close(s->h2, why);
 }
 
 static void
@@ -501,7 +519,7 @@ session_on_request(struct tn_h2 *h2, struct tn_h2_stream *stream, const char *pa
             refuse(s, stream, TN_GRPC_UNAUTHENTICATED, "no certificate");
             return;
         }
-        if (s->relay->cfg->tokens.n == 0) {
+        if (s->relay->cfg->tokens.n == 0) { /* a reload withdrew them since its handshake */
             refuse(s, stream, TN_GRPC_UNAUTHENTICATED,
                    "no certificate, and the relay takes no tokens");
             return;

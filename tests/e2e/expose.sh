@@ -126,7 +126,7 @@ wait_for_log "$TN_TMP/relay.log" "the token of proxy proxy-3 is no longer valid"
 	fail "the relay kept the session of a withdrawn token"
 tn_exit_of proxy3 15
 [ "$TN_RC" = 1 ] || fail "the proxy whose token was withdrawn did not end with status 1 (got $TN_RC)"
-grep -q "relay refused registration: no certificate, and the relay takes no tokens" "$TN_TMP/proxy3.log" ||
+grep -q "TLS alert from the peer: certificate required" "$TN_TMP/proxy3.log" ||
 	fail "the proxy was not told why it is refused"
 
 tn_log "the proxy leaves: its ports close after the grace; it comes back: they serve again"

@@ -75,6 +75,9 @@ struct tn_h2_settings {
     uint32_t max_header_list;   /* server: bytes of a request's headers (names, values and 32
                                  * each, as SETTINGS_MAX_HEADER_LIST_SIZE counts; 0: 16 KiB);
                                  * a request over it is reset, the connection goes on */
+    bool is_cert_required;      /* server: an HTTP/2 peer without a certificate gets the
+                                 * certificate_required alert once its handshake is done, and
+                                 * nothing else (HTTP/1.1, a health probe, needs none) */
 };
 
 /* Starts the TLS handshake on connected socket |fd| (taken over: closed by tn_h2_free), which

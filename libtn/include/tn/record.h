@@ -100,6 +100,9 @@ enum tn_record_status tn_record_open(struct tn_record *r, const uint8_t *in, siz
 
 /* Whether the peer's alert (TN_RECORD_ALERT) says it refused our certificate. */
 bool tn_record_refused_certificate(const struct tn_record *r);
+/* The peer presented no certificate where one is needed: the alert tn_record_seal_alert sends
+ * is certificate_required, which tells it not to try again as it is. */
+void tn_record_require_certificate(struct tn_record *r);
 
 /* Frees the keys, wiping every secret.  |r| may be finished again. */
 void tn_record_fini(struct tn_record *r);
