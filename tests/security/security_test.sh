@@ -22,12 +22,17 @@
 #                    reset, oversized, truncated and undecodable messages): each is refused
 #                    with a logged reason, the relay's descriptors and RSS return to their
 #                    baseline, the proxy registered before stays, a new one registers
+#   no_certificate   a peer without a certificate sends 200 requests on one connection
+#                    (nocert.py): without tokens it gets the TLS handshake and nothing else (no
+#                    request read, one log line), and a proxy with a token is told so and gives
+#                    up at once; with tokens its first refusal ends the connection, the refusals
+#                    of many connections are rate-limited in the log, a token proxy registers
 #
 # Usage: security_test.sh SCENARIO BUILD_DIR
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
 set -euo pipefail
 
-usage="usage: $0 slow_handshake|slow_handshake_emfile|server_name|bootstrap|bad_input BUILD_DIR"
+usage="usage: $0 slow_handshake|slow_handshake_emfile|server_name|bootstrap|bad_input|no_certificate BUILD_DIR"
 scenario=${1:?$usage}
 log_prefix=security
 build=$(realpath "${2:?$usage}")
@@ -302,6 +307,92 @@ bad_input)
 	done
 	stop proxy2
 	stop proxy
+	stop relay
+	;;
+no_certificate)
+	n=200
+	token=nocert-test-token-0123456789
+	# nocert ARGS...: nocert.py's line (one connection without a certificate, requests on it).
+	nocert() { timeout 30 python3 "$here/nocert.py" 127.0.0.1 "$relay_port" "$@" || fail "nocert.py failed"; }
+	# lines_since N: lines of the relay's log after its first N.
+	lines_since() { tail -n "+$(($1 + 1))" "$tmp/relay.log"; }
+	# token_proxy TOKEN: the real proxy, without a certificate, registering with TOKEN.
+	token_proxy() {
+		start proxy "$proxy" --server "127.0.0.1:$relay_port" --proxy-id tok --token "$1" \
+			--tls-ca "$certs/ca/cert.pem" --managed-cidr 127.0.0.1/32
+	}
+	# proxy_gives_up: the proxy must end by itself within 10 s (its status in $status).
+	proxy_gives_up() {
+		local deadline=$((SECONDS + 10))
+		while is_running proxy && ((SECONDS < deadline)); do sleep 0.1; done
+		is_running proxy && fail "the proxy still runs after 10 s: it should have given up"
+		reap proxy
+	}
+
+	# Without tokens: the TLS handshake and nothing else.
+	start_relay --log-level info
+	before=$(wc -l <"$tmp/relay.log")
+	out=$(nocert --requests "$n" --wait 5)
+	log "no tokens, $n requests on one connection: $out"
+	[[ $out == "answered=0 "*" closed=yes "* ]] ||
+		fail "the relay read the requests of a peer without a certificate, or kept its connection"
+	sleep 0.5
+	lines_since "$before" >&2
+	(($(lines_since "$before" | wc -l) == 1)) || fail "expected one line in the relay's log for that connection"
+	lines_since "$before" | grep -q "closed: refused: no certificate, and one is required" ||
+		fail "the relay did not log why it closed the connection"
+	# A proxy with a token is told (the certificate_required alert) and gives up at once.
+	before=$(wc -l <"$tmp/relay.log")
+	token_proxy "$token"
+	proxy_gives_up
+	((status == 1)) || fail "the proxy exited with status $status, expected 1"
+	grep -q "TLS alert from the peer: certificate required" "$tmp/proxy.log" ||
+		fail "the proxy did not log that the relay requires a certificate"
+	conns=$(lines_since "$before" | grep -c "closed: refused: no certificate" || true)
+	((conns == 1)) || fail "the proxy connected $conns times: it must give up at the first refusal"
+	log "a proxy with a token gave up after 1 connection: $(grep 'certificate required' "$tmp/proxy.log")"
+	# A health probe over TLS needs no certificate.
+	[[ $(timeout 10 curl --http1.1 -k -s "https://127.0.0.1:$relay_port/healthz") == ok ]] ||
+		fail "the TLS health probe (HTTP/1.1, no certificate) did not get ok"
+	alive relay
+	stop relay
+
+	# With tokens: its first refusal ends the connection.
+	relay_port=$(free_port)
+	tls server
+	start relay "$server" --listen "127.0.0.1:$relay_port" "${tls[@]}" --log-level info \
+		--token "proxy=tok,token=$token"
+	wait_log relay 'listening on' 15
+	for path in /tunnel.v1.Relay/Connect /tunnel.v1.Relay/Register; do
+		before=$(wc -l <"$tmp/relay.log")
+		out=$(nocert --requests "$n" --wait 5 --path "$path")
+		log "tokens, $n requests for $path on one connection: $out"
+		[[ $out == "answered="[01]" "*" closed=yes "* ]] ||
+			fail "the relay answered more than one request without a certificate, or kept the connection"
+		sleep 0.5
+		lines_since "$before" >&2
+		(($(lines_since "$before" | wc -l) <= 3)) || fail "more than 3 lines in the relay's log for that connection"
+	done
+	# Many connections, one refusal each: the warnings are rate-limited (10 a second of the
+	# relay's clock, of which a burst within t of ours may touch t + 1).
+	before=$(wc -l <"$tmp/relay.log")
+	t0=$SECONDS
+	nocert --requests 1 --wait 5 --connections 40 >/dev/null
+	t=$((SECONDS - t0 + 1))
+	refused=$(lines_since "$before" | grep -c 'refused: no certificate' || true)
+	log "40 connections with one request each within $t s: $refused refusals logged"
+	((refused <= 10 * (t + 1))) || fail "$refused refusals logged within $t s: not rate-limited"
+	lines_since "$before" | grep 'refused: no certificate' | tail -n 1 | grep -q '(no certificate): refused' ||
+		fail "a refusal without an id does not say 'no certificate'"
+	# The bootstrap still works: a wrong token is told so, the right one registers.
+	token_proxy wrong-token-0123456789
+	proxy_gives_up
+	((status == 1)) && grep -q "relay refused registration: the token is not valid" "$tmp/proxy.log" ||
+		fail "the proxy with a wrong token was not told so (status $status)"
+	token_proxy "$token"
+	wait_log relay 'proxy tok registered' 15
+	stop proxy
+	alive relay
 	stop relay
 	;;
 *)
