@@ -498,10 +498,11 @@ refuse(struct session *s, struct tn_h2_stream *stream, int status, const char *w
                  id[0] != '\0' ? " " : "", id, why);
     tn_h2_stream_finish(stream, status, why);
     tn_h2_stream_detach(stream, 0);
-    /* A peer without a certificate may do what the bootstrap needs, nothing else: its first
-     * refusal ends the session at once (GOAWAY; nothing more of it is read), else it could
-     * have as many refused streams kept and logged as it sends requests. */
-    if (role == TN_ROLE_NONE)
+    /* A peer without a certificate, and not yet a proxy by its token, may do what the
+     * bootstrap needs, nothing else: its first refusal ends the session at once (nothing more
+     * of it is read), else it could have as many refused streams kept and logged as it sends
+     * requests.  A proxy registered by its token is a proxy like any other. */
+    if (role == TN_ROLE_NONE && s->token_id[0] == '\0')
         tn_h2_close(s->h2, why);
 }
 
