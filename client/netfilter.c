@@ -34,6 +34,8 @@ run(char *const argv[], const char *input, bool is_loud)
 {
     posix_spawn_file_actions_t fa;
     int in[2], status, r;
+    size_t off, len;
+    ssize_t k;
     pid_t pid;
 
     if (pipe2(in, O_CLOEXEC) < 0)
@@ -52,8 +54,14 @@ run(char *const argv[], const char *input, bool is_loud)
         tn_log_warnx("cannot run %s: %s", argv[0], strerror(r));
         return -r;
     }
-    if (input != NULL && write(in[1], input, strlen(input)) < 0)
-        tn_log_warn("writing to %s", argv[0]);
+    for (off = 0, len = input != NULL ? strlen(input) : 0; off < len; off += (size_t)k) {
+        if ((k = write(in[1], input + off, len - off)) < 0 && errno == EINTR) {
+            k = 0; /* a signal: a long rule set is written on, never cut short */
+        } else if (k < 0) {
+            tn_log_warn("writing to %s", argv[0]);
+            break;
+        }
+    }
     close(in[1]);
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR)
@@ -101,13 +109,60 @@ static const struct chain reject_chain = { "filter", CHAIN_FC, "OUTPUT", "", "FO
 static const struct chain queue_chain = { "mangle", CHAIN_Q, "OUTPUT",
                                           "-m mark ! --mark " STR(CLIENT_MARK), "PREROUTING" };
 
+/* "iptables -w -t TABLE OP FROM MATCH... -m comment --comment COMMENT -j CHAIN" for the jump from
+ * |from| to |c| into |argv| (24 entries), its words in |match|. */
+static void
+jump_argv(const struct family *fam, const struct chain *c, const char *op, const char *from,
+          char *argv[24], char match[64])
+{
+    char *save, *word;
+    int n = 0;
+
+    argv[n++] = (char *)(uintptr_t)fam->tables;
+    argv[n++] = "-w";
+    argv[n++] = "-t";
+    argv[n++] = (char *)(uintptr_t)c->table;
+    argv[n++] = (char *)(uintptr_t)op;
+    argv[n++] = (char *)(uintptr_t)from;
+    snprintf(match, 64, "%s", c->match);
+    for (word = strtok_r(match, " ", &save); word != NULL; word = strtok_r(NULL, " ", &save))
+        argv[n++] = word;
+    argv[n++] = "-m";
+    argv[n++] = "comment";
+    argv[n++] = "--comment";
+    argv[n++] = COMMENT;
+    argv[n++] = "-j";
+    argv[n++] = (char *)(uintptr_t)c->name;
+    argv[n] = NULL;
+}
+
+/* Whether the jump from |from| to |c| is there (iptables -C). */
+static bool
+jump_exists(const struct family *fam, const struct chain *c, const char *from)
+{
+    char *argv[24], match[64];
+
+    jump_argv(fam, c, "-C", from, argv, match);
+    return run(argv, NULL, false) == 0;
+}
+
+/* Writes the jump from |from| to |c| for iptables-restore, unless it is there already: the
+ * restore replaces the chain's rules, but an -A of the jump would add one more each time (a
+ * reload, a start over stale rules), and removing it first would let traffic pass unseen. */
+static void
+jump_append(FILE *f, const struct family *fam, const struct chain *c, const char *from)
+{
+    if (!jump_exists(fam, c, from))
+        fprintf(f, "-A %s %s%s-m comment --comment " COMMENT " -j %s\n", from, c->match,
+                *c->match != '\0' ? " " : "", c->name);
+}
+
 /* Adds |c| holding |body| and its jumps, atomically (iptables-restore --noflush replaces the
  * chain if it exists).  Returns 0 or TN_ERR_CONFIG (logged). */
 static int
 chain_install(const struct family *fam, const struct chain *c, const char *body, bool is_gateway)
 {
-    char *const argv[] = { (char *)(uintptr_t)fam->restore, "--noflush", NULL };
-    const char *sep = *c->match != '\0' ? " " : "";
+    char *const argv[] = { (char *)(uintptr_t)fam->restore, "-w", "--noflush", NULL };
     char *text = NULL;
     size_t len = 0;
     FILE *f;
@@ -115,11 +170,10 @@ chain_install(const struct family *fam, const struct chain *c, const char *body,
 
     if ((f = open_memstream(&text, &len)) == NULL)
         return -errno;
-    fprintf(f, "*%s\n:%s - [0:0]\n%s-A %s %s%s-m comment --comment " COMMENT " -j %s\n", c->table,
-            c->name, body, c->from, c->match, sep, c->name);
+    fprintf(f, "*%s\n:%s - [0:0]\n%s", c->table, c->name, body);
+    jump_append(f, fam, c, c->from);
     if (is_gateway)
-        fprintf(f, "-A %s %s%s-m comment --comment " COMMENT " -j %s\n", c->gateway_from, c->match,
-                sep, c->name);
+        jump_append(f, fam, c, c->gateway_from);
     fprintf(f, "COMMIT\n");
     if (fclose(f) != 0) {
         free(text);
@@ -135,32 +189,16 @@ chain_install(const struct family *fam, const struct chain *c, const char *body,
     return 0;
 }
 
-/* Removes every jump from |from| to |c| (a killed run may have left several).  Returns how
- * many went. */
+/* Removes every jump from |from| to |c| (a killed run or an older version may have left
+ * several).  Returns how many went. */
 static int
 jumps_remove(const struct family *fam, const struct chain *c, const char *from)
 {
     char *argv[24], match[64];
-    char *save, *word;
-    int n = 0, removed = 0;
+    int removed = 0;
 
-    argv[n++] = (char *)(uintptr_t)fam->tables;
-    argv[n++] = "-w";
-    argv[n++] = "-t";
-    argv[n++] = (char *)(uintptr_t)c->table;
-    argv[n++] = "-D";
-    argv[n++] = (char *)(uintptr_t)from;
-    snprintf(match, sizeof(match), "%s", c->match);
-    for (word = strtok_r(match, " ", &save); word != NULL; word = strtok_r(NULL, " ", &save))
-        argv[n++] = word;
-    argv[n++] = "-m";
-    argv[n++] = "comment";
-    argv[n++] = "--comment";
-    argv[n++] = COMMENT;
-    argv[n++] = "-j";
-    argv[n++] = (char *)(uintptr_t)c->name;
-    argv[n] = NULL;
-    while (removed < 64 && run(argv, NULL, false) == 0) /* bounded */
+    jump_argv(fam, c, "-D", from, argv, match);
+    while (removed < 4096 && run(argv, NULL, false) == 0) /* bounded all the same */
         removed++;
     return removed;
 }

@@ -98,6 +98,13 @@ nf_state >"$TN_TMP/nf.during3"
 diff -u "$TN_TMP/nf.during1" "$TN_TMP/nf.during3" >&2 ||
 	fail "the rules of run 3 (started over stale ones) differ from those of run 1"
 get_ok "run 3"
+# A reload installs the rules again: the jumps to our chains must not pile up.
+for i in 1 2 3; do
+	kill -HUP "$(tn_pid client-run3)"
+	wait_count "$TN_TMP/client-run3.log" "reload: done" "$i" 10 || fail "the client did not reload ($i)"
+done
+n_hup=$(n_rules)
+[ "$n_hup" = "$n1" ] || fail "after 3 reloads the client has $n_hup rules, expected $n1: $(rules_of_client)"
 # A second client in the namespace (another port, even a --cleanup) must leave these rules be.
 for extra in "--listen-port $((TN_CLIENT_PORT + 1)) --status-socket $TN_TMP/second.sock" --cleanup; do
 	rc=0
