@@ -327,9 +327,11 @@ tn_link_start(struct tn_link *l, struct ev_loop *loop, SSL_CTX *tls, char *const
     l->ops = ops;
     l->owner = owner;
     l->fd = -1;
-    ev_init(&l->timer, link_on_timer);
     ev_init(&l->connecting, link_on_connected);
-    link_dial(l);
+    /* The first dial comes from the loop: one that fails at once (no route) may give up, and
+     * only a running loop can then stop (ev_run forgets an ev_break made before it). */
+    ev_timer_init(&l->timer, link_on_timer, 0., 0.);
+    ev_timer_start(loop, &l->timer);
 }
 
 void

@@ -84,3 +84,12 @@ tn_wait_exit "$(tn_pid client-limited)" 20 || rc=$?
 grep -q "giving up" "$TN_TMP/client-limited.log" || fail "the client did not say it gave up"
 [ -z "$(rules_of_client)" ] || fail "the client that gave up left rules: $(rules_of_client)"
 tn_log "it gave up with status $rc: $(grep 'giving up' "$TN_TMP/client-limited.log")"
+
+tn_log "a client with --no-reconnect whose first dial fails at once (no route) exits 1"
+rc=0
+n_cli timeout 10 "$TN_BIN/client/client" --server 10.99.99.99:8443 --no-reconnect \
+	--cidr "$TN_INTERCEPT" --tls-cert "$TN_CERTS/client/cert.pem" --tls-key "$TN_CERTS/client/key.pem" \
+	--tls-ca "$TN_CERTS/ca/cert.pem" --status-socket "" >"$TN_TMP/client-noroute.log" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "the client whose relay has no route exited $rc (124: still running): $(tail -3 "$TN_TMP/client-noroute.log")"
+grep -q "giving up" "$TN_TMP/client-noroute.log" || fail "the client did not say it gave up"
+[ -z "$(rules_of_client)" ] || fail "the client that gave up left rules: $(rules_of_client)"
