@@ -286,13 +286,23 @@ link_dial(struct tn_link *l)
     if (l->addr_i == 0 || l->addr_i >= l->addr_n) {
         l->addr_i = 0;
         if ((n = tn_addr_resolve_all(l->hostport, false, l->resolved, l->resolved_len,
-                                     TN_ADDR_MAX_PER_NAME)) < 0) {
+                                     TN_ADDR_MAX_PER_NAME)) == -EAGAIN &&
+            l->resolved_of == l->hostport) {
+            /* The resolver may be inside the networks we intercept, out of reach while the
+             * relay is: the addresses the name had are better than none. */
+            tn_log_warnx("relay %s: its name cannot be resolved now: dialing the %zu addresses "
+                         "it had",
+                         l->hostport, l->resolved_n);
+            n = (int)l->resolved_n;
+        }
+        if (n <= 0) {
             l->failures++;
             l->addr_n = 0;
             link_retry(l, "cannot resolve the relay's address");
             return;
         }
-        l->addr_n = (size_t)n;
+        l->resolved_of = l->hostport;
+        l->resolved_n = l->addr_n = (size_t)n;
         link_good_first(l);
     }
     tn_addr_format((struct sockaddr *)&l->resolved[l->addr_i], l->addr, sizeof(l->addr));

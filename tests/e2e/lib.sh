@@ -471,6 +471,15 @@ start_client() {
 	TN_PROGS+=("$TN_LAST_PID")
 }
 
+# relay_again NAME: a relay started again on the same port (after the first was stopped).
+relay_again() {
+	tn_spawn "$1" "$TN_NS_RELAY" "$TN_BIN/server/server" --listen "0.0.0.0:$TN_RELAY_PORT" \
+		--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
+		--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
+	TN_PROGS+=("$TN_LAST_PID")
+	wait_port "$TN_NS_RELAY" "$TN_RELAY_PORT" 10 || fail "the relay does not listen again"
+}
+
 # wait_back RELAY_NAME: after a relay restart, the proxy registered with it again and the client
 # intercepts again.
 wait_back() {

@@ -15,14 +15,6 @@ tn_init
 
 get() { n_cli timeout 10 curl -sS --max-time "${1:-8}" "http://$TN_VIRT_IP:8080/"; }
 
-relay_again() {
-	tn_spawn "$1" "$TN_NS_RELAY" "$TN_BIN/server/server" --listen "0.0.0.0:$TN_RELAY_PORT" \
-		--tls-cert "$TN_CERTS/server/cert.pem" --tls-key "$TN_CERTS/server/key.pem" \
-		--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
-	TN_PROGS+=("$TN_LAST_PID")
-	wait_port "$TN_NS_RELAY" "$TN_RELAY_PORT" 10 || fail "the relay does not listen again"
-}
-
 lan_http 8080
 head -c 200000000 /dev/zero >"$TN_TMP/www/big.bin"
 tn_certs

@@ -52,6 +52,8 @@ struct tn_link {
     struct sockaddr_storage resolved[TN_ADDR_MAX_PER_NAME];
     socklen_t resolved_len[TN_ADDR_MAX_PER_NAME];
     size_t addr_i, addr_n;
+    const char *resolved_of; /* the hostport |resolved| holds addresses of, or NULL */
+    size_t resolved_n;
     struct sockaddr_storage good; /* the address of the last connection that came up */
     socklen_t good_len;           /* 0: none yet */
     char addr[TN_ADDR_STRLEN];    /* that address, for the logs */
