@@ -116,7 +116,11 @@ flow_accept(struct client *c, int fd)
          (getsockname(fd, (struct sockaddr *)&self, &selflen) < 0 ||
           (tn_addr_to_ip((struct sockaddr *)&self, &selfip, &selfport) == 0 && selfport == dport &&
            memcmp(&selfip, &dip, sizeof(dip)) == 0)))) {
-        tn_log_warn("accepted connection without an original destination");
+        static struct tn_log_rate rate; /* in gateway mode any host of the LAN can do it */
+
+        tn_log_rated(&rate, TN_LOG_WARN,
+                     "accepted a connection without an original destination "
+                     "(not redirected by our rules): reset");
         tn_addr_close_reset(fd);
         return;
     }

@@ -88,7 +88,7 @@ fi
 
 tn_log "the client's own port, reached directly (not redirected), is refused"
 ! n_host timeout 5 curl -sS --max-time 2 "http://$GW_IP:$TN_CLIENT_PORT/" || fail "the listener carried a direct connection"
-wait_for_log "$TN_TMP/client-gw.log" "accepted connection without an original destination" 5 ||
+wait_for_log "$TN_TMP/client-gw.log" "accepted a connection without an original destination \(not redirected by our rules\): reset$" 5 ||
 	fail "the client did not refuse the direct connection"
 
 tn_stop client-gw TERM 10 || fail "the client did not exit cleanly"
