@@ -99,6 +99,19 @@ exposure_by_port(struct relay *relay, unsigned port)
     return NULL;
 }
 
+/* Whether another service than |owner|'s |name| holds |port| (filling |why| with whose it is). */
+static bool
+port_held(struct relay *relay, unsigned port, const char *owner, const char *name, char *why,
+          size_t whylen)
+{
+    const struct exposure *x = exposure_by_port(relay, port);
+
+    if (x == NULL || (strcmp(x->owner, owner) == 0 && strcmp(x->name, name) == 0))
+        return false;
+    snprintf(why, whylen, "port %u is held by proxy '%s' (service '%s')", port, x->owner, x->name);
+    return true;
+}
+
 static struct exposure *
 exposure_by_host_name(struct relay *relay, const char *host)
 {
@@ -669,9 +682,7 @@ publish(struct proxy *px, const Tunnel__V1__Service *svc, char *why, size_t whyl
         x = exposure_open(relay, px->id, name, 0, why, whylen);
     } else if (port == 0) {
         x = exposure_open_free(relay, px, name, why, whylen);
-    } else if ((x = exposure_by_port(relay, port)) != NULL) {
-        snprintf(why, whylen, "port %u is held by proxy '%s' (service '%s')", port, x->owner,
-                 x->name);
+    } else if (port_held(relay, port, px->id, name, why, whylen)) {
         return NULL;
     } else if (policy_may_publish(relay->cfg, px->id, port, why, whylen)) {
         x = exposure_open(relay, px->id, name, port, why, whylen);
@@ -710,9 +721,7 @@ publish_relay_service(struct proxy *px, const struct service_rule *r, char *why,
             if (x->replicas[i] == px)
                 return x; /* published already: once is enough */
         }
-    } else if ((x = exposure_by_port(relay, (unsigned)r->public_port)) != NULL) {
-        snprintf(why, whylen, "port %u is held by proxy '%s' (service '%s')", x->port, x->owner,
-                 x->name);
+    } else if (port_held(relay, (unsigned)r->public_port, px->id, r->name, why, whylen)) {
         x = NULL;
     } else if ((x = exposure_open(relay, px->id, r->name, (unsigned)r->public_port, why, whylen)) !=
                NULL) {
@@ -765,16 +774,12 @@ publish_relay_services(struct proxy *px, Tunnel__V1__Published **out)
 int
 expose_publish_rule(struct relay *relay, const struct service_rule *r, char *why, size_t whylen)
 {
-    struct exposure *x = exposure_by_port(relay, (unsigned)r->public_port);
     struct session *s;
     int n = 0;
 
     /* Whether the proxy is connected or not: a port is held by whoever holds it now. */
-    if (x != NULL && (strcmp(x->owner, r->proxy) != 0 || strcmp(x->name, r->name) != 0)) {
-        snprintf(why, whylen, "port %u is held by proxy '%s' (service '%s')", x->port, x->owner,
-                 x->name);
+    if (port_held(relay, (unsigned)r->public_port, r->proxy, r->name, why, whylen))
         return -1;
-    }
     snprintf(why, whylen, "proxy '%s' is not connected: the port opens when it registers",
              r->proxy);
     for (s = relay->sessions; s != NULL; s = s->next) {
