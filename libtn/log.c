@@ -287,7 +287,7 @@ emit(struct line *l, FILE *f, bool is_log_file)
  * "truncated":true: a line is always one valid object. */
 static void
 json_line(struct line *l, const char *stamp, long ms, enum tn_log_level level, const char *flowid,
-          const char *event, const char *fields, const char *msg, const char *rest, bool is_cut)
+          const char *event, const char *fields, const char *msg, bool is_cut)
 {
     put(l, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":\"%s\",", stamp, ms,
         tn_log_level_names[level], logger.component);
@@ -299,7 +299,7 @@ json_line(struct line *l, const char *stamp, long ms, enum tn_log_level level, c
     put(l, "}%s", is_cut ? ",\"truncated\":true" : "");
     if (msg != NULL) {
         put(l, ",\"msg\":\"");
-        tn_json_escape(rest, is_cut ? JSON_CUT_MSG : strlen(rest), line_out, l);
+        tn_json_escape(msg, is_cut ? JSON_CUT_MSG : strlen(msg), line_out, l);
         put(l, "\"");
     }
     put(l, "}");
@@ -328,12 +328,10 @@ vlog_line(enum tn_log_level level, const char *event, uint64_t flow, const char 
         rest = msg + 21 + (msg[21] == ' ');
     }
     if (logger.format == TN_LOG_JSON || is_audit) {
-        json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, msg, rest,
-                  false);
+        json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, rest, false);
         if (l.n >= sizeof(l.s) - 1) { /* cut: the object would not close */
             l.n = 0;
-            json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, msg, rest,
-                      true);
+            json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, rest, true);
         }
     } else {
         put(&l, "%s.%03ldZ %s %s: ", stamp, (long)tv.tv_usec / 1000, logger.component,
