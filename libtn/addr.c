@@ -10,6 +10,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -45,21 +46,27 @@ tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size
 }
 
 int
-tn_addr_resolve_all(const char *hostport, bool passive, struct sockaddr_storage *out,
-                    socklen_t *lens, size_t max)
+tn_addr_gai_query(const char *hostport, int flags, char *host, size_t hostlen, char *port,
+                  size_t portlen, struct addrinfo *hints)
 {
-    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV }, *res, *ai;
-    char host[256], port[8];
-    size_t n = 0;
-    int e;
-
-    if (tn_addr_split(hostport, host, sizeof(host), port, sizeof(port)) != 0) {
+    if (tn_addr_split(hostport, host, hostlen, port, portlen) != 0) {
         tn_log(TN_LOG_ERR, "%s: not HOST:PORT", hostport);
         return TN_ERR_PARSE;
     }
-    if (passive)
-        hints.ai_flags |= AI_PASSIVE;
-    if ((e = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res)) != 0) {
+    memset(hints, 0, sizeof(*hints));
+    hints->ai_socktype = SOCK_STREAM;
+    hints->ai_flags = AI_NUMERICSERV | flags;
+    return 0;
+}
+
+int
+tn_addr_gai_answer(const char *hostport, int e, const struct addrinfo *res,
+                   struct sockaddr_storage *out, socklen_t *lens, size_t max)
+{
+    const struct addrinfo *ai;
+    size_t n = 0;
+
+    if (e != 0) {
         tn_log(TN_LOG_ERR, "%s: %s", hostport, gai_strerror(e));
         /* A resolver that cannot answer now may later: only a name it denies is an error of
          * the configuration. */
@@ -69,8 +76,25 @@ tn_addr_resolve_all(const char *hostport, bool passive, struct sockaddr_storage 
         memcpy(&out[n], ai->ai_addr, ai->ai_addrlen);
         lens[n] = ai->ai_addrlen;
     }
-    freeaddrinfo(res);
     return (int)n;
+}
+
+int
+tn_addr_resolve_all(const char *hostport, bool passive, struct sockaddr_storage *out,
+                    socklen_t *lens, size_t max)
+{
+    struct addrinfo hints, *res = NULL;
+    char host[256], port[8];
+    int n;
+
+    if (tn_addr_gai_query(hostport, passive ? AI_PASSIVE : 0, host, sizeof(host), port,
+                          sizeof(port), &hints) != 0)
+        return TN_ERR_PARSE;
+    n = getaddrinfo(host[0] != '\0' ? host : NULL, port, &hints, &res);
+    n = tn_addr_gai_answer(hostport, n, res, out, lens, max);
+    if (res != NULL)
+        freeaddrinfo(res);
+    return n;
 }
 
 int

@@ -12,12 +12,15 @@
 #include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/lookup.h"
 #include "tn/metrics.h"
 #include "tn/util.h"
 
-#define DIAL_TIMEOUT 10.0 /* seconds for the TCP connect; TLS has its own */
+#define DIAL_TIMEOUT   10.0 /* seconds for the TCP connect; TLS has its own */
+#define LOOKUP_TIMEOUT 10.0 /* seconds for the relay's name; then it is as if unanswered */
 
 static void link_dial(struct tn_link *l);
+static void link_resolved(struct tn_link *l, int n);
 
 double
 tn_link_backoff(const struct tn_link_conf *conf, int64_t failures, double outage)
@@ -49,6 +52,14 @@ link_on_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
     (void)loop;
     (void)revents;
+    if (l->lookup != NULL) {
+        tn_lookup_cancel(l->lookup);
+        l->lookup = NULL;
+        tn_log_warnx("relay %s: the resolver did not answer in %.0f s", l->hostport,
+                     LOOKUP_TIMEOUT);
+        link_resolved(l, -EAGAIN);
+        return;
+    }
     if (l->fd >= 0) { /* the dial timed out: the next address, or relay, as for a refusal */
         ev_io_stop(l->loop, &l->connecting);
         close(l->fd);
@@ -277,34 +288,12 @@ link_good_first(struct tn_link *l)
     }
 }
 
+/* Dials the address |addr_i| of the relay's name. */
 static void
-link_dial(struct tn_link *l)
+link_dial_address(struct tn_link *l)
 {
-    int fd, n;
+    int fd;
 
-    /* Resolved once per turn: a round-robin answer must not reorder the addresses under us. */
-    if (l->addr_i == 0 || l->addr_i >= l->addr_n) {
-        l->addr_i = 0;
-        if ((n = tn_addr_resolve_all(l->hostport, false, l->resolved, l->resolved_len,
-                                     TN_ADDR_MAX_PER_NAME)) == -EAGAIN &&
-            l->resolved_of == l->hostport) {
-            /* The resolver may be inside the networks we intercept, out of reach while the
-             * relay is: the addresses the name had are better than none. */
-            tn_log_warnx("relay %s: its name cannot be resolved now: dialing the %zu addresses "
-                         "it had",
-                         l->hostport, l->resolved_n);
-            n = (int)l->resolved_n;
-        }
-        if (n <= 0) {
-            l->failures++;
-            l->addr_n = 0;
-            link_retry(l, "cannot resolve the relay's address");
-            return;
-        }
-        l->resolved_of = l->hostport;
-        l->resolved_n = l->addr_n = (size_t)n;
-        link_good_first(l);
-    }
     tn_addr_format((struct sockaddr *)&l->resolved[l->addr_i], l->addr, sizeof(l->addr));
     if ((fd = tn_addr_connect((struct sockaddr *)&l->resolved[l->addr_i],
                               l->resolved_len[l->addr_i])) < 0) {
@@ -316,6 +305,62 @@ link_dial(struct tn_link *l)
     ev_io_init(&l->connecting, link_on_connected, fd, EV_WRITE);
     ev_io_start(l->loop, &l->connecting);
     ev_timer_set(&l->timer, DIAL_TIMEOUT, 0);
+    ev_timer_start(l->loop, &l->timer);
+}
+
+/* The relay's name gave |n| addresses in |resolved|, or the lookup failed (n < 0). */
+static void
+link_resolved(struct tn_link *l, int n)
+{
+    if (n == -EAGAIN && l->resolved_of == l->hostport) {
+        /* The resolver may be inside the networks we intercept, out of reach while the relay
+         * is: the addresses the name had are better than none. */
+        tn_log_warnx("relay %s: its name cannot be resolved now: dialing the %zu addresses it had",
+                     l->hostport, l->resolved_n);
+        n = (int)l->resolved_n;
+    }
+    if (n <= 0) {
+        l->failures++;
+        l->addr_n = 0;
+        link_retry(l, "cannot resolve the relay's address");
+        return;
+    }
+    l->resolved_of = l->hostport;
+    l->resolved_n = l->addr_n = (size_t)n;
+    link_good_first(l);
+    link_dial_address(l);
+}
+
+static void
+link_on_lookup(void *arg, int n)
+{
+    struct tn_link *l = arg;
+
+    l->lookup = NULL;
+    ev_timer_stop(l->loop, &l->timer);
+    link_resolved(l, n);
+}
+
+static void
+link_dial(struct tn_link *l)
+{
+    int n;
+
+    if (l->addr_i > 0 && l->addr_i < l->addr_n) {
+        link_dial_address(l);
+        return;
+    }
+    /* Resolved once per turn: a round-robin answer must not reorder the addresses under us.
+     * A failed lookup leaves |resolved| as it was, for link_resolved's fallback. */
+    l->addr_i = 0;
+    n = tn_lookup_start(l->loop, l->hostport, l->resolved, l->resolved_len, TN_ADDR_MAX_PER_NAME,
+                        link_on_lookup, l, &l->lookup);
+    if (n != TN_LOOKUP_PENDING) {
+        link_resolved(l, n);
+        return;
+    }
+    ev_timer_stop(l->loop, &l->timer);
+    ev_timer_set(&l->timer, LOOKUP_TIMEOUT, 0);
     ev_timer_start(l->loop, &l->timer);
 }
 
@@ -367,6 +412,8 @@ tn_link_stop(struct tn_link *l)
     if (l->loop == NULL) /* never started */
         return;
     l->is_stopped = true;
+    tn_lookup_cancel(l->lookup);
+    l->lookup = NULL;
     ev_timer_stop(l->loop, &l->timer);
     ev_io_stop(l->loop, &l->connecting);
     if (l->fd >= 0)

@@ -35,6 +35,9 @@ hash.
                                      (seed 11) and shut write; prints "<sha256> <count>" sent
   concurrent HOST PORT               many echo connections at once (serve-echo), all checked
   probe HOST PORT                    connect, send a request, classify what happens
+  held-echo HOST PORT --go FILE      one echo connection held open: a round trip, "open"; once
+                                     FILE exists, round trips every 50 ms for --for S (0: one),
+                                     then "ok <slowest round trip in ms>"
   conns HOST PORT                    many short connections, one after another or one every
                                      --interval s (each in its own thread), echo (serve-echo)
                                      or read to EOF (serve-source); one line per connection:
@@ -642,6 +645,40 @@ def cmd_ping_pong(a):
     return 0
 
 
+def echo_once(sock, msg):
+    sock.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        chunk = sock.recv(len(msg) - len(got))
+        if not chunk:
+            raise ValueError("the flow was closed after %d of %d bytes" % (len(got), len(msg)))
+        got += chunk
+    if got != msg:
+        raise ValueError("the echo differs")
+
+
+def cmd_held_echo(a):
+    """One connection to an echo server, held open across what the test does meanwhile."""
+    with connect(a.host, a.port, a.timeout) as s:
+        echo_once(s, b"before")
+        print("open", flush=True)
+        deadline = time.monotonic() + a.timeout
+        while not os.path.exists(a.go):
+            if time.monotonic() > deadline:
+                raise ValueError("never told to go on (%s)" % a.go)
+            time.sleep(0.02)
+        slowest, end = 0.0, time.monotonic() + a.duration
+        while True:
+            t0 = time.monotonic()
+            echo_once(s, b"after")
+            slowest = max(slowest, time.monotonic() - t0)
+            if time.monotonic() >= end:
+                break
+            time.sleep(0.05)
+    print("ok %d" % (slowest * 1000), flush=True)
+    return 0
+
+
 def cmd_conns(a):
     """Connection i starts at i * interval (at once after the previous one when interval is 0);
     with --bind-port every connection uses that local port (SO_REUSEADDR), so the same 4-tuple
@@ -880,6 +917,9 @@ def main():
     c = client("probe")
     c.add_argument("--send", default="GET / HTTP/1.0\r\n\r\n")
     c.add_argument("--expect", default="data")
+    c = client("held-echo")
+    c.add_argument("--go", required=True, help="go on once this file exists")
+    c.add_argument("--for", dest="duration", type=float, default=0.0, help="seconds of round trips")
     c = client("ping-pong")
     c.add_argument("--count", type=int, default=1000)
     c.add_argument("--size", type=int, default=64)
@@ -938,6 +978,7 @@ def main():
                 "early-close": cmd_early_close,
                 "concurrent": cmd_concurrent,
                 "probe": cmd_probe,
+                "held-echo": cmd_held_echo,
                 "ping-pong": cmd_ping_pong,
                 "echo-ports": cmd_echo_ports,
                 "ws-echo": cmd_ws_echo,

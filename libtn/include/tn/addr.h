@@ -27,6 +27,17 @@ int tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage 
 int tn_addr_resolve_all(const char *hostport, bool passive, struct sockaddr_storage *out,
                         socklen_t *lens, size_t max);
 
+/* What tn_addr_resolve_all and tn_lookup_start share.  The host (maybe ""), port and hints
+ * getaddrinfo needs for |hostport|, |flags| added to the hints' (AI_NUMERICSERV, SOCK_STREAM).
+ * Returns 0 or TN_ERR_PARSE (logged). */
+struct addrinfo;
+int tn_addr_gai_query(const char *hostport, int flags, char *host, size_t hostlen, char *port,
+                      size_t portlen, struct addrinfo *hints);
+/* getaddrinfo's answer for |hostport| (its return value |e| and list |res|), as
+ * tn_addr_resolve_all returns it; an error is logged. */
+int tn_addr_gai_answer(const char *hostport, int e, const struct addrinfo *res,
+                       struct sockaddr_storage *out, socklen_t *lens, size_t max);
+
 /* Resolves |host| (a name, an IPv4 address, an IPv6 one with or without brackets) with |port|,
  * as tn_addr_resolve does. */
 int tn_addr_resolve_host(const char *host, unsigned port, bool passive,

@@ -17,6 +17,7 @@
 #include "tn/h2.h"
 
 struct tn_link;
+struct tn_lookup;
 
 /* Earlier connections a link keeps for their open streams: past this many (a burst of reloads
  * or GOAWAYs while long flows are open) the oldest is closed, so that they cannot pile up. */
@@ -71,11 +72,12 @@ struct tn_link {
     bool is_up;
     bool was_lost; /* a connection was lost or drained (GOAWAY): the next one up is a reconnect */
     bool is_stopped;
-    int64_t failures;     /* attempts since the link was last up */
-    ev_tstamp down_since; /* when the link was first found down, or 0 */
-    int fd;               /* the socket being dialed, or -1 */
+    int64_t failures;         /* attempts since the link was last up */
+    ev_tstamp down_since;     /* when the link was first found down, or 0 */
+    struct tn_lookup *lookup; /* the relay's name being looked up, or NULL */
+    int fd;                   /* the socket being dialed, or -1 */
     ev_io connecting;
-    ev_timer timer; /* the next attempt, or the dial timeout */
+    ev_timer timer; /* the next attempt, or the lookup's or the dial's timeout */
 };
 
 /* Starts dialing the first of |naddrs| relays |addrs| (HOST:PORT) at once.  Each relay's
