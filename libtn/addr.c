@@ -46,6 +46,23 @@ tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size
 }
 
 int
+tn_addr_parse_ip(const char *hostport, struct tn_ip *ip, unsigned *port)
+{
+    char host[TN_ADDR_STRLEN], portstr[8], *end;
+    unsigned long p;
+
+    if (tn_addr_split(hostport, host, sizeof(host), portstr, sizeof(portstr)) != 0 ||
+        tn_ip_parse(ip, host) != 0)
+        return TN_ERR_PARSE;
+    errno = 0;
+    p = strtoul(portstr, &end, 10);
+    if (errno != 0 || *end != '\0' || portstr[0] < '0' || portstr[0] > '9' || p == 0 || p > 65535)
+        return TN_ERR_PARSE;
+    *port = (unsigned)p;
+    return 0;
+}
+
+int
 tn_addr_gai_query(const char *hostport, int flags, char *host, size_t hostlen, char *port,
                   size_t portlen, struct addrinfo *hints)
 {

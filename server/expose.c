@@ -707,8 +707,6 @@ static struct exposure *
 publish_relay_service(struct proxy *px, const struct service_rule *r, char *why, size_t whylen)
 {
     struct relay *relay = px->session->relay;
-    struct sockaddr_storage ss;
-    socklen_t sslen;
     struct exposure *x = exposure_by_name(relay, px->id, r->name);
     size_t i;
 
@@ -727,8 +725,7 @@ publish_relay_service(struct proxy *px, const struct service_rule *r, char *why,
                NULL) {
         x->is_relay_service = true;
         snprintf(x->target, sizeof(x->target), "%s", r->target);
-        if (tn_addr_resolve(r->target, false, &ss, &sslen) != 0 ||
-            tn_addr_to_ip((struct sockaddr *)&ss, &x->target_ip, &x->target_port) != 0) {
+        if (tn_addr_parse_ip(r->target, &x->target_ip, &x->target_port) != 0) {
             snprintf(why, whylen, "target '%.200s' is not an address", r->target);
             exposure_free(x);
             x = NULL;

@@ -183,7 +183,7 @@ static const struct tn_conf_key keys[] = {
       .flag = "service",
       .type = TN_CONF_LIST,
       .offset = offsetof(struct relay_config, services),
-      .metavar = "proxy=ID,name=NAME,public_port=PORT,target=HOST:PORT",
+      .metavar = "proxy=ID,name=NAME,public_port=PORT,target=IP:PORT",
       .help = "publish TARGET (inside proxy ID's networks) on public port PORT while ID is "
               "connected",
       .sub = relay_service_rule_keys,

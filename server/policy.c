@@ -66,12 +66,23 @@ int
 policy_check_service(const struct service_rule *rules, size_t n, const struct service_rule *r,
                      char *why, size_t whylen)
 {
+    struct tn_ip ip;
+    unsigned port;
     size_t i;
 
     if (!tn_service_name_valid(r->name)) {
         snprintf(why, whylen,
                  "service name '%.64s' is not 1-%d printable characters without spaces", r->name,
                  TN_SERVICE_NAME_MAX);
+        return TN_ERR_PARSE;
+    }
+    /* The proxy dials addresses in its networks: a name would have to be looked up here, by a
+     * resolver that knows nothing of the proxy's LAN, on the loop every flow shares. */
+    if (tn_addr_parse_ip(r->target, &ip, &port) != 0) {
+        snprintf(why, whylen,
+                 "service '%.64s': target '%.200s' is not IP:PORT (an address in the proxy's "
+                 "networks, not a name)",
+                 r->name, r->target);
         return TN_ERR_PARSE;
     }
     for (i = 0; i < n; i++) {

@@ -48,6 +48,9 @@ out=$(api POST services '{"proxy": "ghost", "name": "db", "public_port": 10015, 
 	fail "a port a connected proxy holds was given to an offline one: $out"
 out=$(api POST services '{"proxy": "proxy-1", "name": "web2", "public_port": 99999, "target": "x:1"}')
 [ "${out%% *}" = 400 ] && [[ $out == *"public_port"* ]] || fail "a bad body was not refused with the reason: $out"
+out=$(api POST services '{"proxy": "proxy-1", "name": "web2", "public_port": 10016, "target": "db.lan:5432"}')
+[ "${out%% *}" = 400 ] && [[ $out == *"target 'db.lan:5432' is not IP:PORT"* ]] ||
+	fail "a target that is a name was not refused as a bad request: $out"
 out=$(api DELETE "services/web?proxy=proxy-1") && [ "${out%% *}" = 200 ] || fail "DELETE services: $out"
 out=$(tools_in "$TN_NS_CLI" 10 probe "$relay" 10007 --expect refused) ||
 	fail "port 10007 still accepts after DELETE: $out"

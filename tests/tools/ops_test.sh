@@ -414,6 +414,9 @@ startup_errors)
 		--service proxy=q,name=b,public_port=10001,target=127.0.0.1:2
 	expect_exit 2 "service name 'a b' is not 1-64 printable" "$server" "${relay_args[@]}" \
 		--service "proxy=p,name=a b,public_port=10001,target=127.0.0.1:1"
+	# A name would be looked up by the relay's resolver, on its loop: only addresses.
+	expect_exit 2 "service 'db': target 'db.lan:5432' is not IP:PORT" "$server" "${relay_args[@]}" \
+		--service proxy=p,name=db,public_port=10001,target=db.lan:5432
 	expect_exit 2 "TLS needs a certificate, a key and a CA file" \
 		"$server" --listen "127.0.0.1:$port"
 	# A port in use is no configuration error (systemd tries again), and is always shown.

@@ -27,6 +27,10 @@ int tn_addr_resolve(const char *hostport, bool passive, struct sockaddr_storage 
 int tn_addr_resolve_all(const char *hostport, bool passive, struct sockaddr_storage *out,
                         socklen_t *lens, size_t max);
 
+/* Parses "a.b.c.d:port" or "[v6]:port": an address, never a name, and a port 1-65535.
+ * Returns 0 or TN_ERR_PARSE. */
+int tn_addr_parse_ip(const char *hostport, struct tn_ip *ip, unsigned *port);
+
 /* What tn_addr_resolve_all and tn_lookup_start share.  The host (maybe ""), port and hints
  * getaddrinfo needs for |hostport|, |flags| added to the hints' (AI_NUMERICSERV, SOCK_STREAM).
  * Returns 0 or TN_ERR_PARSE (logged). */
