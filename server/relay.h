@@ -171,6 +171,7 @@ struct session {
     unsigned awaiting_open; /* Connect streams whose Open has not come (flow.c) */
     char token_id[TN_ID_MAX + 1]; /* the proxy id of a token, for a peer without certificate */
     char *token;                  /* that token, to check it again on SIGHUP */
+    ev_timer register_deadline;   /* a peer without certificate: register by token, or go */
 };
 
 /* Something waiting for an idle Accept stream of a proxy: a client's flow or a public

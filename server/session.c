@@ -17,6 +17,10 @@
 #include "tn/metrics.h"
 #include "tn/util.h"
 
+/* How long a peer without a certificate may hold a session before its token registered it:
+ * a token proxy registers at once; anyone else answering PINGs would keep it for ever. */
+#define REGISTER_DEADLINE 10.0
+
 #define PATH_CONNECT  "/tunnel.v1.Relay/Connect"
 #define PATH_REGISTER "/tunnel.v1.Relay/Register"
 #define PATH_ACCEPT   "/tunnel.v1.Relay/Accept"
@@ -458,6 +462,17 @@ static const struct tn_h2_stream_ops reg_ops = {
 
 /* ---- sessions --------------------------------------------------------------------------- */
 
+static void
+session_on_register_deadline(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct session *s = tn_container_of(w, struct session, register_deadline);
+
+    (void)loop;
+    (void)revents;
+    if (s->proxy == NULL)
+        tn_h2_close(s->h2, "no certificate, and no registration by token within 10 s");
+}
+
 static int
 session_on_ready(struct tn_h2 *h2)
 {
@@ -466,6 +481,8 @@ session_on_ready(struct tn_h2 *h2)
 
     if (peer->role == TN_ROLE_NONE && !s->relay->is_draining) { /* only a token's Register */
         tn_log_info("%s connected without a certificate", tn_h2_peer_addr(h2));
+        ev_timer_set(&s->register_deadline, REGISTER_DEADLINE, 0);
+        ev_timer_start(s->relay->loop, &s->register_deadline);
         return 0;
     }
     if (peer->role != TN_ROLE_CLIENT && peer->role != TN_ROLE_PROXY) {
@@ -572,6 +589,7 @@ session_free(struct session *s, const char *reason)
         relay->sessions = s->next;
     if (s->next != NULL)
         s->next->prev = s->prev;
+    ev_timer_stop(relay->loop, &s->register_deadline);
     tn_log_info("%s (%s) closed: %s", tn_h2_peer_addr(s->h2),
                 session_id(s)[0] != '\0' ? session_id(s) : "-", reason);
     /* Routes first, so that the flows its closing streams fail move to other replicas. */
@@ -692,6 +710,7 @@ session_start(struct relay *relay, int fd)
         return;
     }
     s->relay = relay;
+    ev_init(&s->register_deadline, session_on_register_deadline);
     if ((s->h2 = tn_h2_new(relay->loop, relay->tls, fd, true, &relay->h2, &session_ops, s)) ==
         NULL) {
         free(s);

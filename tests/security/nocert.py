@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """nocert.py: one TLS connection to the relay without a client certificate, many requests on it.
 
-    nocert.py HOST PORT [--requests N] [--path PATH] [--wait SECONDS] [--connections K]
+    nocert.py HOST PORT [--requests N] [--path PATH] [--wait SECONDS] [--connections K] [--pong]
 
 Completes TLS 1.3 (ALPN h2, the relay's certificate not checked), then sends the HTTP/2 preface,
 SETTINGS and N gRPC requests for PATH (HEADERS with END_STREAM, stream 1, 3, ...) at once, and
@@ -12,7 +12,9 @@ reads until the relay closes the connection or SECONDS pass.  Prints one line:
 
 A: the responses (HEADERS on a stream) received; closed: whether the relay ended the connection
 (WHAT: eof, a TLS error's text, reset) or still held it open after SECONDS.  With K, K such
-connections one after the other, a line each.  Exits 0 unless the relay could not be reached or
+connections one after the other, a line each.  With --pong, the relay's PINGs are answered, as
+a live peer's HTTP/2 library would: only the relay's own rules can then end the connection.
+Exits 0 unless the relay could not be reached or
 a handshake failed.
 """
 import argparse
@@ -23,8 +25,8 @@ import sys
 import time
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-HEADERS, SETTINGS, GOAWAY = 1, 4, 7
-END_STREAM, END_HEADERS = 1, 4
+HEADERS, SETTINGS, PING, GOAWAY = 1, 4, 6, 7
+END_STREAM, END_HEADERS, ACK = 1, 4, 1
 
 
 def frame(ftype, flags, sid, payload=b""):
@@ -66,9 +68,11 @@ def one(a, ctx):
                 n = int.from_bytes(buf[:3], "big")
                 if len(buf) < 9 + n:
                     break
-                ftype, sid = buf[3], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
+                ftype, flags, sid = buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
                 answered += ftype == HEADERS and sid != 0
                 goaway |= ftype == GOAWAY
+                if a.pong and ftype == PING and not flags & ACK:
+                    s.sendall(frame(PING, ACK, 0, buf[9:9 + n]))
                 buf = buf[9 + n:]
     except ssl.SSLError as e:
         closed, how = True, f"TLS: {e.reason or e}"
@@ -89,6 +93,7 @@ def main():
     ap.add_argument("--path", default="/tunnel.v1.Relay/Connect")
     ap.add_argument("--wait", type=float, default=3.0)
     ap.add_argument("--connections", type=int, default=1)
+    ap.add_argument("--pong", action="store_true", help="answer the relay's PINGs")
     a = ap.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)

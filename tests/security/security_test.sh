@@ -26,7 +26,8 @@
 #                    (nocert.py): without tokens it gets the TLS handshake and nothing else (no
 #                    request read, one log line), and a proxy with a token is told so and gives
 #                    up at once; with tokens its first refusal ends the connection, the refusals
-#                    of many connections are rate-limited in the log, a token proxy registers
+#                    of many connections are rate-limited in the log, one that never registers
+#                    is closed after 10 s even if it answers PINGs, a token proxy registers
 #
 # Usage: security_test.sh SCENARIO BUILD_DIR
 # TN_KEEP_TMP=1 keeps the temporary directory (certificates, logs).
@@ -373,6 +374,12 @@ no_certificate)
 		lines_since "$before" >&2
 		(($(lines_since "$before" | wc -l) <= 3)) || fail "more than 3 lines in the relay's log for that connection"
 	done
+	# One that sends nothing but answers PINGs may not keep its session: it has 10 s to register.
+	out=$(nocert --requests 0 --pong --wait 15)
+	log "tokens, no request, PINGs answered: $out"
+	[[ $out == *" closed=yes "* ]] || fail "the relay kept a session without a certificate that never registered"
+	grep -q "closed: no certificate, and no registration by token within 10 s" "$tmp/relay.log" ||
+		fail "the relay did not log why it closed the session that never registered"
 	# Many connections, one refusal each: the warnings are rate-limited (10 a second of the
 	# relay's clock, of which a burst within t of ours may touch t + 1).
 	before=$(wc -l <"$tmp/relay.log")
