@@ -167,6 +167,14 @@ addr_len(const struct tn_ip *ip)
     return ip->family == AF_INET ? 4 : 16;
 }
 
+/* The most payload an IP packet from |src|'s family can carry: IPv4's length field counts its
+ * header too, IPv6's does not. */
+static size_t
+ip_payload_max(const struct tn_ip *src)
+{
+    return src->family == AF_INET ? 65535 - TN_PKT_IP4_HDR : 65535;
+}
+
 /* Writes the IP header for |plen| bytes of |proto| payload.  Returns the header's length. */
 static size_t
 put_ip(uint8_t *out, const struct tn_ip *src, const struct tn_ip *dst, int proto, size_t plen)
@@ -211,7 +219,7 @@ tn_pkt_build_udp(uint8_t *out, size_t cap, const struct tn_ip *src, unsigned spo
     unsigned sum;
     uint8_t *u;
 
-    if (src->family != dst->family || ulen > 65535 || hl + ulen > cap)
+    if (src->family != dst->family || ulen > ip_payload_max(src) || hl + ulen > cap)
         return 0;
     put_ip(out, src, dst, IPPROTO_UDP, ulen);
     u = out + hl;
@@ -240,7 +248,8 @@ tn_pkt_build_icmp(uint8_t *out, size_t cap, const struct tn_ip *src, const struc
     uint32_t sum;
     uint8_t *m;
 
-    if (src->family != dst->family || len < ICMP_ECHO_HDR || len > 65535 || hl + len > cap)
+    if (src->family != dst->family || len < ICMP_ECHO_HDR || len > ip_payload_max(src) ||
+        hl + len > cap)
         return 0;
     put_ip(out, src, dst, proto, len);
     m = out + hl;

@@ -255,6 +255,14 @@ test_build_limits(void **state)
     assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s6, 1, &s6, 2, payload, 65535 - 8),
                      40 + 65535);
     assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s6, 1, &s6, 2, payload, 65535 - 7), 0);
+    /* IPv4's total length counts its header: 65507 bytes of UDP payload at most. */
+    assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s4, 1, &s4, 2, payload, 65507), 65535);
+    assert_int_equal(p[2] << 8 | p[3], 65535); /* the IPv4 total length */
+    assert_int_equal(tn_pkt_build_udp(p, sizeof(p), &s4, 1, &s4, 2, payload, 65508), 0);
+    payload[0] = 0; /* an echo reply */
+    assert_int_equal(tn_pkt_build_icmp(p, sizeof(p), &s4, &s4, payload, 65515, 1), 65535);
+    assert_int_equal(tn_pkt_build_icmp(p, sizeof(p), &s4, &s4, payload, 65516, 1), 0);
+    assert_int_equal(tn_pkt_build_icmp(p, sizeof(p), &s6, &s6, payload, 65535, 1), 40 + 65535);
     assert_string_equal(tn_pkt_reason(TN_PKT_FRAGMENT), "fragment");
     assert_string_equal(tn_pkt_reason(99), "unknown");
 }
