@@ -104,9 +104,11 @@ privs_keep_net(const char *user)
         tn_log_warn("capget");
         return -errno;
     }
-    if ((have & KEEP) != KEEP)
-        tn_log_warnx("privileges: CAP_NET_ADMIN or CAP_NET_RAW is missing: the rules cannot be "
-                     "changed (run as root, or give the client both capabilities)");
+    /* Without CAP_NET_RAW only the UDP and ICMP replies suffer, and the client does not get
+     * here with --udp on: that needs the raw sockets it opened already. */
+    if (!((have >> CAP_NET_ADMIN) & 1))
+        tn_log_warnx("privileges: CAP_NET_ADMIN is missing: the rules cannot be changed, not "
+                     "even removed at exit (run as root, or give the client the capability)");
     /* The bounding set first, while CAP_SETPCAP is still ours: nothing executed later (the
      * iptables-restore we spawn) can get any other capability back. */
     for (cap = 0; cap <= last; cap++) {
@@ -137,7 +139,10 @@ privs_keep_net(const char *user)
         tn_log_warn("privileges: PR_SET_NO_NEW_PRIVS");
         return -errno;
     }
-    tn_log_info("privileges: running as uid %u with CAP_NET_ADMIN and CAP_NET_RAW only",
-                (unsigned)getuid());
+    tn_log_info("privileges: running as uid %u with %s", (unsigned)getuid(),
+                (have & KEEP) == KEEP         ? "CAP_NET_ADMIN and CAP_NET_RAW only"
+                : (have >> CAP_NET_ADMIN) & 1 ? "CAP_NET_ADMIN only"
+                : (have >> CAP_NET_RAW) & 1   ? "CAP_NET_RAW only"
+                                              : "no capability");
     return 0;
 }

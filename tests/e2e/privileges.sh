@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # privileges.sh: the relay and the proxy run without root, and the client, once set up, keeps
 # CAP_NET_ADMIN and CAP_NET_RAW only (bits 12 and 13: 0x3000) in every capability set, as root
-# or as another user, and still removes its rules when it exits.
+# or as another user, and still removes its rules when it exits.  One started without CAP_NET_RAW
+# (TCP only) says it keeps CAP_NET_ADMIN only, and warns of nothing it does not need.
 #
 #   curl ─▶ client (root, then --user nobody) ══▶ relay (nobody) ══▶ proxy (nobody) ─▶ lan
 set -euo pipefail
@@ -71,6 +72,21 @@ for user in root nobody; do
 	[ -z "$(rules_of_client)" ] || fail "the client running as $user left its rules: $(rules_of_client)"
 	tn_log "as $user: traffic passed, and the rules were gone after SIGTERM"
 done
+
+tn_log "a client started without CAP_NET_RAW (TCP only) says what it keeps, and carries TCP"
+tn_spawn client-noraw "$TN_NS_CLI" setpriv --bounding-set=-net_raw -- "$TN_BIN/client/client" \
+	--server "$TN_RELAY_CLI_IP:$TN_RELAY_PORT" --cidr "$TN_INTERCEPT" --listen-port "$TN_CLIENT_PORT" --udp=false \
+	--tls-cert "$TN_CERTS/client/cert.pem" --tls-key "$TN_CERTS/client/key.pem" \
+	--tls-ca "$TN_CERTS/ca/cert.pem" --log-level debug
+TN_PROGS+=("$TN_LAST_PID")
+TN_CLIENT_NAME=client-noraw wait_client_ready
+grep -q "privileges: running as uid 0 with CAP_NET_ADMIN only" "$TN_TMP/client-noraw.log" ||
+	fail "the client without CAP_NET_RAW did not say what it kept: $(grep 'privileges:' "$TN_TMP/client-noraw.log")"
+! grep -q "warn: privileges" "$TN_TMP/client-noraw.log" ||
+	fail "the client without CAP_NET_RAW warned of what it does not need: $(grep 'warn: privileges' "$TN_TMP/client-noraw.log")"
+[ "$(get)" = "$TN_HTTP_BODY" ] || fail "no traffic through the client without CAP_NET_RAW"
+tn_stop client-noraw TERM 15 || fail "the client without CAP_NET_RAW did not stop cleanly"
+[ -z "$(rules_of_client)" ] || fail "the client without CAP_NET_RAW left its rules: $(rules_of_client)"
 
 tn_log "an unknown --user is refused before anything changes (exit 2, no rule, not even fail-closed)"
 rc=0
