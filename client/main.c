@@ -186,10 +186,16 @@ relay_on_up(struct tn_link *l, struct tn_h2 *h2)
 }
 
 static void
-relay_on_down(struct tn_link *l, const char *reason)
+relay_on_down(struct tn_link *l, const char *reason, bool is_lost)
 {
     (void)l;
-    tn_log_warnx("relay connection lost (%s): new connections are reset until it is back", reason);
+    if (is_lost)
+        tn_log_warnx("relay connection lost (%s): new connections are reset until it is back",
+                     reason);
+    else
+        tn_log_info("relay connection replaced (%s): open flows finish on it, new connections "
+                    "are reset until the next one is up",
+                    reason);
 }
 
 static void

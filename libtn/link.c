@@ -176,7 +176,7 @@ link_h2_on_close(struct tn_h2 *h2, const char *why)
     tn_h2_free(h2);
     l->was_lost |= was_up;
     if (was_up) {
-        l->ops->on_down(l, reason);
+        l->ops->on_down(l, reason, true);
         l->addr_i = l->addr_n = 0; /* a new turn, resolved again, the address that worked first */
     } else {
         l->failures++;
@@ -206,7 +206,7 @@ link_start_over(struct tn_link *l, const char *reason, bool is_next)
     }
     if (l->is_up) {
         l->is_up = false;
-        l->ops->on_down(l, reason);
+        l->ops->on_down(l, reason, false);
     }
     l->down_since = ev_now(l->loop);
     link_dial(l);

@@ -260,11 +260,15 @@ out:
 }
 
 static void
-uplink_on_down(struct tn_link *l, const char *reason)
+uplink_on_down(struct tn_link *l, const char *reason, bool is_lost)
 {
     struct uplink *up = tn_container_of(l, struct uplink, link);
 
-    tn_log_warnx("relay %s: connection lost: %s", l->hostport, reason);
+    if (is_lost)
+        tn_log_warnx("relay %s: connection lost: %s", l->hostport, reason);
+    else
+        tn_log_info("relay %s: connection replaced (%s): open flows finish on it", l->hostport,
+                    reason);
     if (up->control != NULL) { /* a draining connection's: the next one registers anew */
         tn_h2_stream_detach(up->control, 0);
         up->control = NULL;

@@ -50,6 +50,12 @@ tn_exit_of relay 10
 [ "$TN_RC" = 0 ] || fail "the drained relay exited with status $TN_RC"
 grep -q "drained: every session is closed" "$TN_TMP/relay.log" ||
 	fail "the relay did not end by draining"
+for name in "$TN_CLIENT_NAME" "$TN_PROXY_NAME"; do # a GOAWAY replaces a connection: none was lost
+	grep -q "connection replaced (the relay is draining (GOAWAY))" "$TN_TMP/$name.log" ||
+		fail "the $name did not log the GOAWAY as a replaced connection"
+	! grep -q "connection lost" "$TN_TMP/$name.log" ||
+		fail "the $name took the GOAWAY for a lost connection: $(grep "connection lost" "$TN_TMP/$name.log")"
+done
 
 tn_log "SIGTERM to the proxy during a download (relay started again)"
 TN_RELAY_NAME=relay-2 start_relay

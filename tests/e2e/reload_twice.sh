@@ -52,5 +52,7 @@ out=$(tools_in "$TN_NS_CLI" 20 ping-pong "$TN_VIRT_IP" 7001 --count 5 --timeout 
 tn_log "new flow: $out"
 
 tn_alive "$PROXY" || fail "the proxy ended after the reloads"
-! grep -Eq 'giving up|attempt [0-9]+ in' "$TN_TMP/$TN_PROXY_NAME.log" ||
-	fail "the proxy took a reload for a lost link: $(grep -E 'giving up|attempt [0-9]+ in' "$TN_TMP/$TN_PROXY_NAME.log")"
+! grep -Eq 'giving up|attempt [0-9]+ in|connection lost' "$TN_TMP/$TN_PROXY_NAME.log" ||
+	fail "the proxy took a reload for a lost link: $(grep -E 'giving up|attempt [0-9]+ in|connection lost' "$TN_TMP/$TN_PROXY_NAME.log")"
+[ "$(grep -c 'connection replaced (renewing the connection)' "$TN_TMP/$TN_PROXY_NAME.log")" = 2 ] ||
+	fail "the proxy did not log each reload as a replaced connection"

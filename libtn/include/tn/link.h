@@ -27,8 +27,10 @@ struct tn_link_ops {
     /* The connection is up (TLS verified, the relay's SETTINGS in).  Returns 0, or an error
      * to give up (the owner has logged why). */
     int (*on_up)(struct tn_link *l, struct tn_h2 *h2);
-    /* The connection is gone; every stream on it has been closed already. */
-    void (*on_down)(struct tn_link *l, const char *reason);
+    /* The connection is gone (|is_lost|): every stream on it has been closed already.  Or it
+     * is being replaced (a renewal, GOAWAY): its open streams finish on it, new ones wait for
+     * the next connection. */
+    void (*on_down)(struct tn_link *l, const char *reason, bool is_lost);
     /* No more attempts: retries ran out, reconnecting is off, or the relay refused us in a way
      * retrying cannot mend (a certificate it does not trust). */
     void (*on_give_up)(struct tn_link *l, const char *reason);
