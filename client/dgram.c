@@ -367,7 +367,10 @@ stream_on_close(void *owner, uint32_t error_code)
     struct dflow *f = owner;
 
     f->stream = NULL;
-    dflow_end(f, error_code != 0 ? (f->reason != NULL ? f->reason : "reset by relay") : NULL);
+    dflow_end(f, error_code == 0                        ? NULL
+                 : f->reason != NULL                    ? f->reason
+                 : error_code == TN_H2_CONNECTION_ENDED ? "relay connection ended"
+                                                        : "reset by relay");
 }
 
 static const struct tn_h2_stream_ops dflow_stream_ops = {

@@ -984,7 +984,7 @@ h2_teardown(struct tn_h2 *h2, bool notify)
     nghttp2_session_del(h2->ng);
     h2->ng = NULL;
     while (h2->streams != NULL)
-        stream_close(h2->streams, NGHTTP2_INTERNAL_ERROR);
+        stream_close(h2->streams, TN_H2_CONNECTION_ENDED);
     tn_buf_fini(&h2->wbuf);
     tn_buf_fini(&h2->tlsout);
     tn_buf_fini(&h2->rpart);

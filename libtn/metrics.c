@@ -135,6 +135,7 @@ tn_metric_flow_result(const char *reason)
         { "no Open", "timeout" },
         { "unreachable", "unreachable" },
         { "reset", "reset" },
+        { "connection ended", "reset" }, /* the flow's connection went: it was reset */
     };
 
     const char *last;

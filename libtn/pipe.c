@@ -441,7 +441,9 @@ stream_on_end(void *owner, int grpc_status, const char *grpc_message)
 
     if (grpc_status != 0 || !tn_grpc_reader_idle(&p->grd)) {
         tn_log_debug("stream ended with grpc-status %d: %s", grpc_status, grpc_message);
-        tn_pipe_abort(p, p->abort_reason != NULL ? p->abort_reason : "relay ended the flow");
+        tn_pipe_abort(p, p->abort_reason != NULL ? p->abort_reason
+                         : p->ops->is_peer_proxy ? "proxy ended the flow"
+                                                 : "relay ended the flow");
         return;
     }
     if (p->is_datagram && !p->is_up_eof && p->stream != NULL) {
@@ -455,6 +457,15 @@ stream_on_end(void *owner, int grpc_status, const char *grpc_message)
     pipe_shut_down_if_drained(p);
 }
 
+/* Why a stream that did not end cleanly ended, naming its other end. */
+static const char *
+stream_end_reason(const struct tn_pipe *p, uint32_t error_code)
+{
+    if (error_code == TN_H2_CONNECTION_ENDED)
+        return p->ops->is_peer_proxy ? "proxy connection ended" : "relay connection ended";
+    return p->ops->is_peer_proxy ? "reset by proxy" : "reset by relay";
+}
+
 static void
 stream_on_close(void *owner, uint32_t error_code)
 {
@@ -464,7 +475,8 @@ stream_on_close(void *owner, uint32_t error_code)
     if (p->ops->on_stream_gone != NULL)
         p->ops->on_stream_gone(p);
     if (error_code != 0) {
-        tn_pipe_abort(p, p->abort_reason != NULL ? p->abort_reason : "reset by relay");
+        tn_pipe_abort(p,
+                      p->abort_reason != NULL ? p->abort_reason : stream_end_reason(p, error_code));
         return;
     }
     p->is_stream_done = true;

@@ -187,7 +187,8 @@ control_on_close(void *owner, uint32_t error_code)
     up->control = NULL;
     up->is_registered = false;
     /* Reset alone, on a connection that stays up: start over on a new one. */
-    if (error_code != 0 && !up->px->is_stopping && up->link.is_up && up->link.h2 != NULL) {
+    if (error_code != 0 && error_code != TN_H2_CONNECTION_ENDED && !up->px->is_stopping &&
+        up->link.is_up && up->link.h2 != NULL) {
         tn_log_warnx("relay %s reset the registration (HTTP/2 error %u): reconnecting",
                      up->link.hostport, error_code);
         tn_h2_close(up->link.h2, "registration reset");

@@ -247,6 +247,7 @@ static const struct tn_pipe_ops xconn_pipe_ops = {
     .on_bytes = xconn_on_bytes,
     .on_stream_gone = xconn_on_stream_gone,
     .on_close = xconn_on_close,
+    .is_peer_proxy = true,
 };
 
 /* Bandwidth limits: the user's bytes are read at the pace of the up buckets, and the window of

@@ -458,7 +458,9 @@ cs_on_close(void *owner, uint32_t error_code)
     f->cs = NULL;
     rflow_opened_or_gone(f); /* its session may go now */
     if (error_code != 0 || f->ps == NULL)
-        rflow_free(f, error_code != 0 ? "reset by client" : NULL);
+        rflow_free(f, error_code == TN_H2_CONNECTION_ENDED ? "client connection ended"
+                      : error_code != 0                    ? "reset by client"
+                                                           : NULL);
 }
 
 static const struct tn_h2_stream_ops cs_ops = {
@@ -633,11 +635,14 @@ ps_on_close(void *owner, uint32_t error_code)
     f->ps = NULL; /* gone: unbind must not detach it */
     if (!f->is_open) {
         rflow_retry(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
-                    error_code != 0 ? "reset the flow" : "closed the flow");
+                    error_code == TN_H2_CONNECTION_ENDED ? "lost its connection"
+                    : error_code != 0                    ? "reset the flow"
+                                                         : "closed the flow");
         return;
     }
     if (error_code != 0)
-        rflow_free(f, "reset by proxy");
+        rflow_free(f, error_code == TN_H2_CONNECTION_ENDED ? "proxy connection ended"
+                                                           : "reset by proxy");
     else if (f->cs == NULL)
         rflow_free(f, NULL);
     else

@@ -33,10 +33,14 @@ struct tn_h2_stream_ops {
     /* |n| bytes of the stream's out buffer were handed to HTTP/2. */
     void (*on_sent)(void *owner, size_t n);
     /* The stream is gone (|error_code| 0 after both ends closed cleanly, otherwise the
-     * RST_STREAM code or NGHTTP2_INTERNAL_ERROR when the connection died).  The stream pointer
-     * is invalid once this returns. */
+     * RST_STREAM code, or TN_H2_CONNECTION_ENDED when its connection ended: lost, or closed
+     * here).  The stream pointer is invalid once this returns. */
     void (*on_close)(void *owner, uint32_t error_code);
 };
+
+/* The error code of a stream whose connection ended under it.  Never on the wire: no peer
+ * reset that stream, and the logs must not say one did. */
+#define TN_H2_CONNECTION_ENDED UINT32_MAX
 
 struct tn_h2_ops {
     /* TLS is up, the peer's identity verified and its first SETTINGS arrived (so it accepted

@@ -46,6 +46,9 @@ struct tn_pipe_ops {
     bool (*dgram_in)(struct tn_pipe *p, const uint8_t **data, size_t *n);
     /* Datagram mode, optional: a datagram about to be sent.  Returns false to drop it. */
     bool (*dgram_out)(struct tn_pipe *p, const uint8_t *data, size_t n);
+    /* The stream's other end is a proxy (the relay's public connections), not the relay: the
+     * reasons a pipe gives for the stream's end name it. */
+    bool is_peer_proxy;
 };
 
 /* Optional, for the relay's bandwidth limits: each direction's bytes pass through the owner,
