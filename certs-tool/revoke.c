@@ -22,7 +22,7 @@
  * are.  A block that is no readable CRL makes it refuse the file: rewriting it would lose
  * what follows. */
 static int
-crl_load(STACK_OF(X509_CRL) * mine, STACK_OF(X509_CRL) * others, const char *path,
+crl_load(STACK_OF(X509_CRL) *mine, STACK_OF(X509_CRL) *others, const char *path,
          const struct ct_ca *ca)
 {
     X509_CRL *crl;
@@ -62,7 +62,7 @@ crl_load(STACK_OF(X509_CRL) * mine, STACK_OF(X509_CRL) * others, const char *pat
 /* Writes |crl| to |path| through a temporary file of its own, so that a relay reading it on
  * SIGHUP never sees half of it. */
 static int
-crl_write(const char *path, STACK_OF(X509_CRL) * others, X509_CRL *crl)
+crl_write(const char *path, STACK_OF(X509_CRL) *others, X509_CRL *crl)
 {
     char tmp[CT_PATH_MAX];
     FILE *f = NULL;
@@ -121,7 +121,7 @@ crl_lock(const char *crl_path, int *fd)
 /* A new CRL of |ca| valid for |days| days holding the entries of |mine| (its CRLs in the file,
  * if any) and |serial|. */
 static X509_CRL *
-crl_make(const struct ct_ca *ca, STACK_OF(X509_CRL) * mine, ASN1_INTEGER *serial, int days,
+crl_make(const struct ct_ca *ca, STACK_OF(X509_CRL) *mine, ASN1_INTEGER *serial, int days,
          bool *is_new)
 {
     X509_CRL *crl = X509_CRL_new();
