@@ -404,9 +404,9 @@ tn_revoke_set_serials(SSL_CTX *ctx, char *const *serials, char *const *notes, si
     return 0;
 }
 
-/* Whether |crl| is signed by a CA certificate of |store|. */
-static bool
-crl_is_ours(X509_STORE *store, X509_CRL *crl)
+/* The CA certificate of |store| that signed |crl|, or NULL. */
+static X509 *
+crl_signer(X509_STORE *store, X509_CRL *crl)
 {
     STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(store);
     int i;
@@ -415,73 +415,128 @@ crl_is_ours(X509_STORE *store, X509_CRL *crl)
         X509 *ca = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
 
         if (ca != NULL && X509_NAME_cmp(X509_get_subject_name(ca), X509_CRL_get_issuer(crl)) == 0 &&
-            X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1)
-            return true;
+            X509_CRL_verify(crl, X509_get0_pubkey(ca)) == 1) {
+            ERR_clear_error(); /* a namesake's key may have failed first */
+            return ca;
+        }
     }
     ERR_clear_error();
-    return false;
+    return NULL;
 }
 
-int
-tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file)
+static bool
+crl_expired(X509_CRL *crl)
 {
-    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
-    const ASN1_TIME *next;
+    const ASN1_TIME *next = X509_CRL_get0_nextUpdate(crl);
+
+    return next != NULL && X509_cmp_current_time(next) <= 0;
+}
+
+/* The number (1-based) of a CRL in |crls| that supersedes |crl|: signed by the same CA,
+ * issued later, and still current; or 0. */
+static int
+crl_superseded_by(STACK_OF(X509_CRL) *crls, X509 **signers, X509_CRL *crl, X509 *signer)
+{
+    int i;
+
+    for (i = 0; i < sk_X509_CRL_num(crls); i++) {
+        X509_CRL *other = sk_X509_CRL_value(crls, i);
+
+        if (signers[i] == signer && !crl_expired(other) &&
+            ASN1_TIME_compare(X509_CRL_get0_lastUpdate(other), X509_CRL_get0_lastUpdate(crl)) > 0)
+            return i + 1;
+    }
+    return 0;
+}
+
+/* Reads every CRL of |crl_file| into |crls|.  Returns 0 or TN_ERR_CONFIG (logged). */
+static int
+crl_read_all(const char *crl_file, STACK_OF(X509_CRL) *crls)
+{
     X509_CRL *crl;
     unsigned long e;
-    char when[32];
     BIO *bio;
-    int n = 0, r = TN_ERR_CONFIG;
+    int r = TN_ERR_CONFIG;
 
-    tn_revoke_install(ctx);
     if ((bio = BIO_new_file(crl_file, "r")) == NULL) {
         tn_log(TN_LOG_ERR, "CRL %s: %s", crl_file, strerror(errno));
         ERR_clear_error();
         return TN_ERR_CONFIG;
     }
     while ((crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
-        n++;
-        if (!crl_is_ours(store, crl)) {
+        if (sk_X509_CRL_push(crls, crl) <= 0) {
+            X509_CRL_free(crl);
+            tn_log(TN_LOG_ERR, "CRL %s: out of memory", crl_file);
+            goto out;
+        }
+    }
+    e = ERR_peek_last_error();
+    ERR_clear_error();
+    if (sk_X509_CRL_num(crls) == 0)
+        tn_log(TN_LOG_ERR, "CRL %s: no CRL in the file (PEM, \"BEGIN X509 CRL\")", crl_file);
+    else if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE)
+        /* Not the end: a damaged CRL, and what follows it would be ignored. */
+        tn_log(TN_LOG_ERR, "CRL %s: CRL #%d cannot be read", crl_file, sk_X509_CRL_num(crls) + 1);
+    else
+        r = 0;
+out:
+    BIO_free(bio);
+    return r;
+}
+
+int
+tn_revoke_load_crl(SSL_CTX *ctx, const char *crl_file)
+{
+    X509_STORE *store = SSL_CTX_get_cert_store(ctx);
+    STACK_OF(X509_CRL) *crls;
+    X509 **signers = NULL;
+    X509_CRL *crl;
+    char when[32];
+    int i, n, newer, r = TN_ERR_CONFIG;
+
+    tn_revoke_install(ctx);
+    if ((crls = sk_X509_CRL_new_null()) == NULL || crl_read_all(crl_file, crls) != 0)
+        goto out;
+    n = sk_X509_CRL_num(crls);
+    if ((signers = calloc((size_t)n, sizeof(*signers))) == NULL)
+        goto out;
+    for (i = 0; i < n; i++) {
+        crl = sk_X509_CRL_value(crls, i);
+        if ((signers[i] = crl_signer(store, crl)) == NULL) {
             tn_log(TN_LOG_ERR, "CRL %s: CRL #%d is not signed by the CA (tls.ca_file)", crl_file,
-                   n);
-            goto fail;
+                   i + 1);
+            goto out;
         }
         if (X509_cmp_current_time(X509_CRL_get0_lastUpdate(crl)) > 0) {
             tn_log(TN_LOG_ERR,
                    "CRL %s: CRL #%d is not valid before %s (is this machine's clock behind?)",
-                   crl_file, n,
+                   crl_file, i + 1,
                    tn_asn1_time_str(X509_CRL_get0_lastUpdate(crl), when, sizeof(when)));
-            goto fail;
+            goto out;
         }
-        if ((next = X509_CRL_get0_nextUpdate(crl)) != NULL && X509_cmp_current_time(next) <= 0) {
+    }
+    for (i = 0; i < n; i++) {
+        crl = sk_X509_CRL_value(crls, i);
+        if (!crl_expired(crl)) {
+            if (X509_STORE_add_crl(store, crl) != 1) {
+                tn_tls_log_errors("CRL");
+                goto out;
+            }
+        } else if ((newer = crl_superseded_by(crls, signers, crl, signers[i])) > 0) {
+            /* An old CRL left in the file: the CA's newer one decides, this one is not used. */
+            tn_log_info("CRL %s: CRL #%d has expired, and CRL #%d of the same CA replaces it",
+                        crl_file, i + 1, newer);
+        } else {
             tn_log(TN_LOG_ERR,
                    "CRL %s: CRL #%d has expired (its next update was due): issue a "
                    "new one (certs-tool revoke), else every certificate is refused",
-                   crl_file, n);
-            goto fail;
+                   crl_file, i + 1);
+            goto out;
         }
-        if (X509_STORE_add_crl(store, crl) != 1) {
-            tn_tls_log_errors("CRL");
-            goto fail;
-        }
-        X509_CRL_free(crl);
-    }
-    e = ERR_peek_last_error();
-    ERR_clear_error();
-    if (n == 0) {
-        tn_log(TN_LOG_ERR, "CRL %s: no CRL in the file (PEM, \"BEGIN X509 CRL\")", crl_file);
-        goto out;
-    }
-    if (ERR_GET_LIB(e) != ERR_LIB_PEM || ERR_GET_REASON(e) != PEM_R_NO_START_LINE) {
-        /* Not the end: a damaged CRL, and what follows it would be ignored. */
-        tn_log(TN_LOG_ERR, "CRL %s: CRL #%d cannot be read", crl_file, n + 1);
-        goto out;
     }
     r = 0;
-    goto out;
-fail:
-    X509_CRL_free(crl);
 out:
-    BIO_free(bio);
+    free(signers);
+    sk_X509_CRL_pop_free(crls, X509_CRL_free);
     return r;
 }

@@ -13,7 +13,9 @@
 #include "tn/tls.h"
 
 /* Loads every CRL in PEM file |crl_file| into |ctx|'s store.  Each must be signed by a CA
- * certificate already in the store and be current (its lastUpdate passed, its nextUpdate not).
+ * certificate already in the store and be current (its lastUpdate passed, its nextUpdate not),
+ * except an expired one that a later, current CRL of the same CA in the file replaces: that
+ * one is skipped (logged), as the handshake would only look at the newer.
  * In a handshake the peer's certificate is then refused when a CRL of its CA lists it, or when
  * that CRL has gone out of date; a CA without a CRL revokes nothing (a CA rotation's new one).
  * Also installs the verify callback that logs why a peer's certificate is refused.  Returns 0
