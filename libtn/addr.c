@@ -45,20 +45,27 @@ tn_addr_split(const char *hostport, char *host, size_t hostlen, char *port, size
     return 0;
 }
 
+unsigned
+tn_addr_parse_port(const char *s)
+{
+    unsigned long p;
+    char *end;
+
+    if (s[0] < '0' || s[0] > '9')
+        return 0;
+    errno = 0;
+    p = strtoul(s, &end, 10);
+    return errno != 0 || *end != '\0' || p > 65535 ? 0 : (unsigned)p;
+}
+
 int
 tn_addr_parse_ip(const char *hostport, struct tn_ip *ip, unsigned *port)
 {
-    char host[TN_ADDR_STRLEN], portstr[8], *end;
-    unsigned long p;
+    char host[TN_ADDR_STRLEN], portstr[8];
 
     if (tn_addr_split(hostport, host, sizeof(host), portstr, sizeof(portstr)) != 0 ||
-        tn_ip_parse(ip, host) != 0)
+        tn_ip_parse(ip, host) != 0 || (*port = tn_addr_parse_port(portstr)) == 0)
         return TN_ERR_PARSE;
-    errno = 0;
-    p = strtoul(portstr, &end, 10);
-    if (errno != 0 || *end != '\0' || portstr[0] < '0' || portstr[0] > '9' || p == 0 || p > 65535)
-        return TN_ERR_PARSE;
-    *port = (unsigned)p;
     return 0;
 }
 
@@ -80,11 +87,12 @@ int
 tn_addr_gai_answer(const char *hostport, int e, const struct addrinfo *res,
                    struct sockaddr_storage *out, socklen_t *lens, size_t max)
 {
+    static struct tn_log_rate rate; /* a published name is looked up per public connection */
     const struct addrinfo *ai;
     size_t n = 0;
 
     if (e != 0) {
-        tn_log(TN_LOG_ERR, "%s: %s", hostport, gai_strerror(e));
+        tn_log_rated(&rate, TN_LOG_ERR, "%s: %s", hostport, gai_strerror(e));
         /* A resolver that cannot answer now may later: only a name it denies is an error of
          * the configuration. */
         return e == EAI_AGAIN || e == EAI_SYSTEM || e == EAI_MEMORY ? -EAGAIN : TN_ERR_PARSE;

@@ -134,6 +134,7 @@ tn_metric_flow_result(const char *reason)
         { "time", "timeout" },
         { "no Open", "timeout" },
         { "unreachable", "unreachable" },
+        { "resolve", "unreachable" }, /* a target's name that does not resolve */
         { "reset", "reset" },
         { "connection ended", "reset" }, /* the flow's connection went: it was reset */
     };

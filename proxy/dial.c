@@ -18,6 +18,7 @@
 #include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/lookup.h"
 #include "tn/metrics.h"
 #include "tn/names.h"
 #include "tn/packet.h"
@@ -25,6 +26,13 @@
 #include "tn/util.h"
 
 #define PATH_ACCEPT "/tunnel.v1.Relay/Accept"
+
+/* A published service's target name being looked up for one connection. */
+struct target_lookup {
+    struct tn_lookup *pending;
+    struct sockaddr_storage addr;
+    socklen_t len;
+};
 
 struct pflow {
     struct tn_pipe pipe;
@@ -43,17 +51,24 @@ struct pflow {
     char dst[TN_ADDR_STRLEN + 64]; /* the real target */
     struct proxy_service *service; /* a public connection to this published service */
     struct http_watch *http;       /* its HTTP log, when the service asks for one */
+    struct target_lookup *lookup;  /* its target's name being looked up, or NULL */
     ev_tstamp started;             /* when Open came */
     struct tn_flow_metrics metrics;
 };
 
 static int pflow_open_service(struct pflow *f, const Tunnel__V1__Open *open);
+static void pflow_look_up_target(struct pflow *f);
 static void pflow_dial(struct pflow *f, const struct sockaddr_storage *ss, socklen_t len);
 static const struct tn_pipe_ops pflow_http_pipe_ops;
 
 static void
 pflow_stop_dial(struct pflow *f)
 {
+    if (f->lookup != NULL) {
+        tn_lookup_cancel(f->lookup->pending);
+        free(f->lookup);
+        f->lookup = NULL;
+    }
     ev_io_stop(f->px->loop, &f->connecting);
     ev_timer_stop(f->px->loop, &f->dial_timer);
     if (f->dial_fd >= 0) {
@@ -355,8 +370,52 @@ pflow_open_service(struct pflow *f, const Tunnel__V1__Open *open)
         tn_addr_format((struct sockaddr *)&ss, from, sizeof(from));
         snprintf(f->client, sizeof(f->client), "public:%.57s", from);
     }
-    pflow_dial(f, &svc[i].addr, svc[i].addrlen);
+    if (svc[i].addrlen > 0)
+        pflow_dial(f, &svc[i].addr, svc[i].addrlen);
+    else
+        pflow_look_up_target(f);
     return 0;
+}
+
+static void
+pflow_on_target(void *arg, int n)
+{
+    struct pflow *f = arg;
+    struct target_lookup *t = f->lookup;
+    struct sockaddr_storage ss = t->addr;
+    socklen_t len = t->len;
+
+    f->lookup = NULL;
+    free(t);
+    ev_timer_stop(f->px->loop, &f->dial_timer);
+    if (n <= 0) {
+        pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
+                     n == -EAGAIN ? "the target's name cannot be resolved now"
+                                  : "the target's name does not resolve");
+        return;
+    }
+    pflow_dial(f, &ss, len);
+}
+
+/* The service's target is a name: looked up now, for this connection, without waiting on the
+ * loop; the dial timeout bounds the lookup too. */
+static void
+pflow_look_up_target(struct pflow *f)
+{
+    int n;
+
+    if ((f->lookup = calloc(1, sizeof(*f->lookup))) == NULL) {
+        pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE, "out of memory");
+        return;
+    }
+    n = tn_lookup_start(f->px->loop, f->service->target, &f->lookup->addr, &f->lookup->len, 1,
+                        pflow_on_target, f, &f->lookup->pending);
+    if (n != TN_LOOKUP_PENDING) {
+        pflow_on_target(f, n);
+        return;
+    }
+    ev_timer_set(&f->dial_timer, (double)f->px->cfg->dial_timeout_ms / 1e3, 0);
+    ev_timer_start(f->px->loop, &f->dial_timer);
 }
 
 /* Starts the non-blocking dial of |ss|. */

@@ -29,15 +29,15 @@ struct http_stats;
 
 /* expose: a local service published on a public port of the relay. */
 struct proxy_service {
-    char *name;          /* default: its target */
-    char *target;        /* host:port, dialed for each public connection */
-    int64_t public_port; /* 0: any free port of the relay's */
-    int64_t local_port;  /* instead of target: 127.0.0.1:local_port */
-    bool http;           /* log its HTTP/1.x requests */
-    char *host;          /* http.host: reached by this Host on the relay's HTTP port */
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-    struct http_stats *stats; /* when |http| */
+    char *name;                   /* default: its target */
+    char *target;                 /* host:port, dialed for each public connection */
+    int64_t public_port;          /* 0: any free port of the relay's */
+    int64_t local_port;           /* instead of target: 127.0.0.1:local_port */
+    bool http;                    /* log its HTTP/1.x requests */
+    char *host;                   /* http.host: reached by this Host on the relay's HTTP port */
+    struct sockaddr_storage addr; /* when the target is an address */
+    socklen_t addrlen;            /* 0: a name, looked up for each connection */
+    struct http_stats *stats;     /* when |http| */
 };
 
 struct proxy_config {

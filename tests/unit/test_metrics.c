@@ -129,6 +129,7 @@ test_metrics_flow_result(void **state)
     assert_string_equal(tn_metric_flow_result(NULL), "ok");
     assert_string_equal(tn_metric_flow_result("no route"), "no_route");
     assert_string_equal(tn_metric_flow_result("relay connection ended"), "reset");
+    assert_string_equal(tn_metric_flow_result("the target's name does not resolve"), "unreachable");
     assert_string_equal(tn_metric_flow_result("forbidden by the relay's access rules"),
                         "forbidden");
     /* The three programs name a failed dial alike: the relay's summary by its last replica,
