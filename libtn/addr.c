@@ -87,12 +87,12 @@ int
 tn_addr_gai_answer(const char *hostport, int e, const struct addrinfo *res,
                    struct sockaddr_storage *out, socklen_t *lens, size_t max)
 {
-    static struct tn_log_rate rate; /* a published name is looked up per public connection */
     const struct addrinfo *ai;
     size_t n = 0;
 
     if (e != 0) {
-        tn_log_rated(&rate, TN_LOG_ERR, "%s: %s", hostport, gai_strerror(e));
+        if (hostport != NULL)
+            tn_log(TN_LOG_ERR, "%s: %s", hostport, gai_strerror(e));
         /* A resolver that cannot answer now may later: only a name it denies is an error of
          * the configuration. */
         return e == EAI_AGAIN || e == EAI_SYSTEM || e == EAI_MEMORY ? -EAGAIN : TN_ERR_PARSE;

@@ -353,8 +353,8 @@ link_dial(struct tn_link *l)
     /* Resolved once per turn: a round-robin answer must not reorder the addresses under us.
      * A failed lookup leaves |resolved| as it was, for link_resolved's fallback. */
     l->addr_i = 0;
-    n = tn_lookup_start(l->loop, l->hostport, l->resolved, l->resolved_len, TN_ADDR_MAX_PER_NAME,
-                        link_on_lookup, l, &l->lookup);
+    n = tn_lookup_start(l->loop, l->hostport, false, l->resolved, l->resolved_len,
+                        TN_ADDR_MAX_PER_NAME, link_on_lookup, l, &l->lookup);
     if (n != TN_LOOKUP_PENDING) {
         link_resolved(l, n);
         return;

@@ -23,7 +23,7 @@ struct tn_lookup {
     struct gaicb req; /* glibc's; it must stay put until the lookup is done */
     struct addrinfo hints;
     char host[256], port[8];
-    char hostport[300];  /* for the log */
+    char hostport[300];  /* for the log, or "" when the caller logs */
     atomic_bool is_done; /* set by glibc's notification thread, last thing it touches */
     tn_lookup_cb cb;     /* NULL once cancelled */
     void *arg;
@@ -38,6 +38,7 @@ static struct {
     struct ev_loop *loop;
     ev_async wake;
     struct tn_lookup *pending;
+    size_t npending; /* in |pending|: cancelled ones too, until glibc is done with them */
 } lookups;
 
 static void
@@ -65,14 +66,16 @@ lookup_on_wake(struct ev_loop *loop, ev_async *w, int revents)
             continue;
         }
         *pp = lk->next;
+        lookups.npending--;
         lk->next = done;
         done = lk;
     }
     while ((lk = done) != NULL) {
         done = lk->next;
         if (lk->cb != NULL) {
-            n = tn_addr_gai_answer(lk->hostport, gai_error(&lk->req), lk->req.ar_result, lk->out,
-                                   lk->lens, lk->max);
+            n = tn_addr_gai_answer(lk->hostport[0] != '\0' ? lk->hostport : NULL,
+                                   gai_error(&lk->req), lk->req.ar_result, lk->out, lk->lens,
+                                   lk->max);
             lk->cb(lk->arg, n);
         }
         if (lk->req.ar_result != NULL)
@@ -82,8 +85,9 @@ lookup_on_wake(struct ev_loop *loop, ev_async *w, int revents)
 }
 
 int
-tn_lookup_start(struct ev_loop *loop, const char *hostport, struct sockaddr_storage *out,
-                socklen_t *lens, size_t max, tn_lookup_cb cb, void *arg, struct tn_lookup **pending)
+tn_lookup_start(struct ev_loop *loop, const char *hostport, bool is_quiet,
+                struct sockaddr_storage *out, socklen_t *lens, size_t max, tn_lookup_cb cb,
+                void *arg, struct tn_lookup **pending)
 {
     struct sigevent sev = { .sigev_notify = SIGEV_THREAD };
     struct gaicb *list[1];
@@ -102,7 +106,7 @@ tn_lookup_start(struct ev_loop *loop, const char *hostport, struct sockaddr_stor
     }
     e = getaddrinfo(lk->host[0] != '\0' ? lk->host : NULL, lk->port, &lk->hints, &res);
     if (e != EAI_NONAME || lk->host[0] == '\0') {
-        e = tn_addr_gai_answer(hostport, e, res, out, lens, max);
+        e = tn_addr_gai_answer(is_quiet ? NULL : hostport, e, res, out, lens, max);
         if (res != NULL)
             freeaddrinfo(res);
         free(lk);
@@ -110,7 +114,7 @@ tn_lookup_start(struct ev_loop *loop, const char *hostport, struct sockaddr_stor
     }
 
     lk->hints.ai_flags &= ~AI_NUMERICHOST;
-    snprintf(lk->hostport, sizeof(lk->hostport), "%s", hostport);
+    snprintf(lk->hostport, sizeof(lk->hostport), "%s", is_quiet ? "" : hostport);
     lk->req.ar_name = lk->host;
     lk->req.ar_service = lk->port;
     lk->req.ar_request = &lk->hints;
@@ -128,15 +132,28 @@ tn_lookup_start(struct ev_loop *loop, const char *hostport, struct sockaddr_stor
     sev.sigev_notify_function = lookup_notify;
     sev.sigev_value.sival_ptr = lk;
     list[0] = &lk->req;
-    if ((e = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev)) != 0) {
-        e = tn_addr_gai_answer(hostport, e, NULL, out, lens, max);
+    e = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
+    if (e != 0 && gai_error(&lk->req) != EAI_INPROGRESS) { /* never queued */
         free(lk);
-        return e;
+        return tn_addr_gai_answer(is_quiet ? NULL : hostport, e, NULL, out, lens, max);
     }
+    /* A request glibc queued but could not arrange to notify (it failed to allocate) is
+     * still read and written by its thread: it stays in the list for good, cancelled. */
     lk->next = lookups.pending;
     lookups.pending = lk;
+    lookups.npending++;
+    if (e != 0) {
+        lk->cb = NULL;
+        return tn_addr_gai_answer(is_quiet ? NULL : hostport, e, NULL, out, lens, max);
+    }
     *pending = lk;
     return TN_LOOKUP_PENDING;
+}
+
+size_t
+tn_lookup_in_flight(void)
+{
+    return lookups.npending;
 }
 
 void

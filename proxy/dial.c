@@ -27,6 +27,10 @@
 
 #define PATH_ACCEPT "/tunnel.v1.Relay/Accept"
 
+/* Target names looked up at once for public connections: glibc runs a few lookups at a time
+ * and queues the rest without bound, so a mute resolver and many connections would grow it. */
+#define TARGET_LOOKUPS_MAX 64
+
 /* A published service's target name being looked up for one connection. */
 struct target_lookup {
     struct tn_lookup *pending;
@@ -404,11 +408,16 @@ pflow_look_up_target(struct pflow *f)
 {
     int n;
 
+    if (tn_lookup_in_flight() >= TARGET_LOOKUPS_MAX) {
+        pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
+                     "too many names being looked up (is the resolver slow?)");
+        return;
+    }
     if ((f->lookup = calloc(1, sizeof(*f->lookup))) == NULL) {
         pflow_refuse(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE, "out of memory");
         return;
     }
-    n = tn_lookup_start(f->px->loop, f->service->target, &f->lookup->addr, &f->lookup->len, 1,
+    n = tn_lookup_start(f->px->loop, f->service->target, true, &f->lookup->addr, &f->lookup->len, 1,
                         pflow_on_target, f, &f->lookup->pending);
     if (n != TN_LOOKUP_PENDING) {
         pflow_on_target(f, n);

@@ -41,7 +41,7 @@ struct addrinfo;
 int tn_addr_gai_query(const char *hostport, int flags, char *host, size_t hostlen, char *port,
                       size_t portlen, struct addrinfo *hints);
 /* getaddrinfo's answer for |hostport| (its return value |e| and list |res|), as
- * tn_addr_resolve_all returns it; an error is logged. */
+ * tn_addr_resolve_all returns it; an error is logged, unless |hostport| is NULL. */
 int tn_addr_gai_answer(const char *hostport, int e, const struct addrinfo *res,
                        struct sockaddr_storage *out, socklen_t *lens, size_t max);
 
