@@ -635,7 +635,7 @@ ps_on_close(void *owner, uint32_t error_code)
     f->ps = NULL; /* gone: unbind must not detach it */
     if (!f->is_open) {
         rflow_retry(f, TUNNEL__V1__OPEN_RESULT__OPEN_RESULT_UNREACHABLE,
-                    error_code == TN_H2_CONNECTION_ENDED ? "lost its connection"
+                    error_code == TN_H2_CONNECTION_ENDED ? "its connection ended"
                     : error_code != 0                    ? "reset the flow"
                                                          : "closed the flow");
         return;
