@@ -104,11 +104,15 @@ privs_keep_net(const char *user)
         tn_log_warn("capget");
         return -errno;
     }
-    /* Without CAP_NET_RAW only the UDP and ICMP replies suffer, and the client does not get
-     * here with --udp on: that needs the raw sockets it opened already. */
+    /* With --udp on the client cannot get here without CAP_NET_RAW: its raw sockets are open.
+     * Without it, TCP needs only CAP_NET_ADMIN, unless iptables is the legacy backend, whose
+     * library talks to the kernel through a raw socket. */
     if (!((have >> CAP_NET_ADMIN) & 1))
         tn_log_warnx("privileges: CAP_NET_ADMIN is missing: the rules cannot be changed, not "
                      "even removed at exit (run as root, or give the client the capability)");
+    else if (!((have >> CAP_NET_RAW) & 1))
+        tn_log_warnx("privileges: CAP_NET_RAW is missing: an iptables of the legacy backend "
+                     "could not change the rules (nf_tables needs CAP_NET_ADMIN only)");
     /* The bounding set first, while CAP_SETPCAP is still ours: nothing executed later (the
      * iptables-restore we spawn) can get any other capability back. */
     for (cap = 0; cap <= last; cap++) {
