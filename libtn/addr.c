@@ -66,6 +66,7 @@ tn_addr_parse_ip(const char *hostport, struct tn_ip *ip, unsigned *port)
     if (tn_addr_split(hostport, host, sizeof(host), portstr, sizeof(portstr)) != 0 ||
         tn_ip_parse(ip, host) != 0 || (*port = tn_addr_parse_port(portstr)) == 0)
         return TN_ERR_PARSE;
+    tn_ip_unmap(ip);
     return 0;
 }
 

@@ -61,6 +61,18 @@ parse_prefix(const char *s, unsigned max, unsigned *out)
     return 0;
 }
 
+void
+tn_ip_unmap(struct tn_ip *ip)
+{
+    static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+    if (ip->family == AF_INET6 && memcmp(ip->bytes, v4_mapped, sizeof(v4_mapped)) == 0) {
+        ip->family = AF_INET;
+        memmove(ip->bytes, ip->bytes + 12, 4);
+        memset(ip->bytes + 4, 0, 12);
+    }
+}
+
 int
 tn_ip_parse(struct tn_ip *out, const char *s)
 {

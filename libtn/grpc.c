@@ -286,20 +286,12 @@ tn_endpoint_set(Tunnel__V1__Endpoint *ep, const struct tn_ip *ip, unsigned port)
 int
 tn_endpoint_ip(const Tunnel__V1__Endpoint *ep, struct tn_ip *ip)
 {
-    static const uint8_t v4_mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
-
     memset(ip, 0, sizeof(*ip));
     if (ep == NULL || ep->port > 65535 || (ep->ip.len != 4 && ep->ip.len != 16))
         return TN_ERR_PROTO;
-    /* ::ffff:a.b.c.d is a.b.c.d to the kernel: as IPv6 it would pass a check against IPv6
-     * networks (::/0 takes them all) and then be dialed as IPv4. */
-    if (ep->ip.len == 16 && memcmp(ep->ip.data, v4_mapped, sizeof(v4_mapped)) == 0) {
-        ip->family = AF_INET;
-        memcpy(ip->bytes, ep->ip.data + 12, 4);
-        return 0;
-    }
     ip->family = ep->ip.len == 4 ? AF_INET : AF_INET6;
     memcpy(ip->bytes, ep->ip.data, ep->ip.len);
+    tn_ip_unmap(ip); /* then dialed as IPv4 */
     return 0;
 }
 

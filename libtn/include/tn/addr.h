@@ -30,8 +30,8 @@ int tn_addr_resolve_all(const char *hostport, bool passive, struct sockaddr_stor
 /* A port number, 1-65535, written in decimal; 0 when |s| is none. */
 unsigned tn_addr_parse_port(const char *s);
 
-/* Parses "a.b.c.d:port" or "[v6]:port": an address, never a name, and a port 1-65535.
- * Returns 0 or TN_ERR_PARSE. */
+/* Parses "a.b.c.d:port" or "[v6]:port": an address, never a name (an IPv4-mapped one is
+ * IPv4, see tn_ip_unmap), and a port 1-65535.  Returns 0 or TN_ERR_PARSE. */
 int tn_addr_parse_ip(const char *hostport, struct tn_ip *ip, unsigned *port);
 
 /* What tn_addr_resolve_all and tn_lookup_start share.  The host (maybe ""), port and hints

@@ -32,6 +32,11 @@ int tn_cidr_parse(struct tn_cidr *out, const char *s);
 /* Parses a bare IPv4 or IPv6 address.  Returns 0 or TN_ERR_PARSE. */
 int tn_ip_parse(struct tn_ip *out, const char *s);
 
+/* An IPv4-mapped IPv6 address (::ffff:a.b.c.d) becomes the IPv4 address it stands for, as it
+ * is to the kernel: as IPv6 it would pass checks against IPv6 networks (::/0 takes them all)
+ * and miss those against IPv4 ones.  Any other address is left as it is. */
+void tn_ip_unmap(struct tn_ip *ip);
+
 bool tn_cidr_contains(const struct tn_cidr *c, const struct tn_ip *ip);
 
 /* True when |a| and |b| share at least one address. */
