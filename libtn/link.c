@@ -121,7 +121,8 @@ link_h2_on_ready(struct tn_h2 *h2)
 {
     struct tn_link *l = tn_h2_owner(h2);
 
-    if (h2 != l->h2) { /* superseded while in its handshake: it only drains now */
+    /* Superseded while in its handshake, or the link stopped dialing since: it only drains. */
+    if (h2 != l->h2 || l->is_stopped) {
         tn_h2_drain(h2);
         return 0;
     }
@@ -407,7 +408,7 @@ tn_link_renew(struct tn_link *l)
 }
 
 void
-tn_link_stop(struct tn_link *l)
+tn_link_stop_dialing(struct tn_link *l)
 {
     if (l->loop == NULL) /* never started */
         return;
@@ -419,6 +420,14 @@ tn_link_stop(struct tn_link *l)
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
+}
+
+void
+tn_link_stop(struct tn_link *l)
+{
+    if (l->loop == NULL) /* never started */
+        return;
+    tn_link_stop_dialing(l);
     if (l->h2 != NULL)
         tn_h2_free(l->h2); /* GOAWAY and close_notify; no callbacks */
     l->h2 = NULL;

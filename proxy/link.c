@@ -323,6 +323,9 @@ uplinks_drain(struct proxy *px)
     size_t i, n = 0;
 
     for (i = 0; i < px->nuplinks; i++) {
+        /* A relay that comes back during the drain must not see us register: it would send
+         * flows we no longer take. */
+        tn_link_stop_dialing(&px->uplinks[i].link);
         if (px->uplinks[i].link.h2 != NULL) {
             tn_h2_drain(px->uplinks[i].link.h2);
             n++;

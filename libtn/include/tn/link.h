@@ -98,6 +98,11 @@ void tn_link_set_server_name(struct tn_link *l, const char *name);
  * the next attempt uses the new settings anyway. */
 void tn_link_renew(struct tn_link *l);
 
+/* No new connection from now on (a drain): a lookup, a dial or the wait for the next attempt is
+ * abandoned, and a connection still in its handshake is drained as soon as it is up.  The
+ * connections the link has finish their streams; when they end, nothing is dialed again. */
+void tn_link_stop_dialing(struct tn_link *l);
+
 /* Closes the connection (GOAWAY, close_notify) and stops every timer: no callback after this. */
 void tn_link_stop(struct tn_link *l);
 
