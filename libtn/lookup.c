@@ -25,6 +25,7 @@ struct tn_lookup {
     char host[256], port[8];
     char hostport[300];  /* for the log, or "" when the caller logs */
     atomic_bool is_done; /* set by glibc's notification thread, last thing it touches */
+    bool is_unnotified;  /* glibc queued it without a notification: done when gai_error says */
     tn_lookup_cb cb;     /* NULL once cancelled */
     void *arg;
     struct sockaddr_storage *out;
@@ -61,7 +62,8 @@ lookup_on_wake(struct ev_loop *loop, ev_async *w, int revents)
     (void)revents;
     /* Take the finished ones out first: a callback may start or cancel lookups. */
     while ((lk = *pp) != NULL) {
-        if (!atomic_load_explicit(&lk->is_done, memory_order_acquire)) {
+        if (lk->is_unnotified ? gai_error(&lk->req) == EAI_INPROGRESS
+                              : !atomic_load_explicit(&lk->is_done, memory_order_acquire)) {
             pp = &lk->next;
             continue;
         }
@@ -138,12 +140,14 @@ tn_lookup_start(struct ev_loop *loop, const char *hostport, bool is_quiet,
         return tn_addr_gai_answer(is_quiet ? NULL : hostport, e, NULL, out, lens, max);
     }
     /* A request glibc queued but could not arrange to notify (it failed to allocate) is
-     * still read and written by its thread: it stays in the list for good, cancelled. */
+     * still read and written by its thread: it stays in the list, cancelled, until gai_error
+     * says glibc is done with it (looked at when another lookup wakes the loop). */
     lk->next = lookups.pending;
     lookups.pending = lk;
     lookups.npending++;
     if (e != 0) {
         lk->cb = NULL;
+        lk->is_unnotified = true;
         return tn_addr_gai_answer(is_quiet ? NULL : hostport, e, NULL, out, lens, max);
     }
     *pending = lk;
