@@ -283,11 +283,12 @@ emit(struct line *l, FILE *f, bool is_log_file)
 }
 
 /* The JSON object of a line.  |is_cut|: the whole did not fit, so the fields are left out
- * and the message shortened to what fits even when every byte is escaped, with
- * "truncated":true: a line is always one valid object. */
+ * and the message shortened to what fits even when every byte is escaped: a line is always one
+ * valid object.  Either way, and when the message came cut already (|is_msg_cut|), it says
+ * "truncated":true. */
 static void
 json_line(struct line *l, const char *stamp, long ms, enum tn_log_level level, const char *flowid,
-          const char *event, const char *fields, const char *msg, bool is_cut)
+          const char *event, const char *fields, const char *msg, bool is_msg_cut, bool is_cut)
 {
     put(l, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"component\":\"%s\",", stamp, ms,
         tn_log_level_names[level], logger.component);
@@ -296,7 +297,7 @@ json_line(struct line *l, const char *stamp, long ms, enum tn_log_level level, c
     put(l, "\"event\":\"%s\",\"fields\":{", event != NULL ? event : "log");
     if (fields != NULL && !is_cut)
         json_fields(l, fields);
-    put(l, "}%s", is_cut ? ",\"truncated\":true" : "");
+    put(l, "}%s", is_cut || is_msg_cut ? ",\"truncated\":true" : "");
     if (msg != NULL) {
         put(l, ",\"msg\":\"");
         tn_json_escape(msg, is_cut ? JSON_CUT_MSG : strlen(msg), line_out, l);
@@ -306,10 +307,11 @@ json_line(struct line *l, const char *stamp, long ms, enum tn_log_level level, c
 }
 
 /* One line: |event| and |fields| ("k=v ...") for structured events, or a message |msg| whose
- * leading "flow=ID " becomes the flow id. */
+ * leading "flow=ID " becomes the flow id.  |is_msg_cut|: |msg| is the start of a longer one,
+ * which the line says ("truncated":true, or "(truncated)" at the end of a text line). */
 static void
 vlog_line(enum tn_log_level level, const char *event, uint64_t flow, const char *fields,
-          const char *msg, bool is_audit)
+          const char *msg, bool is_audit, bool is_msg_cut)
 {
     struct line l = { .n = 0 };
     char stamp[32], flowid[17] = "";
@@ -328,10 +330,12 @@ vlog_line(enum tn_log_level level, const char *event, uint64_t flow, const char 
         rest = msg + 21 + (msg[21] == ' ');
     }
     if (logger.format == TN_LOG_JSON || is_audit) {
-        json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, rest, false);
+        json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, rest,
+                  is_msg_cut, false);
         if (l.n >= sizeof(l.s) - 1) { /* cut: the object would not close */
             l.n = 0;
-            json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, rest, true);
+            json_line(&l, stamp, (long)tv.tv_usec / 1000, level, flowid, event, fields, rest, true,
+                      true);
         }
     } else {
         put(&l, "%s.%03ldZ %s %s: ", stamp, (long)tv.tv_usec / 1000, logger.component,
@@ -343,6 +347,8 @@ vlog_line(enum tn_log_level level, const char *event, uint64_t flow, const char 
             if (event != NULL && flowid[0] != '\0')
                 put(&l, "flow=%s ", flowid);
             text_escape(&l, msg);
+            if (is_msg_cut)
+                put(&l, " (truncated)");
         }
     }
     /* A cut line still ends the line. */
@@ -362,13 +368,15 @@ vlog(enum tn_log_level level, const char *fmt, va_list ap, const char *suffix)
 {
     char msg[1024];
     size_t n;
+    int k;
 
     if (!tn_log_enabled(level))
         return;
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    if (suffix != NULL && (n = strlen(msg)) < sizeof(msg))
-        snprintf(msg + n, sizeof(msg) - n, ": %s", suffix);
-    vlog_line(level, NULL, 0, NULL, msg, false);
+    k = vsnprintf(msg, sizeof(msg), fmt, ap);
+    n = strlen(msg);
+    if (suffix != NULL)
+        k = (int)n + snprintf(msg + n, sizeof(msg) - n, ": %s", suffix);
+    vlog_line(level, NULL, 0, NULL, msg, false, k < 0 || (size_t)k >= sizeof(msg));
 }
 
 void
@@ -376,9 +384,9 @@ tn_log_event(enum tn_log_level level, const char *event, uint64_t flow, const ch
              const char *fields)
 {
     if (tn_log_enabled(level))
-        vlog_line(level, event, flow, fields, msg, false);
+        vlog_line(level, event, flow, fields, msg, false, false);
     if (logger.audit != NULL && strcmp(event, "flow.end") == 0)
-        vlog_line(level, event, flow, fields, msg, true);
+        vlog_line(level, event, flow, fields, msg, true, false);
 }
 
 bool

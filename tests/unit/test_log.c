@@ -111,6 +111,40 @@ test_log_json_cut(void **state)
     free(s);
 }
 
+/* A message longer than the formatting buffer (1 KiB) is logged cut, and the line says so, in
+ * both formats; one that fits does not. */
+static void
+test_log_msg_cut(void **state)
+{
+    char path[256], *s, *p;
+    char long_arg[2000];
+
+    (void)state;
+    memset(long_arg, 'x', sizeof(long_arg) - 1);
+    long_arg[sizeof(long_arg) - 1] = '\0';
+    path_of(path, sizeof(path), "msgcut.json");
+    assert_int_equal(tn_log_open("unit", TN_LOG_INFO, TN_LOG_JSON, path), 0);
+    tn_log_info("value: %s", long_arg);
+    tn_log_info("fits");
+    tn_log_close();
+    s = slurp("msgcut.json");
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"fields\":{},\"truncated\":true,\"msg\":\"value: xxx"));
+    assert_non_null(p = strstr(s, "\"msg\":\"fits\"}\n"));
+    assert_null(strstr(p - 40, "truncated")); /* the short one is whole */
+    free(s);
+    path_of(path, sizeof(path), "msgcut.txt");
+    assert_int_equal(tn_log_open("unit", TN_LOG_INFO, TN_LOG_TEXT, path), 0);
+    tn_log_info("value: %s", long_arg);
+    tn_log_info("fits");
+    tn_log_close();
+    s = slurp("msgcut.txt");
+    assert_non_null(s);
+    assert_non_null(strstr(s, "xxx (truncated)\n"));
+    assert_non_null(strstr(s, "info: fits\n"));
+    free(s);
+}
+
 /* Lines from one call site: TN_LOG_RATE_BURST a second, then the next says how many were
  * held back. */
 static void
@@ -279,7 +313,7 @@ main(void)
         cmocka_unit_test(test_log_json_lines),  cmocka_unit_test(test_log_json_cut),
         cmocka_unit_test(test_log_text_events), cmocka_unit_test(test_log_rotation),
         cmocka_unit_test(test_log_audit),       cmocka_unit_test(test_log_audit_with_stderr),
-        cmocka_unit_test(test_log_rated),
+        cmocka_unit_test(test_log_rated),       cmocka_unit_test(test_log_msg_cut),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
