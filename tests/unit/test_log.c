@@ -111,35 +111,37 @@ test_log_json_cut(void **state)
     free(s);
 }
 
-/* A message longer than the formatting buffer (1 KiB) is logged cut, and the line says so, in
- * both formats; one that fits does not. */
+/* What file |name| holds after a message past the formatting buffer (1 KiB), then a short one,
+ * in |format| (freed by the caller). */
+static char *
+log_long_then_short(const char *name, enum tn_log_format format)
+{
+    char path[256], long_arg[2000], *s;
+
+    memset(long_arg, 'x', sizeof(long_arg) - 1);
+    long_arg[sizeof(long_arg) - 1] = '\0';
+    path_of(path, sizeof(path), name);
+    assert_int_equal(tn_log_open("unit", TN_LOG_INFO, format, path), 0);
+    tn_log_info("value: %s", long_arg);
+    tn_log_info("fits");
+    tn_log_close();
+    assert_non_null(s = slurp(name));
+    return s;
+}
+
+/* A message too long is logged cut, and the line says so, in both formats; one that fits is
+ * not marked. */
 static void
 test_log_msg_cut(void **state)
 {
-    char path[256], *s, *p;
-    char long_arg[2000];
+    char *s = log_long_then_short("msgcut.json", TN_LOG_JSON), *p;
 
     (void)state;
-    memset(long_arg, 'x', sizeof(long_arg) - 1);
-    long_arg[sizeof(long_arg) - 1] = '\0';
-    path_of(path, sizeof(path), "msgcut.json");
-    assert_int_equal(tn_log_open("unit", TN_LOG_INFO, TN_LOG_JSON, path), 0);
-    tn_log_info("value: %s", long_arg);
-    tn_log_info("fits");
-    tn_log_close();
-    s = slurp("msgcut.json");
-    assert_non_null(s);
     assert_non_null(strstr(s, "\"fields\":{},\"truncated\":true,\"msg\":\"value: xxx"));
     assert_non_null(p = strstr(s, "\"msg\":\"fits\"}\n"));
-    assert_null(strstr(p - 40, "truncated")); /* the short one is whole */
+    assert_null(strstr(p - 40, "truncated"));
     free(s);
-    path_of(path, sizeof(path), "msgcut.txt");
-    assert_int_equal(tn_log_open("unit", TN_LOG_INFO, TN_LOG_TEXT, path), 0);
-    tn_log_info("value: %s", long_arg);
-    tn_log_info("fits");
-    tn_log_close();
-    s = slurp("msgcut.txt");
-    assert_non_null(s);
+    s = log_long_then_short("msgcut.txt", TN_LOG_TEXT);
     assert_non_null(strstr(s, "xxx (truncated)\n"));
     assert_non_null(strstr(s, "info: fits\n"));
     free(s);
