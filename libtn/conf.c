@@ -16,6 +16,7 @@
 
 #include <yaml.h>
 
+#include "tn/addr.h"
 #include "tn/cidr.h"
 #include "tn/err.h"
 
@@ -208,15 +209,6 @@ parse_bool(const char *s, bool *out)
     return false;
 }
 
-static bool
-is_port(const char *s)
-{
-    uint64_t v;
-
-    s = read_digits(s, 65535, &v);
-    return s != NULL && *s == '\0' && v != 0;
-}
-
 /* Checks "host:port", "[v6]:port" or ":port".  Hosts are checked loosely (letters, digits and
  * "-._"), since names are resolved later and the resolver has the last word. */
 static int
@@ -261,7 +253,7 @@ check_hostport(const struct tn_conf_key *k, const char *s, const struct origin *
             }
         }
     }
-    if (!is_port(colon + 1)) {
+    if (tn_addr_parse_port(colon + 1) == 0) {
         report(o, k->key, "'%s' has no valid port (1-65535)", quote(q, sizeof(q), s));
         return TN_ERR_CONFIG;
     }

@@ -148,15 +148,14 @@ static const struct tn_cli cli = {
     .keys = keys,
 };
 
-/* Checks the services to publish: names unique (a missing one is its target), targets that are
- * HOST:PORT (an address is parsed now; a name is looked up for each connection, off the loop,
- * so that it follows its DNS and a reload never waits for a resolver).  Returns 0 or
- * TN_ERR_CONFIG (printed). */
+/* Checks the services to publish: names unique (a missing one is its target).  A target that is
+ * an address is parsed now; a name is looked up for each connection, off the loop, so that it
+ * follows its DNS and a reload never waits for a resolver.  Returns 0 or TN_ERR_CONFIG
+ * (printed). */
 static int
 services_prepare(struct proxy_config *cfg)
 {
     struct proxy_service *svc = cfg->expose.v;
-    char host[256], portstr[8];
     struct tn_ip ip;
     unsigned port;
     size_t i, j;
@@ -200,15 +199,10 @@ services_prepare(struct proxy_config *cfg)
         }
         if (svc[i].http && (svc[i].stats = calloc(1, sizeof(*svc[i].stats))) == NULL)
             return -ENOMEM;
-        if (tn_addr_parse_ip(svc[i].target, &ip, &port) == 0) {
+        /* An address now; anything else the configuration let through as HOST:PORT (a name,
+         * or ":PORT" for loopback) is looked up for each connection (addrlen 0). */
+        if (tn_addr_parse_ip(svc[i].target, &ip, &port) == 0)
             svc[i].addrlen = tn_addr_from_ip(&ip, port, &svc[i].addr);
-        } else if (tn_addr_split(svc[i].target, host, sizeof(host), portstr, sizeof(portstr)) !=
-                       0 ||
-                   host[0] == '\0' || tn_addr_parse_port(portstr) == 0) {
-            fprintf(stderr, "proxy: expose '%s': target '%s' is not HOST:PORT\n", svc[i].name,
-                    svc[i].target);
-            return TN_ERR_CONFIG;
-        }
     }
     return 0;
 }

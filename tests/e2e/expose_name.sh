@@ -31,13 +31,15 @@ done
 tn_certs
 start_relay --public-ports 10040-10045
 start_proxy --expose name=web,target=web.lan:8080,public_port=10040 \
-	--expose name=ghost,target=ghost.lan:8080,public_port=10041
+	--expose name=ghost,target=ghost.lan:8080,public_port=10041 \
+	--expose name=lo,target=:8080,public_port=10042
 wait_registered
 wait_for_log "$TN_TMP/$TN_PROXY_NAME.log" "published ghost: tcp://" 10 ||
 	fail "the proxy did not publish its services"
 get() { n_cli timeout 10 curl -sS --max-time 5 "http://$relay:$1/"; }
 
 [ "$(get 10040)" = "web on lan" ] || fail "the service named web.lan did not answer from $TN_LAN_IP"
+[ "$(get 10042)" = "web on loop" ] || fail "the service with target :8080 (loopback) did not answer"
 tn_log "web.lan moves to 127.0.0.1 (no reload)"
 printf '127.0.0.1 localhost\n127.0.0.1 web.lan\n' >"$etc/hosts" # the same file: the mount sees it
 [ "$(get 10040)" = "web on loop" ] || fail "the service did not follow its name to the new address"
