@@ -152,9 +152,14 @@ jump_exists(const struct family *fam, const struct chain *c, const char *from)
 static void
 jump_append(FILE *f, const struct family *fam, const struct chain *c, const char *from)
 {
-    if (!jump_exists(fam, c, from))
-        fprintf(f, "-A %s %s%s-m comment --comment " COMMENT " -j %s\n", from, c->match,
-                *c->match != '\0' ? " " : "", c->name);
+    char *argv[24], match[64];
+    int i;
+
+    if (jump_exists(fam, c, from))
+        return;
+    jump_argv(fam, c, "-A", from, argv, match); /* the same rule as -C and -D see */
+    for (i = 4; argv[i] != NULL; i++)           /* after "iptables -w -t TABLE" */
+        fprintf(f, "%s%s", argv[i], argv[i + 1] != NULL ? " " : "\n");
 }
 
 /* Adds |c| holding |body| and its jumps, atomically (iptables-restore --noflush replaces the
