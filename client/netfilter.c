@@ -19,6 +19,7 @@
 #include "tn/addr.h"
 #include "tn/err.h"
 #include "tn/log.h"
+#include "tn/util.h"
 
 #define CHAIN    "TUNNEL_CLIENT"
 #define CHAIN_FC "TUNNEL_CLIENT_FC" /* fail closed: rejects what the tunnel does not carry */
@@ -104,10 +105,8 @@ static const struct chain redirect_chain = { "nat", CHAIN, "OUTPUT", "-p tcp", "
 static const struct chain reject_chain = { "filter", CHAIN_FC, "OUTPUT", "", "FORWARD" };
 /* mangle OUTPUT comes before nat and filter OUTPUT: what we queue (and drop once carried) meets
  * neither the redirect nor the fail-closed rules.  The replies we inject carry our mark. */
-#define STR2(x) #x
-#define STR(x)  STR2(x)
 static const struct chain queue_chain = { "mangle", CHAIN_Q, "OUTPUT",
-                                          "-m mark ! --mark " STR(CLIENT_MARK), "PREROUTING" };
+                                          "-m mark ! --mark " TN_STR(CLIENT_MARK), "PREROUTING" };
 
 /* "iptables -w -t TABLE OP FROM MATCH... -m comment --comment COMMENT -j CHAIN" for the jump from
  * |from| to |c| into |argv| (24 entries), its words in |match|. */

@@ -19,7 +19,9 @@
 
 /* How long a peer without a certificate may hold a session before its token registered it:
  * a token proxy registers at once; anyone else answering PINGs would keep it for ever. */
-#define REGISTER_DEADLINE 10.0
+#define REGISTER_DEADLINE 10 /* seconds */
+#define REGISTER_LATE \
+    "no certificate, and no registration by token within " TN_STR(REGISTER_DEADLINE) " s"
 
 #define PATH_CONNECT  "/tunnel.v1.Relay/Connect"
 #define PATH_REGISTER "/tunnel.v1.Relay/Register"
@@ -470,7 +472,7 @@ session_on_register_deadline(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     if (s->proxy == NULL)
-        tn_h2_close(s->h2, "no certificate, and no registration by token within 10 s");
+        tn_h2_close(s->h2, REGISTER_LATE);
 }
 
 static int
@@ -481,7 +483,7 @@ session_on_ready(struct tn_h2 *h2)
 
     if (peer->role == TN_ROLE_NONE && !s->relay->is_draining) { /* only a token's Register */
         tn_log_info("%s connected without a certificate", tn_h2_peer_addr(h2));
-        ev_timer_set(&s->register_deadline, REGISTER_DEADLINE, 0);
+        ev_timer_set(&s->register_deadline, (double)REGISTER_DEADLINE, 0);
         ev_timer_start(s->relay->loop, &s->register_deadline);
         return 0;
     }

@@ -38,4 +38,8 @@ tn_str_same(const char *a, const char *b)
 /* protobuf-c's generated structs take char * for strings they only read when packing. */
 #define TN_UNCONST(p) ((void *)(uintptr_t)(p))
 
+/* A macro's value as a string literal: TN_STR(10) is "10". */
+#define TN_STR_(x) #x
+#define TN_STR(x)  TN_STR_(x)
+
 #endif
