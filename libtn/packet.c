@@ -236,7 +236,7 @@ tn_pkt_build_udp(uint8_t *out, size_t cap, const struct tn_ip *src, unsigned spo
 bool
 tn_icmp_is_echo_request(int family, const uint8_t *p, size_t n)
 {
-    return n >= 8 && p[0] == (family == AF_INET ? 8 : 128) && p[1] == 0;
+    return n >= ICMP_ECHO_HDR && p[0] == (family == AF_INET ? 8 : 128) && p[1] == 0;
 }
 
 size_t
